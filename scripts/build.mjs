@@ -1,0 +1,29 @@
+// Bundles each target separately: CLI, worker (Node), extension (Node, vscode external), webview (browser).
+import * as esbuild from 'esbuild';
+import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { join } from 'node:path';
+
+const watch = process.argv.includes('--watch');
+const production = process.argv.includes('--production');
+mkdirSync('dist', { recursive: true });
+
+// tfjs-node is optional and native: never bundle it, load it at run time if it is installed.
+const nodeExternal = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'vscode'];
+const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
+
+const targets = [
+  { entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal, banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: ['src/ml/worker.ts'], outfile: 'dist/worker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
+  { entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
+  { entryPoints: ['webview/panel.ts'], outfile: 'dist/webview/panel.js', platform: 'browser', format: 'iife', target: 'es2022' },
+].filter((t) => existsSync(t.entryPoints[0]));
+
+// The wasm backend loads its .wasm binaries from next to the bundle at run time.
+const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
+for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join('dist', f));
+
+if (watch) {
+  for (const t of targets) await (await esbuild.context({ ...common, ...t })).watch();
+} else {
+  await Promise.all(targets.map((t) => esbuild.build({ ...common, ...t })));
+}
