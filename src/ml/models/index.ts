@@ -1,0 +1,137 @@
+// Models: WideResNet (NAD's WRN-16-1 and friends) and a small CNN for 28x28 grayscale digits. Each
+// returns the activations of its three groups (for attention distillation) and the logits.
+import * as tf from '@tensorflow/tfjs-core';
+import { conv2d } from '../ops';
+import { Rng } from '../rng';
+import { InputError, type ModelSpec, type StateDict } from '../types';
+import { ParamSet } from './params';
+
+export interface ForwardResult {
+  /** Outputs of the three residual groups (WRN) / stages (CNN), NHWC. */
+  readonly groups: tf.Tensor4D[];
+  readonly logits: tf.Tensor2D;
+}
+
+export interface Model {
+  readonly spec: ModelSpec;
+  readonly params: ParamSet;
+  /** x: NHWC float32 in [0, 1]. In training mode batch norm uses batch statistics and updates running ones. */
+  forward(x: tf.Tensor4D, training: boolean): ForwardResult;
+  dispose(): void;
+}
+
+export function describeSpec(spec: ModelSpec): string {
+  return spec.arch === 'wrn' ? `WRN-${spec.depth}-${spec.widen}` : `CNN (${spec.imageSize}x${spec.imageSize}x${spec.inChannels})`;
+}
+
+export function validateSpec(spec: ModelSpec): void {
+  if (spec.arch === 'wrn' && ((spec.depth - 4) % 6 !== 0 || spec.depth < 10 || spec.widen < 1)) {
+    throw new InputError(`WideResNet depth must be 6n+4 (10, 16, 22, 28, 40...) and widen >= 1; got depth ${spec.depth}, widen ${spec.widen}`);
+  }
+  if (spec.numClasses < 2) throw new InputError(`a classifier needs at least 2 classes; got ${spec.numClasses}`);
+}
+
+/** A freshly initialised model (seeded, NAD's init). */
+export function createModel(spec: ModelSpec, seed: number): Model {
+  validateSpec(spec);
+  const rng = new Rng(seed);
+  return spec.arch === 'wrn' ? createWrn(spec, rng) : createCnn(spec, rng);
+}
+
+/** A model with weights from a PyTorch-layout state_dict; shape mismatches name the file and the keys. */
+export function modelFromStateDict(spec: ModelSpec, sd: StateDict, file: string): Model {
+  const m = createModel(spec, 0);
+  try {
+    m.params.loadStateDict(sd, file);
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
+  return m;
+}
+
+function createWrn(spec: Extract<ModelSpec, { arch: 'wrn' }>, rng: Rng): Model {
+  const p = new ParamSet();
+  const n = (spec.depth - 4) / 6;
+  const widths = [16, 16 * spec.widen, 32 * spec.widen, 64 * spec.widen];
+  p.conv('conv1', 3, spec.inChannels, widths[0], rng);
+  interface Block {
+    prefix: string;
+    cin: number;
+    cout: number;
+    stride: number;
+  }
+  const groups: Block[][] = [];
+  for (let g = 0; g < 3; g++) {
+    const blocks: Block[] = [];
+    for (let j = 0; j < n; j++) {
+      const cin = j === 0 ? widths[g] : widths[g + 1];
+      const cout = widths[g + 1];
+      const prefix = `block${g + 1}.layer.${j}`;
+      // Parameter order follows PyTorch's module registration order (bn1, conv1, bn2, conv2, convShortcut).
+      p.batchNorm(prefix + '.bn1', cin);
+      p.conv(prefix + '.conv1', 3, cin, cout, rng);
+      p.batchNorm(prefix + '.bn2', cout);
+      p.conv(prefix + '.conv2', 3, cout, cout, rng);
+      if (cin !== cout) p.conv(prefix + '.convShortcut', 1, cin, cout, rng);
+      blocks.push({ prefix, cin, cout, stride: j === 0 ? (g === 0 ? 1 : 2) : 1 });
+    }
+    groups.push(blocks);
+  }
+  p.batchNorm('bn1', widths[3]);
+  p.linear('fc', widths[3], spec.numClasses, rng);
+
+  const w = (name: string): tf.Tensor4D => p.get(name) as tf.Variable<tf.Rank.R4> as unknown as tf.Tensor4D;
+  const forward = (x: tf.Tensor4D, training: boolean): ForwardResult => {
+    let h = conv2d(x, w('conv1.weight'), 1, 1);
+    const acts: tf.Tensor4D[] = [];
+    for (const blocks of groups) {
+      for (const b of blocks) {
+        // NAD's BasicBlock: pre-activation; the shortcut conv sees the activated input when shapes differ.
+        const a = tf.relu(p.applyBatchNorm(b.prefix + '.bn1', h, training));
+        let out = conv2d(a, w(b.prefix + '.conv1.weight'), b.stride, 1);
+        out = tf.relu(p.applyBatchNorm(b.prefix + '.bn2', out, training));
+        out = conv2d(out, w(b.prefix + '.conv2.weight'), 1, 1);
+        const shortcut = b.cin === b.cout ? h : conv2d(a, w(b.prefix + '.convShortcut.weight'), b.stride, 0);
+        h = tf.add(out, shortcut);
+      }
+      acts.push(h);
+    }
+    const top = tf.relu(p.applyBatchNorm('bn1', h, training));
+    const pooled = tf.mean(top, [1, 2]) as tf.Tensor2D;
+    const logits = tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+    return { groups: acts, logits };
+  };
+  return { spec, params: p, forward, dispose: () => p.dispose() };
+}
+
+function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
+  const p = new ParamSet();
+  const widths = [spec.inChannels, 16, 32, 64];
+  const strides = [1, 2, 2];
+  for (let i = 0; i < 3; i++) {
+    p.conv(`conv${i + 1}`, 3, widths[i], widths[i + 1], rng);
+    p.batchNorm(`bn${i + 1}`, widths[i + 1]);
+  }
+  p.linear('fc', widths[3], spec.numClasses, rng);
+  const forward = (x: tf.Tensor4D, training: boolean): ForwardResult => {
+    let h = x;
+    const acts: tf.Tensor4D[] = [];
+    for (let i = 0; i < 3; i++) {
+      h = conv2d(h, p.get(`conv${i + 1}.weight`) as unknown as tf.Tensor4D, strides[i], 1);
+      h = tf.relu(p.applyBatchNorm(`bn${i + 1}`, h, training));
+      acts.push(h);
+    }
+    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
+    const logits = tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+    return { groups: acts, logits };
+  };
+  return { spec, params: p, forward, dispose: () => p.dispose() };
+}
+
+/** The model the paper uses for a dataset: WRN-16-1 for 32x32 colour images, the small CNN for small grayscale ones. */
+export function defaultSpecFor(data: { height: number; width: number; channels: number; numClasses: number }): ModelSpec {
+  if (data.height !== data.width) throw new InputError(`images must be square; got ${data.height}x${data.width}`);
+  if (data.channels === 1 && data.height <= 28) return { arch: 'cnn', numClasses: data.numClasses, inChannels: 1, imageSize: data.height };
+  return { arch: 'wrn', depth: 16, widen: 1, numClasses: data.numClasses, inChannels: data.channels, imageSize: data.height };
+}

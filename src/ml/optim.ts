@@ -1,0 +1,49 @@
+// SGD with momentum, Nesterov and L2 weight decay, with PyTorch's update rule (torch.optim.SGD):
+//   g = grad + wd * p;  buf = momentum * buf + g;  step = nesterov ? g + momentum * buf : buf;  p -= lr * step
+import * as tf from '@tensorflow/tfjs-core';
+
+export interface SgdOptions {
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+}
+
+export class Sgd {
+  private readonly buffers = new Map<string, tf.Variable>();
+
+  constructor(
+    private readonly vars: ReadonlyArray<readonly [string, tf.Variable]>,
+    private readonly opts: SgdOptions,
+  ) {
+    for (const [name, v] of vars) this.buffers.set(name, tf.variable(tf.zerosLike(v), false));
+  }
+
+  /** Apply one update; `grads` is keyed by the variables' tfjs names (as tf.variableGrads returns). */
+  step(grads: tf.NamedTensorMap, lr: number): void {
+    const { momentum, weightDecay, nesterov } = this.opts;
+    tf.tidy(() => {
+      for (const [name, v] of this.vars) {
+        const grad = grads[v.name];
+        if (!grad) continue;
+        const buf = this.buffers.get(name) as tf.Variable;
+        const g = weightDecay ? tf.add(grad, tf.mul(v, weightDecay)) : grad;
+        const newBuf = momentum ? tf.add(tf.mul(buf, momentum), g) : g;
+        if (momentum) buf.assign(newBuf);
+        const update = nesterov ? tf.add(g, tf.mul(newBuf, momentum)) : newBuf;
+        v.assign(tf.sub(v, tf.mul(update, lr)));
+      }
+    });
+  }
+
+  dispose(): void {
+    for (const b of this.buffers.values()) b.dispose();
+    this.buffers.clear();
+  }
+}
+
+/** Learning rate for a 0-based epoch from a step schedule [[fromEpoch, lr], ...] sorted by epoch. */
+export function learningRateAt(schedule: ReadonlyArray<readonly [number, number]>, epoch: number): number {
+  let lr = schedule[0][1];
+  for (const [from, value] of schedule) if (epoch >= from) lr = value;
+  return lr;
+}

@@ -1,0 +1,159 @@
+// One training loop serves the paper's three procedures: training a backdoored model (CE on poisoned
+// data), finetuning a teacher (CE on clean data with augmentation = NAD with all betas 0), and NAD
+// erasure (CE + sum_i beta_i * MSE(AT_student_i, AT_teacher_i)).
+import * as tf from '@tensorflow/tfjs-core';
+import type { Model } from './models';
+import type { ImageDataset } from './types';
+import { Rng } from './rng';
+import { Sgd, learningRateAt } from './optim';
+import { attentionLoss, attentionMap } from './attention';
+import { augmentBatch, toFloatBatch } from './data/augment';
+import { evaluate, type EvalSets, type EvalResult } from './evaluate';
+
+export interface TrainSettings {
+  readonly epochs: number;
+  readonly batchSize: number;
+  /** Step schedule: [[fromEpoch (0-based), lr], ...]. */
+  readonly lrSchedule: ReadonlyArray<readonly [number, number]>;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+  /** Random crop (pad 4), horizontal flip, cutout as in the paper's finetuning/NAD. */
+  readonly augment: boolean;
+  /** Attention-distillation weights per group; all zero (or no teacher) = plain cross-entropy. */
+  readonly betas: readonly number[];
+  /** Power p of the attention map. */
+  readonly attentionPower: number;
+  readonly seed: number;
+}
+
+export type TrainProgress =
+  | { readonly type: 'baseline'; readonly acc: number; readonly asr: number }
+  | { readonly type: 'step'; readonly epoch: number; readonly step: number; readonly steps: number; readonly loss: number }
+  | {
+      readonly type: 'epoch';
+      readonly epoch: number;
+      readonly epochs: number;
+      readonly loss: number;
+      readonly acc: number;
+      readonly asr: number;
+      readonly lr: number;
+      readonly seconds: number;
+      readonly imagesPerSecond: number;
+    };
+
+export interface EpochRecord extends EvalResult {
+  readonly epoch: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly seconds: number;
+  readonly imagesPerSecond: number;
+}
+
+export interface TrainArgs {
+  readonly student: Model;
+  readonly teacher?: Model;
+  readonly data: ImageDataset;
+  readonly evalSets: EvalSets;
+  readonly settings: TrainSettings;
+  /** First epoch to run (0-based), when resuming. */
+  readonly startEpoch?: number;
+  readonly onProgress?: (p: TrainProgress) => void;
+  /** Called after each epoch's evaluation (e.g. to save a resumable checkpoint). */
+  readonly onEpochEnd?: (epoch: number, record: EpochRecord) => void | Promise<void>;
+  readonly signal?: AbortSignal;
+}
+
+export class RunCancelledError extends Error {
+  constructor() {
+    super('run cancelled');
+    this.name = 'RunCancelledError';
+  }
+}
+
+export class DivergedError extends Error {
+  constructor(
+    readonly epoch: number,
+    readonly step: number,
+    readonly lr: number,
+  ) {
+    super(`training diverged: the loss became NaN/infinite at epoch ${epoch}, step ${step} (lr ${lr}); lower the learning rate or the betas`);
+    this.name = 'DivergedError';
+  }
+}
+
+const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+export async function train(args: TrainArgs): Promise<EpochRecord[]> {
+  const { student, teacher, data, evalSets, settings, onProgress, signal } = args;
+  const useAttention = teacher !== undefined && settings.betas.some((b) => b !== 0);
+  const vars = student.params.trainable();
+  const optimizer = new Sgd(vars, settings);
+  const { height: h, width: w, channels: c } = data;
+  const buf = new Float32Array(settings.batchSize * h * w * c);
+  const steps = Math.ceil(data.count / settings.batchSize);
+  const records: EpochRecord[] = [];
+  const startEpoch = args.startEpoch ?? 0;
+
+  try {
+    if (startEpoch === 0) {
+      const base = evaluate(student, evalSets);
+      onProgress?.({ type: 'baseline', ...base });
+    }
+    for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
+      const lr = learningRateAt(settings.lrSchedule, epoch);
+      // Per-epoch streams: a run resumed at epoch k draws exactly what an uninterrupted one would.
+      const orderRng = new Rng(mixSeed(settings.seed, epoch, 1));
+      const augRng = new Rng(mixSeed(settings.seed, epoch, 2));
+      const order = orderRng.permutation(data.count);
+      const t0 = performance.now();
+      let lossSum = 0;
+      let lastReport = 0;
+      for (let s = 0; s < steps; s++) {
+        if (signal?.aborted) throw new RunCancelledError();
+        const idx = order.subarray(s * settings.batchSize, Math.min((s + 1) * settings.batchSize, data.count));
+        const n = idx.length;
+        const view = buf.subarray(0, n * h * w * c);
+        const xs = settings.augment ? augmentBatch(data, idx, augRng, view) : toFloatBatch(data, idx, view);
+        const ys = Int32Array.from(idx, (i) => data.labels[i]);
+        const lossValue = tf.tidy(() => {
+          const x = tf.tensor4d(xs, [n, h, w, c]);
+          const y = tf.oneHot(tf.tensor1d(ys, 'int32'), data.numClasses);
+          const teacherMaps = useAttention ? tf.tidy(() => (teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, settings.attentionPower))) : [];
+          const { value, grads } = tf.variableGrads(() => {
+            const out = student.forward(x, true);
+            let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
+            teacherMaps.forEach((tm, i) => {
+              const beta = settings.betas[i] ?? 0;
+              if (beta !== 0) loss = tf.add(loss, tf.mul(attentionLoss(out.groups[i], tm, settings.attentionPower), beta));
+            });
+            return loss;
+          }, vars.map(([, v]) => v));
+          optimizer.step(grads, lr);
+          return value.dataSync()[0];
+        });
+        if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
+        lossSum += lossValue * n;
+        const now = performance.now();
+        if (onProgress && (now - lastReport > 250 || s === steps - 1)) {
+          lastReport = now;
+          onProgress({ type: 'step', epoch: epoch + 1, step: s + 1, steps, loss: lossValue });
+        }
+        await yieldToEventLoop();
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      const result = evaluate(student, evalSets);
+      const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / data.count, lr, seconds, imagesPerSecond: data.count / seconds, ...result };
+      records.push(record);
+      onProgress?.({ type: 'epoch', epochs: settings.epochs, ...record });
+      await args.onEpochEnd?.(epoch + 1, record);
+    }
+  } finally {
+    optimizer.dispose();
+  }
+  return records;
+}
+
+function mixSeed(seed: number, epoch: number, stream: number): number {
+  return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(stream, 0xc2b2ae35)) >>> 0;
+}
