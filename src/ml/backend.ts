@@ -2,8 +2,11 @@
 // else WebAssembly (SIMD), else pure JS. Every run records which one ran.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { existsSync } from 'node:fs';
+// tfjs-core alone registers no gradients; training needs them on every backend.
+import '@tensorflow/tfjs-core/dist/register_all_gradients';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import os from 'node:os';
 
 export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
@@ -15,6 +18,16 @@ export interface BackendInfo {
   readonly description: string;
   /** Why a preferred backend was skipped, if one was. */
   readonly fallbackReasons: readonly string[];
+  /** Threads the backend computes with (wasm: XNNPACK's pool incl. the main thread; else the core count). */
+  readonly threads: number;
+}
+
+export interface BackendOptions {
+  /**
+   * wasm only: threads for convolutions and matrix products; default all cores (env NAD_WASM_THREADS).
+   * 1 selects the single-threaded SIMD build.
+   */
+  readonly wasmThreads?: number;
 }
 
 let current: BackendInfo | undefined;
@@ -39,14 +52,88 @@ async function tryTensorflow(): Promise<string | undefined> {
   }
 }
 
-async function tryWasm(): Promise<string | undefined> {
+async function tryWasm(threads: number): Promise<string | undefined> {
   try {
-    const wasm = await import('@tensorflow/tfjs-backend-wasm');
-    wasm.setWasmPaths(wasmDirectory());
-    if (!(await tf.setBackend('wasm'))) return 'wasm backend failed to initialise';
+    const threadsProblem = await registerWasmBackend(threads);
+    const ok = await withNodeThreadShims(threads, () => tf.setBackend('wasm'));
+    if (!ok) return 'wasm backend failed to initialise';
+    if (threadsProblem) console.warn(`wasm: running on 1 thread (${threadsProblem})`);
     return undefined;
   } catch (e) {
     return `wasm backend not available (${firstLine(e)})`;
+  }
+}
+
+let wasmRegistered: Promise<string | undefined> | undefined;
+
+/**
+ * Registers the wasm backend (binaries located, threads prepared) without selecting it, so that tests
+ * can switch between it and cpu. Returns why multi-threading is off when it was asked for and is.
+ */
+export function registerWasmBackend(threads = 1): Promise<string | undefined> {
+  wasmRegistered ??= (async () => {
+    const wasm = await import('@tensorflow/tfjs-backend-wasm');
+    wasm.setWasmPaths(wasmDirectory());
+    if (threads <= 1) return undefined;
+    try {
+      prepareNodeThreads();
+    } catch (e) {
+      return firstLine(e);
+    }
+    wasm.setThreadsCount(threads);
+    return undefined;
+  })();
+  return wasmRegistered;
+}
+
+// tfjs's multi-threaded wasm build does not start under Node as shipped (tfjs issue #3830): its
+// feature check says no threads under Node, its pthread workers are created from blob: URLs that
+// Node's Worker refuses, and the worker loads the emscripten glue from a blob too. We write both
+// scripts to real files (the glue from the package's pristine emscripten output, which only needs
+// Node's require) and point the workers at them.
+let workerScriptPath: string | undefined;
+
+function prepareNodeThreads(): void {
+  if (workerScriptPath) return;
+  /* eslint-disable @typescript-eslint/no-require-imports */
+  const glue = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js') as (...a: unknown[]) => unknown;
+  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  const blobLoad =
+    'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
+  if (!wasmWorkerContents.includes(blobLoad)) throw new Error('unexpected tfjs wasm worker script (tfjs version changed?)');
+  const dir = join(os.tmpdir(), `nad-tfjs-wasm-${tf.version_core}-${process.pid}`);
+  mkdirSync(dir, { recursive: true });
+  const gluePath = join(dir, 'tfjs-backend-wasm-threaded-simd.js');
+  writeFileSync(gluePath, `var WasmBackendModuleThreadedSimd = ${glue.toString()};\n`);
+  const workerPath = join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
+  // The script holds a "\n" that its template literal turned into a real newline; tfjs escapes it too.
+  writeFileSync(workerPath, wasmWorkerContents.replace(/\n/g, '\\n').replace(blobLoad, `importScripts(${JSON.stringify(gluePath)});`));
+  workerScriptPath = workerPath;
+  tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+}
+
+/**
+ * Runs the backend's initialisation with the two shims it needs under Node: the worker blob URL
+ * replaced by the real file, and the core count doubled because the native side uses at most half the
+ * logical cores (it assumes hyper-threads) while `threads` was chosen from the cores we really have.
+ */
+async function withNodeThreadShims<T>(threads: number, init: () => Promise<T>): Promise<T> {
+  if (threads <= 1 || !workerScriptPath) return init();
+  const path = workerScriptPath;
+  const createObjectURL = URL.createObjectURL;
+  const cpus = os.cpus;
+  URL.createObjectURL = () => path;
+  const doubled = () => {
+    const list = cpus();
+    return [...list, ...list];
+  };
+  (os as { cpus: typeof os.cpus }).cpus = doubled;
+  try {
+    return await init();
+  } finally {
+    URL.createObjectURL = createObjectURL;
+    (os as { cpus: typeof os.cpus }).cpus = cpus;
   }
 }
 
@@ -58,17 +145,19 @@ function firstLine(e: unknown): string {
  * Initialise the backend once per process. `auto` tries tensorflow, wasm, cpu in that order; a forced
  * backend that cannot load is an error rather than a silent fallback. The env var NAD_BACKEND overrides `auto`.
  */
-export async function initBackend(preference: BackendPreference = 'auto'): Promise<BackendInfo> {
+export async function initBackend(preference: BackendPreference = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   if (current) return current;
   const pref = preference === 'auto' ? ((process.env.NAD_BACKEND as BackendPreference | undefined) ?? 'auto') : preference;
   if (!BACKEND_PREFERENCES.includes(pref)) throw new Error(`unknown backend "${pref}" (use one of ${BACKEND_PREFERENCES.join(', ')})`);
   const order: Array<'tensorflow' | 'wasm' | 'cpu'> = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
   const reasons: string[] = [];
+  const wasmThreads = opts.wasmThreads ?? (Number(process.env.NAD_WASM_THREADS) || availableCores());
   for (const name of order) {
-    const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm() : (await tf.setBackend('cpu')) ? undefined : 'cpu backend failed';
+    const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : (await tf.setBackend('cpu')) ? undefined : 'cpu backend failed';
     if (failure === undefined) {
       await tf.ready();
-      current = { name, description: describe(name), fallbackReasons: reasons };
+      const threads = name === 'wasm' ? wasmThreadsCount() : availableCores();
+      current = { name, description: describe(name, threads), fallbackReasons: reasons, threads };
       return current;
     }
     reasons.push(failure);
@@ -76,12 +165,25 @@ export async function initBackend(preference: BackendPreference = 'auto'): Promi
   throw new Error(`no TensorFlow.js backend could start: ${reasons.join('; ')}`);
 }
 
-function describe(name: 'tensorflow' | 'wasm' | 'cpu'): string {
+function describe(name: 'tensorflow' | 'wasm' | 'cpu', threads: number): string {
   if (name === 'tensorflow') return 'tensorflow (tfjs-node, native libtensorflow)';
   if (name === 'cpu') return 'cpu (pure JavaScript)';
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-  const threads = tf.env().getBool('WASM_HAS_MULTITHREAD_SUPPORT');
-  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads ? 'multi-threaded' : '1 thread'})`;
+  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+}
+
+function availableCores(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
+
+function wasmThreadsCount(): number {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const wasm = require('@tensorflow/tfjs-backend-wasm') as { getThreadsCount(): number };
+    return wasm.getThreadsCount();
+  } catch {
+    return 1;
+  }
 }
 
 /** The backend chosen by initBackend, if it ran. */

@@ -1,0 +1,113 @@
+// conv2d with its gradients rewritten as forward convolutions. The wasm backend has no
+// Conv2DBackpropFilter kernel at all and its Conv2DBackpropInput is a plain loop, while its forward
+// Conv2D is XNNPACK's fast (and threaded) one; on cpu and tensorflow the rewrite is also exact.
+import * as tf from '@tensorflow/tfjs-core';
+import { runDifferentiable } from './differentiable';
+
+type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
+
+function explicitPad(top: number, bottom: number, left: number, right: number): Pad4 {
+  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+}
+
+/** 2-D convolution, NHWC input, HWIO filter, symmetric zero padding `pad` (PyTorch's `padding`). */
+export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+  const [kh, kw] = filter.shape;
+  // Padding of at least the kernel size has no forward-conv form of the input gradient: pad explicitly.
+  if (pad >= kh || pad >= kw) return conv2d(tf.pad(x, explicitPad(pad, pad, pad, pad)), filter, stride, 0);
+  const [y] = runDifferentiable({
+    inputs: { x, filter },
+    forward: (save) => {
+      save([x, filter]);
+      return [tf.conv2d(x, filter, stride, explicitPad(pad, pad, pad, pad))];
+    },
+    backward: ([dy], [xs, fs]) => ({
+      x: () => conv2dInputGrad(dy as tf.Tensor4D, fs as tf.Tensor4D, xs.shape as [number, number, number, number], stride, pad),
+      filter: () => conv2dFilterGrad(xs as tf.Tensor4D, dy as tf.Tensor4D, kh, kw, stride, pad),
+    }),
+  });
+  return y as tf.Tensor4D;
+}
+
+/**
+ * dL/dx: a stride-1 convolution of dy (zero-dilated by the stride) with the filter rotated by 180° and
+ * its in/out channels swapped. A 1x1 filter is applied before dilating, which is 4x cheaper at stride 2.
+ */
+export function conv2dInputGrad(
+  dy: tf.Tensor4D,
+  filter: tf.Tensor4D,
+  xShape: [number, number, number, number],
+  stride: number,
+  pad: number,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [, h, w] = xShape;
+    const [kh, kw] = filter.shape;
+    const flipped = tf.transpose(kh === 1 && kw === 1 ? filter : tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
+    if (stride === 1) {
+      return tf.conv2d(dy, flipped, 1, explicitPad(kh - 1 - pad, kh - 1 - pad, kw - 1 - pad, kw - 1 - pad));
+    }
+    if (kh === 1 && kw === 1) {
+      // (pad < kernel size, so pad is 0.) x's rows/columns i*stride received dy[i]; the others nothing.
+      return scatterStrided(tf.conv2d(dy, flipped, 1, 'valid'), stride, h, w);
+    }
+    const dilated = dilate(dy, stride);
+    const [, dh, dw] = dilated.shape;
+    // Pads so that the stride-1 "full" correlation returns exactly h x w (crop when negative).
+    const top = kh - 1 - pad;
+    const left = kw - 1 - pad;
+    const bottom = h - 1 + pad - (dh - 1);
+    const right = w - 1 + pad - (dw - 1);
+    const src = bottom < 0 || right < 0 ? tf.slice(dilated, [0, 0, 0, 0], [-1, dh + Math.min(0, bottom), dw + Math.min(0, right), -1]) : dilated;
+    return tf.conv2d(src, flipped, 1, explicitPad(top, Math.max(0, bottom), left, Math.max(0, right)));
+  });
+}
+
+/**
+ * dL/dW: a forward convolution of x, with batch and channels swapped, by dy used as the filter (batch as
+ * its input channels), dilated by the forward stride: out[ci, i, j, co] = sum x[n, s*a+i-p, s*b+j-p, ci] dy[n, a, b, co].
+ */
+export function conv2dFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  kh: number,
+  kw: number,
+  stride: number,
+  pad: number,
+): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [n, h, w, ci] = x.shape;
+    const [, ho, wo, co] = dy.shape;
+    if (kh === 1 && kw === 1) {
+      // A 1x1 filter (pad 0) has as gradient one matrix product over the sampled pixels.
+      const sampled = stride === 1 ? x : tf.stridedSlice(x, [0, 0, 0, 0], [n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, ci], [1, stride, stride, 1]);
+      const g = tf.matMul(tf.reshape(sampled, [n * ho * wo, ci]), tf.reshape(dy, [n * ho * wo, co]), true, false);
+      return tf.reshape(g, [1, 1, ci, co]);
+    }
+    const xt = tf.transpose(x, [3, 1, 2, 0]); // [ci, h, w, n]
+    const dyt = tf.transpose(dy, [1, 2, 0, 3]); // [ho, wo, n, co]
+    // Output rows = h + 2p - (ho-1)*s; rows past kh (when (h+2p-k) % s > 0) are trimmed from the padding.
+    const extraH = h + 2 * pad - (ho - 1) * stride - kh;
+    const extraW = w + 2 * pad - (wo - 1) * stride - kw;
+    const padB = pad - Math.min(pad, extraH);
+    const padR = pad - Math.min(pad, extraW);
+    let g = tf.conv2d(xt, dyt, 1, explicitPad(pad, padB, pad, padR), 'NHWC', stride) as tf.Tensor4D; // [ci, kh', kw', co]
+    if (g.shape[1] !== kh || g.shape[2] !== kw) g = tf.slice(g, [0, 0, 0, 0], [ci, kh, kw, co]);
+    return tf.transpose(g, [1, 2, 0, 3]);
+  });
+}
+
+/** Inserts stride-1 zeros between rows and between columns: [n, h, w, c] -> [n, (h-1)s+1, (w-1)s+1, c]. */
+function dilate(t: tf.Tensor4D, stride: number): tf.Tensor4D {
+  const [n, h, w, c] = t.shape;
+  const spread = tf.pad(tf.reshape(t, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, stride - 1], [0, 0], [0, stride - 1], [0, 0]]);
+  const full = tf.reshape(spread, [n, h * stride, w * stride, c]);
+  return tf.slice(full as tf.Tensor4D, [0, 0, 0, 0], [n, (h - 1) * stride + 1, (w - 1) * stride + 1, c]);
+}
+
+/** Places t[i, j] at row i*s, column j*s of an h x w zero map (the inverse of strided sampling). */
+function scatterStrided(t: tf.Tensor4D, stride: number, h: number, w: number): tf.Tensor4D {
+  const d = dilate(t, stride);
+  const [, dh, dw] = d.shape;
+  return tf.pad(d, explicitPad(0, h - dh, 0, w - dw));
+}

@@ -1,0 +1,173 @@
+// The model ops (conv2d, batch norm) against tfjs's stock ops and gradients on the `cpu` backend:
+// values and gradients must agree to float32 rounding, on cpu and on wasm.
+import { describe, it, before } from 'node:test';
+import assert from 'node:assert/strict';
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { conv2d, batchNormTrain, batchNormEval } from '../../src/ml/ops';
+import { registerWasmBackend } from '../../src/ml/backend';
+
+type Backend = 'cpu' | 'wasm';
+const BACKENDS: Backend[] = ['cpu', 'wasm'];
+
+/** Deterministic values in [-1, 1). */
+function randomValues(n: number, seed: number): Float32Array {
+  const out = new Float32Array(n);
+  let s = seed >>> 0 || 1;
+  for (let i = 0; i < n; i++) {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
+  }
+  return out;
+}
+
+/** Runs fn on a backend and returns the values of its outputs as plain arrays. */
+async function on(backend: Backend, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
+  await tf.setBackend(backend);
+  return tf.tidy(() => fn().map((t) => t.dataSync() as Float32Array));
+}
+
+function assertClose(actual: Float32Array, expected: Float32Array, what: string, tol = 2e-6): void {
+  assert.equal(actual.length, expected.length, `${what}: length`);
+  let scale = 1e-3;
+  for (const v of expected) scale = Math.max(scale, Math.abs(v));
+  let worst = 0;
+  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
+  assert.ok(worst / scale <= tol, `${what}: max error ${worst.toExponential(2)} relative to ${scale.toExponential(2)} (tolerance ${tol})`);
+}
+
+interface ConvCase {
+  n: number;
+  h: number;
+  w: number;
+  ci: number;
+  co: number;
+  k: number;
+  stride: number;
+  pad: number;
+}
+
+const CONV_CASES: ConvCase[] = [
+  { n: 2, h: 8, w: 8, ci: 3, co: 4, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 7, w: 5, ci: 4, co: 5, k: 3, stride: 1, pad: 0 },
+  { n: 3, h: 8, w: 8, ci: 4, co: 6, k: 3, stride: 2, pad: 1 },
+  { n: 2, h: 7, w: 9, ci: 3, co: 4, k: 3, stride: 2, pad: 1 },
+  { n: 2, h: 9, w: 7, ci: 3, co: 2, k: 3, stride: 2, pad: 0 },
+  { n: 2, h: 6, w: 6, ci: 4, co: 8, k: 1, stride: 1, pad: 0 },
+  { n: 2, h: 8, w: 8, ci: 4, co: 8, k: 1, stride: 2, pad: 0 },
+  { n: 2, h: 7, w: 7, ci: 3, co: 5, k: 1, stride: 2, pad: 0 },
+  { n: 1, h: 6, w: 6, ci: 2, co: 3, k: 1, stride: 1, pad: 1 },
+  { n: 2, h: 10, w: 10, ci: 3, co: 4, k: 3, stride: 3, pad: 1 },
+];
+
+describe('ops', () => {
+  before(async () => {
+    await registerWasmBackend();
+  });
+
+  for (const c of CONV_CASES) {
+    it(`conv2d ${c.k}x${c.k} stride ${c.stride} pad ${c.pad} on ${c.h}x${c.w}x${c.ci}->${c.co}: values and gradients`, async () => {
+      const xv = randomValues(c.n * c.h * c.w * c.ci, 1);
+      const fv = randomValues(c.k * c.k * c.ci * c.co, 2);
+      const ho = Math.floor((c.h + 2 * c.pad - c.k) / c.stride) + 1;
+      const wo = Math.floor((c.w + 2 * c.pad - c.k) / c.stride) + 1;
+      const rv = randomValues(c.n * ho * wo * c.co, 3);
+      const run = (op: (x: tf.Tensor4D, f: tf.Tensor4D) => tf.Tensor4D) => () => {
+        const x = tf.tensor4d(xv, [c.n, c.h, c.w, c.ci]);
+        const f = tf.tensor4d(fv, [c.k, c.k, c.ci, c.co]);
+        const r = tf.tensor4d(rv, [c.n, ho, wo, c.co]);
+        const y = op(x, f);
+        const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor4D, b as tf.Tensor4D), r)))([x, f]);
+        return [y, dx, df];
+      };
+      const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]];
+      const expected = await on('cpu', run((x, f) => tf.conv2d(x, f, c.stride, pads)));
+      for (const b of BACKENDS) {
+        const got = await on(b, run((x, f) => conv2d(x, f, c.stride, c.pad)));
+        ['y', 'dx', 'dW'].forEach((name, i) => assertClose(got[i], expected[i], `${b} ${name}`));
+      }
+    });
+  }
+
+  it('conv2d skips the input gradient when only the filter needs one', async () => {
+    await tf.setBackend('wasm');
+    tf.tidy(() => {
+      const x = tf.tensor4d(randomValues(2 * 6 * 6 * 3, 4), [2, 6, 6, 3]);
+      const f = tf.variable(tf.tensor4d(randomValues(27 * 4, 5), [3, 3, 3, 4]));
+      const before = tf.memory().numTensors;
+      const { grads } = tf.variableGrads(() => tf.sum(conv2d(x, f, 1, 1)), [f]);
+      assert.deepEqual(Object.keys(grads), [f.name]);
+      // y, the loss, the filter gradient: no input gradient was materialised and kept.
+      assert.ok(tf.memory().numTensors - before <= 4);
+      f.dispose();
+    });
+  });
+
+  for (const [h, c] of [[5, 3], [8, 16]]) {
+    it(`batchNormTrain on 3x${h}x${h}x${c}: values, statistics and gradients (incl. through mean/variance)`, async () => {
+      const n = 3;
+      const xv = randomValues(n * h * h * c, 6).map((v, i) => v * 2 + (i % c) * 0.5);
+      const gv = randomValues(c, 7).map((v) => v + 1.5);
+      const bv = randomValues(c, 8);
+      const rv = randomValues(n * h * h * c, 9);
+      const r2 = randomValues(c, 10);
+      const r3 = randomValues(c, 11);
+      const eps = 1e-5;
+      const stock = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => {
+        const m = tf.moments(x, [0, 1, 2]);
+        return { y: tf.batchNorm4d(x, m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, b, g, eps), mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D };
+      };
+      const ours = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTrain(x, { gamma: g, beta: b, eps });
+      const run = (op: typeof ours) => () => {
+        const x = tf.tensor4d(xv, [n, h, h, c]);
+        const g = tf.tensor1d(gv);
+        const b = tf.tensor1d(bv);
+        const out = op(x, g, b);
+        const loss = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
+          const o = op(a as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D);
+          return tf.addN([tf.sum(tf.mul(o.y, tf.tensor4d(rv, [n, h, h, c]))), tf.sum(tf.mul(o.mean, tf.tensor1d(r2))), tf.sum(tf.mul(o.variance, tf.tensor1d(r3)))]);
+        };
+        const yOnly = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D).y, tf.tensor4d(rv, [n, h, h, c])));
+        return [out.y, out.mean, out.variance, ...tf.grads(loss)([x, g, b]), ...tf.grads(yOnly)([x, g, b])];
+      };
+      const expected = await on('cpu', run(stock));
+      for (const be of BACKENDS) {
+        const got = await on(be, run(ours));
+        ['y', 'mean', 'variance', 'dx', 'dgamma', 'dbeta', 'dx (y only)', 'dgamma (y only)', 'dbeta (y only)'].forEach((name, i) =>
+          assertClose(got[i], expected[i], `${be} ${name}`, 1e-5),
+        );
+      }
+    });
+  }
+
+  it('batchNormEval uses the running statistics', async () => {
+    for (const be of BACKENDS) {
+      const [y] = await on(be, () => [
+        batchNormEval(tf.tensor4d([1, 2, 3, 4], [1, 2, 1, 2]), { gamma: tf.tensor1d([2, 1]), beta: tf.tensor1d([0, 1]), eps: 0 }, tf.tensor1d([1, 2]), tf.tensor1d([4, 1])),
+      ]);
+      assertClose(y, Float32Array.from([0, 1, 2, 3]), be);
+    }
+  });
+
+  it('keeps tf.memory().numTensors flat over repeated training steps', async () => {
+    for (const be of BACKENDS) {
+      await tf.setBackend(be);
+      const f = tf.variable(tf.tensor4d(randomValues(27 * 4, 12), [3, 3, 3, 4]));
+      const gamma = tf.variable(tf.ones([4])) as tf.Variable<tf.Rank.R1>;
+      const beta = tf.variable(tf.zeros([4])) as tf.Variable<tf.Rank.R1>;
+      const x = tf.tensor4d(randomValues(2 * 8 * 8 * 3, 13), [2, 8, 8, 3]);
+      const step = () =>
+        tf.tidy(() => {
+          const { grads } = tf.variableGrads(() => tf.mean(tf.square(batchNormTrain(conv2d(x, f, 2, 1), { gamma, beta, eps: 1e-5 }).y)), [f, gamma, beta]);
+          f.assign(tf.sub(f, tf.mul(grads[f.name], 0.1)));
+        });
+      step();
+      const count = tf.memory().numTensors;
+      for (let i = 0; i < 3; i++) step();
+      assert.equal(tf.memory().numTensors, count, be);
+      tf.dispose([f, gamma, beta, x]);
+    }
+  });
+});
