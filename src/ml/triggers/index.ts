@@ -1,0 +1,38 @@
+// Backdoor triggers and poisoning as the paper's data_loader.py defines them (DatasetBD and its triggers),
+// plus blend and SIG. Pure image functions work on single HWC images, e.g. for attention-map previews.
+export {
+  TRIGGER_NAMES,
+  TARGET_TYPES,
+  PAPER_DEFAULTS,
+  parseTriggerName,
+  parseTargetType,
+  resolveTriggerSpec,
+  type TriggerName,
+  type TargetType,
+  type TriggerSpec,
+  type ResolvedTriggerSpec,
+} from './spec';
+export { createTrigger, applyTrigger, applyTriggerToImage, type Trigger, type ApplyOptions } from './trigger';
+export {
+  poisonTrainingSet,
+  backdoorTestSet,
+  attackLabel,
+  type AttackOptions,
+  type PoisonOptions,
+  type PoisonedDataset,
+  type BackdoorTestOptions,
+  type BackdoorTestSet,
+} from './poison';
+export {
+  stampGrid,
+  stampSquare,
+  stampFourCorner,
+  blendMask,
+  blendRandomPixels,
+  addTrojanMask,
+  stampSinusoid,
+  addSinusoid,
+  sinusoidRow,
+  type ImageShape,
+} from './patterns';
+export { builtInSignalMask, builtInTrojanMask, arrangeMask } from './masks';

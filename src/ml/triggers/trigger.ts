@@ -1,0 +1,118 @@
+// A trigger bound to an image shape: masks loaded and checked once, then stamped on any number of images.
+import { Rng } from '../rng';
+import type { ImageDataset } from '../types';
+import { blendPattern, signalMask, trojanMask } from './masks';
+import {
+  addSinusoid,
+  addTrojanMask,
+  blendMask,
+  blendRandomPixels,
+  stampFourCorner,
+  stampGrid,
+  stampSinusoid,
+  stampSquare,
+  type ImageShape,
+} from './patterns';
+import { PAPER_DEFAULTS, resolveTriggerSpec, type ResolvedTriggerSpec, type TriggerSpec } from './spec';
+
+export interface Trigger {
+  readonly spec: ResolvedTriggerSpec;
+  readonly shape: ImageShape;
+  /**
+   * Stamp one uint8 HWC image in place. Only randomPixelTrigger draws from `rng` (fresh noise per image,
+   * as the paper's code); without one it uses a fixed stream, so previews are stable.
+   */
+  stamp(image: Uint8Array, rng?: Rng): void;
+}
+
+/** Bind a trigger to an image shape; loads and validates its mask (InputError if it does not fit). */
+export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
+  const r = resolveTriggerSpec(spec);
+  const alpha = r.alpha ?? PAPER_DEFAULTS.alpha;
+  const delta = r.delta ?? PAPER_DEFAULTS.sigDelta;
+  const frequency = r.frequency ?? PAPER_DEFAULTS.sigFrequency;
+  let stamp: (img: Uint8Array, rng?: Rng) => void;
+  switch (r.name) {
+    case 'gridTrigger':
+      stamp = (img) => stampGrid(img, shape);
+      break;
+    case 'squareTrigger': {
+      const size = r.size ?? PAPER_DEFAULTS.size;
+      const distance = r.distance ?? PAPER_DEFAULTS.distance;
+      stamp = (img) => stampSquare(img, shape, size, distance);
+      break;
+    }
+    case 'fourCornerTrigger':
+      stamp = (img) => stampFourCorner(img, shape);
+      break;
+    case 'randomPixelTrigger': {
+      const scratch = new Uint8Array(shape.height * shape.width);
+      let fallback: Rng | undefined;
+      stamp = (img, rng) => blendRandomPixels(img, shape, rng ?? (fallback ??= new Rng(0)), alpha, scratch);
+      break;
+    }
+    case 'signalTrigger': {
+      const mask = signalMask(shape, r.maskFile, r.maskKey);
+      stamp = (img) => blendMask(img, shape, mask, alpha);
+      break;
+    }
+    case 'trojanTrigger': {
+      const mask = trojanMask(shape, r.maskFile, r.maskKey);
+      stamp = (img) => addTrojanMask(img, shape, mask);
+      break;
+    }
+    case 'blend': {
+      const pattern = blendPattern(shape, r.maskFile, r.maskKey, r.patternSeed ?? 0);
+      stamp = (img) => blendMask(img, shape, pattern, alpha);
+      break;
+    }
+    case 'sig':
+      stamp = (img) => stampSinusoid(img, shape, alpha, delta, frequency);
+      break;
+    case 'sigAdditive':
+      stamp = (img) => addSinusoid(img, shape, delta, frequency);
+      break;
+  }
+  return { spec: r, shape: { height: shape.height, width: shape.width, channels: shape.channels }, stamp };
+}
+
+function bind(trigger: TriggerSpec | Trigger, shape: ImageShape): Trigger {
+  if ('stamp' in trigger) {
+    const s = trigger.shape;
+    if (s.height !== shape.height || s.width !== shape.width || s.channels !== shape.channels) {
+      return createTrigger(trigger.spec, shape);
+    }
+    return trigger;
+  }
+  return createTrigger(trigger, shape);
+}
+
+/** A stamped copy of one HWC image (e.g. for attention-map previews). */
+export function applyTriggerToImage(image: Uint8Array, shape: ImageShape, trigger: TriggerSpec | Trigger, rng?: Rng): Uint8Array {
+  const size = shape.height * shape.width * shape.channels;
+  if (image.length !== size) throw new RangeError(`image has ${image.length} values, shape needs ${size}`);
+  const out = image.slice();
+  bind(trigger, shape).stamp(out, rng);
+  return out;
+}
+
+export interface ApplyOptions {
+  /** Only these images (default all); the others are copied unchanged. */
+  readonly indices?: ArrayLike<number>;
+  /** Seeds randomPixelTrigger's per-image noise. Default 0. */
+  readonly seed?: number;
+}
+
+/** A copy of the dataset with the trigger stamped on its images; labels unchanged. */
+export function applyTrigger(ds: ImageDataset, trigger: TriggerSpec | Trigger, opts: ApplyOptions = {}): ImageDataset {
+  const t = bind(trigger, ds);
+  const size = ds.height * ds.width * ds.channels;
+  const images = ds.images.slice(0, ds.count * size);
+  const rng = new Rng(opts.seed ?? 0);
+  const count = opts.indices ? opts.indices.length : ds.count;
+  for (let k = 0; k < count; k++) {
+    const i = opts.indices ? opts.indices[k] : k;
+    t.stamp(images.subarray(i * size, (i + 1) * size), rng);
+  }
+  return { ...ds, images, labels: ds.labels.slice() };
+}
