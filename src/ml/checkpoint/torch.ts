@@ -1,0 +1,199 @@
+// Reads torch.save files into a StateDict: the zip format of torch >= 1.6 (<name>/data.pkl plus one
+// entry per storage) and the legacy format (magic, protocol, sys_info and main pickles, then the
+// storage key list and each storage's raw bytes after an 8-byte element count).
+import { unzipSync } from 'fflate';
+import { InputError, type NamedTensor, type StateDict } from '../types';
+import { ELEMENT_SIZE, gatherStrided, namedDType, numelOf, toFloat32, type StorageDType } from './dtypes';
+import { readCheckpointBytes } from './file';
+import { unpickle } from './pickle';
+import { StorageRef, TensorRef, type PickleValue } from './values';
+
+export type TorchFormat = 'torch-legacy' | 'torch-zip';
+
+export interface TorchCheckpoint {
+  readonly stateDict: StateDict;
+  readonly format: TorchFormat;
+  /** Scalar fields saved next to the state_dict (e.g. epoch, best_prec), as strings. */
+  readonly metadata: Record<string, string>;
+}
+
+/** torch.serialization.MAGIC_NUMBER, the first pickle of a legacy file. */
+const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
+const LEGACY_PROTOCOL = 1001;
+/** Where trainers commonly nest the weights inside a checkpoint dict. */
+const CONTAINER_KEYS = ['state_dict', 'model', 'model_state_dict', 'net'];
+
+export function isZip(bytes: Uint8Array): boolean {
+  return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
+}
+
+/** A pickle of protocol 2-5 starts with PROTO n; legacy torch files are one. */
+export function isPickle(bytes: Uint8Array): boolean {
+  return bytes.length >= 2 && bytes[0] === 0x80 && bytes[1] >= 2 && bytes[1] <= 5;
+}
+
+/** Reads a PyTorch checkpoint (either format) and returns its state_dict, `module.` prefixes stripped. */
+export async function loadTorchCheckpoint(path: string): Promise<StateDict> {
+  return parseTorchCheckpoint(await readCheckpointBytes(path), path).stateDict;
+}
+
+export function parseTorchCheckpoint(bytes: Uint8Array, file: string): TorchCheckpoint {
+  if (bytes.length === 0) throw new InputError('the file is empty', file);
+  if (isZip(bytes)) return readZip(bytes, file);
+  if (isPickle(bytes)) return readLegacy(bytes, file);
+  throw new InputError('not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy torch.save file)', file);
+}
+
+function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
+  let entries: Record<string, Uint8Array>;
+  try {
+    entries = unzipSync(bytes);
+  } catch (err) {
+    throw new InputError(`a damaged or truncated zip archive (${(err as Error).message})`, file);
+  }
+  // The archive's folder is named after the file it was first saved as, so it varies.
+  const pkl = Object.keys(entries).find((name) => /^([^/]+\/)?data\.pkl$/.test(name));
+  if (!pkl) {
+    throw new InputError('a zip archive, but not a PyTorch checkpoint (no data.pkl inside; torch.save writes <name>/data.pkl)', file);
+  }
+  const prefix = pkl.slice(0, -'data.pkl'.length);
+  const byteorder = entries[`${prefix}byteorder`];
+  const littleEndian = !byteorder || new TextDecoder().decode(byteorder).trim() !== 'big';
+  const { value } = unpickle(entries[pkl], file);
+  return toCheckpoint(value, file, 'torch-zip', littleEndian, (key) => entries[`${prefix}data/${key}`]);
+}
+
+function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
+  const magic = unpickle(bytes, file, 0);
+  if (magic.value !== LEGACY_MAGIC) {
+    throw new InputError(
+      'a Python pickle, but not one written by torch.save; only PyTorch checkpoints and safetensors files can be loaded',
+      file,
+    );
+  }
+  const protocol = unpickle(bytes, file, magic.end);
+  if (protocol.value !== LEGACY_PROTOCOL) throw new InputError(`unsupported torch.save protocol ${String(protocol.value)}`, file);
+  const sysInfo = unpickle(bytes, file, protocol.end);
+  const littleEndian = !(sysInfo.value instanceof Map && sysInfo.value.get('little_endian') === false);
+  const main = unpickle(bytes, file, sysInfo.end);
+  const keyList = unpickle(bytes, file, main.end);
+  if (!Array.isArray(keyList.value)) throw new InputError('a damaged torch.save file (no storage key list)', file);
+
+  const dtypes = storageTypes(main.value);
+  const storages = new Map<string, Uint8Array>();
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  let pos = keyList.end;
+  for (const key of keyList.value.map(String)) {
+    const dtype = dtypes.get(key);
+    if (!dtype) throw new InputError(`a damaged torch.save file (storage ${key} is not used by any tensor)`, file);
+    if (pos + 8 > bytes.length) throw truncated(file);
+    const count = view.getUint32(pos + (littleEndian ? 0 : 4), littleEndian) + view.getUint32(pos + (littleEndian ? 4 : 0), littleEndian) * 4294967296;
+    const size = count * ELEMENT_SIZE[dtype];
+    if (pos + 8 + size > bytes.length) throw truncated(file);
+    storages.set(key, bytes.subarray(pos + 8, pos + 8 + size));
+    pos += 8 + size;
+  }
+  return toCheckpoint(main.value, file, 'torch-legacy', littleEndian, (key) => storages.get(key));
+}
+
+function truncated(file: string): InputError {
+  return new InputError('the file ends before all of its tensor data (truncated, e.g. an incomplete download or copy?)', file);
+}
+
+/** Every value below `root`, each once (pickles may share objects). */
+function* walk(root: PickleValue): Generator<PickleValue> {
+  const seen = new Set<object>();
+  const todo: PickleValue[] = [root];
+  while (todo.length) {
+    const v = todo.pop() as PickleValue;
+    if (v === null || typeof v !== 'object' || seen.has(v)) continue;
+    seen.add(v);
+    yield v;
+    if (Array.isArray(v) || v instanceof Set) for (const x of v) todo.push(x);
+    else if (v instanceof Map) for (const [k, x] of v) todo.push(k, x);
+  }
+}
+
+/** Each storage key's element type, as the tensors over it declare it. */
+function storageTypes(root: PickleValue): Map<string, StorageDType> {
+  const types = new Map<string, StorageDType>();
+  for (const v of walk(root)) if (v instanceof TensorRef) types.set(v.storage.key, v.storage.dtype);
+  return types;
+}
+
+function hasTensors(v: PickleValue | undefined): v is Map<PickleValue, PickleValue> {
+  if (!(v instanceof Map)) return false;
+  for (const x of v.values()) if (x instanceof TensorRef) return true;
+  return false;
+}
+
+function keyList(map: Map<PickleValue, PickleValue>): string {
+  const keys = [...map.keys()].map(String);
+  return keys.length ? keys.slice(0, 8).join(', ') + (keys.length > 8 ? `, … (${keys.length} in all)` : '') : 'none';
+}
+
+/** The dict of tensors: the root itself, or one nested under a usual key. */
+function findStateDict(root: PickleValue, file: string): Map<PickleValue, PickleValue> {
+  if (root instanceof Map) {
+    for (const key of CONTAINER_KEYS) {
+      const nested = root.get(key);
+      if (hasTensors(nested)) return nested;
+    }
+    if (hasTensors(root)) return root;
+  }
+  if (root instanceof TensorRef) throw new InputError('holds a single tensor, not a state_dict (a dict of named tensors)', file);
+  const where = root instanceof Map ? ` (top-level keys: ${keyList(root)})` : '';
+  for (const v of walk(root)) {
+    if (v instanceof TensorRef) {
+      throw new InputError(`holds tensors but no state_dict: expected a dict of tensors, or one under 'state_dict' or 'model'${where}`, file);
+    }
+  }
+  throw new InputError(`a PyTorch file with no tensors in it, so no model weights${where}`, file);
+}
+
+function toCheckpoint(
+  root: PickleValue,
+  file: string,
+  format: TorchFormat,
+  littleEndian: boolean,
+  storageBytes: (key: string) => Uint8Array | undefined,
+): TorchCheckpoint {
+  const entries = findStateDict(root, file);
+  const converted = new Map<string, Float32Array>();
+  const storageData = (ref: StorageRef, dtype: StorageDType): Float32Array => {
+    const cacheKey = `${ref.key}:${dtype}`;
+    let data = converted.get(cacheKey);
+    if (!data) {
+      const bytes = storageBytes(ref.key);
+      if (!bytes) throw new InputError(`a damaged checkpoint (the data of storage ${ref.key} is missing)`, file);
+      data = toFloat32(bytes, dtype, Math.floor(bytes.byteLength / ELEMENT_SIZE[dtype]), littleEndian);
+      converted.set(cacheKey, data);
+    }
+    return data;
+  };
+
+  const stateDict: StateDict = new Map();
+  for (const [rawName, value] of entries) {
+    if (!(value instanceof TensorRef)) continue;
+    // nn.DataParallel saves every name under `module.`.
+    const name = String(rawName).replace(/^module\./, '');
+    if (stateDict.has(name)) throw new InputError(`has the tensor ${name} twice (with and without 'module.')`, file);
+    // A 2^30-element float32 tensor is 4 GB: beyond anything we train, so a damaged or hostile shape.
+    if (numelOf(value.shape) > 2 ** 30) throw new InputError(`tensor ${name} claims ${numelOf(value.shape)} elements, too many to load`, file);
+    const storage = storageData(value.storage, value.dtype);
+    const data = gatherStrided(storage, (value.storage.view?.offset ?? 0) + value.offset, value.shape, value.stride);
+    if (!data) throw new InputError(`a damaged checkpoint (tensor ${name} reaches outside its storage)`, file);
+    const tensor: NamedTensor = { shape: [...value.shape], dtype: namedDType(value.dtype), data };
+    stateDict.set(name, tensor);
+  }
+
+  const metadata: Record<string, string> = {};
+  if (root instanceof Map && root !== entries) {
+    for (const [k, v] of root) {
+      if (typeof k === 'string' && (typeof v === 'string' || typeof v === 'number' || typeof v === 'boolean' || typeof v === 'bigint')) {
+        metadata[k] = String(v);
+      }
+    }
+  }
+  return { stateDict, format, metadata };
+}
