@@ -5,6 +5,7 @@ import '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { registerSimdKernels } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -57,6 +58,7 @@ async function tryWasm(threads: number): Promise<string | undefined> {
     const threadsProblem = await registerWasmBackend(threads);
     const ok = await withNodeThreadShims(threads, () => tf.setBackend('wasm'));
     if (!ok) return 'wasm backend failed to initialise';
+    registerSimdKernels();
     if (threadsProblem) console.warn(`wasm: running on 1 thread (${threadsProblem})`);
     return undefined;
   } catch (e) {

@@ -60,6 +60,12 @@ const CONV_CASES: ConvCase[] = [
   { n: 2, h: 7, w: 7, ci: 3, co: 5, k: 1, stride: 2, pad: 0 },
   { n: 1, h: 6, w: 6, ci: 2, co: 3, k: 1, stride: 1, pad: 1 },
   { n: 2, h: 10, w: 10, ci: 3, co: 4, k: 3, stride: 3, pad: 1 },
+  // Channel counts the SIMD filter-gradient kernel takes (ci % 4 == 0, co % 8 == 0).
+  { n: 2, h: 7, w: 9, ci: 4, co: 8, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 9, w: 7, ci: 8, co: 16, k: 3, stride: 2, pad: 1 },
+  { n: 2, h: 8, w: 8, ci: 4, co: 8, k: 3, stride: 2, pad: 0 },
+  { n: 2, h: 11, w: 10, ci: 4, co: 8, k: 3, stride: 3, pad: 2 },
+  { n: 2, h: 9, w: 9, ci: 12, co: 24, k: 1, stride: 2, pad: 0 },
 ];
 
 describe('ops', () => {

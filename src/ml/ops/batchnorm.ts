@@ -1,8 +1,10 @@
-// Batch norm (channels last) with a hand-written backward pass. tfjs's own gradient of
-// moments + batchNorm tiles per-channel terms to full size several times; here every full-size
-// operation is one element-wise pass and per-channel algebra stays per-channel.
+// Batch norm (channels last), optionally fused with the ReLU that follows it in pre-activation
+// ResNets, with a hand-written backward pass. tfjs's own gradient of moments + batchNorm tiles
+// per-channel terms to full size several times; here the backward is two passes over the data
+// (one SIMD kernel on wasm, see native/kernels.c) and per-channel algebra stays per-channel.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
+import { batchNormBackward, batchNormForward, batchNormInference } from '../kernels';
 
 export interface BatchNormParams {
   readonly gamma: tf.Tensor1D;
@@ -18,47 +20,74 @@ export interface BatchNormTrainResult {
   readonly variance: tf.Tensor1D;
 }
 
-const AXES = [0, 1, 2];
+function train(x: tf.Tensor4D, p: BatchNormParams, relu: boolean): BatchNormTrainResult {
+  const { gamma, beta, eps } = p;
+  const [y, mean, variance] = runDifferentiable({
+    inputs: { x, gamma, beta },
+    forward: (save) => {
+      const f = batchNormForward(x, gamma, beta, eps, relu);
+      save([x, f.y, f.mean, f.invStd, gamma]);
+      return [f.y, f.mean, f.variance];
+    },
+    backward: ([dy, dMean, dVar], [xs, ys, mean, invStd, g]) => {
+      // All three gradients come from one pass; tensors made here live until the backward pass ends.
+      const grads = batchNormBackward(dy as tf.Tensor4D, xs as tf.Tensor4D, ys as tf.Tensor4D, relu, {
+        mean: mean as tf.Tensor1D,
+        invStd: invStd as tf.Tensor1D,
+        gamma: g as tf.Tensor1D,
+        dMean: dMean as tf.Tensor1D,
+        dVar: dVar as tf.Tensor1D,
+      });
+      return { x: () => grads.dx, gamma: () => grads.dGamma, beta: () => grads.dBeta };
+    },
+  });
+  return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+}
 
 /**
  * Batch norm in training mode over N, H, W. Gradients flow to x, gamma and beta, and also through the
  * returned mean and variance if a loss uses them.
  */
 export function batchNormTrain(x: tf.Tensor4D, p: BatchNormParams): BatchNormTrainResult {
+  return train(x, p, false);
+}
+
+/** relu(batchNormTrain(x).y) as one op: one pass fewer each way, and no separate ReLU mask. */
+export function batchNormReluTrain(x: tf.Tensor4D, p: BatchNormParams): BatchNormTrainResult {
+  return train(x, p, true);
+}
+
+function evaluate(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, relu: boolean): tf.Tensor4D {
   const { gamma, beta, eps } = p;
-  const [y, mean, variance] = runDifferentiable({
-    inputs: { x, gamma, beta },
+  const [y] = runDifferentiable({
+    inputs: { x, gamma, beta, runningMean, runningVar },
     forward: (save) => {
-      const m = tf.moments(x, AXES);
-      const invStd = tf.rsqrt(tf.add(m.variance, eps));
-      save([x, m.mean, invStd, gamma]);
-      return [tf.batchNorm4d(x, m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, beta, gamma, eps), m.mean, m.variance];
+      const out = batchNormInference(x, runningMean, runningVar, gamma, beta, eps, relu);
+      save([x, out]);
+      return [out];
     },
-    backward: ([dy, dMean, dVar], [xs, mean, invStd, g]) => {
-      // Needed by all three gradients; tensors made here live until the backward pass ends.
-      const sumDy = tf.sum(dy, AXES) as tf.Tensor1D;
-      const sumDyXc = tf.sum(tf.mul(dy, tf.sub(xs, mean)), AXES) as tf.Tensor1D;
+    // Rarely needed (a frozen-statistics finetune, input gradients), so plain tfjs ops.
+    backward: ([dy], [xs, ys]) => {
+      const g = relu ? tf.mul(dy, tf.step(ys)) : dy;
+      const invStd = tf.rsqrt(tf.add(runningVar, eps));
       return {
-        // dgamma = sum(dy * xhat)
-        gamma: () => tf.mul(sumDyXc, invStd),
-        beta: () => tf.clone(sumDy),
-        x: () =>
-          tf.tidy(() => {
-            const count = xs.size / xs.shape[xs.rank - 1];
-            // dx = a*dy + b*(x - mean) + c, with per-channel a, b, c:
-            //   a = gamma*invStd, b = -a*invStd^2*sum(dy*xc)/M + 2*dVar/M, c = -a*sum(dy)/M + dMean/M.
-            const a = tf.mul(g, invStd);
-            const b = tf.add(tf.mul(tf.mul(a, tf.square(invStd)), tf.div(sumDyXc, -count)), tf.mul(dVar, 2 / count));
-            const c = tf.add(tf.mul(a, tf.div(sumDy, -count)), tf.div(dMean, count));
-            return tf.add(tf.add(tf.mul(dy, a), tf.mul(tf.sub(xs, mean), b)), c);
-          }),
+        x: () => tf.mul(g, tf.mul(gamma, invStd)),
+        gamma: () => tf.sum(tf.mul(g, tf.mul(tf.sub(xs, runningMean), invStd)), [0, 1, 2]),
+        beta: () => tf.sum(g, [0, 1, 2]),
+        runningMean: () => tf.neg(tf.mul(tf.sum(g, [0, 1, 2]), tf.mul(gamma, invStd))),
+        runningVar: () => tf.mul(tf.sum(tf.mul(g, tf.sub(xs, runningMean)), [0, 1, 2]), tf.mul(gamma, tf.mul(tf.pow(invStd, 3), -0.5))),
       };
     },
   });
-  return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
+  return y as tf.Tensor4D;
 }
 
 /** Batch norm in evaluation mode with running statistics. */
 export function batchNormEval(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D): tf.Tensor4D {
-  return tf.batchNorm4d(x, runningMean, runningVar, p.beta, p.gamma, p.eps);
+  return evaluate(x, p, runningMean, runningVar, false);
+}
+
+/** relu(batchNormEval(...)) as one op. */
+export function batchNormReluEval(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D): tf.Tensor4D {
+  return evaluate(x, p, runningMean, runningVar, true);
 }

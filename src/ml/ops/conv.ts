@@ -3,6 +3,7 @@
 // Conv2D is XNNPACK's fast (and threaded) one; on cpu and tensorflow the rewrite is also exact.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
+import { convFilterGrad, dilate, moveBatchInside, swapBatchAndChannels } from '../kernels';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -53,13 +54,10 @@ export function conv2dInputGrad(
     }
     const dilated = dilate(dy, stride);
     const [, dh, dw] = dilated.shape;
-    // Pads so that the stride-1 "full" correlation returns exactly h x w (crop when negative).
-    const top = kh - 1 - pad;
-    const left = kw - 1 - pad;
+    // Pads so that the stride-1 "full" correlation returns exactly h x w; bottom/right >= k - 1 - pad >= 0.
     const bottom = h - 1 + pad - (dh - 1);
     const right = w - 1 + pad - (dw - 1);
-    const src = bottom < 0 || right < 0 ? tf.slice(dilated, [0, 0, 0, 0], [-1, dh + Math.min(0, bottom), dw + Math.min(0, right), -1]) : dilated;
-    return tf.conv2d(src, flipped, 1, explicitPad(top, Math.max(0, bottom), left, Math.max(0, right)));
+    return tf.conv2d(dilated, flipped, 1, explicitPad(kh - 1 - pad, bottom, kw - 1 - pad, right));
   });
 }
 
@@ -75,17 +73,13 @@ export function conv2dFilterGrad(
   stride: number,
   pad: number,
 ): tf.Tensor4D {
+  const direct = convFilterGrad(x, dy, kh, kw, stride, pad);
+  if (direct) return direct;
   return tf.tidy(() => {
-    const [n, h, w, ci] = x.shape;
+    const [, h, w, ci] = x.shape;
     const [, ho, wo, co] = dy.shape;
-    if (kh === 1 && kw === 1) {
-      // A 1x1 filter (pad 0) has as gradient one matrix product over the sampled pixels.
-      const sampled = stride === 1 ? x : tf.stridedSlice(x, [0, 0, 0, 0], [n, (ho - 1) * stride + 1, (wo - 1) * stride + 1, ci], [1, stride, stride, 1]);
-      const g = tf.matMul(tf.reshape(sampled, [n * ho * wo, ci]), tf.reshape(dy, [n * ho * wo, co]), true, false);
-      return tf.reshape(g, [1, 1, ci, co]);
-    }
-    const xt = tf.transpose(x, [3, 1, 2, 0]); // [ci, h, w, n]
-    const dyt = tf.transpose(dy, [1, 2, 0, 3]); // [ho, wo, n, co]
+    const xt = swapBatchAndChannels(x); // [ci, h, w, n]
+    const dyt = moveBatchInside(dy); // [ho, wo, n, co]
     // Output rows = h + 2p - (ho-1)*s; rows past kh (when (h+2p-k) % s > 0) are trimmed from the padding.
     const extraH = h + 2 * pad - (ho - 1) * stride - kh;
     const extraW = w + 2 * pad - (wo - 1) * stride - kw;
@@ -97,17 +91,10 @@ export function conv2dFilterGrad(
   });
 }
 
-/** Inserts stride-1 zeros between rows and between columns: [n, h, w, c] -> [n, (h-1)s+1, (w-1)s+1, c]. */
-function dilate(t: tf.Tensor4D, stride: number): tf.Tensor4D {
-  const [n, h, w, c] = t.shape;
-  const spread = tf.pad(tf.reshape(t, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, stride - 1], [0, 0], [0, stride - 1], [0, 0]]);
-  const full = tf.reshape(spread, [n, h * stride, w * stride, c]);
-  return tf.slice(full as tf.Tensor4D, [0, 0, 0, 0], [n, (h - 1) * stride + 1, (w - 1) * stride + 1, c]);
-}
-
 /** Places t[i, j] at row i*s, column j*s of an h x w zero map (the inverse of strided sampling). */
 function scatterStrided(t: tf.Tensor4D, stride: number, h: number, w: number): tf.Tensor4D {
   const d = dilate(t, stride);
+  if (d.shape[1] === h && d.shape[2] === w) return d;
   const [, dh, dw] = d.shape;
   return tf.pad(d, explicitPad(0, h - dh, 0, w - dw));
 }

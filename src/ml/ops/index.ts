@@ -5,5 +5,5 @@
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
 export { conv2d } from './conv';
-export { batchNormTrain, batchNormEval } from './batchnorm';
+export { batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from './batchnorm';
 export type { BatchNormParams, BatchNormTrainResult } from './batchnorm';

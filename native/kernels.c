@@ -1,0 +1,270 @@
+// SIMD kernels for tfjs's wasm backend, run on its heap (our module imports the backend's memory).
+// They replace tfjs-wasm kernels that are scalar or generic: batch norm (FusedBatchNorm costs ~10 ns
+// per element, broadcasting Sub/Mul ~2 ns), its backward pass (7 broadcasting ops in tfjs's gradient),
+// the ReLU mask, and the transposes/dilation the convolution gradients need.
+// No libc, no static data: the only memory we touch is what the caller passes, plus a stack the
+// loader places inside a buffer it allocated from the backend (see src/ml/kernels/simd.ts).
+// Build: node native/build.mjs (clang --target=wasm32 -msimd128).
+#include <wasm_simd128.h>
+
+#define EXPORT(name) __attribute__((export_name(#name)))
+
+// Per-channel sums over m rows of c channels: out[ch] = sum_r f(row r, ch), accumulated in float32 over
+// blocks of 32 rows and in double across blocks (tfjs sums in float32; this is at least as accurate).
+#define BLOCK 32
+
+static inline int min_i(int a, int b) { return a < b ? a : b; }
+
+static inline void add_lanes(double* acc, v128_t s) {
+  acc[0] += wasm_f32x4_extract_lane(s, 0);
+  acc[1] += wasm_f32x4_extract_lane(s, 1);
+  acc[2] += wasm_f32x4_extract_lane(s, 2);
+  acc[3] += wasm_f32x4_extract_lane(s, 3);
+}
+
+// Mean and biased variance per channel, two passes (as tfjs's moments: mean, then mean of squares).
+static void moments(const float* x, int m, int c, float* mean, float* var) {
+  double acc[c];
+  for (int ch = 0; ch < c; ch++) acc[ch] = 0;
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    const int r1 = min_i(m, r0 + BLOCK);
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      v128_t s = wasm_f32x4_splat(0.f);
+      for (int r = r0; r < r1; r++) s = wasm_f32x4_add(s, wasm_v128_load(x + (long)r * c + ch));
+      add_lanes(acc + ch, s);
+    }
+    for (; ch < c; ch++) {
+      float s = 0.f;
+      for (int r = r0; r < r1; r++) s += x[(long)r * c + ch];
+      acc[ch] += s;
+    }
+  }
+  for (int ch = 0; ch < c; ch++) mean[ch] = (float)(acc[ch] / m), acc[ch] = 0;
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    const int r1 = min_i(m, r0 + BLOCK);
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      const v128_t mu = wasm_v128_load(mean + ch);
+      v128_t s = wasm_f32x4_splat(0.f);
+      for (int r = r0; r < r1; r++) {
+        const v128_t d = wasm_f32x4_sub(wasm_v128_load(x + (long)r * c + ch), mu);
+        s = wasm_f32x4_add(s, wasm_f32x4_mul(d, d));
+      }
+      add_lanes(acc + ch, s);
+    }
+    for (; ch < c; ch++) {
+      float s = 0.f;
+      for (int r = r0; r < r1; r++) {
+        const float d = x[(long)r * c + ch] - mean[ch];
+        s += d * d;
+      }
+      acc[ch] += s;
+    }
+  }
+  for (int ch = 0; ch < c; ch++) var[ch] = (float)(acc[ch] / m);
+}
+
+// y = (x - mean) * (gamma / sqrt(var + eps)) + beta, then max(y, 0) if relu.
+static void normalize(const float* x, int m, int c, const float* mean, const float* scale, const float* beta, int relu, float* y) {
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  for (int r = 0; r < m; r++) {
+    const float* xr = x + (long)r * c;
+    float* yr = y + (long)r * c;
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(xr + ch), wasm_v128_load(mean + ch)), wasm_v128_load(scale + ch)),
+                                wasm_v128_load(beta + ch));
+      if (relu) v = wasm_f32x4_max(v, zero);
+      wasm_v128_store(yr + ch, v);
+    }
+    for (; ch < c; ch++) {
+      const float v = (xr[ch] - mean[ch]) * scale[ch] + beta[ch];
+      yr[ch] = relu && v < 0.f ? 0.f : v;
+    }
+  }
+}
+
+// Training-mode batch norm (+ optional ReLU) over m = N*H*W rows of c channels.
+// Outputs y, the batch mean, the biased variance, and 1/sqrt(var + eps) for the backward pass.
+EXPORT(bn_forward)
+void bn_forward(const float* x, int m, int c, const float* gamma, const float* beta, float eps, int relu,
+                float* y, float* mean, float* var, float* inv_std) {
+  moments(x, m, c, mean, var);
+  float scale[c];
+  for (int ch = 0; ch < c; ch++) {
+    inv_std[ch] = 1.f / __builtin_sqrtf(var[ch] + eps);
+    scale[ch] = gamma[ch] * inv_std[ch];
+  }
+  normalize(x, m, c, mean, scale, beta, relu, y);
+}
+
+// Evaluation-mode batch norm (+ optional ReLU) with given statistics.
+EXPORT(bn_eval)
+void bn_eval(const float* x, int m, int c, const float* mean, const float* var, const float* gamma, const float* beta, float eps,
+             int relu, float* y) {
+  float scale[c];
+  for (int ch = 0; ch < c; ch++) scale[ch] = gamma[ch] / __builtin_sqrtf(var[ch] + eps);
+  normalize(x, m, c, mean, scale, beta, relu, y);
+}
+
+// Backward of bn_forward. g = dy, masked by y > 0 when relu (y = the forward output). With
+// xc = x - mean, M = m:  dbeta = sum g,  dgamma = inv_std * sum g*xc,
+// dx = a*g + b*xc + k,  a = gamma*inv_std,  b = -a*inv_std^2*sum(g*xc)/M + 2*dvar/M,  k = -a*sum(g)/M + dmean/M
+// (dmean, dvar: gradients reaching the returned statistics, usually zero).
+EXPORT(bn_backward)
+void bn_backward(const float* dy, const float* x, const float* y, int m, int c, int relu, const float* mean, const float* inv_std,
+                 const float* gamma, const float* dmean, const float* dvar, float* dx, float* dgamma, float* dbeta) {
+  double sg[c], sgx[c];
+  for (int ch = 0; ch < c; ch++) sg[ch] = 0, sgx[ch] = 0;
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  for (int r0 = 0; r0 < m; r0 += BLOCK) {
+    const int r1 = min_i(m, r0 + BLOCK);
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      const v128_t mu = wasm_v128_load(mean + ch);
+      v128_t s1 = zero, s2 = zero;
+      for (int r = r0; r < r1; r++) {
+        const long i = (long)r * c + ch;
+        v128_t g = wasm_v128_load(dy + i);
+        if (relu) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + i), zero));
+        s1 = wasm_f32x4_add(s1, g);
+        s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(g, wasm_f32x4_sub(wasm_v128_load(x + i), mu)));
+      }
+      add_lanes(sg + ch, s1);
+      add_lanes(sgx + ch, s2);
+    }
+    for (; ch < c; ch++) {
+      float s1 = 0.f, s2 = 0.f;
+      for (int r = r0; r < r1; r++) {
+        const long i = (long)r * c + ch;
+        const float g = relu && !(y[i] > 0.f) ? 0.f : dy[i];
+        s1 += g;
+        s2 += g * (x[i] - mean[ch]);
+      }
+      sg[ch] += s1;
+      sgx[ch] += s2;
+    }
+  }
+  float a[c], b[c], k[c];
+  for (int ch = 0; ch < c; ch++) {
+    const float is = inv_std[ch];
+    dbeta[ch] = (float)sg[ch];
+    dgamma[ch] = (float)sgx[ch] * is;
+    a[ch] = gamma[ch] * is;
+    b[ch] = -a[ch] * is * is * (float)(sgx[ch] / m) + 2.f * dvar[ch] / m;
+    k[ch] = -a[ch] * (float)(sg[ch] / m) + dmean[ch] / m;
+  }
+  for (int r = 0; r < m; r++) {
+    const long base = (long)r * c;
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      const long i = base + ch;
+      v128_t g = wasm_v128_load(dy + i);
+      if (relu) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + i), zero));
+      const v128_t xc = wasm_f32x4_sub(wasm_v128_load(x + i), wasm_v128_load(mean + ch));
+      const v128_t v = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(g, wasm_v128_load(a + ch)), wasm_f32x4_mul(xc, wasm_v128_load(b + ch))),
+                                      wasm_v128_load(k + ch));
+      wasm_v128_store(dx + i, v);
+    }
+    for (; ch < c; ch++) {
+      const long i = base + ch;
+      const float g = relu && !(y[i] > 0.f) ? 0.f : dy[i];
+      dx[i] = g * a[ch] + (x[i] - mean[ch]) * b[ch] + k[ch];
+    }
+  }
+}
+
+// [n, p, c] -> [c, p, n] (batch and channels swapped; p = H*W). Per pixel, an n x c block transposed.
+EXPORT(swap_batch_channels)
+void swap_batch_channels(const float* x, int n, int p, int c, float* out) {
+  const long row_in = (long)p * c, row_out = (long)p * n;
+  for (int q = 0; q < p; q++) {
+    for (int b = 0; b < n; b++) {
+      const float* src = x + b * row_in + (long)q * c;
+      for (int ch = 0; ch < c; ch++) out[ch * row_out + (long)q * n + b] = src[ch];
+    }
+  }
+}
+
+// [n, p, c] -> [p, n, c]: each image's channel vector moved, whole.
+EXPORT(batch_to_inner)
+void batch_to_inner(const float* x, int n, int p, int c, float* out) {
+  for (int q = 0; q < p; q++)
+    for (int b = 0; b < n; b++) __builtin_memcpy(out + ((long)q * n + b) * c, x + ((long)b * p + q) * c, (unsigned long)c * sizeof(float));
+}
+
+// [n, h, w, c] -> [n, (h-1)s+1, (w-1)s+1, c] with zeros between rows and between columns.
+EXPORT(dilate)
+void dilate(const float* x, int n, int h, int w, int c, int s, float* out) {
+  const int oh = (h - 1) * s + 1, ow = (w - 1) * s + 1;
+  __builtin_memset(out, 0, (unsigned long)n * oh * ow * c * sizeof(float));
+  for (int b = 0; b < n; b++)
+    for (int r = 0; r < h; r++)
+      for (int col = 0; col < w; col++)
+        __builtin_memcpy(out + (((long)b * oh + (long)r * s) * ow + (long)col * s) * c, x + (((long)b * h + r) * w + col) * c,
+                         (unsigned long)c * sizeof(float));
+}
+
+// Filter gradient of a convolution (NHWC x, HWIO filter, stride s, zero padding p), accumulated
+// directly: out[i, j, ci, co] = sum_{n,a,b} x[n, s*a+i-p, s*b+j-p, ci] * dy[n, a, b, co].
+// XNNPACK can compute this as a forward convolution, but one whose "filter" (dy) is megabytes large
+// and is streamed again for every output tile; here each (image, output row) is a block of work whose
+// x rows and dy row stay in L1 while all taps and channel tiles use them, with a 4 x 8 register tile.
+// Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
+EXPORT(conv_filter_grad)
+void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw, int s, int p,
+                      float* out) {
+  __builtin_memset(out, 0, (unsigned long)kh * kw * ci * co * sizeof(float));
+  for (int img = 0; img < n; img++) {
+    for (int a = 0; a < ho; a++) {
+      const float* dyrow = dy + ((long)img * ho + a) * wo * co;
+      for (int i = 0; i < kh; i++) {
+        const int r = s * a + i - p;
+        if (r < 0 || r >= h) continue;
+        const float* xrow = x + ((long)img * h + r) * w * ci;
+        for (int j = 0; j < kw; j++) {
+          // Output columns b whose input column s*b+j-p lies inside the image.
+          int b0 = 0;
+          while (b0 < wo && s * b0 + j - p < 0) b0++;
+          int b1 = wo;
+          while (b1 > b0 && s * (b1 - 1) + j - p >= w) b1--;
+          if (b0 >= b1) continue;
+          float* o = out + ((long)i * kw + j) * ci * co;
+          for (int c0 = 0; c0 < ci; c0 += 4) {
+            for (int d0 = 0; d0 < co; d0 += 8) {
+              v128_t a00 = wasm_f32x4_splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+              const float* xp = xrow + (long)(s * b0 + j - p) * ci + c0;
+              const float* dp = dyrow + (long)b0 * co + d0;
+              for (int b = b0; b < b1; b++, xp += (long)s * ci, dp += co) {
+                const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
+                const v128_t x0 = wasm_v128_load32_splat(xp), x1 = wasm_v128_load32_splat(xp + 1);
+                const v128_t x2 = wasm_v128_load32_splat(xp + 2), x3 = wasm_v128_load32_splat(xp + 3);
+                a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
+                a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
+                a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
+                a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
+                a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
+                a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
+                a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
+                a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+              }
+              float* op = o + (long)c0 * co + d0;
+              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a00));
+              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a01));
+              op += co;
+              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a10));
+              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a11));
+              op += co;
+              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a20));
+              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a21));
+              op += co;
+              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a30));
+              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a31));
+            }
+          }
+        }
+      }
+    }
+  }
+}

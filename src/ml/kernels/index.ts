@@ -1,0 +1,131 @@
+// Typed entry points to the SIMD kernels, each with a stock-tfjs fallback used on the cpu and
+// tensorflow backends (and on wasm when NAD_STOCK_KERNELS=1, to measure or to compare).
+// None of these records gradients: they are meant for custom ops' forward and backward passes.
+import * as tf from '@tensorflow/tfjs-core';
+import { registerSimdKernels } from './simd';
+
+tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
+
+/** Whether the SIMD kernels run on the current backend. */
+export function simdKernelsActive(): boolean {
+  return tf.getBackend() === 'wasm' && !tf.env().getBool('NAD_STOCK_KERNELS');
+}
+
+function run(name: string, inputs: tf.Tensor[], attrs: Record<string, number> = {}): tf.Tensor[] {
+  registerSimdKernels();
+  const named: tf.NamedTensorMap = {};
+  inputs.forEach((t, i) => (named[`in${i}`] = t));
+  const out = tf.engine().runKernel(name, named, attrs);
+  return Array.isArray(out) ? out : [out];
+}
+
+export interface BatchNormForward {
+  readonly y: tf.Tensor4D;
+  readonly mean: tf.Tensor1D;
+  readonly variance: tf.Tensor1D;
+  readonly invStd: tf.Tensor1D;
+}
+
+/** Batch statistics over all but the last axis, normalised output, optionally ReLU'd. */
+export function batchNormForward(x: tf.Tensor4D, gamma: tf.Tensor1D, beta: tf.Tensor1D, eps: number, relu: boolean): BatchNormForward {
+  if (simdKernelsActive()) {
+    const [y, mean, variance, invStd] = run('NadBatchNormForward', [x, gamma, beta], { eps, relu: relu ? 1 : 0 });
+    return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D, invStd: invStd as tf.Tensor1D };
+  }
+  return tf.tidy(() => {
+    const m = tf.moments(x, [0, 1, 2]);
+    const mean = m.mean as tf.Tensor1D;
+    const variance = m.variance as tf.Tensor1D;
+    const bn = tf.batchNorm4d(x, mean, variance, beta, gamma, eps);
+    return { y: relu ? tf.relu(bn) : bn, mean, variance, invStd: tf.rsqrt(tf.add(variance, eps)) as tf.Tensor1D };
+  });
+}
+
+/** Batch norm with given statistics, optionally ReLU'd. */
+export function batchNormInference(
+  x: tf.Tensor4D,
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+  eps: number,
+  relu: boolean,
+): tf.Tensor4D {
+  if (simdKernelsActive()) return run('NadBatchNormEval', [x, mean, variance, gamma, beta], { eps, relu: relu ? 1 : 0 })[0] as tf.Tensor4D;
+  return tf.tidy(() => {
+    const bn = tf.batchNorm4d(x, mean, variance, beta, gamma, eps);
+    return relu ? tf.relu(bn) : bn;
+  });
+}
+
+export interface BatchNormGradients {
+  readonly dx: tf.Tensor4D;
+  readonly dGamma: tf.Tensor1D;
+  readonly dBeta: tf.Tensor1D;
+}
+
+/**
+ * Backward pass of batchNormForward. `y` is its output (only read when `relu`, for the mask); dMean and
+ * dVar are the gradients that reached the returned statistics.
+ */
+export function batchNormBackward(
+  dy: tf.Tensor4D,
+  x: tf.Tensor4D,
+  y: tf.Tensor4D,
+  relu: boolean,
+  s: { mean: tf.Tensor1D; invStd: tf.Tensor1D; gamma: tf.Tensor1D; dMean: tf.Tensor1D; dVar: tf.Tensor1D },
+): BatchNormGradients {
+  if (simdKernelsActive()) {
+    const [dx, dGamma, dBeta] = run('NadBatchNormBackward', [dy, x, y, s.mean, s.invStd, s.gamma, s.dMean, s.dVar], { relu: relu ? 1 : 0 });
+    return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
+  }
+  return tf.tidy(() => {
+    const axes = [0, 1, 2];
+    const g = relu ? tf.mul(dy, tf.step(y)) : dy;
+    const xc = tf.sub(x, s.mean);
+    const sumG = tf.sum(g, axes);
+    const sumGXc = tf.sum(tf.mul(g, xc), axes);
+    const count = x.size / x.shape[3];
+    // dx = a*g + b*xc + k per channel (see native/kernels.c, bn_backward).
+    const a = tf.mul(s.gamma, s.invStd);
+    const b = tf.add(tf.mul(tf.mul(a, tf.square(s.invStd)), tf.div(sumGXc, -count)), tf.mul(s.dVar, 2 / count));
+    const k = tf.add(tf.mul(a, tf.div(sumG, -count)), tf.div(s.dMean, count));
+    return {
+      dx: tf.add(tf.add(tf.mul(g, a), tf.mul(xc, b)), k) as tf.Tensor4D,
+      dGamma: tf.mul(sumGXc, s.invStd) as tf.Tensor1D,
+      dBeta: sumG as tf.Tensor1D,
+    };
+  });
+}
+
+/** [N, H, W, C] -> [C, H, W, N]. */
+export function swapBatchAndChannels(x: tf.Tensor4D): tf.Tensor4D {
+  return (simdKernelsActive() ? run('NadSwapBatchChannels', [x])[0] : tf.transpose(x, [3, 1, 2, 0])) as tf.Tensor4D;
+}
+
+/** [N, H, W, C] -> [H, W, N, C]. */
+export function moveBatchInside(x: tf.Tensor4D): tf.Tensor4D {
+  return (simdKernelsActive() ? run('NadBatchToInner', [x])[0] : tf.transpose(x, [1, 2, 0, 3])) as tf.Tensor4D;
+}
+
+/** Zero-insertion between rows and columns: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. */
+export function dilate(x: tf.Tensor4D, stride: number): tf.Tensor4D {
+  if (stride === 1) return x;
+  if (simdKernelsActive()) return run('NadDilate', [x], { stride })[0] as tf.Tensor4D;
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, stride - 1], [0, 0], [0, stride - 1], [0, 0]]);
+    const full = tf.reshape(spread, [n, h * stride, w * stride, c]) as tf.Tensor4D;
+    return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * stride + 1, (w - 1) * stride + 1, c]);
+  });
+}
+
+/**
+ * The filter gradient of conv2d(x, W[kh, kw, ci, co], stride, pad) by the SIMD kernel, or undefined
+ * where it does not apply (other backends; ci not a multiple of 4 or co of 8) and callers use
+ * another formulation.
+ */
+export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
+  if (!simdKernelsActive() || x.shape[3] % 4 !== 0 || dy.shape[3] % 8 !== 0) return undefined;
+  return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
+}
