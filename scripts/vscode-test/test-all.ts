@@ -1,0 +1,105 @@
+// `npm test` after build, typecheck and lint: runs every suite in turn (unit, extension host, UI,
+// packaging), even when one fails, then prints each suite's counts and the total as the last line,
+// "N passed, N failed". Exits non-zero when a suite failed, ran no test, or did not report counts.
+import { spawn } from 'node:child_process';
+import { resolve } from 'node:path';
+
+const REPO_ROOT = resolve(__dirname, '..', '..');
+
+interface Stage {
+  readonly name: string;
+  readonly script: string;
+}
+
+const STAGES: readonly Stage[] = [
+  { name: 'unit', script: 'test:unit' },
+  { name: 'extension-host', script: 'test:vscode' },
+  { name: 'ui', script: 'test:ui' },
+  { name: 'package', script: 'test:package' },
+];
+
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+interface StageResult {
+  readonly stage: Stage;
+  readonly exitCode: number;
+  readonly counts: Counts | undefined;
+  readonly seconds: number;
+}
+
+/** Counts from the output of node's test runner (TAP "# pass 3" or spec "ℹ pass 3") or our "N passed, N failed" line. */
+export function parseCounts(output: string): Counts | undefined {
+  const last = (re: RegExp): number | undefined => {
+    const all = [...output.matchAll(re)];
+    return all.length ? Number(all[all.length - 1][1]) : undefined;
+  };
+  const pass = last(/^(?:#|ℹ) pass (\d+)$/gm);
+  const fail = last(/^(?:#|ℹ) fail (\d+)$/gm);
+  if (pass !== undefined && fail !== undefined) {
+    const cancelled = last(/^(?:#|ℹ) cancelled (\d+)$/gm) ?? 0;
+    const skipped = (last(/^(?:#|ℹ) skipped (\d+)$/gm) ?? 0) + (last(/^(?:#|ℹ) todo (\d+)$/gm) ?? 0);
+    return { passed: pass, failed: fail + cancelled, skipped };
+  }
+  const plain = [...output.matchAll(/^(?:[\w-]+: )?(\d+) passed, (\d+) failed(?:, (\d+) skipped)?/gm)].pop();
+  return plain ? { passed: Number(plain[1]), failed: Number(plain[2]), skipped: Number(plain[3] ?? 0) } : undefined;
+}
+
+function runStage(stage: Stage): Promise<StageResult> {
+  console.log(`\n===== ${stage.name} tests (npm run ${stage.script}) =====`);
+  const started = Date.now();
+  return new Promise((resolve) => {
+    const child = spawn('npm', ['run', '--silent', stage.script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    child.stdout.on('data', (d: Buffer) => {
+      output += d.toString();
+      process.stdout.write(d);
+    });
+    child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
+    child.on('close', (code, signal) => {
+      resolve({ stage, exitCode: code ?? (signal ? 128 : 1), counts: parseCounts(output), seconds: (Date.now() - started) / 1000 });
+    });
+  });
+}
+
+async function main(): Promise<number> {
+  const only = process.argv.slice(2);
+  const stages = only.length ? STAGES.filter((s) => only.includes(s.name)) : STAGES;
+  const results: StageResult[] = [];
+  for (const stage of stages) results.push(await runStage(stage));
+
+  console.log('\n===== summary =====');
+  const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+  let ok = true;
+  for (const r of results) {
+    const c = r.counts;
+    const problems: string[] = [];
+    if (r.exitCode !== 0) problems.push(`exit code ${r.exitCode}`);
+    if (!c) problems.push('no test counts in its output');
+    else if (c.passed + c.failed === 0) problems.push('ran no test');
+    // A suite that crashed before counting still counts as one failure.
+    const failed = c ? c.failed : 0;
+    const stageFailed = failed + (problems.length && failed === 0 ? 1 : 0);
+    if (problems.length || failed) ok = false;
+    total.passed += c?.passed ?? 0;
+    total.failed += stageFailed;
+    total.skipped += c?.skipped ?? 0;
+    const counts = c ? `${c.passed} passed, ${c.failed} failed${c.skipped ? `, ${c.skipped} skipped` : ''}` : 'no counts';
+    console.log(`${r.stage.name.padEnd(15)} ${counts.padEnd(32)} ${r.seconds.toFixed(1).padStart(6)} s${problems.length ? `  FAILED: ${problems.join('; ')}` : ''}`);
+  }
+  console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`);
+  return ok ? 0 : 1;
+}
+
+if (require.main === module) {
+  main().then(
+    (code) => process.exit(code),
+    (e: unknown) => {
+      console.error(e);
+      process.exit(1);
+    },
+  );
+}

@@ -1,0 +1,116 @@
+// Drives the workbench as a person does: the command palette, tree views, webviews. Selectors are
+// the workbench's own DOM (VS Code 1.100); see ../shared/docs/real-vscode.md.
+import type { FrameLocator, Locator, Page } from 'playwright-core';
+
+const PALETTE_INPUT = '.quick-input-widget .quick-input-box input';
+const PALETTE_ROWS = '.quick-input-widget .quick-input-list .monaco-list-row';
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Run a command from the palette by its title ("NAD: Show Experiment History"). Right after start the
+ * command may not be registered yet, so the palette is reopened until it is listed, up to `timeoutMs`.
+ */
+export async function runCommand(page: Page, title: string, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let seen: string[] = [];
+  while (Date.now() < deadline) {
+    // Right after start the workbench can take the focus back, which closes the palette: start over then.
+    const filled = await openQuickInput(page, 'F1')
+      .then((input) => input.fill(`>${title}`, { timeout: 3_000 }))
+      .then(() => true, () => false);
+    // Wait for the list to settle on the filter, then pick the row whose label is exactly the title.
+    const index = filled ? await waitForRow(page, title, 2_000) : -1;
+    if (index >= 0) {
+      // The first row has the focus; Enter runs the focused one, as a person does. Not waiting for the
+      // palette to close: the command may open a quick pick of its own.
+      for (let i = 0; i < index; i++) await page.keyboard.press('ArrowDown');
+      await page.keyboard.press('Enter');
+      return;
+    }
+    seen = await rowLabels(page);
+    await page.keyboard.press('Escape');
+    await sleep(500);
+  }
+  throw new Error(`command "${title}" not found in the palette within ${timeoutMs / 1000} s; it listed: ${JSON.stringify(seen)}`);
+}
+
+/** Open a workspace file by name through "Go to File" (Ctrl+P), and wait for its editor tab. */
+export async function openFile(page: Page, name: string, timeoutMs = 15_000): Promise<void> {
+  const input = await openQuickInput(page, 'Control+P');
+  await input.fill(name, { timeout: 5_000 });
+  const index = await waitForRow(page, name, timeoutMs);
+  if (index < 0) throw new Error(`"${name}" not found by Go to File; it listed: ${JSON.stringify(await rowLabels(page))}`);
+  for (let i = 0; i < index; i++) await page.keyboard.press('ArrowDown');
+  await page.keyboard.press('Enter');
+  await page.locator('.tabs-container .tab.active .label-name', { hasText: name }).waitFor({ timeout: timeoutMs });
+}
+
+/** Show the quick input with `key`, giving the focus back to the workbench when keys go nowhere. */
+async function openQuickInput(page: Page, key: string): Promise<Locator> {
+  const input = page.locator(PALETTE_INPUT);
+  for (let attempt = 1; ; attempt++) {
+    await page.keyboard.press(key);
+    if (await input.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) return input;
+    if (attempt === 4) throw new Error(`the quick input did not open on ${key}`);
+    // The focus can sit in an iframe (a webview) or nowhere right after start: move it to the page.
+    await page.evaluate(() => {
+      (document.activeElement as HTMLElement | null)?.blur();
+      window.focus();
+    });
+  }
+}
+
+async function rowLabels(page: Page): Promise<string[]> {
+  return (await page.locator(`${PALETTE_ROWS} .label-name`).allInnerTexts()).map((l) => l.trim());
+}
+
+/** Index of the row labelled exactly `label`, once listed; -1 when it is not within `timeoutMs`. */
+async function waitForRow(page: Page, label: string, timeoutMs: number): Promise<number> {
+  const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) });
+  if (!(await row.first().waitFor({ state: 'visible', timeout: timeoutMs }).then(() => true, () => false))) return -1;
+  return (await rowLabels(page)).indexOf(label);
+}
+
+/** The pane of a view in the side bar, by its name ("Runs"); its header is hidden when it is alone in its container. */
+export function viewPane(page: Page, viewName: string): Locator {
+  return page.locator('.part.sidebar .pane').filter({ has: page.locator(`.pane-header[aria-label="${viewName} Section"]`) });
+}
+
+export interface TreeRow {
+  readonly label: string;
+  readonly description: string;
+  /** Codicon of the row's icon (`pass`, `warning`...), when it has one. */
+  readonly icon: string | undefined;
+  /** What a screen reader reads for the row. */
+  readonly ariaLabel: string;
+}
+
+/** The rows a tree view shows, read from the page. Waits until at least `minRows` are there. */
+export async function treeRows(container: Locator, minRows = 1, timeoutMs = 15_000): Promise<TreeRow[]> {
+  const rows = container.locator('.monaco-list-row');
+  const deadline = Date.now() + timeoutMs;
+  while ((await rows.count()) < minRows) {
+    if (Date.now() > deadline) throw new Error(`tree shows ${await rows.count()} rows, expected at least ${minRows} within ${timeoutMs / 1000} s`);
+    await sleep(200);
+  }
+  // No helper functions inside: the callback is serialized into the page, without tsx's helpers.
+  return rows.evaluateAll((els) =>
+    els.map((el) => ({
+      label: el.querySelector('.label-name')?.textContent?.trim() ?? '',
+      description: el.querySelector('.label-description')?.textContent?.trim() ?? '',
+      icon: Array.from(el.querySelector('.custom-view-tree-node-item-icon')?.classList ?? []).find((c) => c.startsWith('codicon-'))?.slice('codicon-'.length),
+      ariaLabel: el.getAttribute('aria-label') ?? '',
+    })),
+  );
+}
+
+/** Content of the active webview, two iframes deep (the workbench's outer frame, then the content frame). */
+export function activeWebview(page: Page): FrameLocator {
+  return page.frameLocator('iframe.webview.ready').frameLocator('iframe#active-frame');
+}
+
+/** Title of the browser tab, as the window title would read ("[Extension Development Host]" in development mode). */
+export function windowTitle(page: Page): Promise<string> {
+  return page.title();
+}
