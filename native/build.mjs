@@ -1,3 +1,4 @@
+/* global process, console */
 // Compiles native/kernels.c to WebAssembly twice (for tfjs-wasm's plain and its threaded, shared-memory
 // build) and writes both, base64-encoded, to src/ml/kernels/simd-binary.ts so that the bundles carry
 // them. Needs clang and wasm-ld with the WebAssembly target (Debian: apt-get install clang lld).

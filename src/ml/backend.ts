@@ -1,7 +1,8 @@
 // Chooses and initialises the TensorFlow.js backend: tfjs-node (native libtensorflow) when it loads,
 // else WebAssembly (SIMD), else pure JS. Every run records which one ran.
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
+// A namespace import that is used: bundlers drop a bare import of this package (its sideEffects list).
+import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -9,12 +10,13 @@ import { registerSimdKernels } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
-export type BackendPreference = 'auto' | 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendPreference = 'auto' | BackendName;
 export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
 export interface BackendInfo {
   /** tfjs's backend name: `tensorflow` (tfjs-node), `wasm` or `cpu`. */
-  readonly name: 'tensorflow' | 'wasm' | 'cpu';
+  readonly name: BackendName;
   /** Human-readable detail, e.g. `wasm (SIMD, 1 thread)`. */
   readonly description: string;
   /** Why a preferred backend was skipped, if one was. */
@@ -151,15 +153,12 @@ export async function initBackend(preference: BackendPreference = 'auto', opts: 
   if (current) return current;
   const pref = preference === 'auto' ? ((process.env.NAD_BACKEND as BackendPreference | undefined) ?? 'auto') : preference;
   if (!BACKEND_PREFERENCES.includes(pref)) throw new Error(`unknown backend "${pref}" (use one of ${BACKEND_PREFERENCES.join(', ')})`);
-  const order: Array<'tensorflow' | 'wasm' | 'cpu'> = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
+  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
   const reasons: string[] = [];
-  const wasmThreads = opts.wasmThreads ?? (Number(process.env.NAD_WASM_THREADS) || availableCores());
   for (const name of order) {
-    const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : (await tf.setBackend('cpu')) ? undefined : 'cpu backend failed';
+    const failure = await activate(name, opts);
     if (failure === undefined) {
-      await tf.ready();
-      const threads = name === 'wasm' ? wasmThreadsCount() : availableCores();
-      current = { name, description: describe(name, threads), fallbackReasons: reasons, threads };
+      current = info(name, reasons);
       return current;
     }
     reasons.push(failure);
@@ -167,9 +166,32 @@ export async function initBackend(preference: BackendPreference = 'auto', opts: 
   throw new Error(`no TensorFlow.js backend could start: ${reasons.join('; ')}`);
 }
 
-function describe(name: 'tensorflow' | 'wasm' | 'cpu', threads: number): string {
+/**
+ * Makes `name` the active backend even if another was initialised (the benchmark measures each in
+ * turn). Throws if it cannot start. Tensors made on another backend are moved over when used.
+ */
+export async function switchBackend(name: BackendName, opts: BackendOptions = {}): Promise<BackendInfo> {
+  const failure = await activate(name, opts);
+  if (failure !== undefined) throw new Error(failure);
+  current = info(name, []);
+  return current;
+}
+
+async function activate(name: BackendName, opts: BackendOptions): Promise<string | undefined> {
+  const wasmThreads = opts.wasmThreads ?? (Number(process.env.NAD_WASM_THREADS) || availableCores());
+  const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : (await tf.setBackend('cpu')) ? undefined : 'cpu backend failed';
+  if (failure === undefined) await tf.ready();
+  return failure;
+}
+
+function info(name: BackendName, reasons: string[]): BackendInfo {
+  const threads = name === 'wasm' ? wasmThreadsCount() : availableCores();
+  return { name, description: describe(name, threads), fallbackReasons: reasons, threads };
+}
+
+function describe(name: BackendName, threads: number): string {
   if (name === 'tensorflow') return 'tensorflow (tfjs-node, native libtensorflow)';
-  if (name === 'cpu') return 'cpu (pure JavaScript)';
+  if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
 }
