@@ -33,11 +33,6 @@ async function main(): Promise<number> {
   const timeoutMs = Number(process.env.NAD_VSCODE_TEST_TIMEOUT_MS ?? 300_000);
   const started = Date.now();
   const wb = await Workbench.start({ name: 'extension-host', ...args });
-  const stop = (signal: NodeJS.Signals): void => {
-    void wb.close().finally(() => process.exit(signal === 'SIGINT' ? 130 : 143));
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
   let code: number;
   let failure: string | undefined;
   try {

@@ -18,6 +18,9 @@ const STAGES: readonly Stage[] = [
   { name: 'package', script: 'test:package' },
 ];
 
+/** A stage that runs longer is stopped and counted as failed (the whole of CI must stay under 30 minutes). */
+const STAGE_TIMEOUT_S = Number(process.env.NAD_STAGE_TIMEOUT_S ?? 600);
+
 interface Counts {
   passed: number;
   failed: number;
@@ -27,6 +30,7 @@ interface Counts {
 interface StageResult {
   readonly stage: Stage;
   readonly exitCode: number;
+  readonly timedOut: boolean;
   readonly counts: Counts | undefined;
   readonly seconds: number;
 }
@@ -48,11 +52,36 @@ export function parseCounts(output: string): Counts | undefined {
   return plain ? { passed: Number(plain[1]), failed: Number(plain[2]), skipped: Number(plain[3] ?? 0) } : undefined;
 }
 
+let interrupted = false;
+
 function runStage(stage: Stage): Promise<StageResult> {
   console.log(`\n===== ${stage.name} tests (npm run ${stage.script}) =====`);
   const started = Date.now();
   return new Promise((resolve) => {
-    const child = spawn('npm', ['run', '--silent', stage.script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+    // Own process group, so that a stage that hangs is stopped whole (server, browser, extension host).
+    const child = spawn('npm', ['run', '--silent', stage.script], { cwd: REPO_ROOT, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const signalGroup = (signal: NodeJS.Signals): void => {
+      try {
+        process.kill(-(child.pid ?? 0), signal);
+      } catch {
+        // already gone
+      }
+    };
+    // SIGTERM first, so that the harness kills its servers and browsers; SIGKILL what is left.
+    let killTimer: NodeJS.Timeout | undefined;
+    let timedOut = false;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      console.error(`\n[test-all] ${stage.name} tests still running after ${STAGE_TIMEOUT_S} s: stopping them`);
+      signalGroup('SIGTERM');
+      killTimer = setTimeout(() => signalGroup('SIGKILL'), 5_000);
+    }, STAGE_TIMEOUT_S * 1000);
+    const stopOnSignal = (): void => {
+      interrupted = true;
+      signalGroup('SIGTERM');
+    };
+    process.once('SIGINT', stopOnSignal);
+    process.once('SIGTERM', stopOnSignal);
     let output = '';
     child.stdout.on('data', (d: Buffer) => {
       output += d.toString();
@@ -60,7 +89,11 @@ function runStage(stage: Stage): Promise<StageResult> {
     });
     child.stderr.on('data', (d: Buffer) => process.stderr.write(d));
     child.on('close', (code, signal) => {
-      resolve({ stage, exitCode: code ?? (signal ? 128 : 1), counts: parseCounts(output), seconds: (Date.now() - started) / 1000 });
+      clearTimeout(timer);
+      clearTimeout(killTimer);
+      process.removeListener('SIGINT', stopOnSignal);
+      process.removeListener('SIGTERM', stopOnSignal);
+      resolve({ stage, exitCode: code ?? (signal ? 128 : 1), timedOut, counts: parseCounts(output), seconds: (Date.now() - started) / 1000 });
     });
   });
 }
@@ -69,7 +102,10 @@ async function main(): Promise<number> {
   const only = process.argv.slice(2);
   const stages = only.length ? STAGES.filter((s) => only.includes(s.name)) : STAGES;
   const results: StageResult[] = [];
-  for (const stage of stages) results.push(await runStage(stage));
+  for (const stage of stages) {
+    if (interrupted) break;
+    results.push(await runStage(stage));
+  }
 
   console.log('\n===== summary =====');
   const total: Counts = { passed: 0, failed: 0, skipped: 0 };
@@ -77,7 +113,8 @@ async function main(): Promise<number> {
   for (const r of results) {
     const c = r.counts;
     const problems: string[] = [];
-    if (r.exitCode !== 0) problems.push(`exit code ${r.exitCode}`);
+    if (r.timedOut) problems.push(`stopped after ${STAGE_TIMEOUT_S} s`);
+    else if (r.exitCode !== 0) problems.push(`exit code ${r.exitCode}`);
     if (!c) problems.push('no test counts in its output');
     else if (c.passed + c.failed === 0) problems.push('ran no test');
     // A suite that crashed before counting still counts as one failure.
@@ -91,7 +128,7 @@ async function main(): Promise<number> {
     console.log(`${r.stage.name.padEnd(15)} ${counts.padEnd(32)} ${r.seconds.toFixed(1).padStart(6)} s${problems.length ? `  FAILED: ${problems.join('; ')}` : ''}`);
   }
   console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`);
-  return ok ? 0 : 1;
+  return ok && !interrupted ? 0 : 1;
 }
 
 if (require.main === module) {

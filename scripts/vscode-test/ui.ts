@@ -2,6 +2,9 @@
 // the workbench's own DOM (VS Code 1.100); see ../shared/docs/real-vscode.md.
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 
+/** Per-test limit for UI tests: a hung workbench fails the test instead of hanging CI. */
+export const TEST_TIMEOUT_MS = 120_000;
+
 const PALETTE_INPUT = '.quick-input-widget .quick-input-box input';
 const PALETTE_ROWS = '.quick-input-widget .quick-input-list .monaco-list-row';
 

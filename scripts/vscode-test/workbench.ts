@@ -3,7 +3,7 @@
 // Used by the runTests shim (extension-host suites), the UI suites and the VSIX test.
 // Every failure prints what is needed to debug it: the extension host's log, the browser console,
 // the server's output and a screenshot path. See ../shared/docs/real-vscode.md.
-import { spawn, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -52,8 +52,10 @@ export interface WorkbenchOptions {
 export function codeServerDir(): string {
   const fromEnv = process.env.NAD_CODE_SERVER_DIR;
   if (fromEnv) return fromEnv;
-  const out = execFileSync('bash', [join(REPO_ROOT, 'scripts', 'setup-vscode-test.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'inherit'] });
-  const dir = out.trim().split('\n').pop() ?? '';
+  // Its messages are shown only when it fails: `npm test` has run it already, so it has nothing to do.
+  const setup = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'setup-vscode-test.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  if (setup.status !== 0) throw new Error(`scripts/setup-vscode-test.sh failed (${setup.status ?? setup.signal}):\n${setup.stderr}`);
+  const dir = setup.stdout.trim().split('\n').pop() ?? '';
   process.env.NAD_CODE_SERVER_DIR = dir;
   return dir;
 }
@@ -156,8 +158,11 @@ export class Workbench {
     const serverTail = new Tail(120);
     server.stdout?.on('data', (d: Buffer) => serverTail.push(d.toString()));
     server.stderr?.on('data', (d: Buffer) => serverTail.push(d.toString()));
-    const killServer = (): void => killGroup(server);
-    process.once('exit', killServer);
+    const killServer = (): void => {
+      killGroup(server);
+      liveServers.delete(server);
+    };
+    trackServer(server);
 
     let browser: Browser | undefined;
     try {
@@ -279,6 +284,7 @@ export class Workbench {
     this.closed = true;
     await this.browser.close().catch(() => undefined);
     killGroup(this.server);
+    liveServers.delete(this.server);
     await sleep(200);
     if (!keep && !process.env.NAD_KEEP_TEMP) rmSync(this.root, { recursive: true, force: true, maxRetries: 3 });
   }
@@ -290,6 +296,26 @@ function killGroup(child: ChildProcess): void {
     process.kill(-child.pid, 'SIGKILL');
   } catch {
     // already gone
+  }
+}
+
+// Servers run in their own process group (so that closing kills their extension host too), which a
+// signal to ours does not reach: kill them when this process exits or is told to stop.
+const liveServers = new Set<ChildProcess>();
+let exitHandlersInstalled = false;
+
+function trackServer(server: ChildProcess): void {
+  liveServers.add(server);
+  if (exitHandlersInstalled) return;
+  exitHandlersInstalled = true;
+  const killAll = (): void => liveServers.forEach(killGroup);
+  process.on('exit', killAll);
+  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+    process.on(signal, () => {
+      console.error(`[vscode-test] ${signal}: stopping the VS Code server and the browser`);
+      killAll();
+      process.exit(code);
+    });
   }
 }
 

@@ -1,6 +1,8 @@
 // Runs the extension-host suite (test/integration/suite) with @vscode/test-electron's runTests:
 //   node --import tsx test/integration/run-vscode.ts            VS Code server + headless Chromium (the `code` shim)
 //   node --import tsx test/integration/run-vscode.ts --desktop  desktop VS Code, downloaded by test-electron
+//                                                               (needs the internet; on Linux without a display,
+//                                                               run it under `xvfb-run -a`)
 // Prints "extension-host: N passed, N failed" and exits non-zero when a test failed or VS Code did not run.
 import { runTests } from '@vscode/test-electron';
 import * as esbuild from 'esbuild';
@@ -12,7 +14,8 @@ import { makeWorkspace } from './fixtures/workspace';
 import type { SuiteResults } from './suite/index';
 
 const SUITE_SRC = join(REPO_ROOT, 'test', 'integration', 'suite');
-const SUITE_OUT = join(REPO_ROOT, '.cache', 'integration', 'suite');
+// One folder per run: engineers sharing a checkout may run the suite at the same time.
+const SUITE_OUT = join(REPO_ROOT, '.cache', 'integration', `suite-${process.pid}`);
 const SHIM = join(REPO_ROOT, 'scripts', 'vscode-test', 'code');
 
 /** The extension host loads CommonJS: bundle the runner and each suite file (vscode and mocha stay external). */
@@ -60,14 +63,14 @@ async function main(): Promise<number> {
   if (!desktop && existsSync(reportFile)) process.stdout.write(readFileSync(reportFile, 'utf8'));
   let results: SuiteResults | undefined;
   if (existsSync(resultsFile)) results = JSON.parse(readFileSync(resultsFile, 'utf8')) as SuiteResults;
-  rmSync(resultsDir, { recursive: true, force: true });
-  rmSync(ws.dir, { recursive: true, force: true });
+  for (const dir of [resultsDir, ws.dir, SUITE_OUT]) rmSync(dir, { recursive: true, force: true });
   if (!results) {
     console.error(`extension-host: the suite did not report results (${runError ?? 'no error from runTests'})`);
     console.log('extension-host: 0 passed, 1 failed');
     return 1;
   }
-  for (const f of results.failed) console.error(`FAILED ${f.title}\n${f.error}\n`);
+  // The reporter above showed each failure with its stack; name them once more next to the counts.
+  if (results.failed.length) console.error(`failed: ${results.failed.map((f) => f.title).join('; ')}`);
   console.log(`extension-host: ${results.passes} passed, ${results.failures} failed${results.pending ? `, ${results.pending} skipped` : ''} (${seconds} s, ${desktop ? 'desktop VS Code' : 'VS Code server + Chromium'})`);
   return results.failures > 0 || runError ? 1 : 0;
 }

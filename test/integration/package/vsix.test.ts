@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import { REPO_ROOT, Workbench, installVsix } from '../../../scripts/vscode-test/workbench';
-import { runCommand, treeRows, viewPane, windowTitle } from '../../../scripts/vscode-test/ui';
+import { TEST_TIMEOUT_MS, runCommand, treeRows, viewPane, windowTitle } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace } from '../fixtures/workspace';
 
 const manifest = JSON.parse(readFileSync(join(REPO_ROOT, 'package.json'), 'utf8')) as { name: string; version: string; publisher: string };
@@ -28,7 +28,7 @@ const FORBIDDEN: readonly RegExp[] = [
 const cleanups: (() => void)[] = [];
 after(() => cleanups.forEach((c) => c()));
 
-test('the VSIX holds the bundles and manifest, and no sources, tests, caches or data', () => {
+test('the VSIX holds the bundles and manifest, and no sources, tests, caches or data', { timeout: TEST_TIMEOUT_MS }, () => {
   assert.ok(existsSync(vsixPath), `${vsixPath} is missing: run \`npm run package\` first`);
   const entries: { name: string; size: number }[] = [];
   unzipSync(readFileSync(vsixPath), {
@@ -50,7 +50,7 @@ test('the VSIX holds the bundles and manifest, and no sources, tests, caches or 
   assert.ok(size < MAX_VSIX_BYTES, `the VSIX is ${size} bytes, over ${MAX_VSIX_BYTES}`);
 });
 
-test('the VSIX installs into VS Code and "NAD: Show Experiment History" works from it', async () => {
+test('the VSIX installs into VS Code and "NAD: Show Experiment History" works from it', { timeout: TEST_TIMEOUT_MS }, async () => {
   const extensionsDir = mkdtempSync(join(tmpdir(), 'nad-vsix-extensions-'));
   const ws = makeWorkspace();
   cleanups.push(() => rmSync(extensionsDir, { recursive: true, force: true }), () => rmSync(ws.dir, { recursive: true, force: true }));

@@ -5,7 +5,7 @@ import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { activeWebview, openFile, runCommand, treeRows, viewPane, windowTitle } from '../../../scripts/vscode-test/ui';
+import { TEST_TIMEOUT_MS, activeWebview, openFile, runCommand, treeRows, viewPane, windowTitle } from '../../../scripts/vscode-test/ui';
 import { FINISHED_ACC, FINISHED_ASR, makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 
 let wb: Workbench;
@@ -14,19 +14,19 @@ let ws: FixtureWorkspace;
 before(async () => {
   ws = makeWorkspace();
   wb = await Workbench.start({ name: 'ui', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
-});
+}, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {
   await wb?.close();
   if (ws) rmSync(ws.dir, { recursive: true, force: true });
 });
 
-test('the window is an Extension Development Host on the fixture workspace', () =>
+test('the window is an Extension Development Host on the fixture workspace', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('window title', async () => {
     assert.match(await windowTitle(wb.page), /\[Extension Development Host\]/);
   }));
 
-test('"NAD: Show Experiment History" from the palette shows the runs in the Runs view', () =>
+test('"NAD: Show Experiment History" from the palette shows the runs in the Runs view', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('show history', async () => {
     await runCommand(wb.page, 'NAD: Show Experiment History');
     const rows = await treeRows(viewPane(wb.page, 'Runs'), 3);
@@ -43,7 +43,7 @@ test('"NAD: Show Experiment History" from the palette shows the runs in the Runs
     assert.match(broken.ariaLabel, /status\.json: invalid JSON/);
   }));
 
-test('a run folder written by another process appears in the open view', () =>
+test('a run folder written by another process appears in the open view', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('watcher', async () => {
     const store = new RunStore(ws.dir);
     const run = store.create('finetune', { name: 'ui-watcher-probe' }, 'ui-watcher-probe');
@@ -58,7 +58,7 @@ test('a run folder written by another process appears in the open view', () =>
     await assert.doesNotReject(waitUntil(async () => !(await treeRows(viewPane(wb.page, 'Runs'), 3)).some((r) => r.label === 'ui-watcher-probe')));
   }));
 
-test('webview content is read two iframes deep (Markdown preview of the workspace README)', () =>
+test('webview content is read two iframes deep (Markdown preview of the workspace README)', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('webview', async () => {
     await openFile(wb.page, 'README.md');
     await runCommand(wb.page, 'Markdown: Open Preview');
