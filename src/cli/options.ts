@@ -1,0 +1,117 @@
+// Parsing of the CLI's flags into the engine's plain configs (the same configs a run folder stores).
+import { Option, type Command } from 'commander';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../ml/backend';
+import { DEFAULT_BACKDOOR, type BackdoorConfig } from '../ml/config';
+import type { TrainSettings } from '../ml/train';
+import { parseTargetType, type TriggerSpec } from '../ml/triggers/spec';
+import { InputError } from '../ml/types';
+
+export interface CommonFlags {
+  backend: string;
+  seed: string;
+  json?: boolean;
+  quiet?: boolean;
+  runsDir?: string;
+  name?: string;
+}
+
+export function addCommon(cmd: Command): Command {
+  return cmd
+    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKEND_PREFERENCES as string[]).default('auto'))
+    .option('--seed <n>', 'random seed (data order, augmentation, subsets, init)', '0')
+    .option('--runs-dir <dir>', 'where run folders go (default: ./.nad/runs)')
+    .option('--name <name>', 'a name for the run folder')
+    .option('--json', 'print the result as one JSON object on stdout')
+    .option('-q, --quiet', 'no progress output');
+}
+
+export function addBackdoor(cmd: Command, train: boolean): Command {
+  cmd
+    .option('--trigger <name>', 'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive (short: grid, square, ...)', 'gridTrigger')
+    .option('--target <label>', 'target label of the backdoor', String(DEFAULT_BACKDOOR.targetLabel))
+    .option('--target-type <type>', 'all2one | all2all | cleanLabel', DEFAULT_BACKDOOR.targetType)
+    .option('--trigger-size <n>', 'squareTrigger side (trig_w = trig_h)')
+    .option('--trigger-distance <n>', 'squareTrigger distance from the border')
+    .option('--trigger-mask <file>', 'mask/pattern file for signal, trojan and blend triggers (.npy/.npz/.png)')
+    .option('--trigger-alpha <a>', 'blend weight for randomPixel, signal, blend and sig');
+  if (train) cmd.option('--inject-portion <p>', 'share of training images poisoned', String(DEFAULT_BACKDOOR.injectPortion));
+  return cmd;
+}
+
+export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: boolean): Command {
+  cmd
+    .option('--epochs <n>', 'epochs', String(defaults.epochs))
+    .option('--batch-size <n>', 'batch size', String(defaults.batchSize))
+    .option('--lr <lr>', 'initial learning rate (later steps of the schedule unchanged)')
+    .option('--lr-schedule <steps>', `learning-rate steps "epoch:lr,..." (default ${defaults.lrSchedule.map(([e, l]) => `${e}:${l}`).join(',')})`)
+    .option('--momentum <m>', 'SGD momentum', String(defaults.momentum))
+    .option('--weight-decay <wd>', 'weight decay', String(defaults.weightDecay))
+    .option(defaults.augment ? '--no-augment' : '--augment', defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation');
+  if (withBetas) cmd.option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(',')).option('--p <p>', 'attention map power', String(defaults.attentionPower));
+  return cmd;
+}
+
+export function num(value: string | undefined, flag: string, opts: { int?: boolean; min?: number; max?: number } = {}): number {
+  const v = Number(value);
+  if (value === undefined || value.trim() === '' || !Number.isFinite(v) || (opts.int && !Number.isInteger(v))) {
+    throw new InputError(`${flag} must be ${opts.int ? 'a whole number' : 'a number'}, got '${value}'`);
+  }
+  if (opts.min !== undefined && v < opts.min) throw new InputError(`${flag} must be >= ${opts.min}, got ${v}`);
+  if (opts.max !== undefined && v > opts.max) throw new InputError(`${flag} must be <= ${opts.max}, got ${v}`);
+  return v;
+}
+
+export function backendOf(f: CommonFlags): BackendPreference {
+  return f.backend as BackendPreference;
+}
+
+type Flags = Record<string, string | boolean | undefined>;
+
+export function backdoorOf(f: Flags): BackdoorConfig {
+  const s = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+  const trigger: TriggerSpec = {
+    name: s('trigger') ?? 'gridTrigger',
+    ...(s('triggerSize') ? { size: num(s('triggerSize'), '--trigger-size', { int: true, min: 1 }) } : {}),
+    ...(s('triggerDistance') ? { distance: num(s('triggerDistance'), '--trigger-distance', { int: true, min: 0 }) } : {}),
+    ...(s('triggerMask') ? { maskFile: s('triggerMask') } : {}),
+    ...(s('triggerAlpha') ? { alpha: num(s('triggerAlpha'), '--trigger-alpha', { min: 0, max: 1 }) } : {}),
+  };
+  return {
+    trigger,
+    targetType: parseTargetType(s('targetType') ?? 'all2one'),
+    targetLabel: num(s('target'), '--target', { int: true, min: 0 }),
+    injectPortion: s('injectPortion') ? num(s('injectPortion'), '--inject-portion', { min: 0, max: 1 }) : DEFAULT_BACKDOOR.injectPortion,
+  };
+}
+
+export function trainingOf(f: Flags, defaults: TrainSettings, seed: number): TrainSettings {
+  const s = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+  let schedule: Array<[number, number]> = defaults.lrSchedule.map(([e, l]) => [e, l]);
+  if (s('lrSchedule')) {
+    schedule = (s('lrSchedule') as string).split(',').map((part) => {
+      const [e, l] = part.split(':');
+      return [num(e, '--lr-schedule epoch', { int: true, min: 0 }), num(l, '--lr-schedule lr', { min: 0 })];
+    });
+    schedule.sort((a, b) => a[0] - b[0]);
+  }
+  if (s('lr')) schedule[0] = [schedule[0][0], num(s('lr'), '--lr', { min: 0 })];
+  const betas = s('betas') ? (s('betas') as string).split(',').map((b) => num(b, '--betas', { min: 0 })) : defaults.betas;
+  return {
+    epochs: num(s('epochs'), '--epochs', { int: true, min: 1 }),
+    batchSize: num(s('batchSize'), '--batch-size', { int: true, min: 2 }),
+    lrSchedule: schedule,
+    momentum: num(s('momentum') ?? String(defaults.momentum), '--momentum', { min: 0, max: 0.999 }),
+    weightDecay: num(s('weightDecay') ?? String(defaults.weightDecay), '--weight-decay', { min: 0 }),
+    nesterov: defaults.nesterov,
+    augment: typeof f.augment === 'boolean' ? f.augment : defaults.augment,
+    betas,
+    attentionPower: s('p') ? num(s('p'), '--p', { min: 0 }) : defaults.attentionPower,
+    seed,
+  };
+}
+
+export function cleanOf(f: Flags): { cleanCount?: number; cleanRatio?: number } {
+  const count = typeof f.cleanCount === 'string' ? num(f.cleanCount, '--clean-count', { int: true, min: 1 }) : undefined;
+  const ratio = typeof f.cleanRatio === 'string' ? num(f.cleanRatio, '--clean-ratio', { min: 0, max: 1 }) : undefined;
+  return { ...(count !== undefined ? { cleanCount: count } : {}), ...(ratio !== undefined ? { cleanRatio: ratio } : {}) };
+}

@@ -1,0 +1,98 @@
+// Attention maps of a few fixed test images, clean and triggered, per group: streamed to the panel
+// during a run and stored in the run folder (maps.json + PNG heatmaps) at its end.
+import * as tf from '@tensorflow/tfjs-core';
+import { attentionMap } from './attention';
+import { toFloatBatch } from './data/augment';
+import { renderHeatmapPng } from './heatmap';
+import type { Model } from './models';
+import type { RunHandle } from './runstore';
+import type { ImageDataset } from './types';
+
+/** The same images without and with the trigger (non-target-class images only). */
+export interface AttentionSamples {
+  readonly clean: ImageDataset;
+  readonly triggered: ImageDataset;
+}
+
+export interface AttentionSnapshot {
+  /** Which model: backdoored, teacher, erased, ... */
+  readonly model: string;
+  /** Epoch after which it was taken; 0 = before training, -1 = final. */
+  readonly epoch: number;
+  readonly count: number;
+  readonly groups: ReadonlyArray<{ readonly height: number; readonly width: number }>;
+  /** [group][image * h * w + y * w + x], rounded to 5 significant digits. */
+  readonly clean: number[][];
+  readonly triggered: number[][];
+  readonly predictions: { readonly clean: number[]; readonly triggered: number[] };
+}
+
+/** Attention maps (per group) and predictions of `model` on a batch of images. */
+export function attentionOf(model: Model, ds: ImageDataset, p = 2): { maps: Float32Array[]; shapes: Array<{ height: number; width: number }>; predictions: Int32Array } {
+  const idx = Int32Array.from({ length: ds.count }, (_, i) => i);
+  const x = toFloatBatch(ds, idx, new Float32Array(ds.count * ds.height * ds.width * ds.channels));
+  const outs = tf.tidy(() => {
+    const r = model.forward(tf.tensor4d(x, [ds.count, ds.height, ds.width, ds.channels]), false);
+    return { maps: r.groups.map((g) => attentionMap(g, p)), pred: tf.argMax(r.logits, 1) };
+  });
+  const maps = outs.maps.map((m) => m.dataSync() as Float32Array);
+  const shapes = outs.maps.map((m) => ({ height: m.shape[1], width: m.shape[2] }));
+  const predictions = outs.pred.dataSync() as Int32Array;
+  tf.dispose([outs.maps, outs.pred]);
+  return { maps, shapes, predictions };
+}
+
+const round = (v: number): number => Number(v.toPrecision(5));
+
+export function attentionSnapshot(name: string, model: Model, samples: AttentionSamples, epoch: number): AttentionSnapshot {
+  const c = attentionOf(model, samples.clean);
+  const t = attentionOf(model, samples.triggered);
+  return {
+    model: name,
+    epoch,
+    count: samples.clean.count,
+    groups: c.shapes,
+    clean: c.maps.map((m) => Array.from(m, round)),
+    triggered: t.maps.map((m) => Array.from(m, round)),
+    predictions: { clean: Array.from(c.predictions), triggered: Array.from(t.predictions) },
+  };
+}
+
+/**
+ * Write attention/maps.json (all snapshots and the sample images' labels) and one PNG per model, input,
+ * image and group: attention/<model>/<clean|triggered>-<image>-group<g>.png. Returns the number of files.
+ */
+export function saveAttentionFiles(run: RunHandle, snaps: readonly AttentionSnapshot[], samples: AttentionSamples): number {
+  let files = 0;
+  const dims = { height: samples.clean.height, width: samples.clean.width, channels: samples.clean.channels };
+  const size = dims.height * dims.width * dims.channels;
+  for (const s of snaps) {
+    for (const input of ['clean', 'triggered'] as const) {
+      const ds = samples[input];
+      s.groups.forEach((g, gi) => {
+        const per = g.height * g.width;
+        const all = s[input][gi];
+        for (let k = 0; k < s.count; k++) {
+          const map = Float32Array.from(all.slice(k * per, (k + 1) * per));
+          const png = renderHeatmapPng(ds.images.subarray(k * size, (k + 1) * size), dims, map, g);
+          run.writeFile(`attention/${s.model}/${input}-${k}-group${gi + 1}.png`, png);
+          files++;
+        }
+      });
+    }
+  }
+  const images = (ds: ImageDataset): string[] => Array.from({ length: ds.count }, (_, k) => Buffer.from(ds.images.subarray(k * size, (k + 1) * size)).toString('base64'));
+  run.writeFile(
+    'attention/maps.json',
+    JSON.stringify({
+      version: 1,
+      image: dims,
+      labels: Array.from(samples.clean.labels),
+      attackLabels: Array.from(samples.triggered.labels),
+      classNames: samples.clean.classNames ?? null,
+      images: { clean: images(samples.clean), triggered: images(samples.triggered) },
+      snapshots: snaps,
+    }) + '\n',
+  );
+  return files + 1;
+}

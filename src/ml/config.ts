@@ -1,0 +1,139 @@
+// Run configurations: plain JSON saved as a run's config.json; everything needed to re-run it.
+// Defaults are the paper's (bboylyg/NAD config.py, main.py, train_badnet.py).
+import type { BackendPreference } from './backend';
+import type { ModelSpec } from './types';
+import type { TrainSettings } from './train';
+import { InputError } from './types';
+import type { TargetType, TriggerSpec } from './triggers/spec';
+
+/** How the backdoor is planted (training) and measured (ASR), in the paper's vocabulary. */
+export interface BackdoorConfig {
+  readonly trigger: TriggerSpec;
+  readonly targetType: TargetType;
+  readonly targetLabel: number;
+  /** Share of training images poisoned (training only). */
+  readonly injectPortion: number;
+}
+
+export interface CleanDataConfig {
+  /** Dataset path, or `mnist` for the embedded digits. */
+  readonly data: string;
+  /** Clean subset: a number of images or a ratio (the paper: 5%). Neither = all. */
+  readonly cleanCount?: number;
+  readonly cleanRatio?: number;
+}
+
+interface Common {
+  readonly name?: string;
+  readonly backend: BackendPreference;
+  readonly seed: number;
+  /** Test data for ACC/ASR (path or `mnist`); its test split is used. */
+  readonly test: string;
+  readonly backdoor: BackdoorConfig;
+}
+
+export interface TrainJobConfig extends Common {
+  readonly kind: 'train';
+  readonly data: string;
+  /** Architecture; `auto` = WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale. */
+  readonly model: ModelSpec | 'auto';
+  readonly training: TrainSettings;
+}
+
+export interface FinetuneJobConfig extends Common, CleanDataConfig {
+  readonly kind: 'finetune';
+  /** Backdoored model file (PyTorch .pth/.pth.tar or our .safetensors). */
+  readonly model: string;
+  readonly training: TrainSettings;
+}
+
+export interface EraseJobConfig extends Common, CleanDataConfig {
+  readonly kind: 'erase';
+  readonly student: string;
+  /** Teacher model file; absent = finetune one from the student on the clean data first. */
+  readonly teacher?: string;
+  readonly teacherTraining: TrainSettings;
+  readonly training: TrainSettings;
+}
+
+export interface EvalJobConfig extends Common {
+  readonly kind: 'eval';
+  readonly model: string;
+}
+
+export interface AttentionJobConfig extends Common {
+  readonly kind: 'attention';
+  readonly models: readonly string[];
+  /** Number of (non-target) test images to show. */
+  readonly count: number;
+}
+
+export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | EvalJobConfig | AttentionJobConfig;
+
+export const DEFAULT_BACKDOOR: BackdoorConfig = {
+  trigger: { name: 'gridTrigger' },
+  targetType: 'all2one',
+  targetLabel: 5,
+  injectPortion: 0.1,
+};
+
+const SGD = { batchSize: 64, momentum: 0.9, weightDecay: 1e-4, nesterov: true, attentionPower: 2 } as const;
+
+/** NAD erasure (main.py): lr 0.1, 0.01 from epoch 2, 0.0001 from epoch 20; betas 500/1000/1000; augmentation. */
+export const NAD_TRAINING: TrainSettings = {
+  ...SGD,
+  epochs: 20,
+  lrSchedule: [
+    [0, 0.1],
+    [2, 0.01],
+    [20, 0.0001],
+  ],
+  augment: true,
+  betas: [500, 1000, 1000],
+  seed: 0,
+};
+
+/** Teacher finetuning = NAD with all betas 0, 10 epochs (the paper's setting). */
+export const FINETUNE_TRAINING: TrainSettings = { ...NAD_TRAINING, epochs: 10, betas: [0, 0, 0] };
+
+/** train_badnet.py: lr 0.1 for 20 epochs, then 0.001, then 0.0009; no augmentation. */
+export const BADNET_TRAINING: TrainSettings = {
+  ...SGD,
+  epochs: 20,
+  lrSchedule: [
+    [0, 0.1],
+    [20, 0.001],
+    [29, 0.0009],
+  ],
+  augment: false,
+  betas: [0, 0, 0],
+  seed: 0,
+};
+
+/** Check values a hand-edited config or a CLI flag may get wrong; names the offending field. */
+export function validateTraining(t: TrainSettings, where: string): void {
+  const fail = (msg: string): never => {
+    throw new InputError(`${where}: ${msg}`);
+  };
+  if (!Number.isInteger(t.epochs) || t.epochs < 1) fail(`epochs must be a positive integer, got ${t.epochs}`);
+  if (!Number.isInteger(t.batchSize) || t.batchSize < 2) fail(`batch size must be an integer >= 2, got ${t.batchSize}`);
+  if (!Array.isArray(t.lrSchedule) || t.lrSchedule.length === 0) fail('lrSchedule must be a non-empty list of [epoch, lr]');
+  for (const step of t.lrSchedule) {
+    if (!Array.isArray(step) || step.length !== 2 || !(step[1] > 0)) fail(`lrSchedule entries must be [epoch, lr > 0], got ${JSON.stringify(step)}`);
+  }
+  if (!(t.momentum >= 0 && t.momentum < 1)) fail(`momentum must be in [0, 1), got ${t.momentum}`);
+  if (!(t.weightDecay >= 0)) fail(`weight decay must be >= 0, got ${t.weightDecay}`);
+  if (!Array.isArray(t.betas) || t.betas.some((b) => !(b >= 0))) fail(`betas must be non-negative numbers, got ${JSON.stringify(t.betas)}`);
+  if (!(t.attentionPower > 0)) fail(`attention power p must be > 0, got ${t.attentionPower}`);
+  if (!Number.isInteger(t.seed)) fail(`seed must be an integer, got ${t.seed}`);
+}
+
+export function validateBackdoor(b: BackdoorConfig, numClasses: number, where: string): void {
+  if (!Number.isInteger(b.targetLabel) || b.targetLabel < 0 || b.targetLabel >= numClasses) {
+    throw new InputError(`${where}: target label must be an integer in 0..${numClasses - 1}, got ${b.targetLabel}`);
+  }
+  if (!['all2one', 'all2all', 'cleanLabel'].includes(b.targetType)) {
+    throw new InputError(`${where}: target type must be all2one, all2all or cleanLabel, got ${b.targetType}`);
+  }
+  if (!(b.injectPortion >= 0 && b.injectPortion <= 1)) throw new InputError(`${where}: inject portion must be in [0, 1], got ${b.injectPortion}`);
+}
