@@ -211,7 +211,7 @@ void dilate(const float* x, int n, int h, int w, int c, int s, float* out) {
 // XNNPACK can compute this as a forward convolution, but one whose "filter" (dy) is megabytes large
 // and is streamed again for every output tile; here each (image, output row) is a block of work whose
 // x rows and dy row stay in L1 while all taps and channel tiles use them, with a 4 x 8 register tile.
-// Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
+// Requires co % 8 == 0 (the caller checks); ci tails (e.g. 3 input colours) take a 1 x 8 tile.
 EXPORT(conv_filter_grad)
 void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw, int s, int p,
                       float* out) {
@@ -231,7 +231,8 @@ void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int 
           while (b1 > b0 && s * (b1 - 1) + j - p >= w) b1--;
           if (b0 >= b1) continue;
           float* o = out + ((long)i * kw + j) * ci * co;
-          for (int c0 = 0; c0 < ci; c0 += 4) {
+          int c0 = 0;
+          for (; c0 + 4 <= ci; c0 += 4) {
             for (int d0 = 0; d0 < co; d0 += 8) {
               v128_t a00 = wasm_f32x4_splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
               const float* xp = xrow + (long)(s * b0 + j - p) * ci + c0;
@@ -263,8 +264,202 @@ void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int 
               wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a31));
             }
           }
+          for (; c0 < ci; c0++) {
+            for (int d0 = 0; d0 < co; d0 += 8) {
+              v128_t a0 = wasm_f32x4_splat(0.f), a1 = a0;
+              const float* xp = xrow + (long)(s * b0 + j - p) * ci + c0;
+              const float* dp = dyrow + (long)b0 * co + d0;
+              for (int b = b0; b < b1; b++, xp += (long)s * ci, dp += co) {
+                const v128_t xv = wasm_v128_load32_splat(xp);
+                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xv, wasm_v128_load(dp)));
+                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xv, wasm_v128_load(dp + 4)));
+              }
+              float* op = o + (long)c0 * co + d0;
+              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a0));
+              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a1));
+            }
+          }
         }
       }
     }
   }
+}
+
+// 3x3, stride 1, pad 1 convolution by Winograd F(2x2, 3x3): each 2x2 output tile costs 16 multiplies
+// per (ci, co) instead of 36, i.e. 2.25x fewer than any direct method (XNNPACK's included). Per block
+// of up to WINO_T tiles of one tile row: input transform V = B^T d B (per channel, SIMD over
+// channels), 16 GEMMs M[xi] = V[xi] (T x ci) * U[xi] (ci x co), output transform Y = A^T M A.
+// U = G g G^T is computed once per call. Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
+#define WINO_T 16
+
+static void wino_filter(const float* f, int ci, int co, float* u /* [16][ci][co] */) {
+  const long plane = (long)ci * co;
+  for (int c = 0; c < ci; c++) {
+    for (int d = 0; d < co; d += 4) {
+      v128_t g[3][3], t[4][3];
+      for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 3; j++) g[i][j] = wasm_v128_load(f + ((long)(i * 3 + j) * ci + c) * co + d);
+      const v128_t half = wasm_f32x4_splat(0.5f);
+      for (int j = 0; j < 3; j++) {  // t = G g
+        t[0][j] = g[0][j];
+        t[1][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(g[0][j], g[1][j]), g[2][j]));
+        t[2][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(g[0][j], g[1][j]), g[2][j]));
+        t[3][j] = g[2][j];
+      }
+      for (int i = 0; i < 4; i++) {  // U = t G^T
+        float* o = u + (long)(i * 4) * plane + (long)c * co + d;
+        wasm_v128_store(o, t[i][0]);
+        wasm_v128_store(o + plane, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(t[i][0], t[i][1]), t[i][2])));
+        wasm_v128_store(o + 2 * plane, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(t[i][0], t[i][1]), t[i][2])));
+        wasm_v128_store(o + 3 * plane, t[i][2]);
+      }
+    }
+  }
+}
+
+// V[xi][t][c] for the tiles tx0 .. tx0+nt-1 of tile row ty of image img.
+static void wino_input(const float* x, int h, int w, int ci, int ty, int tx0, int nt, float* v /* [16][nt][ci] */) {
+  const long plane = (long)nt * ci;
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  for (int t = 0; t < nt; t++) {
+    const int r0 = 2 * ty - 1, c0 = 2 * (tx0 + t) - 1;
+    for (int c = 0; c < ci; c += 4) {
+      v128_t d[4][4];
+      for (int r = 0; r < 4; r++)
+        for (int s = 0; s < 4; s++) {
+          const int rr = r0 + r, cc = c0 + s;
+          d[r][s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? wasm_v128_load(x + ((long)rr * w + cc) * ci + c) : zero;
+        }
+      v128_t e[4][4];
+      for (int s = 0; s < 4; s++) {  // e = B^T d
+        e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
+        e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
+        e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
+        e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
+      }
+      float* o = v + (long)t * ci + c;
+      for (int r = 0; r < 4; r++) {  // V = e B
+        wasm_v128_store(o + (long)(r * 4 + 0) * plane, wasm_f32x4_sub(e[r][0], e[r][2]));
+        wasm_v128_store(o + (long)(r * 4 + 1) * plane, wasm_f32x4_add(e[r][1], e[r][2]));
+        wasm_v128_store(o + (long)(r * 4 + 2) * plane, wasm_f32x4_sub(e[r][2], e[r][1]));
+        wasm_v128_store(o + (long)(r * 4 + 3) * plane, wasm_f32x4_sub(e[r][1], e[r][3]));
+      }
+    }
+  }
+}
+
+// M[xi] (nt x co) = V[xi] (nt x ci) * U[xi] (ci x co) for the 16 xi, 4 x 8 register tiles.
+static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, float* m) {
+  for (int xi = 0; xi < 16; xi++) {
+    const float* vx = v + (long)xi * nt * ci;
+    const float* ux = u + (long)xi * ci * co;
+    float* mx = m + (long)xi * nt * co;
+    for (int d0 = 0; d0 < co; d0 += 8) {
+      int t = 0;
+      for (; t + 4 <= nt; t += 4) {
+        v128_t a00 = wasm_f32x4_splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        const float* vp = vx + (long)t * ci;
+        const float* up = ux + d0;
+        for (int k = 0; k < ci; k++, up += co) {
+          const v128_t g0 = wasm_v128_load(up), g1 = wasm_v128_load(up + 4);
+          const v128_t x0 = wasm_v128_load32_splat(vp + k), x1 = wasm_v128_load32_splat(vp + ci + k);
+          const v128_t x2 = wasm_v128_load32_splat(vp + 2 * ci + k), x3 = wasm_v128_load32_splat(vp + 3 * ci + k);
+          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
+          a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
+          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
+          a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
+          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
+          a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
+          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
+          a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+        }
+        float* mp = mx + (long)t * co + d0;
+        wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01), mp += co;
+        wasm_v128_store(mp, a10), wasm_v128_store(mp + 4, a11), mp += co;
+        wasm_v128_store(mp, a20), wasm_v128_store(mp + 4, a21), mp += co;
+        wasm_v128_store(mp, a30), wasm_v128_store(mp + 4, a31);
+      }
+      for (; t < nt; t++) {
+        v128_t a0 = wasm_f32x4_splat(0.f), a1 = a0;
+        const float* vp = vx + (long)t * ci;
+        const float* up = ux + d0;
+        for (int k = 0; k < ci; k++, up += co) {
+          const v128_t xk = wasm_v128_load32_splat(vp + k);
+          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xk, wasm_v128_load(up)));
+          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xk, wasm_v128_load(up + 4)));
+        }
+        wasm_v128_store(mx + (long)t * co + d0, a0);
+        wasm_v128_store(mx + (long)t * co + d0 + 4, a1);
+      }
+    }
+  }
+}
+
+// Y = A^T M A into the output rows of tile row ty.
+static void wino_output(const float* m, int h, int w, int co, int ty, int tx0, int nt, float* y) {
+  const long plane = (long)nt * co;
+  for (int t = 0; t < nt; t++) {
+    const int r0 = 2 * ty, c0 = 2 * (tx0 + t);
+    for (int d = 0; d < co; d += 4) {
+      const float* p = m + (long)t * co + d;
+      v128_t q[2][4];
+      for (int s = 0; s < 4; s++) {  // q = A^T M
+        const v128_t m0 = wasm_v128_load(p + (long)(0 * 4 + s) * plane), m1 = wasm_v128_load(p + (long)(1 * 4 + s) * plane);
+        const v128_t m2 = wasm_v128_load(p + (long)(2 * 4 + s) * plane), m3 = wasm_v128_load(p + (long)(3 * 4 + s) * plane);
+        q[0][s] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
+        q[1][s] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+      }
+      for (int i = 0; i < 2; i++) {
+        if (r0 + i >= h) break;
+        float* o = y + ((long)(r0 + i) * w + c0) * co + d;
+        wasm_v128_store(o, wasm_f32x4_add(wasm_f32x4_add(q[i][0], q[i][1]), q[i][2]));
+        if (c0 + 1 < w) wasm_v128_store(o + co, wasm_f32x4_sub(wasm_f32x4_sub(q[i][1], q[i][2]), q[i][3]));
+      }
+    }
+  }
+}
+
+EXPORT(conv3x3_winograd)
+void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y) {
+  float u[16 * ci * co];
+  wino_filter(f, ci, co, u);
+  float v[16 * WINO_T * ci], m[16 * WINO_T * co];
+  const int th = (h + 1) / 2, tw = (w + 1) / 2;
+  for (int img = 0; img < n; img++) {
+    const float* xi = x + (long)img * h * w * ci;
+    float* yi = y + (long)img * h * w * co;
+    for (int ty = 0; ty < th; ty++) {
+      for (int tx0 = 0; tx0 < tw; tx0 += WINO_T) {
+        const int nt = min_i(WINO_T, tw - tx0);
+        wino_input(xi, h, w, ci, ty, tx0, nt, v);
+        wino_gemm(v, u, nt, ci, co, m);
+        wino_output(m, h, w, co, ty, tx0, nt, yi);
+      }
+    }
+  }
+}
+
+// [kh, kw, ci, co] -> [kh, kw, co, ci] rotated by 180 degrees: the filter of the input gradient.
+EXPORT(flip_filter)
+void flip_filter(const float* f, int kh, int kw, int ci, int co, float* out) {
+  for (int i = 0; i < kh; i++)
+    for (int j = 0; j < kw; j++) {
+      const float* src = f + ((long)i * kw + j) * ci * co;
+      float* dst = out + ((long)(kh - 1 - i) * kw + (kw - 1 - j)) * co * ci;
+      for (int c = 0; c < ci; c++)
+        for (int d = 0; d < co; d++) dst[(long)d * ci + c] = src[(long)c * co + d];
+    }
+}
+
+// Interleaves the four phases of a stride-2 map: out[n, 2a+u, 2b+v, c] = phase[2u+v][n, a, b, c].
+EXPORT(interleave2)
+void interleave2(const float* p00, const float* p01, const float* p10, const float* p11, int n, int h, int w, int c, float* out) {
+  const float* ph[4] = {p00, p01, p10, p11};
+  for (int img = 0; img < n; img++)
+    for (int a = 0; a < h; a++)
+      for (int u = 0; u < 2; u++)
+        for (int b = 0; b < w; b++)
+          for (int v = 0; v < 2; v++)
+            __builtin_memcpy(out + ((((long)img * 2 * h + 2 * a + u) * 2 * w) + 2 * b + v) * c, ph[2 * u + v] + (((long)img * h + a) * w + b) * c,
+                             (unsigned long)c * sizeof(float));
 }

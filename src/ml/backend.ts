@@ -6,7 +6,7 @@ import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
-import { registerSimdKernels } from './kernels/simd';
+import { prepareSimdKernels, simdHelperActive } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -60,7 +60,7 @@ async function tryWasm(threads: number): Promise<string | undefined> {
     const threadsProblem = await registerWasmBackend(threads);
     const ok = await withNodeThreadShims(threads, () => tf.setBackend('wasm'));
     if (!ok) return 'wasm backend failed to initialise';
-    registerSimdKernels();
+    await prepareSimdKernels();
     if (threadsProblem) console.warn(`wasm: running on 1 thread (${threadsProblem})`);
     return undefined;
   } catch (e) {
@@ -193,7 +193,8 @@ function describe(name: BackendName, threads: number): string {
   if (name === 'tensorflow') return 'tensorflow (tfjs-node, native libtensorflow)';
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+  const kernels = simdHelperActive() ? ', NAD kernels on 2 threads' : '';
+  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;
 }
 
 function availableCores(): number {

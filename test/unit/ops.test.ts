@@ -66,6 +66,14 @@ const CONV_CASES: ConvCase[] = [
   { n: 2, h: 8, w: 8, ci: 4, co: 8, k: 3, stride: 2, pad: 0 },
   { n: 2, h: 11, w: 10, ci: 4, co: 8, k: 3, stride: 3, pad: 2 },
   { n: 2, h: 9, w: 9, ci: 12, co: 24, k: 1, stride: 2, pad: 0 },
+  // Winograd F(2x2, 3x3) for the forward and the input gradient (3x3, stride 1, pad 1, ci % 4, co % 8).
+  { n: 2, h: 5, w: 3, ci: 8, co: 16, k: 3, stride: 1, pad: 1 },
+  { n: 3, h: 8, w: 8, ci: 16, co: 8, k: 3, stride: 1, pad: 1 },
+  { n: 1, h: 1, w: 2, ci: 8, co: 8, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 34, w: 35, ci: 8, co: 8, k: 3, stride: 1, pad: 1 },
+  // Filter gradient with a channel tail (3 colours); stride-2 input gradient by phases (even sizes).
+  { n: 2, h: 6, w: 6, ci: 3, co: 16, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 10, w: 8, ci: 8, co: 16, k: 3, stride: 2, pad: 1 },
 ];
 
 describe('ops', () => {

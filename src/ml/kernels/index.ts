@@ -2,7 +2,7 @@
 // tensorflow backends (and on wasm when NAD_STOCK_KERNELS=1, to measure or to compare).
 // None of these records gradients: they are meant for custom ops' forward and backward passes.
 import * as tf from '@tensorflow/tfjs-core';
-import { registerSimdKernels } from './simd';
+import { registerSimdKernels, STACK_BYTES } from './simd';
 
 tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
 
@@ -122,10 +122,38 @@ export function dilate(x: tf.Tensor4D, stride: number): tf.Tensor4D {
 
 /**
  * The filter gradient of conv2d(x, W[kh, kw, ci, co], stride, pad) by the SIMD kernel, or undefined
- * where it does not apply (other backends; ci not a multiple of 4 or co of 8) and callers use
+ * where it does not apply (other backends; co not a multiple of 8) and callers use
  * another formulation.
  */
 export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
-  if (!simdKernelsActive() || x.shape[3] % 4 !== 0 || dy.shape[3] % 8 !== 0) return undefined;
+  if (!simdKernelsActive() || dy.shape[3] % 8 !== 0) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
+}
+
+/**
+ * conv2d(x, filter [3, 3, ci, co], stride 1, pad 1) by Winograd F(2x2, 3x3) (2.25x fewer multiplies
+ * than direct methods), or undefined where it does not apply and callers use tf.conv2d.
+ */
+export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D | undefined {
+  const [kh, kw, ci, co] = filter.shape;
+  if (!simdKernelsActive() || kh !== 3 || kw !== 3 || ci % 4 !== 0 || co % 8 !== 0) return undefined;
+  // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
+  if (4 * (16 * ci * co + 16 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
+}
+
+/** The input gradient's filter: [kh, kw, ci, co] rotated by 180 degrees, in/out channels swapped. */
+export function flipFilter(f: tf.Tensor4D): tf.Tensor4D {
+  if (simdKernelsActive()) return run('NadFlipFilter', [f])[0] as tf.Tensor4D;
+  return tf.tidy(() => tf.transpose(tf.reverse(f, [0, 1]), [0, 1, 3, 2]));
+}
+
+/** out[n, 2a+u, 2b+v, c] = phases[2u+v][n, a, b, c]. */
+export function interleave2(phases: readonly [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D]): tf.Tensor4D {
+  if (simdKernelsActive()) return run('NadInterleave2', [...phases])[0] as tf.Tensor4D;
+  return tf.tidy(() => {
+    const [n, h, w, c] = phases[0].shape;
+    const row = (a: tf.Tensor4D, b: tf.Tensor4D) => tf.reshape(tf.stack([a, b], 3), [n, h, 2 * w, c]);
+    return tf.reshape(tf.stack([row(phases[0], phases[1]), row(phases[2], phases[3])], 2), [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
+  });
 }

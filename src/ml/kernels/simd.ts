@@ -3,6 +3,7 @@
 // tensors where they are, and the engine tracks their outputs like any other kernel's.
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNELS_WASM_PLAIN, KERNELS_WASM_SHARED } from './simd-binary';
+import { HelperThread } from './helper';
 
 type Ptr = number;
 
@@ -21,36 +22,80 @@ interface KernelExports {
     x: Ptr, dy: Ptr, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
     kh: number, kw: number, stride: number, pad: number, out: Ptr,
   ): void;
+  conv3x3_winograd(x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr): void;
+  flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
+  interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm we use (its typings live in a package we load lazily). */
 interface WasmBackendView {
-  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(bytes: number): Ptr };
+  wasm: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory }; _malloc(bytes: number): Ptr; _free(ptr: Ptr): void };
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
 
-// Kernels keep per-channel double accumulators on the stack: 64 KiB covers up to ~2000 channels.
-const STACK_BYTES = 64 * 1024;
-const loaded = new WeakMap<object, KernelExports>();
+// Kernels keep their scratch on the stack: per-channel accumulators, and Winograd's transformed
+// filter and tile blocks (see winogradStackBytes).
+export const STACK_BYTES = 4 * 1024 * 1024;
 
-function exportsFor(b: WasmBackendView): KernelExports {
-  let k = loaded.get(b);
-  if (k) return k;
+interface Loaded {
+  readonly k: KernelExports;
+  readonly memory: WebAssembly.Memory;
+  helper?: HelperThread;
+}
+
+const loaded = new WeakMap<object, Loaded>();
+
+function memoryOf(b: WasmBackendView): { memory: WebAssembly.Memory; shared: boolean } {
   const memory = b.wasm.wasmMemory ?? b.wasm.asm?.memory;
   if (!memory) throw new Error('tfjs wasm backend exposes no memory');
-  const shared = typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer;
-  const module = new WebAssembly.Module(Buffer.from(shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN, 'base64'));
-  k = new WebAssembly.Instance(module, { env: { memory } }).exports as unknown as KernelExports;
+  return { memory, shared: typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer };
+}
+
+function binary(shared: boolean): Uint8Array<ArrayBuffer> {
+  return new Uint8Array(Buffer.from(shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN, 'base64'));
+}
+
+function load(b: WasmBackendView): Loaded {
+  let l = loaded.get(b);
+  if (l) return l;
+  const { memory, shared } = memoryOf(b);
+  const k = new WebAssembly.Instance(new WebAssembly.Module(binary(shared)), { env: { memory } }).exports as unknown as KernelExports;
   // Our stack lives in a block the backend's allocator gave us (never freed: one per backend).
   const base = b.wasm._malloc(STACK_BYTES);
   k.__stack_pointer.value = (base + STACK_BYTES) & ~15;
-  loaded.set(b, k);
-  return k;
+  l = { k, memory };
+  loaded.set(b, l);
+  return l;
 }
 
+const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad'];
+
+/**
+ * Loads the kernels into the current wasm backend and, when its heap is shared (the threaded build),
+ * starts the helper thread that takes half of the big kernels. Without this call kernels still load on
+ * first use, single-threaded.
+ */
+export async function prepareSimdKernels(): Promise<void> {
+  registerSimdKernels();
+  if (tf.getBackend() !== 'wasm') return;
+  const b = tf.backend() as unknown as WasmBackendView;
+  const l = load(b);
+  const { memory, shared } = memoryOf(b);
+  if (!shared || l.helper) return;
+  l.helper = await HelperThread.start(binary(true), memory, (n) => b.wasm._malloc(n), STACK_BYTES, SPLIT_FUNCTIONS);
+}
+
+/** Whether the helper thread runs (for descriptions). */
+export function simdHelperActive(): boolean {
+  return tf.getBackend() === 'wasm' && loaded.get(tf.backend())?.helper !== undefined;
+}
+
+// Split only work big enough to be worth a hand-off (~10 us): here ~1 M multiply-adds.
+const SPLIT_MIN_MACS = 1 << 20;
+
 type Attrs = Record<string, number>;
-type Body = (k: KernelExports, ptr: (t: tf.TensorInfo) => Ptr, inputs: tf.TensorInfo[], outputs: tf.TensorInfo[], attrs: Attrs) => void;
+type Body = (l: Loaded, ptr: (t: tf.TensorInfo) => Ptr, inputs: tf.TensorInfo[], outputs: tf.TensorInfo[], attrs: Attrs, b: WasmBackendView) => void;
 
 function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: Body): void {
   tf.registerKernel({
@@ -61,7 +106,7 @@ function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Att
       const ins = Object.values(inputs) as tf.TensorInfo[];
       const a = attrs as unknown as Attrs;
       const outs = outputShapes(ins, a).map((s) => b.makeOutput(s, 'float32'));
-      body(exportsFor(b), (t) => b.dataIdMap.get(t.dataId).memoryOffset, ins, outs, a);
+      body(load(b), (t) => b.dataIdMap.get(t.dataId).memoryOffset, ins, outs, a, b);
       return outs;
     },
   });
@@ -97,28 +142,66 @@ export function registerSimdKernels(): void {
   });
   const vec = (t: tf.TensorInfo) => [channels(t)];
   // inputs x, gamma, beta; attrs eps, relu -> y, mean, variance, invStd
-  define('NadBatchNormForward', ([x]) => [x.shape, vec(x), vec(x), vec(x)], (k, p, [x, g, be], [y, mean, v, is], a) =>
+  define('NadBatchNormForward', ([x]) => [x.shape, vec(x), vec(x), vec(x)], ({ k }, p, [x, g, be], [y, mean, v, is], a) =>
     k.bn_forward(p(x), rows(x), channels(x), p(g), p(be), a.eps, a.relu, p(y), p(mean), p(v), p(is)),
   );
   // inputs x, mean, variance, gamma, beta; attrs eps, relu -> y
-  define('NadBatchNormEval', ([x]) => [x.shape], (k, p, [x, mean, v, g, be], [y], a) =>
+  define('NadBatchNormEval', ([x]) => [x.shape], ({ k }, p, [x, mean, v, g, be], [y], a) =>
     k.bn_eval(p(x), rows(x), channels(x), p(mean), p(v), p(g), p(be), a.eps, a.relu, p(y)),
   );
   // inputs dy, x, y, mean, invStd, gamma, dMean, dVar; attrs relu -> dx, dGamma, dBeta
-  define('NadBatchNormBackward', ([dy]) => [dy.shape, vec(dy), vec(dy)], (k, p, [dy, x, y, mean, is, g, dm, dv], [dx, dg, db], a) =>
+  define('NadBatchNormBackward', ([dy]) => [dy.shape, vec(dy), vec(dy)], ({ k }, p, [dy, x, y, mean, is, g, dm, dv], [dx, dg, db], a) =>
     k.bn_backward(p(dy), p(x), p(y), rows(dy), channels(dy), a.relu, p(mean), p(is), p(g), p(dm), p(dv), p(dx), p(dg), p(db)),
   );
-  define('NadSwapBatchChannels', ([x]) => [[x.shape[3], x.shape[1], x.shape[2], x.shape[0]]], (k, p, [x], [out]) =>
+  define('NadSwapBatchChannels', ([x]) => [[x.shape[3], x.shape[1], x.shape[2], x.shape[0]]], ({ k }, p, [x], [out]) =>
     k.swap_batch_channels(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
   );
-  define('NadBatchToInner', ([x]) => [[x.shape[1], x.shape[2], x.shape[0], x.shape[3]]], (k, p, [x], [out]) =>
+  define('NadBatchToInner', ([x]) => [[x.shape[1], x.shape[2], x.shape[0], x.shape[3]]], ({ k }, p, [x], [out]) =>
     k.batch_to_inner(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
   );
-  define('NadDilate', ([x], a) => [[x.shape[0], (x.shape[1] - 1) * a.stride + 1, (x.shape[2] - 1) * a.stride + 1, x.shape[3]]], (k, p, [x], [out], a) =>
+  define('NadDilate', ([x], a) => [[x.shape[0], (x.shape[1] - 1) * a.stride + 1, (x.shape[2] - 1) * a.stride + 1, x.shape[3]]], ({ k }, p, [x], [out], a) =>
     k.dilate(p(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3], a.stride, p(out)),
   );
-  // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
-  define('NadConvFilterGrad', ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]], (k, p, [x, dy], [out], a) =>
-    k.conv_filter_grad(p(x), p(dy), x.shape[0], x.shape[1], x.shape[2], x.shape[3], dy.shape[1], dy.shape[2], dy.shape[3], a.kh, a.kw, a.stride, a.pad, p(out)),
+  // input filter [kh, kw, ci, co] -> [kh, kw, co, ci] rotated 180 degrees
+  define('NadFlipFilter', ([f]) => [[f.shape[0], f.shape[1], f.shape[3], f.shape[2]]], ({ k }, p, [f], [out]) =>
+    k.flip_filter(p(f), f.shape[0], f.shape[1], f.shape[2], f.shape[3], p(out)),
   );
+  // inputs the four phases [n, h, w, c] (even/even, even/odd, odd/even, odd/odd) -> [n, 2h, 2w, c]
+  define('NadInterleave2', ([q]) => [[q.shape[0], 2 * q.shape[1], 2 * q.shape[2], q.shape[3]]], ({ k }, p, [a, b, c, d], [out]) =>
+    k.interleave2(p(a), p(b), p(c), p(d), a.shape[0], a.shape[1], a.shape[2], a.shape[3], p(out)),
+  );
+  // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
+  define('NadConvFilterGrad', ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]], (l, p, [x, dy], [out], a, b) => {
+    const [n, h, w, ci] = x.shape;
+    const [, ho, wo, co] = dy.shape;
+    const grad = (xp: Ptr, dyp: Ptr, images: number, o: Ptr) => [xp, dyp, images, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, o];
+    const n1 = Math.ceil(n / 2);
+    if (!l.helper || n < 2 || n * ho * wo * ci * co * a.kh * a.kw < SPLIT_MIN_MACS) {
+      l.k.conv_filter_grad(...(grad(p(x), p(dy), n, p(out)) as Parameters<KernelExports['conv_filter_grad']>));
+      return;
+    }
+    // Each thread sums over half of the images; the helper's partial sum goes to scratch, then is added.
+    const size = a.kh * a.kw * ci * co;
+    const scratch = b.wasm._malloc(size * 4);
+    l.helper.post('conv_filter_grad', grad(p(x) + n1 * h * w * ci * 4, p(dy) + n1 * ho * wo * co * 4, n - n1, scratch));
+    l.k.conv_filter_grad(...(grad(p(x), p(dy), n1, p(out)) as Parameters<KernelExports['conv_filter_grad']>));
+    l.helper.wait();
+    const total = new Float32Array(l.memory.buffer, p(out), size);
+    const part = new Float32Array(l.memory.buffer, scratch, size);
+    for (let i = 0; i < size; i++) total[i] += part[i];
+    b.wasm._free(scratch);
+  });
+  // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images split between threads
+  define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f], [y]) => {
+    const [n, h, w, ci] = x.shape;
+    const co = f.shape[3];
+    const n1 = Math.ceil(n / 2);
+    if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
+      l.k.conv3x3_winograd(p(x), n, h, w, ci, p(f), co, p(y));
+      return;
+    }
+    l.helper.post('conv3x3_winograd', [p(x) + n1 * h * w * ci * 4, n - n1, h, w, ci, p(f), co, p(y) + n1 * h * w * co * 4]);
+    l.k.conv3x3_winograd(p(x), n1, h, w, ci, p(f), co, p(y));
+    l.helper.wait();
+  });
 }

@@ -3,12 +3,21 @@
 // Conv2D is XNNPACK's fast (and threaded) one; on cpu and tensorflow the rewrite is also exact.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
-import { convFilterGrad, dilate, moveBatchInside, swapBatchAndChannels } from '../kernels';
+import { conv3x3Winograd, convFilterGrad, dilate, flipFilter, interleave2, moveBatchInside, swapBatchAndChannels } from '../kernels';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
 
 function explicitPad(top: number, bottom: number, left: number, right: number): Pad4 {
   return [[0, 0], [top, bottom], [left, right], [0, 0]];
+}
+
+/** A forward convolution by the fastest kernel that applies: Winograd for 3x3/stride 1/pad 1, else tfjs's. */
+function forwardConv(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: number): tf.Tensor4D {
+  if (stride === 1 && pad === 1) {
+    const y = conv3x3Winograd(x, filter);
+    if (y) return y;
+  }
+  return tf.conv2d(x, filter, stride, explicitPad(pad, pad, pad, pad));
 }
 
 /** 2-D convolution, NHWC input, HWIO filter, symmetric zero padding `pad` (PyTorch's `padding`). */
@@ -20,7 +29,7 @@ export function conv2d(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad:
     inputs: { x, filter },
     forward: (save) => {
       save([x, filter]);
-      return [tf.conv2d(x, filter, stride, explicitPad(pad, pad, pad, pad))];
+      return [forwardConv(x, filter, stride, pad)];
     },
     backward: ([dy], [xs, fs]) => ({
       x: () => conv2dInputGrad(dy as tf.Tensor4D, fs as tf.Tensor4D, xs.shape as [number, number, number, number], stride, pad),
@@ -44,14 +53,16 @@ export function conv2dInputGrad(
   return tf.tidy(() => {
     const [, h, w] = xShape;
     const [kh, kw] = filter.shape;
-    const flipped = tf.transpose(kh === 1 && kw === 1 ? filter : tf.reverse(filter, [0, 1]), [0, 1, 3, 2]);
+    const flipped = flipFilter(filter);
     if (stride === 1) {
+      if (kh === kw) return forwardConv(dy, flipped, 1, kh - 1 - pad);
       return tf.conv2d(dy, flipped, 1, explicitPad(kh - 1 - pad, kh - 1 - pad, kw - 1 - pad, kw - 1 - pad));
     }
     if (kh === 1 && kw === 1) {
       // (pad < kernel size, so pad is 0.) x's rows/columns i*stride received dy[i]; the others nothing.
       return scatterStrided(tf.conv2d(dy, flipped, 1, 'valid'), stride, h, w);
     }
+    if (stride === 2 && kh === 3 && kw === 3 && pad === 1 && h % 2 === 0 && w % 2 === 0) return inputGradStride2(dy, flipped);
     const dilated = dilate(dy, stride);
     const [, dh, dw] = dilated.shape;
     // Pads so that the stride-1 "full" correlation returns exactly h x w; bottom/right >= k - 1 - pad >= 0.
@@ -59,6 +70,20 @@ export function conv2dInputGrad(
     const right = w - 1 + pad - (dw - 1);
     return tf.conv2d(dilated, flipped, 1, explicitPad(kh - 1 - pad, bottom, kw - 1 - pad, right));
   });
+}
+
+/**
+ * The input gradient of a 3x3, stride-2, pad-1 convolution of an even-sized map, by phases: the even
+ * and odd rows/columns of dx each see only 1 or 2 of the filter's rows/columns, so dx is four small
+ * stride-1 convolutions of dy (exactly the multiply-adds needed, not the 4x of a zero-dilated dy),
+ * interleaved. `flipped` is the rotated, channel-swapped filter [3, 3, co, ci].
+ */
+function inputGradStride2(dy: tf.Tensor4D, flipped: tf.Tensor4D): tf.Tensor4D {
+  const [, , co, ci] = flipped.shape;
+  // Phase u (0 even, 1 odd) of dx rows uses flipped rows {1} or {0, 2}; likewise for columns.
+  const sub = (u: number, v: number) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, co, ci], [2, 2, 1, 1]) as tf.Tensor4D;
+  const phase = (u: number, v: number) => tf.conv2d(dy, sub(u, v), 1, explicitPad(0, u, 0, v));
+  return interleave2([phase(0, 0), phase(0, 1), phase(1, 0), phase(1, 1)]);
 }
 
 /**
