@@ -5,7 +5,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
-import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { prepareSimdKernels, simdHelperActive } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
@@ -60,6 +60,7 @@ async function tryWasm(threads: number): Promise<string | undefined> {
     const threadsProblem = await registerWasmBackend(threads);
     const ok = await withNodeThreadShims(threads, () => tf.setBackend('wasm'));
     if (!ok) return 'wasm backend failed to initialise';
+    unrefPthreadWorkers();
     await prepareSimdKernels();
     if (threadsProblem) console.warn(`wasm: running on 1 thread (${threadsProblem})`);
     return undefined;
@@ -84,7 +85,8 @@ export function registerWasmBackend(threads = 1): Promise<string | undefined> {
     } catch (e) {
       return firstLine(e);
     }
-    wasm.setThreadsCount(threads);
+    // XNNPACK's own pool may be smaller than the thread budget (NAD_XNNPACK_THREADS, for measurements).
+    wasm.setThreadsCount(Number(process.env.NAD_XNNPACK_THREADS) || threads);
     return undefined;
   })();
   return wasmRegistered;
@@ -108,6 +110,8 @@ function prepareNodeThreads(): void {
   if (!wasmWorkerContents.includes(blobLoad)) throw new Error('unexpected tfjs wasm worker script (tfjs version changed?)');
   const dir = join(os.tmpdir(), `nad-tfjs-wasm-${tf.version_core}-${process.pid}`);
   mkdirSync(dir, { recursive: true });
+  // Workers read the scripts at start-up only; remove them when the process ends.
+  process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
   const gluePath = join(dir, 'tfjs-backend-wasm-threaded-simd.js');
   writeFileSync(gluePath, `var WasmBackendModuleThreadedSimd = ${glue.toString()};\n`);
   const workerPath = join(dir, 'tfjs-backend-wasm-threaded-simd.worker.js');
@@ -115,6 +119,17 @@ function prepareNodeThreads(): void {
   writeFileSync(workerPath, wasmWorkerContents.replace(/\n/g, '\\n').replace(blobLoad, `importScripts(${JSON.stringify(gluePath)});`));
   workerScriptPath = workerPath;
   tf.env().set('WASM_HAS_MULTITHREAD_SUPPORT', true);
+}
+
+interface PthreadWorkers {
+  PThread?: { runningWorkers: Array<{ unref(): void }>; unusedWorkers: Array<{ unref(): void }> };
+}
+
+/** Emscripten keeps its pthread pool's workers referenced: a script would never exit. Unref them. */
+function unrefPthreadWorkers(): void {
+  const pthread = (tf.backend() as unknown as { wasm: PthreadWorkers }).wasm.PThread;
+  if (!pthread) return;
+  for (const w of [...pthread.runningWorkers, ...pthread.unusedWorkers]) w.unref();
 }
 
 /**

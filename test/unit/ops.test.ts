@@ -4,8 +4,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { conv2d, batchNormTrain, batchNormEval } from '../../src/ml/ops';
+import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from '../../src/ml/ops';
 import { registerWasmBackend } from '../../src/ml/backend';
+import { sgdUpdate } from '../../src/ml/kernels';
 
 type Backend = 'cpu' | 'wasm';
 const BACKENDS: Backend[] = ['cpu', 'wasm'];
@@ -119,8 +120,8 @@ describe('ops', () => {
     });
   });
 
-  for (const [h, c] of [[5, 3], [8, 16]]) {
-    it(`batchNormTrain on 3x${h}x${h}x${c}: values, statistics and gradients (incl. through mean/variance)`, async () => {
+  for (const [h, c, relu] of [[5, 3, 0], [8, 16, 0], [5, 3, 1], [8, 16, 1]]) {
+    it(`batchNorm${relu ? 'Relu' : ''}Train on 3x${h}x${h}x${c}: values, statistics and gradients (incl. through mean/variance)`, async () => {
       const n = 3;
       const xv = randomValues(n * h * h * c, 6).map((v, i) => v * 2 + (i % c) * 0.5);
       const gv = randomValues(c, 7).map((v) => v + 1.5);
@@ -131,9 +132,10 @@ describe('ops', () => {
       const eps = 1e-5;
       const stock = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => {
         const m = tf.moments(x, [0, 1, 2]);
-        return { y: tf.batchNorm4d(x, m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, b, g, eps), mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D };
+        const bn = tf.batchNorm4d(x, m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, b, g, eps);
+        return { y: relu ? tf.relu(bn) : bn, mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D };
       };
-      const ours = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => batchNormTrain(x, { gamma: g, beta: b, eps });
+      const ours = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => (relu ? batchNormReluTrain : batchNormTrain)(x, { gamma: g, beta: b, eps });
       const run = (op: typeof ours) => () => {
         const x = tf.tensor4d(xv, [n, h, h, c]);
         const g = tf.tensor1d(gv);
@@ -156,12 +158,64 @@ describe('ops', () => {
     });
   }
 
-  it('batchNormEval uses the running statistics', async () => {
+  it('batchNormEval and batchNormReluEval use the running statistics, with gradients', async () => {
+    const xv = Float32Array.from([1, 2, 3, -4, 0.5, 6, -1, 2]);
+    const run = (relu: boolean) => () => {
+      const x = tf.tensor4d(xv, [2, 2, 1, 2]);
+      const p = { gamma: tf.tensor1d([2, 1]), beta: tf.tensor1d([0, -1]), eps: 0 };
+      const op = (a: tf.Tensor) => (relu ? batchNormReluEval : batchNormEval)(a as tf.Tensor4D, p, tf.tensor1d([1, 2]), tf.tensor1d([4, 1]));
+      return [op(x), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(op(a), tf.reshape(tf.range(1, 9), [2, 2, 1, 2]))))(x)];
+    };
+    const expected = (relu: boolean) => {
+      const y = [0, 2 - 3, 2, -4 - 3, -0.5, 6 - 3, -2, 2 - 3].map((v) => (relu ? Math.max(v, 0) : v));
+      // gamma / sqrt(var) is 1 for both channels: dx = upstream (1..8), masked where the ReLU clipped.
+      return [Float32Array.from(y), Float32Array.from(y.map((v, i) => (relu && v <= 0 ? 0 : i + 1)))];
+    };
     for (const be of BACKENDS) {
-      const [y] = await on(be, () => [
-        batchNormEval(tf.tensor4d([1, 2, 3, 4], [1, 2, 1, 2]), { gamma: tf.tensor1d([2, 1]), beta: tf.tensor1d([0, 1]), eps: 0 }, tf.tensor1d([1, 2]), tf.tensor1d([4, 1])),
-      ]);
-      assertClose(y, Float32Array.from([0, 1, 2, 3]), be);
+      for (const relu of [false, true]) {
+        const [y, dx] = await on(be, run(relu));
+        const [ey, edx] = expected(relu);
+        assertClose(y, ey, `${be} relu=${relu} y`);
+        assertClose(dx, edx, `${be} relu=${relu} dx`);
+      }
+    }
+  });
+
+  it('gives the same results with the SIMD kernels switched off (NAD_STOCK_KERNELS)', async () => {
+    const run = () => {
+      const x = tf.tensor4d(randomValues(2 * 8 * 8 * 8, 20), [2, 8, 8, 8]);
+      const f = tf.tensor4d(randomValues(9 * 8 * 16, 21), [3, 3, 8, 16]);
+      const p = { gamma: tf.ones([16]) as tf.Tensor1D, beta: tf.zeros([16]) as tf.Tensor1D, eps: 1e-5 };
+      const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(batchNormReluTrain(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1), p).y));
+      return tf.grads(loss)([x, f]);
+    };
+    const fast = await on('wasm', run);
+    tf.env().set('NAD_STOCK_KERNELS', true);
+    try {
+      const stock = await on('wasm', run);
+      fast.forEach((v, i) => assertClose(v, stock[i], `grad ${i}`, 1e-5));
+    } finally {
+      tf.env().set('NAD_STOCK_KERNELS', false);
+    }
+  });
+
+  it('sgdUpdate follows torch.optim.SGD (momentum, weight decay, Nesterov or not)', async () => {
+    for (const nesterov of [false, true]) {
+      const run = () => {
+        const out = sgdUpdate(tf.tensor1d(randomValues(37, 30)), tf.tensor1d(randomValues(37, 31)), tf.tensor1d(randomValues(37, 32)), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov });
+        return [out.param, out.buffer];
+      };
+      const p = randomValues(37, 30);
+      const g = randomValues(37, 31);
+      const b = randomValues(37, 32);
+      const gg = g.map((v, i) => v + 1e-4 * p[i]);
+      const nb = b.map((v, i) => 0.9 * v + gg[i]);
+      const np = p.map((v, i) => v - 0.1 * (nesterov ? gg[i] + 0.9 * nb[i] : nb[i]));
+      for (const be of BACKENDS) {
+        const [param, buffer] = await on(be, run);
+        assertClose(param, np, `${be} nesterov=${nesterov} param`);
+        assertClose(buffer, nb, `${be} nesterov=${nesterov} buffer`);
+      }
     }
   });
 

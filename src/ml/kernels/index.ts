@@ -157,3 +157,27 @@ export function interleave2(phases: readonly [tf.Tensor4D, tf.Tensor4D, tf.Tenso
     return tf.reshape(tf.stack([row(phases[0], phases[1]), row(phases[2], phases[3])], 2), [n, 2 * h, 2 * w, c]) as tf.Tensor4D;
   });
 }
+
+export interface SgdUpdateOptions {
+  readonly lr: number;
+  readonly momentum: number;
+  readonly weightDecay: number;
+  readonly nesterov: boolean;
+}
+
+/**
+ * torch.optim.SGD's update of one parameter in one kernel: returns the new parameter and momentum
+ * buffer (the caller assigns both). g = grad + wd*p; buf' = m*buf + g; step = nesterov ? g + m*buf' : buf'.
+ */
+export function sgdUpdate(param: tf.Tensor, grad: tf.Tensor, buffer: tf.Tensor, o: SgdUpdateOptions): { param: tf.Tensor; buffer: tf.Tensor } {
+  if (simdKernelsActive() && param.dtype === 'float32') {
+    const [p, b] = run('NadSgdUpdate', [param, grad, buffer], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov ? 1 : 0 });
+    return { param: p, buffer: b };
+  }
+  return tf.tidy(() => {
+    const g = o.weightDecay ? tf.add(grad, tf.mul(param, o.weightDecay)) : grad;
+    const b = tf.add(tf.mul(buffer, o.momentum), g);
+    const step = o.nesterov ? tf.add(g, tf.mul(b, o.momentum)) : b;
+    return { param: tf.sub(param, tf.mul(step, o.lr)), buffer: b };
+  });
+}

@@ -25,6 +25,7 @@ interface KernelExports {
   conv3x3_winograd(x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
+  sgd_update(p: Ptr, grad: Ptr, buf: Ptr, n: number, lr: number, momentum: number, wd: number, nesterov: number, pOut: Ptr, bufOut: Ptr): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm we use (its typings live in a package we load lazily). */
@@ -82,7 +83,7 @@ export async function prepareSimdKernels(): Promise<void> {
   const b = tf.backend() as unknown as WasmBackendView;
   const l = load(b);
   const { memory, shared } = memoryOf(b);
-  if (!shared || l.helper) return;
+  if (!shared || l.helper || process.env.NAD_KERNEL_HELPER === '0') return;
   l.helper = await HelperThread.start(binary(true), memory, (n) => b.wasm._malloc(n), STACK_BYTES, SPLIT_FUNCTIONS);
 }
 
@@ -169,6 +170,10 @@ export function registerSimdKernels(): void {
   // inputs the four phases [n, h, w, c] (even/even, even/odd, odd/even, odd/odd) -> [n, 2h, 2w, c]
   define('NadInterleave2', ([q]) => [[q.shape[0], 2 * q.shape[1], 2 * q.shape[2], q.shape[3]]], ({ k }, p, [a, b, c, d], [out]) =>
     k.interleave2(p(a), p(b), p(c), p(d), a.shape[0], a.shape[1], a.shape[2], a.shape[3], p(out)),
+  );
+  // inputs param, grad, momentum buffer; attrs lr, momentum, weightDecay, nesterov -> new param, new buffer
+  define('NadSgdUpdate', ([v]) => [v.shape, v.shape], ({ k }, p, [v, g, buf], [vOut, bufOut], a) =>
+    k.sgd_update(p(v), p(g), p(buf), v.shape.reduce((x, d) => x * d, 1), a.lr, a.momentum, a.weightDecay, a.nesterov, p(vOut), p(bufOut)),
   );
   // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
   define('NadConvFilterGrad', ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]], (l, p, [x, dy], [out], a, b) => {

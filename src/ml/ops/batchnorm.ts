@@ -63,19 +63,21 @@ function evaluate(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, 
     inputs: { x, gamma, beta, runningMean, runningVar },
     forward: (save) => {
       const out = batchNormInference(x, runningMean, runningVar, gamma, beta, eps, relu);
-      save([x, out]);
+      // Inputs made inside a gradient function are disposed before the backward pass: save them.
+      save([x, out, gamma, runningMean, runningVar]);
       return [out];
     },
     // Rarely needed (a frozen-statistics finetune, input gradients), so plain tfjs ops.
-    backward: ([dy], [xs, ys]) => {
+    backward: ([dy], [xs, ys, g0, mean, variance]) => {
       const g = relu ? tf.mul(dy, tf.step(ys)) : dy;
-      const invStd = tf.rsqrt(tf.add(runningVar, eps));
+      const invStd = tf.rsqrt(tf.add(variance, eps));
+      const scale = tf.mul(g0, invStd);
       return {
-        x: () => tf.mul(g, tf.mul(gamma, invStd)),
-        gamma: () => tf.sum(tf.mul(g, tf.mul(tf.sub(xs, runningMean), invStd)), [0, 1, 2]),
+        x: () => tf.mul(g, scale),
+        gamma: () => tf.sum(tf.mul(g, tf.mul(tf.sub(xs, mean), invStd)), [0, 1, 2]),
         beta: () => tf.sum(g, [0, 1, 2]),
-        runningMean: () => tf.neg(tf.mul(tf.sum(g, [0, 1, 2]), tf.mul(gamma, invStd))),
-        runningVar: () => tf.mul(tf.sum(tf.mul(g, tf.sub(xs, runningMean)), [0, 1, 2]), tf.mul(gamma, tf.mul(tf.pow(invStd, 3), -0.5))),
+        runningMean: () => tf.neg(tf.mul(tf.sum(g, [0, 1, 2]), scale)),
+        runningVar: () => tf.mul(tf.sum(tf.mul(g, tf.sub(xs, mean)), [0, 1, 2]), tf.mul(g0, tf.mul(tf.pow(invStd, 3), -0.5))),
       };
     },
   });
