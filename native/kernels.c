@@ -477,3 +477,117 @@ void sgd_update(const float* p, const float* grad, const float* buf, int n, floa
     p_out[i] = p[i] - lr * step;
   }
 }
+
+// Filter gradient of a 3x3, stride-1, pad-1 convolution by Winograd F(2x2, 3x3): the forward is
+// Y = A^T [(G g G^T) . (B^T d B)] A per tile, so dL/dg = G^T [sum over tiles (B^T d B) . (A dY A^T)] G:
+// per block of tiles, 16 GEMMs accumulate V[xi]^T (ci x T) * D[xi] (T x co) into M[xi] (ci x co).
+// 2.25x fewer multiplies than conv_filter_grad. Same signature (kh, kw, s, p must be 3, 3, 1, 1);
+// requires ci % 4 == 0 and co % 8 == 0.
+
+// D[xi][t][d] = (A dY A^T) for the 2x2 dy tiles of tile row ty (zero beyond the map).
+static void wino_dy(const float* dy, int h, int w, int co, int ty, int tx0, int nt, float* out) {
+  const long plane = (long)nt * co;
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  for (int t = 0; t < nt; t++) {
+    const int r0 = 2 * ty, c0 = 2 * (tx0 + t);
+    for (int d = 0; d < co; d += 4) {
+      v128_t y[2][2];
+      for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++)
+          y[i][j] = r0 + i < h && c0 + j < w ? wasm_v128_load(dy + ((long)(r0 + i) * w + c0 + j) * co + d) : zero;
+      v128_t e[4][2];
+      for (int j = 0; j < 2; j++) {  // e = A y, A = [[1,0],[1,1],[1,-1],[0,-1]]
+        e[0][j] = y[0][j];
+        e[1][j] = wasm_f32x4_add(y[0][j], y[1][j]);
+        e[2][j] = wasm_f32x4_sub(y[0][j], y[1][j]);
+        e[3][j] = wasm_f32x4_neg(y[1][j]);
+      }
+      float* o = out + (long)t * co + d;
+      for (int r = 0; r < 4; r++) {  // D = e A^T
+        wasm_v128_store(o + (long)(r * 4 + 0) * plane, e[r][0]);
+        wasm_v128_store(o + (long)(r * 4 + 1) * plane, wasm_f32x4_add(e[r][0], e[r][1]));
+        wasm_v128_store(o + (long)(r * 4 + 2) * plane, wasm_f32x4_sub(e[r][0], e[r][1]));
+        wasm_v128_store(o + (long)(r * 4 + 3) * plane, wasm_f32x4_neg(e[r][1]));
+      }
+    }
+  }
+}
+
+// M[xi] (ci x co) += V[xi]^T (ci x nt) * D[xi] (nt x co), 4 x 8 register tiles.
+static void wino_gemm_at(const float* v, const float* dd, int nt, int ci, int co, float* m) {
+  for (int xi = 0; xi < 16; xi++) {
+    const float* vx = v + (long)xi * nt * ci;
+    const float* dx = dd + (long)xi * nt * co;
+    float* mx = m + (long)xi * ci * co;
+    for (int c0 = 0; c0 < ci; c0 += 4) {
+      for (int d0 = 0; d0 < co; d0 += 8) {
+        float* mp = mx + (long)c0 * co + d0;
+        v128_t a00 = wasm_v128_load(mp), a01 = wasm_v128_load(mp + 4);
+        v128_t a10 = wasm_v128_load(mp + co), a11 = wasm_v128_load(mp + co + 4);
+        v128_t a20 = wasm_v128_load(mp + 2 * co), a21 = wasm_v128_load(mp + 2 * co + 4);
+        v128_t a30 = wasm_v128_load(mp + 3 * co), a31 = wasm_v128_load(mp + 3 * co + 4);
+        const float* vp = vx + c0;
+        const float* dp = dx + d0;
+        for (int t = 0; t < nt; t++, vp += ci, dp += co) {
+          const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
+          const v128_t x0 = wasm_v128_load32_splat(vp), x1 = wasm_v128_load32_splat(vp + 1);
+          const v128_t x2 = wasm_v128_load32_splat(vp + 2), x3 = wasm_v128_load32_splat(vp + 3);
+          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
+          a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
+          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
+          a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
+          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
+          a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
+          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
+          a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+        }
+        wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01);
+        wasm_v128_store(mp + co, a10), wasm_v128_store(mp + co + 4, a11);
+        wasm_v128_store(mp + 2 * co, a20), wasm_v128_store(mp + 2 * co + 4, a21);
+        wasm_v128_store(mp + 3 * co, a30), wasm_v128_store(mp + 3 * co + 4, a31);
+      }
+    }
+  }
+}
+
+EXPORT(conv_filter_grad_winograd)
+void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
+                               int s, int p, float* out) {
+  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+  const long plane = (long)ci * co;
+  float m[16 * plane];
+  __builtin_memset(m, 0, sizeof(m));
+  float v[16 * WINO_T * ci], dd[16 * WINO_T * co];
+  const int th = (h + 1) / 2, tw = (w + 1) / 2;
+  for (int img = 0; img < n; img++) {
+    const float* xi = x + (long)img * h * w * ci;
+    const float* gi = dy + (long)img * h * w * co;
+    for (int ty = 0; ty < th; ty++) {
+      for (int tx0 = 0; tx0 < tw; tx0 += WINO_T) {
+        const int nt = min_i(WINO_T, tw - tx0);
+        wino_input(xi, h, w, ci, ty, tx0, nt, v);
+        wino_dy(gi, h, w, co, ty, tx0, nt, dd);
+        wino_gemm_at(v, dd, nt, ci, co, m);
+      }
+    }
+  }
+  // dW = G^T M G, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]].
+  const v128_t half = wasm_f32x4_splat(0.5f);
+  for (long q = 0; q < plane; q += 4) {
+    v128_t mm[4][4], pp[3][4];
+    for (int r = 0; r < 4; r++)
+      for (int c = 0; c < 4; c++) mm[r][c] = wasm_v128_load(m + (long)(r * 4 + c) * plane + q);
+    for (int c = 0; c < 4; c++) {
+      const v128_t h1 = wasm_f32x4_mul(half, mm[1][c]), h2 = wasm_f32x4_mul(half, mm[2][c]);
+      pp[0][c] = wasm_f32x4_add(wasm_f32x4_add(mm[0][c], h1), h2);
+      pp[1][c] = wasm_f32x4_sub(h1, h2);
+      pp[2][c] = wasm_f32x4_add(wasm_f32x4_add(h1, h2), mm[3][c]);
+    }
+    for (int i = 0; i < 3; i++) {
+      const v128_t h1 = wasm_f32x4_mul(half, pp[i][1]), h2 = wasm_f32x4_mul(half, pp[i][2]);
+      wasm_v128_store(out + (long)(i * 3 + 0) * plane + q, wasm_f32x4_add(wasm_f32x4_add(pp[i][0], h1), h2));
+      wasm_v128_store(out + (long)(i * 3 + 1) * plane + q, wasm_f32x4_sub(h1, h2));
+      wasm_v128_store(out + (long)(i * 3 + 2) * plane + q, wasm_f32x4_add(wasm_f32x4_add(h1, h2), pp[i][3]));
+    }
+  }
+}

@@ -126,7 +126,8 @@ export function dilate(x: tf.Tensor4D, stride: number): tf.Tensor4D {
  * another formulation.
  */
 export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
-  if (!simdKernelsActive() || dy.shape[3] % 8 !== 0) return undefined;
+  const [ci, co] = [x.shape[3], dy.shape[3]];
+  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (16 * ci * co + 16 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
 }
 

@@ -22,6 +22,7 @@ interface KernelExports {
     x: Ptr, dy: Ptr, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
     kh: number, kw: number, stride: number, pad: number, out: Ptr,
   ): void;
+  conv_filter_grad_winograd: KernelExports['conv_filter_grad'];
   conv3x3_winograd(x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
@@ -70,7 +71,7 @@ function load(b: WasmBackendView): Loaded {
   return l;
 }
 
-const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad'];
+const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad', 'conv_filter_grad_winograd'] as const;
 
 /**
  * Loads the kernels into the current wasm backend and, when its heap is shared (the threaded build),
@@ -94,6 +95,8 @@ export function simdHelperActive(): boolean {
 
 // Split only work big enough to be worth a hand-off (~10 us): here ~1 M multiply-adds.
 const SPLIT_MIN_MACS = 1 << 20;
+// For measurements: NAD_DIRECT_FILTER_GRAD=1 keeps the direct filter gradient for 3x3 convolutions.
+const DIRECT_FILTER_GRAD = process.env.NAD_DIRECT_FILTER_GRAD === '1';
 
 type Attrs = Record<string, number>;
 type Body = (l: Loaded, ptr: (t: tf.TensorInfo) => Ptr, inputs: tf.TensorInfo[], outputs: tf.TensorInfo[], attrs: Attrs, b: WasmBackendView) => void;
@@ -179,17 +182,22 @@ export function registerSimdKernels(): void {
   define('NadConvFilterGrad', ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]], (l, p, [x, dy], [out], a, b) => {
     const [n, h, w, ci] = x.shape;
     const [, ho, wo, co] = dy.shape;
-    const grad = (xp: Ptr, dyp: Ptr, images: number, o: Ptr) => [xp, dyp, images, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, o];
+    // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
+    const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
+    const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
+    const fn = l.k[name];
+    type Args = Parameters<KernelExports['conv_filter_grad']>;
+    const args = (xp: Ptr, dyp: Ptr, images: number, o: Ptr): Args => [xp, dyp, images, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, o];
     const n1 = Math.ceil(n / 2);
     if (!l.helper || n < 2 || n * ho * wo * ci * co * a.kh * a.kw < SPLIT_MIN_MACS) {
-      l.k.conv_filter_grad(...(grad(p(x), p(dy), n, p(out)) as Parameters<KernelExports['conv_filter_grad']>));
+      fn(...args(p(x), p(dy), n, p(out)));
       return;
     }
     // Each thread sums over half of the images; the helper's partial sum goes to scratch, then is added.
     const size = a.kh * a.kw * ci * co;
     const scratch = b.wasm._malloc(size * 4);
-    l.helper.post('conv_filter_grad', grad(p(x) + n1 * h * w * ci * 4, p(dy) + n1 * ho * wo * co * 4, n - n1, scratch));
-    l.k.conv_filter_grad(...(grad(p(x), p(dy), n1, p(out)) as Parameters<KernelExports['conv_filter_grad']>));
+    l.helper.post(name, args(p(x) + n1 * h * w * ci * 4, p(dy) + n1 * ho * wo * co * 4, n - n1, scratch));
+    fn(...args(p(x), p(dy), n1, p(out)));
     l.helper.wait();
     const total = new Float32Array(l.memory.buffer, p(out), size);
     const part = new Float32Array(l.memory.buffer, scratch, size);
