@@ -1,7 +1,8 @@
 // The engine's entry points: each job takes a plain config, an event callback and an AbortSignal, stores
 // its run folder, and returns plain results. The CLI, the extension's worker and the tests all call these.
 import * as tf from '@tensorflow/tfjs-core';
-import { basename } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
 import { initBackend } from './backend';
 import { readCheckpoint, saveModelFile, specMetadata } from './checkpoint';
 import type { AttentionJobConfig, BackdoorConfig, EraseJobConfig, EvalJobConfig, FinetuneJobConfig, JobConfig, TrainJobConfig } from './config';
@@ -15,6 +16,7 @@ import { backdoorTestSet, poisonTrainingSet } from './triggers';
 import { InputError, type ImageDataset } from './types';
 import { attentionSnapshot, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot } from './attention-snapshot';
 import { selectImages } from './data';
+import type { ResumePoint } from './resume';
 
 export type Phase = 'train' | 'teacher' | 'nad' | 'eval';
 
@@ -39,6 +41,8 @@ export interface JobContext {
   readonly runsDir?: string;
   readonly onEvent?: (e: JobEvent) => void;
   readonly signal?: AbortSignal;
+  /** Continue an interrupted run in its folder instead of creating one (see resume.ts). */
+  readonly resume?: ResumePoint;
 }
 
 export interface JobResult {
@@ -76,6 +80,7 @@ interface Env {
   readonly emit: (e: JobEvent) => void;
   readonly signal?: AbortSignal;
   readonly backend: string;
+  readonly resume?: ResumePoint;
 }
 
 type JobBody = (run: RunHandle, env: Env) => Promise<Omit<JobResult, 'runId' | 'runDir' | 'backend'>>;
@@ -86,7 +91,7 @@ async function withRun(config: JobConfig, ctx: JobContext, body: JobBody): Promi
   const backend = await initBackend(config.backend);
   for (const reason of backend.fallbackReasons) emit({ type: 'log', message: `backend: ${reason}` });
   const store = new RunStore(ctx.cwd, ctx.runsDir);
-  const run = store.create(config.kind, { ...config, backendUsed: backend.name }, config.name);
+  const run = ctx.resume?.run ?? store.create(config.kind, { ...config, backendUsed: backend.name }, config.name);
   run.update({ backend: backend.description });
   emit({ type: 'started', runId: run.id, runDir: run.dir, backend: backend.description });
   const log = (message: string): void => {
@@ -96,7 +101,7 @@ async function withRun(config: JobConfig, ctx: JobContext, body: JobBody): Promi
   log(`backend: ${backend.description}`);
   const tensorsBefore = tf.memory().numTensors;
   try {
-    const out = await body(run, { emit: (e) => (e.type === 'log' ? log(e.message) : emit(e)), signal: ctx.signal, backend: backend.description });
+    const out = await body(run, { emit: (e) => (e.type === 'log' ? log(e.message) : emit(e)), signal: ctx.signal, backend: backend.description, resume: ctx.resume });
     run.finish({ acc: out.acc, asr: out.asr });
     return { ...out, runId: run.id, runDir: run.dir, backend: backend.description };
   } catch (e) {
@@ -141,6 +146,7 @@ async function loadModelFile(path: string, data?: ImageDataset): Promise<Model> 
 
 async function saveModel(run: RunHandle, rel: string, model: Model, extra: Record<string, string>): Promise<string> {
   const file = run.path(rel);
+  mkdirSync(dirname(file), { recursive: true });
   await saveModelFile(file, model.params.toStateDict(), { ...specMetadata(model.spec), ...extra });
   return file;
 }
@@ -167,7 +173,12 @@ async function trainWithSnapshots(
 ): Promise<{ acc: number; asr: number }> {
   validateTraining(args.settings, args.label);
   env.emit({ type: 'phase', phase: args.phase, label: args.label, epochs: args.settings.epochs });
+  // Resuming: start from the weights this phase saved after its last completed epoch.
+  const done = env.resume?.epochsDone[args.modelRel] ?? 0;
+  if (done > 0) args.student.params.loadStateDict((await readCheckpoint(run.path(args.modelRel))).stateDict, run.path(args.modelRel));
+  if (done >= args.settings.epochs) return evaluate(args.student, args.test.evalSets);
   const records = await train({
+    startEpoch: done,
     student: args.student,
     teacher: args.teacher,
     data: args.data,

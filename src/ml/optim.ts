@@ -15,7 +15,11 @@ export class Sgd {
     private readonly vars: ReadonlyArray<readonly [string, tf.Variable]>,
     private readonly opts: SgdOptions,
   ) {
-    for (const [name, v] of vars) this.buffers.set(name, tf.variable(tf.zerosLike(v), false));
+    for (const [name, v] of vars) {
+      const zeros = tf.zerosLike(v);
+      this.buffers.set(name, tf.variable(zeros, false));
+      zeros.dispose();
+    }
   }
 
   /** Apply one update; `grads` is keyed by the variables' tfjs names (as tf.variableGrads returns). */

@@ -107,13 +107,18 @@ function createWrn(spec: Extract<ModelSpec, { arch: 'wrn' }>, rng: Rng): Model {
 
 function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
   const p = new ParamSet();
-  const widths = [spec.inChannels, 16, 32, 64];
+  // Three conv-BN-ReLU stages (the three "groups" whose attention is distilled), then a linear layer
+  // over the flattened last stage: spatial detail helps small digits more than global pooling does.
+  const widths = [spec.inChannels, 32, 64, 64];
   const strides = [1, 2, 2];
+  let side = spec.imageSize;
   for (let i = 0; i < 3; i++) {
     p.conv(`conv${i + 1}`, 3, widths[i], widths[i + 1], rng);
     p.batchNorm(`bn${i + 1}`, widths[i + 1]);
+    side = Math.floor((side + 2 - 3) / strides[i]) + 1;
   }
-  p.linear('fc', widths[3], spec.numClasses, rng);
+  const flat = side * side * widths[3];
+  p.linear('fc', flat, spec.numClasses, rng);
   const forward = (x: tf.Tensor4D, training: boolean): ForwardResult => {
     let h = x;
     const acts: tf.Tensor4D[] = [];
@@ -122,8 +127,9 @@ function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
       h = tf.relu(p.applyBatchNorm(`bn${i + 1}`, h, training));
       acts.push(h);
     }
-    const pooled = tf.mean(h, [1, 2]) as tf.Tensor2D;
-    const logits = tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+    // Flatten in PyTorch's NCHW order so exported fc weights mean the same thing there.
+    const flatX = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [h.shape[0], flat]) as tf.Tensor2D;
+    const logits = tf.add(tf.matMul(flatX, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
     return { groups: acts, logits };
   };
   return { spec, params: p, forward, dispose: () => p.dispose() };
