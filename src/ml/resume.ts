@@ -1,0 +1,86 @@
+// Continuing an interrupted run in its own folder. Each training phase saves its model file after every
+// epoch with the epoch in the metadata; resuming reloads those weights and trains from the next epoch
+// (train() draws each epoch's data order from (seed, epoch), so the data seen is what an uninterrupted
+// run would see; the optimizer's momentum starts afresh).
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { hostname } from 'node:os';
+import { readCheckpoint } from './checkpoint';
+import type { JobConfig } from './config';
+import { RunHandle, RunStore, writeFileAtomic, type RunKind, type RunState, type RunSummary } from './runstore';
+import { InputError } from './types';
+
+/** Runs in these states can be continued: the process died, the user stopped it, or the worker crashed. */
+export const RESUMABLE_STATES: readonly RunState[] = ['interrupted', 'cancelled', 'failed'];
+/** Kinds that train, and so have per-epoch model files to continue from. */
+export const RESUMABLE_KINDS: readonly RunKind[] = ['train', 'finetune', 'erase'];
+
+/** The model files the jobs save after each epoch, in the order their phases run. */
+export const EPOCH_CHECKPOINTS = ['model/teacher.safetensors', 'model/model.safetensors'] as const;
+
+export function isResumable(run: Pick<RunSummary, 'status'>): boolean {
+  return RESUMABLE_STATES.includes(run.status.state) && RESUMABLE_KINDS.includes(run.status.kind);
+}
+
+/** What jobs.ts needs to continue a run: the reopened folder and the epochs done per model file. */
+export interface ResumePoint {
+  readonly run: RunHandle;
+  /** Completed epochs per model file of the run folder, e.g. `model/teacher.safetensors` -> 10. */
+  readonly epochsDone: Readonly<Record<string, number>>;
+}
+
+export interface PreparedResume {
+  readonly config: JobConfig;
+  readonly point: ResumePoint;
+}
+
+/**
+ * Reopen a run folder for resuming: checks its state, reads the epochs its model files hold, drops
+ * metric lines of epochs whose model was not saved, and marks it running again (owned by this process).
+ */
+export async function prepareResume(runDir: string): Promise<PreparedResume> {
+  const id = basename(runDir);
+  const read = new RunStore('', dirname(runDir)).read(id);
+  if ('problem' in read) throw new InputError(`the run folder cannot be read (${read.problem})`, runDir);
+  const { status } = read;
+  if (!isResumable(read)) {
+    const why = RESUMABLE_KINDS.includes(status.kind) ? `it is ${status.state}` : `a ${status.kind} run does not train; run it again instead`;
+    throw new InputError(`this run cannot be resumed: ${why}`, runDir);
+  }
+  const { backendUsed: _backendUsed, ...config } = read.config as Record<string, unknown> & { backendUsed?: unknown };
+  if (config['kind'] !== status.kind) throw new InputError(`config.json's kind (${String(config['kind'])}) is not the run's (${status.kind})`, join(runDir, 'config.json'));
+
+  const epochsDone: Record<string, number> = {};
+  for (const rel of EPOCH_CHECKPOINTS) {
+    const file = join(runDir, rel);
+    if (!existsSync(file)) continue;
+    const epoch = Number((await readCheckpoint(file)).metadata['epoch']);
+    if (Number.isInteger(epoch) && epoch > 0) epochsDone[rel] = epoch;
+  }
+  keepEpochMetrics(join(runDir, 'metrics.jsonl'), Object.values(epochsDone).reduce((a, b) => a + b, 0));
+
+  const run = new RunHandle(id, runDir, status.kind);
+  run.setStatus({ state: 'running', kind: status.kind, startedAt: status.startedAt, pid: process.pid, host: hostname(), backend: status.backend, lastEpoch: status.lastEpoch });
+  const done = Object.entries(epochsDone).map(([rel, n]) => `${basename(rel, '.safetensors')} ${n}`);
+  run.appendMetric({ type: 'log', message: `resumed (${done.length ? `epochs done: ${done.join(', ')}` : 'no epoch was saved; starting over'})` });
+  return { config: config as unknown as JobConfig, point: { run, epochsDone } };
+}
+
+/** Keep the first `count` epoch lines (the ones whose model files were saved) and every other line. */
+function keepEpochMetrics(file: string, count: number): void {
+  if (!existsSync(file)) return;
+  let epochs = 0;
+  const kept = readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((line) => {
+      if (!line.trim()) return false;
+      try {
+        const e = JSON.parse(line) as { type?: unknown };
+        if (e.type !== 'epoch') return true;
+        return ++epochs <= count;
+      } catch {
+        return false; // a torn last line
+      }
+    });
+  writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
+}
