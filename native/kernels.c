@@ -591,3 +591,18 @@ void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, in
     }
   }
 }
+
+// The four phase filters of a stride-2 3x3 input gradient from the flipped filter f [3, 3, co, ci]:
+// rows {1} or {0, 2} times columns {1} or {0, 2} -> [1,1], [1,2], [2,1], [2,2] x [co, ci].
+EXPORT(phase_filters3x3)
+void phase_filters3x3(const float* f, int co, int ci, float* p00, float* p01, float* p10, float* p11) {
+  const long plane = (long)co * ci;
+  float* out[4] = {p00, p01, p10, p11};
+  for (int u = 0; u < 2; u++)
+    for (int v = 0; v < 2; v++) {
+      float* o = out[2 * u + v];
+      for (int i = 1 - u; i < 3; i += 2)
+        for (int j = 1 - v; j < 3; j += 2, o += plane) __builtin_memcpy(o, f + (long)(i * 3 + j) * plane, (unsigned long)plane * sizeof(float));
+    }
+}
+

@@ -182,3 +182,12 @@ export function sgdUpdate(param: tf.Tensor, grad: tf.Tensor, buffer: tf.Tensor, 
     return { param: tf.sub(param, tf.mul(step, o.lr)), buffer: b };
   });
 }
+
+/** The stride-2 input gradient's four phase filters from a flipped 3x3 filter (see ops/conv.ts). */
+export function phaseFilters3x3(flipped: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
+  const out = simdKernelsActive()
+    ? run('NadPhaseFilters3x3', [flipped])
+    : [0, 1].flatMap((u) => [0, 1].map((v) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, ...flipped.shape.slice(2)], [2, 2, 1, 1])));
+  return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}
+

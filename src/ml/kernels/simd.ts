@@ -26,6 +26,7 @@ interface KernelExports {
   conv3x3_winograd(x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
+  phase_filters3x3(f: Ptr, co: number, ci: number, p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr): void;
   sgd_update(p: Ptr, grad: Ptr, buf: Ptr, n: number, lr: number, momentum: number, wd: number, nesterov: number, pOut: Ptr, bufOut: Ptr): void;
 }
 
@@ -173,6 +174,10 @@ export function registerSimdKernels(): void {
   // inputs the four phases [n, h, w, c] (even/even, even/odd, odd/even, odd/odd) -> [n, 2h, 2w, c]
   define('NadInterleave2', ([q]) => [[q.shape[0], 2 * q.shape[1], 2 * q.shape[2], q.shape[3]]], ({ k }, p, [a, b, c, d], [out]) =>
     k.interleave2(p(a), p(b), p(c), p(d), a.shape[0], a.shape[1], a.shape[2], a.shape[3], p(out)),
+  );
+  // input flipped filter [3, 3, co, ci] -> the stride-2 phase filters [1,1|1,2|2,1|2,2, co, ci]
+  define('NadPhaseFilters3x3', ([f]) => [1, 2].flatMap((r) => [1, 2].map((c) => [r, c, f.shape[2], f.shape[3]])), ({ k }, p, [f], [a, b, c, d]) =>
+    k.phase_filters3x3(p(f), f.shape[2], f.shape[3], p(a), p(b), p(c), p(d)),
   );
   // inputs param, grad, momentum buffer; attrs lr, momentum, weightDecay, nesterov -> new param, new buffer
   define('NadSgdUpdate', ([v]) => [v.shape, v.shape], ({ k }, p, [v, g, buf], [vOut, bufOut], a) =>

@@ -3,7 +3,7 @@
 // Conv2D is XNNPACK's fast (and threaded) one; on cpu and tensorflow the rewrite is also exact.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
-import { conv3x3Winograd, convFilterGrad, dilate, flipFilter, interleave2, moveBatchInside, swapBatchAndChannels } from '../kernels';
+import { conv3x3Winograd, convFilterGrad, dilate, flipFilter, interleave2, moveBatchInside, phaseFilters3x3, swapBatchAndChannels } from '../kernels';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
 
@@ -79,10 +79,9 @@ export function conv2dInputGrad(
  * interleaved. `flipped` is the rotated, channel-swapped filter [3, 3, co, ci].
  */
 function inputGradStride2(dy: tf.Tensor4D, flipped: tf.Tensor4D): tf.Tensor4D {
-  const [, , co, ci] = flipped.shape;
   // Phase u (0 even, 1 odd) of dx rows uses flipped rows {1} or {0, 2}; likewise for columns.
-  const sub = (u: number, v: number) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, co, ci], [2, 2, 1, 1]) as tf.Tensor4D;
-  const phase = (u: number, v: number) => tf.conv2d(dy, sub(u, v), 1, explicitPad(0, u, 0, v));
+  const subs = phaseFilters3x3(flipped);
+  const phase = (u: number, v: number) => tf.conv2d(dy, subs[2 * u + v], 1, explicitPad(0, u, 0, v));
   return interleave2([phase(0, 0), phase(0, 1), phase(1, 0), phase(1, 1)]);
 }
 
