@@ -82,6 +82,45 @@ export class DivergedError extends Error {
   }
 }
 
+export interface StepArgs {
+  readonly student: Model;
+  /** With a teacher, the loss adds beta_i * MSE of attention maps (NAD); without, plain cross-entropy. */
+  readonly teacher?: Model;
+  readonly optimizer: Sgd;
+  /** NHWC float32 batch in [0, 1]. */
+  readonly xs: Float32Array;
+  readonly ys: Int32Array;
+  readonly imageShape: readonly [number, number, number];
+  readonly numClasses: number;
+  readonly betas: readonly number[];
+  readonly attentionPower: number;
+  readonly lr: number;
+}
+
+/** One SGD step of the paper's objective on one batch; returns the batch loss. */
+export function trainingStep(a: StepArgs): number {
+  const n = a.ys.length;
+  const [h, w, c] = a.imageShape;
+  const vars = a.student.params.trainable().map(([, v]) => v);
+  return tf.tidy(() => {
+    const x = tf.tensor4d(a.xs, [n, h, w, c]);
+    const y = tf.oneHot(tf.tensor1d(a.ys, 'int32'), a.numClasses);
+    // The teacher is fixed: its maps are constants, computed outside the gradient tape.
+    const teacherMaps = a.teacher ? tf.tidy(() => (a.teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, a.attentionPower))) : [];
+    const { value, grads } = tf.variableGrads(() => {
+      const out = a.student.forward(x, true);
+      let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
+      teacherMaps.forEach((tm, i) => {
+        const beta = a.betas[i] ?? 0;
+        if (beta !== 0) loss = tf.add(loss, tf.mul(attentionLoss(out.groups[i], tm, a.attentionPower), beta));
+      });
+      return loss;
+    }, vars);
+    a.optimizer.step(grads, a.lr);
+    return value.dataSync()[0];
+  });
+}
+
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function train(args: TrainArgs): Promise<EpochRecord[]> {
@@ -116,22 +155,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         const view = buf.subarray(0, n * h * w * c);
         const xs = settings.augment ? augmentBatch(data, idx, augRng, view) : toFloatBatch(data, idx, view);
         const ys = Int32Array.from(idx, (i) => data.labels[i]);
-        const lossValue = tf.tidy(() => {
-          const x = tf.tensor4d(xs, [n, h, w, c]);
-          const y = tf.oneHot(tf.tensor1d(ys, 'int32'), data.numClasses);
-          const teacherMaps = useAttention ? tf.tidy(() => (teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, settings.attentionPower))) : [];
-          const { value, grads } = tf.variableGrads(() => {
-            const out = student.forward(x, true);
-            let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
-            teacherMaps.forEach((tm, i) => {
-              const beta = settings.betas[i] ?? 0;
-              if (beta !== 0) loss = tf.add(loss, tf.mul(attentionLoss(out.groups[i], tm, settings.attentionPower), beta));
-            });
-            return loss;
-          }, vars.map(([, v]) => v));
-          optimizer.step(grads, lr);
-          return value.dataSync()[0];
-        });
+        const lossValue = trainingStep({ student, teacher: useAttention ? teacher : undefined, optimizer, xs, ys, imageShape: [h, w, c], numClasses: data.numClasses, betas: settings.betas, attentionPower: settings.attentionPower, lr });
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
         lossSum += lossValue * n;
         const now = performance.now();
