@@ -1,0 +1,286 @@
+// Starts runs in worker processes, queues them beyond `nad.maxConcurrentRuns`, cancels them, and keeps
+// a live copy of what each run's panel shows. Notifications, status bar and log are in run-feedback.ts.
+import * as vscode from 'vscode';
+import type { JobResult } from '../ml/jobs';
+import { RunHandle, type RunState } from '../ml/runstore';
+import type { HostToPanel, PanelSnapshot } from '../shared/panel-protocol';
+import { applyPanelMessage, PHASE_LABELS } from '../shared/panel-protocol';
+import type { FailureKind, WorkerJob, WorkerToHost } from '../shared/worker-protocol';
+import { readRunSnapshot, readRunSummary } from './run-folder';
+import { WorkerClient, type WorkerExit } from './worker-client';
+
+/** A worker that does not stop this long after Cancel is killed. */
+const CANCEL_GRACE_MS = 10_000;
+
+export interface RunRequest {
+  /** What notifications and the status bar call it, e.g. "Erase backdoor (model.pth)". */
+  readonly title: string;
+  readonly job: WorkerJob;
+  readonly cwd: string;
+  readonly runsDir: string;
+  /** Offered as "Pick Another File" when a file the run reads is wrong. */
+  readonly retry?: () => void;
+  /** The config file it came from, offered as "Open Config File" when it is wrong. */
+  readonly configFile?: string;
+  /** Open the run panel when the run starts (default true). */
+  readonly openPanel?: boolean;
+}
+
+export type TaskState = 'queued' | 'running' | 'finished' | 'failed' | 'cancelled';
+
+export interface TaskFailure {
+  readonly message: string;
+  readonly kind: FailureKind | 'crash';
+  readonly file?: string;
+  readonly stderrTail: readonly string[];
+}
+
+export class RunTask {
+  state: TaskState = 'queued';
+  /** The run folder being written (the demo writes several in turn). */
+  runDir: string | undefined;
+  readonly runDirs: string[] = [];
+  snapshot: PanelSnapshot | undefined;
+  failure: TaskFailure | undefined;
+  readonly results: JobResult[] = [];
+  worker: WorkerClient | undefined;
+  cancelRequested = false;
+  private settle: (t: RunTask) => void = () => undefined;
+  /** Resolves when the task has ended, whichever way. */
+  readonly ended = new Promise<RunTask>((r) => (this.settle = r));
+
+  constructor(
+    readonly id: number,
+    readonly request: RunRequest,
+  ) {}
+
+  end(state: Exclude<TaskState, 'queued' | 'running'>): void {
+    this.state = state;
+    this.settle(this);
+  }
+}
+
+export interface RunStartedEvent {
+  readonly task: RunTask;
+  readonly runDir: string;
+  readonly previous?: string;
+}
+
+export class RunManager implements vscode.Disposable {
+  private readonly tasks: RunTask[] = [];
+  private nextId = 1;
+  private readonly changed = new vscode.EventEmitter<RunTask>();
+  private readonly panelUpdate = new vscode.EventEmitter<{ readonly runDir: string; readonly msg: HostToPanel }>();
+  private readonly runStarted = new vscode.EventEmitter<RunStartedEvent>();
+  private readonly output = new vscode.EventEmitter<{ readonly task: RunTask; readonly line: string; readonly level: 'info' | 'warn' | 'error' }>();
+  /** State or progress of a task changed. */
+  readonly onDidChangeTask = this.changed.event;
+  /** An update for the panel showing `runDir`. */
+  readonly onPanelUpdate = this.panelUpdate.event;
+  readonly onRunStarted = this.runStarted.event;
+  readonly onOutput = this.output.event;
+
+  constructor(
+    private readonly workerPath: string,
+    private readonly maxConcurrent: () => number,
+  ) {}
+
+  start(request: RunRequest): RunTask {
+    const task = new RunTask(this.nextId++, request);
+    this.tasks.push(task);
+    this.say(task, 'info', `${request.title}: queued`);
+    this.changed.fire(task);
+    this.pump();
+    return task;
+  }
+
+  /** Tasks not ended yet (running first, then queued in order). */
+  active(): RunTask[] {
+    return this.tasks.filter((t) => t.state === 'running').concat(this.tasks.filter((t) => t.state === 'queued'));
+  }
+
+  all(): readonly RunTask[] {
+    return this.tasks;
+  }
+
+  taskFor(runDir: string): RunTask | undefined {
+    return [...this.tasks].reverse().find((t) => t.runDirs.includes(runDir));
+  }
+
+  /** The live snapshot of a run a task is writing now, if one is. */
+  liveSnapshot(runDir: string): PanelSnapshot | undefined {
+    const t = this.taskFor(runDir);
+    return t && t.runDir === runDir && t.state === 'running' ? t.snapshot : undefined;
+  }
+
+  cancel(task: RunTask): void {
+    if (task.state === 'queued') {
+      this.say(task, 'info', `${task.request.title}: removed from the queue`);
+      task.end('cancelled');
+      this.changed.fire(task);
+      return;
+    }
+    if (task.state !== 'running' || task.cancelRequested) return;
+    task.cancelRequested = true;
+    this.say(task, 'info', `${task.request.title}: cancelling after the current batch`);
+    task.worker?.cancel();
+    const worker = task.worker;
+    setTimeout(() => {
+      if (worker?.running) {
+        this.say(task, 'warn', `${task.request.title}: the worker did not stop within ${CANCEL_GRACE_MS / 1000} s; killing it`);
+        worker.kill();
+      }
+    }, CANCEL_GRACE_MS).unref();
+    this.changed.fire(task);
+  }
+
+  private pump(): void {
+    const running = this.tasks.filter((t) => t.state === 'running').length;
+    const next = this.tasks.find((t) => t.state === 'queued');
+    if (!next || running >= Math.max(1, this.maxConcurrent())) return;
+    next.state = 'running';
+    const { job, cwd, runsDir } = next.request;
+    next.worker = new WorkerClient(this.workerPath, { job, cwd, runsDir }, {
+      onMessage: (msg) => this.onWorkerMessage(next, msg),
+      onOutput: (line) => this.say(next, 'info', `[worker] ${line}`),
+      onExit: (exit) => this.onWorkerExit(next, exit),
+    });
+    this.say(next, 'info', `${next.request.title}: started (worker pid ${next.worker.pid ?? '?'})`);
+    this.changed.fire(next);
+    this.pump();
+  }
+
+  private onWorkerMessage(task: RunTask, msg: WorkerToHost): void {
+    switch (msg.type) {
+      case 'started': {
+        const previous = task.runDir;
+        task.runDir = msg.runDir;
+        task.runDirs.push(msg.runDir);
+        const read = readRunSnapshot(msg.runDir);
+        const base = 'problem' in read ? undefined : read;
+        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false } };
+        this.say(task, 'info', `${task.request.title}: ${msg.resumed ? 'resumed' : 'writing'} run ${msg.runId} on ${msg.backend}`);
+        this.runStarted.fire({ task, runDir: msg.runDir, previous });
+        if (task.snapshot) this.toPanel(task, { type: 'snapshot', snapshot: task.snapshot });
+        break;
+      }
+      case 'phase':
+        this.toPanel(task, { type: 'progress', progress: { phase: msg.phase, label: msg.label, epoch: 0, epochs: msg.epochs ?? 1, step: 0, steps: 0 } });
+        this.toPanel(task, { type: 'log', lines: [`${msg.label} (${msg.epochs ?? 1} epochs)`] });
+        this.say(task, 'info', `${task.request.title}: ${msg.label}`);
+        break;
+      case 'progress': {
+        const p = msg.progress;
+        const label = task.snapshot?.progress?.label ?? PHASE_LABELS[msg.phase];
+        if (p.type === 'baseline') {
+          this.toPanel(task, { type: 'log', lines: [`before training: ACC ${p.acc.toFixed(2)}%, ASR ${p.asr.toFixed(2)}%`] });
+          break;
+        }
+        if (p.type === 'epoch') {
+          this.toPanel(task, { type: 'epoch', point: { phase: msg.phase, epoch: p.epoch, loss: p.loss, acc: p.acc, asr: p.asr, lr: p.lr, seconds: p.seconds } });
+          this.say(task, 'info', `${PHASE_LABELS[msg.phase]} epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toFixed(4)}, ACC ${p.acc.toFixed(2)}%, ASR ${p.asr.toFixed(2)}% (${p.seconds.toFixed(1)} s, ${p.imagesPerSecond.toFixed(0)} img/s)`);
+        }
+        const prev = task.snapshot?.progress;
+        const step = p.type === 'step' ? p.step : (prev?.steps ?? 1);
+        const steps = p.type === 'step' ? p.steps : (prev?.steps ?? 1);
+        this.toPanel(task, { type: 'progress', progress: { phase: msg.phase, label, epoch: p.epoch, epochs: msg.epochs, step, steps, loss: p.loss, etaSeconds: msg.etaSeconds } });
+        break;
+      }
+      case 'table':
+        this.toPanel(task, { type: 'table', rows: msg.rows });
+        break;
+      case 'attention':
+        this.toPanel(task, { type: 'attention', snapshot: msg.snapshot });
+        break;
+      case 'log':
+        this.toPanel(task, { type: 'log', lines: [msg.message] });
+        this.say(task, 'info', msg.message);
+        break;
+      case 'runDone':
+        task.results.push(msg.result);
+        this.refreshFromFolder(task);
+        break;
+      case 'done':
+        this.refreshFromFolder(task);
+        task.end('finished');
+        break;
+      case 'failed':
+        task.failure = { message: msg.message, kind: msg.kind, file: msg.file, stderrTail: [] };
+        this.say(task, 'error', `${task.request.title} failed: ${msg.message}`);
+        this.refreshFromFolder(task);
+        task.end('failed');
+        break;
+      case 'cancelled':
+        this.say(task, 'info', `${task.request.title}: cancelled; the run folder is kept`);
+        this.refreshFromFolder(task);
+        task.end('cancelled');
+        break;
+      default: {
+        const _: never = msg;
+        return _;
+      }
+    }
+    this.changed.fire(task);
+  }
+
+  private onWorkerExit(task: RunTask, exit: WorkerExit): void {
+    task.worker = undefined;
+    if (!exit.reported) {
+      const how = exit.signal ? `was killed (${exit.signal})` : `exited with code ${exit.code}`;
+      if (task.cancelRequested) {
+        if (task.runDir) markRunFolder(task.runDir, 'cancelled');
+        this.refreshFromFolder(task);
+        task.end('cancelled');
+      } else {
+        const last = exit.stderrTail.length ? `: ${exit.stderrTail[exit.stderrTail.length - 1]}` : '';
+        const message = `the worker process ${how}${last}`;
+        task.failure = { message, kind: 'crash', stderrTail: exit.stderrTail };
+        this.say(task, 'error', `${task.request.title} failed: ${message}`);
+        for (const line of exit.stderrTail) this.say(task, 'error', `  ${line}`);
+        // The worker could not write its run's status: do it here, so that the folder tells the truth.
+        if (task.runDir) markRunFolder(task.runDir, 'failed', message);
+        this.refreshFromFolder(task);
+        task.end('failed');
+      }
+      this.changed.fire(task);
+    }
+    this.pump();
+  }
+
+  /** The run's files are final: show exactly what they say (status, table, final attention maps). */
+  private refreshFromFolder(task: RunTask): void {
+    if (!task.runDir) return;
+    const read = readRunSnapshot(task.runDir);
+    if ('problem' in read) return;
+    // Keep the live log: the folder has it too, but older lines may have rolled off either copy.
+    task.snapshot = { ...read, log: read.log.length >= (task.snapshot?.log.length ?? 0) ? read.log : (task.snapshot?.log ?? []) };
+    this.panelUpdate.fire({ runDir: task.runDir, msg: { type: 'snapshot', snapshot: task.snapshot } });
+  }
+
+  private toPanel(task: RunTask, msg: HostToPanel): void {
+    if (!task.runDir) return;
+    if (task.snapshot) task.snapshot = applyPanelMessage(task.snapshot, msg);
+    this.panelUpdate.fire({ runDir: task.runDir, msg });
+  }
+
+  private say(task: RunTask, level: 'info' | 'warn' | 'error', line: string): void {
+    this.output.fire({ task, line, level });
+  }
+
+  dispose(): void {
+    // Leaving the window: workers stop with it; their runs read as interrupted and can be resumed.
+    for (const t of this.tasks) t.worker?.kill();
+    this.changed.dispose();
+    this.panelUpdate.dispose();
+    this.runStarted.dispose();
+    this.output.dispose();
+  }
+}
+
+/** Set a run folder's final state when its worker could not (it crashed or was killed). */
+export function markRunFolder(runDir: string, state: Extract<RunState, 'failed' | 'cancelled'>, error?: string): void {
+  const read = readRunSummary(runDir);
+  if ('problem' in read || (read.status.state !== 'running' && read.status.state !== 'interrupted')) return;
+  const handle = new RunHandle(read.id, runDir, read.status.kind);
+  handle.setStatus({ ...read.status, state, endedAt: new Date().toISOString(), ...(error ? { error } : {}) });
+}
