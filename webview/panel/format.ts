@@ -1,0 +1,48 @@
+// The panel's numbers as text: the ACC/ASR table and the per-epoch rows as Markdown or CSV.
+import type { EpochPoint } from '../../src/shared/panel-protocol';
+import { MODEL_LABELS, PHASE_LABELS } from '../../src/shared/panel-protocol';
+import type { ResultRow } from '../../src/ml/jobs';
+
+export const pct = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
+
+export function resultCells(rows: readonly ResultRow[]): string[][] {
+  return [['Model', 'ACC %', 'ASR %'], ...rows.map((r) => [MODEL_LABELS[r.model] ?? r.model, pct(r.acc), pct(r.asr)])];
+}
+
+export function epochCells(epochs: readonly EpochPoint[]): string[][] {
+  return [
+    ['Phase', 'Epoch', 'Loss', 'ACC %', 'ASR %', 'LR', 'Time s'],
+    ...epochs.map((e) => [PHASE_LABELS[e.phase], String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr), e.lr !== undefined ? String(e.lr) : '', e.seconds !== undefined ? e.seconds.toFixed(1) : '']),
+  ];
+}
+
+function markdownTable(cells: readonly (readonly string[])[]): string {
+  const [head, ...body] = cells;
+  const numeric = head.map((_, i) => body.length > 0 && body.every((r) => r[i] === '' || /^[-–\d.e]+$/.test(r[i])));
+  const line = (r: readonly string[]): string => `| ${r.map((c) => c.replace(/\|/g, '\\|')).join(' | ')} |`;
+  return [line(head), `| ${head.map((_, i) => (numeric[i] ? '---:' : '---')).join(' | ')} |`, ...body.map(line)].join('\n');
+}
+
+export function toMarkdown(title: string, rows: readonly ResultRow[], epochs: readonly EpochPoint[]): string {
+  const parts = [`### ${title}`, '', markdownTable(resultCells(rows))];
+  if (epochs.length) parts.push('', '#### Per epoch', '', markdownTable(epochCells(epochs)));
+  return parts.join('\n') + '\n';
+}
+
+const csvCell = (c: string): string => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '""')}"` : c);
+
+/** One CSV table: the result rows, then the per-epoch rows, told apart by the first column. */
+export function toCsv(rows: readonly ResultRow[], epochs: readonly EpochPoint[]): string {
+  const out = [['row', 'phase', 'epoch', 'loss', 'acc', 'asr']];
+  for (const r of rows) out.push([MODEL_LABELS[r.model] ?? r.model, '', '', '', pct(r.acc), pct(r.asr)]);
+  for (const e of epochs) out.push(['epoch', PHASE_LABELS[e.phase], String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr)]);
+  return out.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
+}
+
+export function duration(seconds: number): string {
+  const s = Math.max(0, Math.round(seconds));
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
+}

@@ -1,0 +1,176 @@
+// The run panel's page: header (name, state, backend, elapsed/ETA, progress, actions), the ACC/ASR
+// table with copy buttons, per-epoch rows, curves, attention maps and the log. Sections re-render
+// only when their part of the snapshot changes.
+import type { HostToPanel, PanelAction, PanelSnapshot, RenderedPanel } from '../../src/shared/panel-protocol';
+import { MAX_LOG_LINES, PHASE_LABELS } from '../../src/shared/panel-protocol';
+import { AttentionView } from './attention';
+import { Curves } from './charts';
+import { clear, h } from './dom';
+import { duration, epochCells, resultCells, toCsv, toMarkdown } from './format';
+
+export interface ViewCallbacks {
+  readonly action: (a: PanelAction) => void;
+  readonly copy: (format: 'markdown' | 'csv', text: string) => void;
+  readonly sample: (index: number) => void;
+}
+
+const STATE_TEXT: Record<string, string> = { queued: 'Queued', running: 'Running', finished: 'Finished', failed: 'Failed', cancelled: 'Cancelled', interrupted: 'Interrupted' };
+
+function button(label: string, onClick: () => void, secondary = true): HTMLElement {
+  const b = h('vscode-button', { secondary }, label);
+  b.addEventListener('click', onClick);
+  return b;
+}
+
+function fillTable(table: HTMLTableElement, cells: readonly (readonly string[])[], caption: string): void {
+  clear(table);
+  table.append(h('caption', { class: 'visually-hidden' }, caption));
+  const [head, ...body] = cells;
+  table.append(h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : undefined }, c)))));
+  table.append(h('tbody', {}, ...body.map((r) => h('tr', {}, ...r.map((c, i) => (i === 0 ? h('th', { scope: 'row' }, c) : h('td', { class: 'num' }, c)))))));
+}
+
+export class PanelView {
+  private s: PanelSnapshot | undefined;
+  private readonly title = h('h1', { id: 'run-title' });
+  private readonly state = h('span', { class: 'state', role: 'status' });
+  private readonly facts = h('dl', { class: 'facts' });
+  private readonly times = h('dl', { class: 'facts times' });
+  private readonly progressText = h('div', { class: 'progress-text', 'aria-live': 'polite' });
+  private readonly progressBar = h('vscode-progress-bar', { 'aria-label': 'Run progress' }) as HTMLElement & { value?: number; max: number; indeterminate: boolean };
+  private readonly progress = h('div', { class: 'progress' }, this.progressText, this.progressBar);
+  private readonly error = h('p', { class: 'error', role: 'alert' });
+  private readonly actions = h('div', { class: 'actions' });
+  private readonly results = h('table', { id: 'results', class: 'data' });
+  private readonly epochTable = h('table', { id: 'epochs', class: 'data' });
+  private readonly epochsNote = h('p', { class: 'muted' });
+  private readonly curves = new Curves();
+  private readonly attention: AttentionView;
+  private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
+  private ticker: number | undefined;
+
+  constructor(root: HTMLElement, private readonly cb: ViewCallbacks, initialSample: number) {
+    this.attention = new AttentionView(cb.sample, initialSample);
+    const section = (id: string, heading: string, ...children: Array<Node | string>): HTMLElement =>
+      h('section', { 'aria-labelledby': id }, h('h2', { id }, heading), ...children);
+    const copy = h('div', { class: 'actions' }, button('Copy as Markdown', () => this.copy('markdown')), button('Copy as CSV', () => this.copy('csv')));
+    clear(root);
+    root.append(
+      h('header', {}, h('div', { class: 'title-row' }, this.title, this.state), this.facts, this.times, this.progress, this.error, this.actions),
+      section('results-h', 'ACC / ASR', h('p', { class: 'muted' }, 'ACC: accuracy on clean test images. ASR: attack success rate, the share of triggered non-target images classified as the target.'), this.results, copy),
+      section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable)),
+      section('curves-h', 'Curves', this.curves.element),
+      section('attention-h', 'Attention maps', this.attention.element),
+      section('log-h', 'Log', this.log),
+    );
+    root.removeAttribute('aria-busy');
+  }
+
+  update(s: PanelSnapshot, msg: HostToPanel): void {
+    this.s = s;
+    const changed = msg.type;
+    const all = changed === 'snapshot';
+    if (all || changed === 'run') this.header();
+    if (all || changed === 'run' || changed === 'progress') this.showProgress();
+    if (all || changed === 'table' || changed === 'epoch') this.tables();
+    if (all || changed === 'epoch') this.curves.update(s.epochs);
+    if (all || changed === 'attention') this.attention.update(s.attention, s.samples);
+    if (all) this.showLog(s.log, true);
+    else if (msg.type === 'log') this.showLog(msg.lines, false);
+  }
+
+  private header(): void {
+    const s = this.s;
+    if (!s) return;
+    const r = s.run;
+    this.title.textContent = r.name;
+    this.state.textContent = STATE_TEXT[r.state] ?? r.state;
+    this.state.className = `state state-${r.state}`;
+    clear(this.facts);
+    const fact = (dl: HTMLElement, k: string, v: string): void => void dl.append(h('div', {}, h('dt', {}, k), h('dd', {}, v)));
+    fact(this.facts, 'Kind', r.kind);
+    if (r.backend) fact(this.facts, 'Backend', r.backend);
+    for (const [k, v] of r.facts) fact(this.facts, k, v);
+    this.error.textContent = r.error ?? '';
+    this.error.hidden = !r.error;
+    clear(this.actions);
+    const running = r.state === 'running' || r.state === 'queued';
+    if (running) this.actions.append(button('Cancel', () => this.cb.action('cancel'), false));
+    if (r.resumable && !running) this.actions.append(button('Resume', () => this.cb.action('resume'), false));
+    if (!running && r.kind !== 'unknown') this.actions.append(button('Run Again', () => this.cb.action('rerun')));
+    this.actions.append(button('Reveal Folder', () => this.cb.action('revealFolder')), button('Show Log', () => this.cb.action('showLog')));
+    window.clearInterval(this.ticker);
+    this.ticker = running ? window.setInterval(() => this.showTimes(), 1000) : undefined;
+    this.showTimes();
+  }
+
+  private showTimes(): void {
+    const r = this.s?.run;
+    clear(this.times);
+    if (!r?.startedAt) return;
+    const start = Date.parse(r.startedAt);
+    const end = r.endedAt ? Date.parse(r.endedAt) : r.state === 'running' ? Date.now() : undefined;
+    const add = (k: string, v: string): void => void this.times.append(h('div', {}, h('dt', {}, k), h('dd', {}, v)));
+    add('Started', new Date(start).toLocaleString());
+    if (end !== undefined) add(r.state === 'running' ? 'Elapsed' : 'Took', duration((end - start) / 1000));
+    const eta = this.s?.progress?.etaSeconds;
+    if (r.state === 'running' && eta !== undefined) add('ETA', duration(eta));
+  }
+
+  private showProgress(): void {
+    const p = this.s?.progress;
+    const running = this.s?.run.state === 'running';
+    this.progress.hidden = !running;
+    if (!running) return;
+    if (!p) {
+      this.progressText.textContent = 'Loading data and models…';
+      this.progressBar.indeterminate = true;
+      return;
+    }
+    const parts = [`${p.label || PHASE_LABELS[p.phase]}: epoch ${Math.max(1, p.epoch)} of ${p.epochs}`];
+    if (p.steps > 0) parts.push(`step ${p.step} of ${p.steps}`);
+    if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
+    this.progressText.textContent = parts.join(' · ');
+    const done = p.steps > 0 ? (Math.max(0, p.epoch - 1) + p.step / p.steps) / p.epochs : 0;
+    this.progressBar.indeterminate = p.steps === 0;
+    this.progressBar.max = 100;
+    this.progressBar.value = Math.round(done * 100);
+    this.showTimes();
+  }
+
+  private tables(): void {
+    const s = this.s;
+    if (!s) return;
+    fillTable(this.results, s.table.length ? resultCells(s.table) : [['Model', 'ACC %', 'ASR %'], ['–', '–', '–']], 'ACC and ASR of each model');
+    fillTable(this.epochTable, epochCells(s.epochs), 'Loss, ACC and ASR after each epoch');
+    this.epochsNote.textContent = s.epochs.length ? '' : 'No epoch has finished yet.';
+    this.epochsNote.hidden = s.epochs.length > 0;
+  }
+
+  private showLog(lines: readonly string[], replace: boolean): void {
+    const atBottom = this.log.scrollTop + this.log.clientHeight >= this.log.scrollHeight - 4;
+    if (replace) clear(this.log);
+    for (const line of lines) this.log.append(h('div', {}, line));
+    while (this.log.childElementCount > MAX_LOG_LINES) this.log.firstElementChild?.remove();
+    if (atBottom || replace) this.log.scrollTop = this.log.scrollHeight;
+  }
+
+  private copy(format: 'markdown' | 'csv'): void {
+    const s = this.s;
+    if (!s) return;
+    this.cb.copy(format, format === 'csv' ? toCsv(s.table, s.epochs) : toMarkdown(s.run.name, s.table, s.epochs));
+  }
+
+  rendered(): RenderedPanel {
+    const cells = Array.from(this.results.querySelectorAll('tr')).map((tr) => Array.from(tr.children).map((c) => c.textContent?.trim() ?? ''));
+    return {
+      title: this.title.textContent ?? '',
+      state: this.state.textContent ?? '',
+      table: cells,
+      epochRows: this.epochTable.querySelectorAll('tbody tr').length,
+      attentionMaps: this.attention.count(),
+      chartPoints: this.curves.points(),
+      logLines: this.log.childElementCount,
+    };
+  }
+}
