@@ -2,7 +2,8 @@
 // The folders are the history (no second index), so the view just re-reads them when they change.
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import { RunStore, RUNS_SUBDIR, type BrokenRun, type RunState, type RunSummary } from '../ml/runstore';
+import { RunStore, type BrokenRun, type RunState, type RunSummary } from '../ml/runstore';
+import { runsDirFor, runsPatternFor } from './settings';
 
 export const RUNS_VIEW_ID = 'nad.runs';
 
@@ -67,7 +68,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   constructor() {
     // Runs are written by the CLI and by worker processes: watch the folders, whoever writes them.
     const watchFolder = (folder: vscode.WorkspaceFolder): vscode.FileSystemWatcher => {
-      const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(folder, `${RUNS_SUBDIR.split('\\').join('/')}/**`));
+      const watcher = vscode.workspace.createFileSystemWatcher(runsPatternFor(folder));
       const schedule = (): void => this.scheduleRefresh();
       watcher.onDidCreate(schedule);
       watcher.onDidChange(schedule);
@@ -75,12 +76,14 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
       return watcher;
     };
     let watchers = (vscode.workspace.workspaceFolders ?? []).map(watchFolder);
+    const rewatch = (): void => {
+      watchers.forEach((w) => w.dispose());
+      watchers = (vscode.workspace.workspaceFolders ?? []).map(watchFolder);
+      this.refresh();
+    };
     this.disposables.push(
-      vscode.workspace.onDidChangeWorkspaceFolders(() => {
-        watchers.forEach((w) => w.dispose());
-        watchers = (vscode.workspace.workspaceFolders ?? []).map(watchFolder);
-        this.refresh();
-      }),
+      vscode.workspace.onDidChangeWorkspaceFolders(() => rewatch()),
+      vscode.workspace.onDidChangeConfiguration((e) => e.affectsConfiguration('nad.runsFolder') && rewatch()),
       { dispose: () => watchers.forEach((w) => w.dispose()) },
     );
   }
@@ -103,7 +106,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     const nodes: RunsNode[] = [];
     for (const folder of vscode.workspace.workspaceFolders ?? []) {
       if (folder.uri.scheme !== 'file') continue;
-      const { runs, broken } = new RunStore(folder.uri.fsPath).list();
+      const { runs, broken } = new RunStore(folder.uri.fsPath, runsDirFor(folder)).list();
       nodes.push(...runs.map((run): RunsNode => ({ type: 'run', folder, run })));
       nodes.push(...broken.map((b): RunsNode => ({ type: 'broken', folder, broken: b })));
     }
@@ -130,6 +133,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     item.tooltip = runTooltip(run);
     item.iconPath = STATE_ICONS[run.status.state];
     item.contextValue = `nad.run.${run.status.state}`;
+    item.command = { command: 'nad.openRun', title: 'Open Run', arguments: [run.dir] };
     return item;
   }
 

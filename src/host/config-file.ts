@@ -1,0 +1,168 @@
+// Run config files (`*.nad.json`): a job config as JSON, paths relative to the file so that a folder
+// of configs and data can be moved or committed. Hand-written files may leave settings out: they get
+// the paper's defaults. No vscode import: plain parsing, usable from tests.
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
+import type { BackendPreference } from '../ml/backend';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../ml/config';
+import type { TrainSettings } from '../ml/train';
+import type { RunKind } from '../ml/runstore';
+
+export const CONFIG_FILE_SUFFIX = '.nad.json';
+const KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'eval', 'attention'];
+const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+
+/** A problem with a config file: names the file and the field. */
+export class ConfigFileError extends Error {
+  constructor(
+    readonly file: string,
+    readonly problem: string,
+  ) {
+    super(`${file}: ${problem}`);
+    this.name = 'ConfigFileError';
+  }
+}
+
+type Json = Record<string, unknown>;
+
+const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/** Parse, complete with the paper's defaults and resolve the paths of a config file's text. */
+export function parseConfigFile(file: string, text: string): JobConfig {
+  const fail = (problem: string): never => {
+    throw new ConfigFileError(file, problem);
+  };
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    return fail(`invalid JSON (${(e as Error).message})`);
+  }
+  if (!isObject(raw)) return fail('expected a JSON object with a "kind"');
+  const { backendUsed: _ignored, ...c } = raw;
+  const kind = c['kind'];
+  if (typeof kind !== 'string' || !KINDS.includes(kind as RunKind)) return fail(`"kind" must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  const str = (key: string, required = true): string | undefined => {
+    const v = c[key];
+    if (v === undefined && !required) return undefined;
+    if (typeof v !== 'string' || !v.trim()) return fail(`"${key}" must be a path (a non-empty string)${v === undefined ? ' and is missing' : ''}`);
+    return v;
+  };
+  const numberOr = (key: string, dflt: number): number => {
+    const v = c[key] ?? dflt;
+    if (typeof v !== 'number' || !Number.isFinite(v)) return fail(`"${key}" must be a number, got ${JSON.stringify(v)}`);
+    return v;
+  };
+  const backend = c['backend'] ?? 'auto';
+  if (!BACKENDS.includes(backend as BackendPreference)) fail(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+  const base = dirname(file);
+  const path = (p: string): string => (p === 'mnist' ? p : resolve(base, p));
+  const data = kind === 'eval' || kind === 'attention' ? undefined : str('data');
+  const test = str('test', data === undefined) ?? (data as string);
+  const common = {
+    ...(typeof c['name'] === 'string' ? { name: c['name'] } : {}),
+    backend: backend as BackendPreference,
+    seed: numberOr('seed', 0),
+    test: path(test),
+    backdoor: backdoorOf(c['backdoor'], fail, path),
+  };
+  const clean = {
+    ...(c['cleanCount'] !== undefined ? { cleanCount: numberOr('cleanCount', 0) } : {}),
+    ...(c['cleanRatio'] !== undefined ? { cleanRatio: numberOr('cleanRatio', 0) } : {}),
+  };
+  const training = (key: string, defaults: TrainSettings): TrainSettings => {
+    const v = c[key];
+    if (v !== undefined && !isObject(v)) return fail(`"${key}" must be an object of training settings (epochs, batchSize, betas...)`);
+    return { ...defaults, seed: common.seed, ...(v ?? {}) } as TrainSettings;
+  };
+  switch (kind as RunKind) {
+    case 'train': {
+      const model = c['model'] ?? 'auto';
+      if (model !== 'auto' && !isObject(model)) fail('"model" must be "auto" or a model spec object');
+      return { ...common, kind: 'train', data: path(data as string), model: model as 'auto', training: training('training', BADNET_TRAINING) };
+    }
+    case 'finetune':
+      return { ...common, ...clean, kind: 'finetune', model: path(str('model') as string), data: path(data as string), training: training('training', FINETUNE_TRAINING) };
+    case 'erase': {
+      const teacher = str('teacher', false);
+      return {
+        ...common,
+        ...clean,
+        kind: 'erase',
+        student: path(str('student') as string),
+        ...(teacher ? { teacher: path(teacher) } : {}),
+        data: path(data as string),
+        teacherTraining: { ...training('teacherTraining', FINETUNE_TRAINING), betas: [0, 0, 0] },
+        training: training('training', NAD_TRAINING),
+      };
+    }
+    case 'eval':
+      return { ...common, kind: 'eval', model: path(str('model') as string) };
+    case 'attention': {
+      const models = c['models'];
+      if (!Array.isArray(models) || models.length === 0 || models.some((m) => typeof m !== 'string')) return fail('"models" must be a non-empty list of model file paths');
+      return { ...common, kind: 'attention', models: (models as string[]).map(path), count: numberOr('count', 4) };
+    }
+  }
+}
+
+function backdoorOf(v: unknown, fail: (p: string) => never, path: (p: string) => string): BackdoorConfig {
+  if (v === undefined) return DEFAULT_BACKDOOR;
+  if (!isObject(v)) return fail('"backdoor" must be an object ({ "trigger": { "name": "gridTrigger" }, "targetLabel": 5 })');
+  const merged = { ...DEFAULT_BACKDOOR, ...v } as BackdoorConfig;
+  if (!isObject(merged.trigger) || typeof merged.trigger.name !== 'string') return fail('"backdoor.trigger" must be an object with a "name", e.g. { "name": "gridTrigger" }');
+  const maskFile = merged.trigger.maskFile;
+  return maskFile ? { ...merged, trigger: { ...merged.trigger, maskFile: path(maskFile) } } : merged;
+}
+
+/** The text of a config file at `file` for `config`: paths relative to the file's folder when inside it. */
+export function configFileText(config: JobConfig, file: string): string {
+  const base = dirname(file);
+  const rel = (p: string): string => {
+    if (p === 'mnist' || !isAbsolute(p)) return p;
+    const r = relative(base, p);
+    if (r.startsWith('..') || isAbsolute(r)) return p;
+    const portable = r.split(sep).join('/');
+    // A relative path that happens to be named "mnist" must not read as the built-in digits.
+    return portable === 'mnist' ? `./${portable}` : portable;
+  };
+  const out: Json = { ...config, test: rel(config.test) };
+  switch (config.kind) {
+    case 'train':
+      out['data'] = rel(config.data);
+      break;
+    case 'finetune':
+      Object.assign(out, { data: rel(config.data), model: rel(config.model) });
+      break;
+    case 'erase':
+      Object.assign(out, { data: rel(config.data), student: rel(config.student), ...(config.teacher ? { teacher: rel(config.teacher) } : {}) });
+      break;
+    case 'eval':
+      out['model'] = rel(config.model);
+      break;
+    case 'attention':
+      out['models'] = config.models.map(rel);
+      break;
+    default: {
+      const _: never = config;
+      return _;
+    }
+  }
+  const mask = config.backdoor.trigger.maskFile;
+  if (mask) out['backdoor'] = { ...config.backdoor, trigger: { ...config.backdoor.trigger, maskFile: rel(mask) } };
+  return JSON.stringify(out, null, 2) + '\n';
+}
+
+/** The first path a job reads a model from, for messages ("Pick another file"). */
+export function modelPathOf(config: JobConfig): string | undefined {
+  switch (config.kind) {
+    case 'erase':
+      return config.student;
+    case 'finetune':
+    case 'eval':
+      return config.model;
+    case 'attention':
+      return config.models[0];
+    case 'train':
+      return undefined;
+  }
+}

@@ -1,0 +1,193 @@
+// The guided commands: Erase Backdoor, Train Backdoored Model, Finetune Teacher, Evaluate Model. Each
+// is a list of questions (wizard-steps.ts) that fills a draft, then a job config with the paper's
+// defaults for everything not asked, which is run (and optionally saved as a *.nad.json file first).
+import * as vscode from 'vscode';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { basename, dirname } from 'node:path';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../ml/config';
+import type { TrainSettings } from '../ml/train';
+import { configFileText } from './config-file';
+import type { RunManager, RunTask } from './run-manager';
+import { folderFor, nadSettings, runsDirFor } from './settings';
+import { Wizard, type Step } from './wizard';
+import {
+  askBetas, askData, askEpochs, askFinish, askInjectPortion, askModel, askSubset, askTarget, askTeacher, askTeacherEpochs, askTrigger,
+  type Ask, type JobDraft,
+} from './wizard-steps';
+
+type Entry = Ask | readonly [(d: JobDraft) => boolean, Ask];
+
+/** Ask the questions in order (skipping those whose condition fails); false when dismissed. */
+function ask(title: string, draft: JobDraft, entries: readonly Entry[]): Promise<boolean> {
+  const norm = entries.map((e) => (typeof e === 'function' ? ([() => true, e] as const) : e));
+  const nextFrom = (i: number, d: JobDraft): number => {
+    let j = i;
+    while (j < norm.length && !norm[j][0](d)) j++;
+    return j;
+  };
+  const stepAt = (i: number): Step<JobDraft> => async (w, d) => {
+    await norm[i][1](w, d);
+    const j = nextFrom(i + 1, d);
+    return j < norm.length ? stepAt(j) : undefined;
+  };
+  const first = nextFrom(0, draft);
+  if (first >= norm.length) return Promise.resolve(true);
+  return Wizard.run(title, draft, stepAt(first), (d) => norm.filter(([when]) => when(d)).length);
+}
+
+function newDraft(folder: vscode.WorkspaceFolder, model?: string): JobDraft {
+  const s = nadSettings(folder.uri);
+  return {
+    folder,
+    model,
+    clean: { cleanRatio: 0.05 },
+    trigger: DEFAULT_BACKDOOR.trigger.name,
+    targetLabel: DEFAULT_BACKDOOR.targetLabel,
+    injectPortion: DEFAULT_BACKDOOR.injectPortion,
+    epochs: s.defaultEpochs,
+    teacherEpochs: FINETUNE_TRAINING.epochs,
+    betas: [...NAD_TRAINING.betas],
+  };
+}
+
+function training(defaults: TrainSettings, d: JobDraft, epochs: number, extra: Partial<TrainSettings> = {}): TrainSettings {
+  return { ...defaults, epochs, batchSize: nadSettings(d.folder.uri).defaultBatchSize, ...extra };
+}
+
+function backdoorOf(d: JobDraft): BackdoorConfig {
+  return { ...DEFAULT_BACKDOOR, trigger: { name: d.trigger }, targetLabel: d.targetLabel, injectPortion: d.injectPortion };
+}
+
+const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
+const stem = (p: string): string => basename(p).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '');
+
+export interface WizardHost {
+  readonly manager: RunManager;
+  readonly log: vscode.LogOutputChannel;
+}
+
+/** Save the config if asked, then queue the run. */
+function launch(host: WizardHost, d: JobDraft, config: JobConfig, title: string, retry: () => void): RunTask {
+  if (d.saveTo) {
+    mkdirSync(dirname(d.saveTo), { recursive: true });
+    writeFileSync(d.saveTo, configFileText(config, d.saveTo));
+    host.log.info(`saved ${d.saveTo}`);
+  }
+  return host.manager.start({ title, job: { kind: 'job', config }, cwd: d.folder.uri.fsPath, runsDir: runsDirFor(d.folder), retry, configFile: d.saveTo });
+}
+
+function folderOrWarn(uri?: vscode.Uri): vscode.WorkspaceFolder | undefined {
+  const folder = folderFor(uri);
+  if (!folder) void vscode.window.showErrorMessage('NAD: open a folder first; runs are stored in the workspace folder (.nad/runs).', 'Open Folder').then((a) => a && vscode.commands.executeCommand('workbench.action.files.openFolder'));
+  return folder;
+}
+
+export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri);
+  if (!folder) return undefined;
+  const d = newDraft(folder, modelUri?.fsPath);
+  const fromContext = modelUri !== undefined;
+  const ok = await ask('NAD: Erase Backdoor', d, [
+    [() => !fromContext, askModel('Backdoored model to repair')],
+    askTeacher,
+    askData('Clean data'),
+    askSubset,
+    askTrigger,
+    askTarget,
+    [(x) => x.teacher === null, askTeacherEpochs],
+    askEpochs(`Epochs of Neural Attention Distillation (the paper: ${NAD_TRAINING.epochs})`),
+    askBetas,
+    askFinish((x) => `erase-${stem(x.model ?? 'model')}-${stamp()}`),
+  ]);
+  if (!ok || !d.model || !d.data) return undefined;
+  const s = nadSettings(folder.uri);
+  const config: JobConfig = {
+    kind: 'erase',
+    name: `erase-${stem(d.model)}`,
+    backend: s.backend,
+    seed: 0,
+    student: d.model,
+    ...(d.teacher ? { teacher: d.teacher } : {}),
+    data: d.data,
+    test: d.data,
+    ...d.clean,
+    backdoor: backdoorOf(d),
+    teacherTraining: training(FINETUNE_TRAINING, d, d.teacherEpochs, { betas: [0, 0, 0] }),
+    training: training(NAD_TRAINING, d, d.epochs, { betas: d.betas }),
+  };
+  return launch(host, d, config, `Erase backdoor (${basename(d.model)})`, () => void eraseBackdoorWizard(host));
+}
+
+export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(dataUri);
+  if (!folder) return undefined;
+  const d = newDraft(folder);
+  d.data = dataUri?.fsPath;
+  const ok = await ask('NAD: Train Backdoored Model', d, [
+    [() => !dataUri, askData('Training data (a share of it is poisoned)')],
+    askTrigger,
+    askTarget,
+    askInjectPortion,
+    askEpochs(`Training epochs (the paper: ${BADNET_TRAINING.epochs})`),
+    askFinish(() => `train-${stamp()}`),
+  ]);
+  if (!ok || !d.data) return undefined;
+  const config: JobConfig = {
+    kind: 'train',
+    name: `backdoored-${d.trigger}`,
+    backend: nadSettings(folder.uri).backend,
+    seed: 0,
+    data: d.data,
+    test: d.data,
+    model: 'auto',
+    backdoor: backdoorOf(d),
+    training: training(BADNET_TRAINING, d, d.epochs),
+  };
+  return launch(host, d, config, `Train backdoored model (${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`, () => void trainWizard(host));
+}
+
+export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri);
+  if (!folder) return undefined;
+  const d = newDraft(folder, modelUri?.fsPath);
+  d.epochs = FINETUNE_TRAINING.epochs;
+  const ok = await ask('NAD: Finetune Teacher', d, [
+    [() => !modelUri, askModel('Model to finetune into a teacher (usually the backdoored one)')],
+    askData('Clean data'),
+    askSubset,
+    askTrigger,
+    askTarget,
+    askEpochs(`Finetuning epochs (the paper: ${FINETUNE_TRAINING.epochs})`),
+    askFinish((x) => `finetune-${stem(x.model ?? 'model')}-${stamp()}`),
+  ]);
+  if (!ok || !d.model || !d.data) return undefined;
+  const config: JobConfig = {
+    kind: 'finetune',
+    name: `teacher-${stem(d.model)}`,
+    backend: nadSettings(folder.uri).backend,
+    seed: 0,
+    model: d.model,
+    data: d.data,
+    test: d.data,
+    ...d.clean,
+    backdoor: backdoorOf(d),
+    training: training(FINETUNE_TRAINING, d, d.epochs),
+  };
+  return launch(host, d, config, `Finetune teacher (${basename(d.model)})`, () => void finetuneWizard(host));
+}
+
+export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri);
+  if (!folder) return undefined;
+  const d = newDraft(folder, modelUri?.fsPath);
+  const ok = await ask('NAD: Evaluate Model', d, [
+    [() => !modelUri, askModel('Model to evaluate')],
+    askData('Test data (its test split)'),
+    askTrigger,
+    askTarget,
+    askFinish((x) => `eval-${stem(x.model ?? 'model')}-${stamp()}`),
+  ]);
+  if (!ok || !d.model || !d.data) return undefined;
+  const config: JobConfig = { kind: 'eval', name: `eval-${stem(d.model)}`, backend: nadSettings(folder.uri).backend, seed: 0, model: d.model, test: d.data, backdoor: backdoorOf(d) };
+  return launch(host, d, config, `Evaluate ${basename(d.model)}`, () => void evaluateWizard(host));
+}
