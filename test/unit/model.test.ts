@@ -7,7 +7,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/ml/backend';
-import { readCheckpoint } from '../../src/ml/checkpoint';
+import { inferSpec, readCheckpoint } from '../../src/ml/checkpoint';
 import { createModel, modelFromStateDict, type Model } from '../../src/ml/models';
 import { attentionMap } from '../../src/ml/attention';
 import { loadDataset, selectImages } from '../../src/ml/data';
@@ -115,6 +115,8 @@ test('state_dict export/import round trip and architecture mismatch errors name 
   );
   const cnn = createModel({ arch: 'cnn', numClasses: 10, inChannels: 1, imageSize: 28 }, 0);
   assert.throws(() => modelFromStateDict(a.spec, cnn.params.toStateDict(), 'cnn.safetensors'), (e: unknown) => e instanceof InputError && /missing|unexpected/.test(e.message));
+  // A CNN state_dict without recorded spec (as saved from PyTorch) is recognised by its keys and shapes.
+  assert.deepEqual(inferSpec(cnn.params.toStateDict(), 'cnn.pth'), { arch: 'cnn', numClasses: 10, inChannels: 1, imageSize: 28 });
   for (const m of [a, b, cnn]) m.dispose();
   assert.equal(tf.memory().numTensors, 0);
 });

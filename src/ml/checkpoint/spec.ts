@@ -82,7 +82,25 @@ export function inferSpec(stateDict: StateDict, file: string, metadata: Record<s
     return stated;
   }
   if (wrn) return wrn;
+  const cnn = smallCnnSpec(stateDict);
+  if (cnn) return cnn;
   const names = [...stateDict.keys()];
   const shown = names.slice(0, 6).join(', ') + (names.length > 6 ? ', …' : '');
   throw new InputError(`does not look like a model this extension supports (keys: ${shown}; ${names.length} tensors in all). ${SUPPORTED}`, file);
+}
+
+/**
+ * The small CNN's layout (conv1..3 3x3 with bn1..3, fc over the flattened last stage, strides 1, 2, 2) saved
+ * from PyTorch: the image side follows from fc's input size.
+ */
+function smallCnnSpec(sd: StateDict): ModelSpec | undefined {
+  const conv1 = sd.get('conv1.weight');
+  const conv3 = sd.get('conv3.weight');
+  const fc = sd.get('fc.weight');
+  if (!conv1 || !conv3 || !fc || !sd.has('bn3.weight') || sd.has('block1.layer.0.conv1.weight')) return undefined;
+  if (conv1.shape.length !== 4 || fc.shape.length !== 2) return undefined;
+  const last = Math.sqrt(fc.shape[1] / conv3.shape[0]);
+  if (!Number.isInteger(last)) return undefined;
+  // Two stride-2 convs divide the side by 4 (rounding up); sides 4k-3..4k all fit, take 4k (28 for MNIST).
+  return { arch: 'cnn', numClasses: fc.shape[0], inChannels: conv1.shape[1], imageSize: 4 * last };
 }
