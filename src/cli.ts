@@ -155,6 +155,16 @@ addCommon(program.command('demo').description('the whole story on the embedded M
     if (!f.json) process.stdout.write(`\nbackend ${r.backend}; ${((Date.now() - t0) / 1000).toFixed(0)} s; runs: ${r.runIds.join(', ')} (see \`nad runs\`)\n`);
   });
 
+program
+  .command('bench')
+  .description('training (NAD step) and inference speed per backend, with PyTorch measured in the same run when importable')
+  .option('--json', 'as JSON')
+  .option('--steps <n>', 'timed NAD steps per backend', '8')
+  .action(async (f: Flags) => {
+    const { runBenchmarkCli } = await import('./cli/bench');
+    await runBenchmarkCli({ json: Boolean(f.json), steps: num(f.steps as string, '--steps', { int: true, min: 1 }) });
+  });
+
 async function main(): Promise<void> {
   try {
     await program.parseAsync(process.argv);
