@@ -212,10 +212,10 @@ void dilate(const float* x, int n, int h, int w, int c, int s, float* out) {
 // and is streamed again for every output tile; here each (image, output row) is a block of work whose
 // x rows and dy row stay in L1 while all taps and channel tiles use them, with a 4 x 8 register tile.
 // Requires co % 8 == 0 (the caller checks); ci tails (e.g. 3 input colours) take a 1 x 8 tile.
+// Adds to out (the caller zeroes it), so that batches can be split into chunks and threads.
 EXPORT(conv_filter_grad)
 void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw, int s, int p,
                       float* out) {
-  __builtin_memset(out, 0, (unsigned long)kh * kw * ci * co * sizeof(float));
   for (int img = 0; img < n; img++) {
     for (int a = 0; a < ho; a++) {
       const float* dyrow = dy + ((long)img * ho + a) * wo * co;
@@ -481,7 +481,7 @@ void sgd_update(const float* p, const float* grad, const float* buf, int n, floa
 // Filter gradient of a 3x3, stride-1, pad-1 convolution by Winograd F(2x2, 3x3): the forward is
 // Y = A^T [(G g G^T) . (B^T d B)] A per tile, so dL/dg = G^T [sum over tiles (B^T d B) . (A dY A^T)] G:
 // per block of tiles, 16 GEMMs accumulate V[xi]^T (ci x T) * D[xi] (T x co) into M[xi] (ci x co).
-// 2.25x fewer multiplies than conv_filter_grad. Same signature (kh, kw, s, p must be 3, 3, 1, 1);
+// 2.25x fewer multiplies than conv_filter_grad. Same signature and accumulation (kh, kw, s, p must be 3, 3, 1, 1);
 // requires ci % 4 == 0 and co % 8 == 0.
 
 // D[xi][t][d] = (A dY A^T) for the 2x2 dy tiles of tile row ty (zero beyond the map).
@@ -585,9 +585,12 @@ void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, in
     }
     for (int i = 0; i < 3; i++) {
       const v128_t h1 = wasm_f32x4_mul(half, pp[i][1]), h2 = wasm_f32x4_mul(half, pp[i][2]);
-      wasm_v128_store(out + (long)(i * 3 + 0) * plane + q, wasm_f32x4_add(wasm_f32x4_add(pp[i][0], h1), h2));
-      wasm_v128_store(out + (long)(i * 3 + 1) * plane + q, wasm_f32x4_sub(h1, h2));
-      wasm_v128_store(out + (long)(i * 3 + 2) * plane + q, wasm_f32x4_add(wasm_f32x4_add(h1, h2), pp[i][3]));
+      float* o = out + (long)(i * 3) * plane + q;
+      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_add(wasm_f32x4_add(pp[i][0], h1), h2)));
+      o += plane;
+      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_sub(h1, h2)));
+      o += plane;
+      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_add(wasm_f32x4_add(h1, h2), pp[i][3])));
     }
   }
 }

@@ -1,14 +1,31 @@
 // A second thread for our SIMD kernels. tfjs's threaded wasm build keeps its heap in shared memory,
-// so a worker_thread with its own instance of our module (and its own stack) can compute half of a
-// kernel's work in place while the main thread computes the other half. Hand-off is one Atomics
-// notify/wait pair (microseconds), not a message: XNNPACK only threads convolutions and matrix
-// products, and without this our kernels (Winograd, filter gradients) would leave the second core idle.
+// so a worker_thread with its own instance of our module (and its own stack) can work on the same
+// tensors in place. XNNPACK only threads convolutions and matrix products; without this our kernels
+// (Winograd, filter gradients) would leave the second core idle.
+// Work is shared by chunks of images claimed from an atomic counter, not split in halves: when the
+// other core is busy (a shared machine), the main thread simply takes more chunks instead of waiting.
 import { Worker } from 'node:worker_threads';
 
 type Ptr = number;
 
-// Control block: Int32 [0] = job posted (1) / idle (0), [1] = function index, [2] = done; Float64 args from byte 64.
-const CONTROL_BYTES = 64 + 8 * 24;
+/** A kernel call over a batch: `fn(...args)` where some args advance with the image index. */
+export interface BatchJob {
+  readonly fn: string;
+  readonly args: readonly number[];
+  /** Index of the image-count argument. */
+  readonly countArg: number;
+  /** Pointer arguments and their bytes per image. */
+  readonly perImage: ReadonlyArray<readonly [argIndex: number, bytes: number]>;
+  readonly images: number;
+  readonly chunk: number;
+  /** The helper's replacement for one argument (e.g. its own accumulator), if any. */
+  readonly helperArg?: readonly [argIndex: number, value: number];
+}
+
+// Control block (Int32 slots): 0 job posted, 1 function, 2 done, 3 next image (claimed atomically),
+// 4 images, 5 chunk, 6 count arg, 7 number of per-image args, 8.. (argIndex, bytes) pairs. Float64 args from byte 128.
+const MAX_ARGS = 24;
+const CONTROL_BYTES = 128 + 8 * MAX_ARGS;
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -16,14 +33,21 @@ const { bytes, memory, stackTop, control, names } = workerData;
 const k = new WebAssembly.Instance(new WebAssembly.Module(bytes), { env: { memory } }).exports;
 k.__stack_pointer.value = stackTop;
 const fns = names.map((n) => k[n]);
-const i32 = new Int32Array(memory.buffer, control, 16);
-const args = new Float64Array(memory.buffer, control + 64, 24);
+const i32 = new Int32Array(memory.buffer, control, 32);
+const f64 = new Float64Array(memory.buffer, control + 128, ${MAX_ARGS});
 parentPort.postMessage('ready');
 for (;;) {
   Atomics.wait(i32, 0, 0);
   const fn = fns[i32[1]];
-  const n = fn.length;
-  fn(...Array.from(args.subarray(0, n)));
+  const args = Array.from(f64.subarray(0, fn.length));
+  const base = args.slice();
+  for (;;) {
+    const start = Atomics.add(i32, 3, i32[5]);
+    if (start >= i32[4]) break;
+    for (let p = 0; p < i32[7]; p++) args[i32[8 + 2 * p]] = base[i32[8 + 2 * p]] + start * i32[9 + 2 * p];
+    args[i32[6]] = Math.min(i32[5], i32[4] - start);
+    fn(...args);
+  }
   Atomics.store(i32, 0, 0);
   Atomics.store(i32, 2, 1);
   Atomics.notify(i32, 2);
@@ -32,8 +56,7 @@ for (;;) {
 
 export class HelperThread {
   private readonly i32: Int32Array;
-  private readonly args: Float64Array;
-  private busy = false;
+  private readonly f64: Float64Array;
 
   private constructor(
     memory: WebAssembly.Memory,
@@ -41,14 +64,14 @@ export class HelperThread {
     private readonly names: readonly string[],
     private readonly worker: Worker,
   ) {
-    this.i32 = new Int32Array(memory.buffer, control, 16);
-    this.args = new Float64Array(memory.buffer, control + 64, 24);
+    this.i32 = new Int32Array(memory.buffer, control, 32);
+    this.f64 = new Float64Array(memory.buffer, control + 128, MAX_ARGS);
   }
 
   /** Starts the thread; `malloc` gives it a control block and a stack of `stackBytes` in the shared heap. */
   static async start(bytes: Uint8Array, memory: WebAssembly.Memory, malloc: (n: number) => Ptr, stackBytes: number, names: readonly string[]): Promise<HelperThread> {
     const control = (malloc(CONTROL_BYTES + 64) + 63) & ~63;
-    new Int32Array(memory.buffer, control, 16).fill(0);
+    new Int32Array(memory.buffer, control, 32).fill(0);
     const stackBase = malloc(stackBytes);
     const worker = new Worker(WORKER_SOURCE, {
       eval: true,
@@ -63,23 +86,39 @@ export class HelperThread {
     return new HelperThread(memory, control, names, worker);
   }
 
-  /** Starts `fn(...args)` on the helper. Pair with wait(). */
-  post(fn: string, args: readonly number[]): void {
-    if (this.busy) throw new Error('helper thread already has a job');
-    const index = this.names.indexOf(fn);
-    if (index < 0) throw new Error(`helper thread has no function ${fn}`);
-    this.busy = true;
-    this.args.set(args);
-    this.i32[1] = index;
-    Atomics.store(this.i32, 2, 0);
-    Atomics.store(this.i32, 0, 1);
-    Atomics.notify(this.i32, 0);
-  }
-
-  /** Blocks until the posted job is done. */
-  wait(): void {
-    while (Atomics.load(this.i32, 2) === 0) Atomics.wait(this.i32, 2, 0, 1000);
-    this.busy = false;
+  /**
+   * Runs `job` on both threads, each claiming chunks of images until none is left; returns when both
+   * are done. `run` is the main thread's kernel entry.
+   */
+  runBatch(job: BatchJob, run: (...args: number[]) => void): void {
+    const index = this.names.indexOf(job.fn);
+    if (index < 0) throw new Error(`helper thread has no function ${job.fn}`);
+    const i32 = this.i32;
+    const helperArgs = [...job.args];
+    if (job.helperArg) helperArgs[job.helperArg[0]] = job.helperArg[1];
+    this.f64.set(helperArgs);
+    i32[1] = index;
+    i32[3] = 0;
+    i32[4] = job.images;
+    i32[5] = job.chunk;
+    i32[6] = job.countArg;
+    i32[7] = job.perImage.length;
+    job.perImage.forEach(([arg, bytes], p) => {
+      i32[8 + 2 * p] = arg;
+      i32[9 + 2 * p] = bytes;
+    });
+    Atomics.store(i32, 2, 0);
+    Atomics.store(i32, 0, 1);
+    Atomics.notify(i32, 0);
+    const args = [...job.args];
+    for (;;) {
+      const start = Atomics.add(i32, 3, job.chunk);
+      if (start >= job.images) break;
+      for (const [arg, bytes] of job.perImage) args[arg] = job.args[arg] + start * bytes;
+      args[job.countArg] = Math.min(job.chunk, job.images - start);
+      run(...args);
+    }
+    while (Atomics.load(i32, 2) === 0) Atomics.wait(i32, 2, 0, 1000);
   }
 
   dispose(): void {

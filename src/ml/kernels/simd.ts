@@ -190,36 +190,43 @@ export function registerSimdKernels(): void {
     // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
     const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
     const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
-    const fn = l.k[name];
-    type Args = Parameters<KernelExports['conv_filter_grad']>;
-    const args = (xp: Ptr, dyp: Ptr, images: number, o: Ptr): Args => [xp, dyp, images, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, o];
-    const n1 = Math.ceil(n / 2);
+    const size = a.kh * a.kw * ci * co;
+    // The kernels add to their output: start from zeros.
+    new Float32Array(l.memory.buffer, p(out), size).fill(0);
+    const args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, p(out)] as Parameters<KernelExports['conv_filter_grad']>;
     if (!l.helper || n < 2 || n * ho * wo * ci * co * a.kh * a.kw < SPLIT_MIN_MACS) {
-      fn(...args(p(x), p(dy), n, p(out)));
+      l.k[name](...args);
       return;
     }
-    // Each thread sums over half of the images; the helper's partial sum goes to scratch, then is added.
-    const size = a.kh * a.kw * ci * co;
+    // The helper accumulates its chunks in scratch, added to the output at the end.
     const scratch = b.wasm._malloc(size * 4);
-    l.helper.post(name, args(p(x) + n1 * h * w * ci * 4, p(dy) + n1 * ho * wo * co * 4, n - n1, scratch));
-    fn(...args(p(x), p(dy), n1, p(out)));
-    l.helper.wait();
+    new Float32Array(l.memory.buffer, scratch, size).fill(0);
+    l.helper.runBatch(
+      { fn: name, args, countArg: 2, perImage: [[0, h * w * ci * 4], [1, ho * wo * co * 4]], images: n, chunk: chunkFor(n), helperArg: [13, scratch] },
+      (...c) => l.k[name](...(c as typeof args)),
+    );
     const total = new Float32Array(l.memory.buffer, p(out), size);
     const part = new Float32Array(l.memory.buffer, scratch, size);
     for (let i = 0; i < size; i++) total[i] += part[i];
     b.wasm._free(scratch);
   });
-  // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images split between threads
+  // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images shared between threads
   define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f], [y]) => {
     const [n, h, w, ci] = x.shape;
     const co = f.shape[3];
-    const n1 = Math.ceil(n / 2);
+    const args = [p(x), n, h, w, ci, p(f), co, p(y)] as Parameters<KernelExports['conv3x3_winograd']>;
     if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
-      l.k.conv3x3_winograd(p(x), n, h, w, ci, p(f), co, p(y));
+      l.k.conv3x3_winograd(...args);
       return;
     }
-    l.helper.post('conv3x3_winograd', [p(x) + n1 * h * w * ci * 4, n - n1, h, w, ci, p(f), co, p(y) + n1 * h * w * co * 4]);
-    l.k.conv3x3_winograd(p(x), n1, h, w, ci, p(f), co, p(y));
-    l.helper.wait();
+    l.helper.runBatch(
+      { fn: 'conv3x3_winograd', args, countArg: 1, perImage: [[0, h * w * ci * 4], [7, h * w * co * 4]], images: n, chunk: chunkFor(n) },
+      (...c) => l.k.conv3x3_winograd(...(c as typeof args)),
+    );
   });
+}
+
+/** Images per claimed chunk: about 8 chunks per thread, so that a slowed thread costs little. */
+function chunkFor(images: number): number {
+  return Math.max(1, Math.ceil(images / 16));
 }
