@@ -6,8 +6,8 @@ import { execFile } from 'node:child_process';
 import os from 'node:os';
 import { switchBackend, type BackendName } from './backend';
 import { createModel, type Model } from './models';
-import { attentionLoss, attentionMap } from './attention';
 import { Sgd } from './optim';
+import { trainingStep } from './train';
 import { PYTORCH_BENCH_SOURCE } from './pytorch-bench';
 import type { ModelSpec } from './types';
 
@@ -71,22 +71,19 @@ export const BENCH_SPEC: ModelSpec = { arch: 'wrn', depth: 16, widen: 1, numClas
 const BETAS = [500, 1000, 1000];
 const SIZE = 32;
 
-/** One NAD step as the trainer runs it (student CE + attention distillation, SGD Nesterov). */
+/** One NAD step exactly as training runs it (train.ts's trainingStep). */
 export function nadStep(student: Model, teacher: Model, sgd: Sgd, xs: Float32Array, labels: Int32Array, lr: number): number {
-  const n = labels.length;
-  return tf.tidy(() => {
-    const x = tf.tensor4d(xs, [n, SIZE, SIZE, 3]);
-    const y = tf.oneHot(tf.tensor1d(labels, 'int32'), BENCH_SPEC.numClasses);
-    const teacherMaps = tf.tidy(() => teacher.forward(x, false).groups.map((g) => attentionMap(g, 2)));
-    const vars = student.params.trainable().map(([, v]) => v);
-    const { value, grads } = tf.variableGrads(() => {
-      const out = student.forward(x, true);
-      let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
-      teacherMaps.forEach((tm, i) => (loss = tf.add(loss, tf.mul(attentionLoss(out.groups[i], tm, 2), BETAS[i]))));
-      return loss;
-    }, vars);
-    sgd.step(grads, lr);
-    return value.dataSync()[0];
+  return trainingStep({
+    student,
+    teacher,
+    optimizer: sgd,
+    xs,
+    ys: labels,
+    imageShape: [SIZE, SIZE, 3],
+    numClasses: BENCH_SPEC.numClasses,
+    betas: BETAS,
+    attentionPower: 2,
+    lr,
   });
 }
 

@@ -6,6 +6,7 @@ import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, switchBackend, currentBackend } from '../../src/ml/backend';
 import { conv2d, batchNormReluTrain } from '../../src/ml/ops';
+import { runBenchmark } from '../../src/ml/bench';
 
 const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 
@@ -71,5 +72,15 @@ describe('backend', { skip: cores < 2 ? 'needs 2 cores' : false }, () => {
     convBnStep();
     convBnStep();
     assert.equal(tf.memory().numTensors, n);
+  });
+
+  it('runBenchmark measures the NAD step and inference and reports the CLI fields', async () => {
+    const r = await runBenchmark({ backends: ['tensorflow', 'wasm'], steps: 1, warmup: 1, pytorch: false });
+    assert.equal(r.backend, 'wasm');
+    assert.ok((r.nadImgPerSec ?? 0) > 0 && (r.inferenceImgPerSec ?? 0) > 0);
+    assert.equal(r.pytorchImgPerSec, null);
+    const wasm = r.backends.find((b) => b.backend === 'wasm');
+    assert.equal(wasm?.numTensorsFlat, true);
+    assert.equal(r.backends.find((b) => b.backend === 'tensorflow')?.available !== undefined, true);
   });
 });
