@@ -609,3 +609,14 @@ void phase_filters3x3(const float* f, int co, int ci, float* p00, float* p01, fl
     }
 }
 
+
+// out = parts[0] + parts[1] + ... in this order: per-chunk partial sums combined deterministically,
+// whichever thread computed which chunk.
+EXPORT(sum_parts)
+void sum_parts(const float* parts, int count, int size, float* out) {
+  for (int i = 0; i < size; i++) {
+    float s = 0.f;
+    for (int c = 0; c < count; c++) s += parts[(long)c * size + i];
+    out[i] = s;
+  }
+}

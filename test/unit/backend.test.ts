@@ -66,6 +66,12 @@ describe('backend', { skip: cores < 2 ? 'needs 2 cores' : false }, () => {
     });
   });
 
+  it('is deterministic: threads share work dynamically but sums keep a fixed order', () => {
+    const a = convBnStep();
+    const b = convBnStep();
+    a.forEach((v, i) => assert.deepEqual(v, b[i]));
+  });
+
   it('keeps tf.memory().numTensors flat across threaded steps', () => {
     convBnStep();
     const n = tf.memory().numTensors;

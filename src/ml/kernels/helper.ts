@@ -16,14 +16,15 @@ export interface BatchJob {
   readonly countArg: number;
   /** Pointer arguments and their bytes per image. */
   readonly perImage: ReadonlyArray<readonly [argIndex: number, bytes: number]>;
+  /** Pointer arguments and their bytes per chunk (e.g. one partial sum per chunk). */
+  readonly perChunk?: ReadonlyArray<readonly [argIndex: number, bytes: number]>;
   readonly images: number;
   readonly chunk: number;
-  /** The helper's replacement for one argument (e.g. its own accumulator), if any. */
-  readonly helperArg?: readonly [argIndex: number, value: number];
 }
 
 // Control block (Int32 slots): 0 job posted, 1 function, 2 done, 3 next image (claimed atomically),
-// 4 images, 5 chunk, 6 count arg, 7 number of per-image args, 8.. (argIndex, bytes) pairs. Float64 args from byte 128.
+// 4 images, 5 chunk, 6 count arg, 7 number of offset args, 8.. (argIndex, bytes per image, bytes per
+// chunk) triples. Float64 args from byte 128.
 const MAX_ARGS = 24;
 const CONTROL_BYTES = 128 + 8 * MAX_ARGS;
 
@@ -44,7 +45,10 @@ for (;;) {
   for (;;) {
     const start = Atomics.add(i32, 3, i32[5]);
     if (start >= i32[4]) break;
-    for (let p = 0; p < i32[7]; p++) args[i32[8 + 2 * p]] = base[i32[8 + 2 * p]] + start * i32[9 + 2 * p];
+    for (let p = 0; p < i32[7]; p++) {
+      const a = i32[8 + 3 * p];
+      args[a] = base[a] + start * i32[9 + 3 * p] + (start / i32[5]) * i32[10 + 3 * p];
+    }
     args[i32[6]] = Math.min(i32[5], i32[4] - start);
     fn(...args);
   }
@@ -94,18 +98,18 @@ export class HelperThread {
     const index = this.names.indexOf(job.fn);
     if (index < 0) throw new Error(`helper thread has no function ${job.fn}`);
     const i32 = this.i32;
-    const helperArgs = [...job.args];
-    if (job.helperArg) helperArgs[job.helperArg[0]] = job.helperArg[1];
-    this.f64.set(helperArgs);
+    const offsets = [...job.perImage.map(([a, b]) => [a, b, 0]), ...(job.perChunk ?? []).map(([a, b]) => [a, 0, b])];
+    this.f64.set(job.args);
     i32[1] = index;
     i32[3] = 0;
     i32[4] = job.images;
     i32[5] = job.chunk;
     i32[6] = job.countArg;
-    i32[7] = job.perImage.length;
-    job.perImage.forEach(([arg, bytes], p) => {
-      i32[8 + 2 * p] = arg;
-      i32[9 + 2 * p] = bytes;
+    i32[7] = offsets.length;
+    offsets.forEach(([arg, perImage, perChunk], p) => {
+      i32[8 + 3 * p] = arg;
+      i32[9 + 3 * p] = perImage;
+      i32[10 + 3 * p] = perChunk;
     });
     Atomics.store(i32, 2, 0);
     Atomics.store(i32, 0, 1);
@@ -114,7 +118,7 @@ export class HelperThread {
     for (;;) {
       const start = Atomics.add(i32, 3, job.chunk);
       if (start >= job.images) break;
-      for (const [arg, bytes] of job.perImage) args[arg] = job.args[arg] + start * bytes;
+      for (const [arg, perImage, perChunk] of offsets) args[arg] = job.args[arg] + start * perImage + (start / job.chunk) * perChunk;
       args[job.countArg] = Math.min(job.chunk, job.images - start);
       run(...args);
     }

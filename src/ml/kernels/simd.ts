@@ -27,6 +27,7 @@ interface KernelExports {
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
   phase_filters3x3(f: Ptr, co: number, ci: number, p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr): void;
+  sum_parts(parts: Ptr, count: number, size: number, out: Ptr): void;
   sgd_update(p: Ptr, grad: Ptr, buf: Ptr, n: number, lr: number, momentum: number, wd: number, nesterov: number, pOut: Ptr, bufOut: Ptr): void;
 }
 
@@ -191,24 +192,25 @@ export function registerSimdKernels(): void {
     const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
     const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
     const size = a.kh * a.kw * ci * co;
-    // The kernels add to their output: start from zeros.
-    new Float32Array(l.memory.buffer, p(out), size).fill(0);
-    const args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, p(out)] as Parameters<KernelExports['conv_filter_grad']>;
-    if (!l.helper || n < 2 || n * ho * wo * ci * co * a.kh * a.kw < SPLIT_MIN_MACS) {
-      l.k[name](...args);
-      return;
+    // Fixed chunks of images, each summed into its own zeroed part, the parts then added in order:
+    // the result does not depend on which thread took which chunk, nor on the thread count.
+    const chunk = FILTER_GRAD_CHUNK;
+    const count = Math.ceil(n / chunk);
+    const parts = b.wasm._malloc(count * size * 4);
+    new Float32Array(l.memory.buffer, parts, count * size).fill(0);
+    type Args = Parameters<KernelExports['conv_filter_grad']>;
+    const args: Args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts];
+    const perImage = [[0, h * w * ci * 4], [1, ho * wo * co * 4]] as const;
+    if (l.helper && count > 1 && n * ho * wo * ci * co * a.kh * a.kw >= SPLIT_MIN_MACS) {
+      l.helper.runBatch({ fn: name, args, countArg: 2, perImage, perChunk: [[13, size * 4]], images: n, chunk }, (...c) => l.k[name](...(c as Args)));
+    } else {
+      for (let c = 0; c < count; c++) {
+        const start = c * chunk;
+        l.k[name](args[0] + start * perImage[0][1], args[1] + start * perImage[1][1], Math.min(chunk, n - start), h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts + c * size * 4);
+      }
     }
-    // The helper accumulates its chunks in scratch, added to the output at the end.
-    const scratch = b.wasm._malloc(size * 4);
-    new Float32Array(l.memory.buffer, scratch, size).fill(0);
-    l.helper.runBatch(
-      { fn: name, args, countArg: 2, perImage: [[0, h * w * ci * 4], [1, ho * wo * co * 4]], images: n, chunk: chunkFor(n), helperArg: [13, scratch] },
-      (...c) => l.k[name](...(c as typeof args)),
-    );
-    const total = new Float32Array(l.memory.buffer, p(out), size);
-    const part = new Float32Array(l.memory.buffer, scratch, size);
-    for (let i = 0; i < size; i++) total[i] += part[i];
-    b.wasm._free(scratch);
+    l.k.sum_parts(parts, count, size, p(out));
+    b.wasm._free(parts);
   });
   // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images shared between threads
   define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f], [y]) => {
@@ -225,6 +227,9 @@ export function registerSimdKernels(): void {
     );
   });
 }
+
+// Images per filter-gradient chunk: fixed (not derived from the thread count) for reproducible sums.
+const FILTER_GRAD_CHUNK = 8;
 
 /** Images per claimed chunk: about 8 chunks per thread, so that a slowed thread costs little. */
 function chunkFor(images: number): number {
