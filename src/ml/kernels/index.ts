@@ -86,7 +86,7 @@ export function batchNormBackward(
     const sumG = tf.sum(g, axes);
     const sumGXc = tf.sum(tf.mul(g, xc), axes);
     const count = x.size / x.shape[3];
-    // dx = a*g + b*xc + k per channel (see native/kernels.c, bn_backward).
+    // dx = a*g + b*xc + k per channel (see native/batchnorm.c, bn_backward).
     const a = tf.mul(s.gamma, s.invStd);
     const b = tf.add(tf.mul(tf.mul(a, tf.square(s.invStd)), tf.div(sumGXc, -count)), tf.mul(s.dVar, 2 / count));
     const k = tf.add(tf.mul(a, tf.div(sumG, -count)), tf.div(s.dMean, count));

@@ -1,4 +1,4 @@
-// Loads native/kernels.c's WebAssembly into tfjs's wasm backend and registers its functions as tfjs
+// Loads native/*.c's WebAssembly into tfjs's wasm backend and registers its functions as tfjs
 // kernels of that backend. Our module imports the backend's own memory, so kernels read and write
 // tensors where they are, and the engine tracks their outputs like any other kernel's.
 import * as tf from '@tensorflow/tfjs-core';

@@ -1,7 +1,7 @@
 // Batch norm (channels last), optionally fused with the ReLU that follows it in pre-activation
 // ResNets, with a hand-written backward pass. tfjs's own gradient of moments + batchNorm tiles
 // per-channel terms to full size several times; here the backward is two passes over the data
-// (one SIMD kernel on wasm, see native/kernels.c) and per-channel algebra stays per-channel.
+// (one SIMD kernel on wasm, see native/batchnorm.c) and per-channel algebra stays per-channel.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
 import { batchNormBackward, batchNormForward, batchNormInference } from '../kernels';
