@@ -263,10 +263,12 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
       table.push({ model: 'teacher', ...r });
     }
     env.emit({ type: 'table', rows: table });
-    const groupsS = backdoored.forward(tf.zeros([1, data.height, data.width, data.channels]), false);
-    const groupsT = teacher.forward(tf.zeros([1, data.height, data.width, data.channels]), false);
-    const mismatch = groupsS.groups.some((g, i) => g.shape[1] !== groupsT.groups[i]?.shape[1] || g.shape[2] !== groupsT.groups[i]?.shape[2]);
-    tf.dispose([groupsS.groups, groupsS.logits, groupsT.groups, groupsT.logits]);
+    const mismatch = tf.tidy(() => {
+      const probe = tf.zeros([1, data.height, data.width, data.channels]) as tf.Tensor4D;
+      const gs = backdoored.forward(probe, false).groups;
+      const gt = teacher.forward(probe, false).groups;
+      return gs.some((g, i) => g.shape[1] !== gt[i]?.shape[1] || g.shape[2] !== gt[i]?.shape[2]);
+    });
     if (mismatch) throw new InputError(`the teacher's attention maps do not have the student's sizes (${describeSpec(teacher.spec)} vs ${describeSpec(backdoored.spec)})`, cfg.teacher);
     env.emit({ type: 'attention', snapshot: attentionSnapshot('teacher', teacher, test.samples, 0) });
     env.emit({ type: 'attention', snapshot: attentionSnapshot('backdoored', backdoored, test.samples, 0) });
