@@ -1,6 +1,8 @@
-// conv2d with its gradients rewritten as forward convolutions. The wasm backend has no
-// Conv2DBackpropFilter kernel at all and its Conv2DBackpropInput is a plain loop, while its forward
-// Conv2D is XNNPACK's fast (and threaded) one; on cpu and tensorflow the rewrite is also exact.
+// conv2d with hand-written gradients. The wasm backend has no Conv2DBackpropFilter kernel at all and
+// its Conv2DBackpropInput is a plain loop. Here the input gradient is a forward convolution (rotated
+// filter; stride 2 by phases), the filter gradient a SIMD kernel (or a forward convolution with batch
+// and channels swapped), and 3x3/stride-1 convolutions run as Winograd F(2x2, 3x3) on wasm. On cpu
+// and tensorflow the same rewrites run with stock kernels; tests check all against tfjs's gradients.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
 import { conv3x3Winograd, convFilterGrad, dilate, flipFilter, interleave2, moveBatchInside, phaseFilters3x3, swapBatchAndChannels } from '../kernels';
@@ -86,8 +88,9 @@ function inputGradStride2(dy: tf.Tensor4D, flipped: tf.Tensor4D): tf.Tensor4D {
 }
 
 /**
- * dL/dW: a forward convolution of x, with batch and channels swapped, by dy used as the filter (batch as
- * its input channels), dilated by the forward stride: out[ci, i, j, co] = sum x[n, s*a+i-p, s*b+j-p, ci] dy[n, a, b, co].
+ * dL/dW[i, j, ci, co] = sum x[n, s*a+i-p, s*b+j-p, ci] dy[n, a, b, co]: the SIMD kernel where it applies,
+ * else a forward convolution of x, with batch and channels swapped, by dy used as the filter (batch as
+ * its input channels), dilated by the forward stride.
  */
 export function conv2dFilterGrad(
   x: tf.Tensor4D,
