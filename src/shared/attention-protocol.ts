@@ -1,0 +1,71 @@
+// Host <-> attention-maps webview: the maps.json layout (as src/ml/attention-snapshot.ts writes it) and
+// the messages about it. Plain types only: the webview bundle imports this file too.
+
+export type AttentionInput = 'clean' | 'triggered';
+
+export interface AttentionSnapshotData {
+  /** backdoored, teacher, erased, or a model file's name. */
+  readonly model: string;
+  /** Epoch after which it was taken; 0 = before training, -1 = final. */
+  readonly epoch: number;
+  readonly count: number;
+  readonly groups: ReadonlyArray<{ readonly height: number; readonly width: number }>;
+  /** [group][image * h * w + y * w + x]. */
+  readonly clean: ReadonlyArray<readonly number[]>;
+  readonly triggered: ReadonlyArray<readonly number[]>;
+  readonly predictions: { readonly clean: readonly number[]; readonly triggered: readonly number[] };
+}
+
+/** attention/maps.json, validated. */
+export interface AttentionMapsData {
+  readonly version: 1;
+  readonly image: { readonly height: number; readonly width: number; readonly channels: number };
+  /** True class per image; -1 = unknown (images the user picked). */
+  readonly labels: readonly number[];
+  /** The label the backdoor gives each triggered image; -1 = unknown. */
+  readonly attackLabels: readonly number[];
+  readonly classNames: readonly string[] | null;
+  /** Base64 HWC uint8 pixels per image. */
+  readonly images: { readonly clean: readonly string[]; readonly triggered: readonly string[] };
+  readonly snapshots: readonly AttentionSnapshotData[];
+}
+
+export type ColourScale = 'viridis' | 'theme';
+
+/** What the view shows; kept in the webview's state so a reload comes back to it. */
+export interface AttentionViewState {
+  readonly image: number;
+  readonly group: number;
+  readonly input: AttentionInput;
+  /** Indices into `snapshots` that are hidden. */
+  readonly hidden: readonly number[];
+  readonly scale: ColourScale;
+  /** Heatmap opacity over the image, 0..1. */
+  readonly opacity: number;
+  /** One colour range for all models side by side (fair comparison) instead of one per model. */
+  readonly sharedRange: boolean;
+}
+
+/** Where the maps came from, for the header. */
+export interface AttentionSource {
+  /** The file shown, workspace-relative when possible. */
+  readonly file: string;
+  /** Label of the run folder that holds it, when it is in one. */
+  readonly run?: string;
+}
+
+export type AttentionHostMessage =
+  | { readonly type: 'show'; readonly source: AttentionSource; readonly maps: AttentionMapsData }
+  | { readonly type: 'problem'; readonly source: AttentionSource; readonly problem: string };
+
+/** What the view drew: lets the host (and tests) know the webview really rendered. */
+export interface AttentionRendered {
+  readonly state: AttentionViewState;
+  /** Per visible model: name and the value range its colours span. */
+  readonly panels: ReadonlyArray<{ readonly model: string; readonly min: number; readonly max: number; readonly prediction: number }>;
+}
+
+export type AttentionViewMessage =
+  | { readonly type: 'ready' }
+  | { readonly type: 'rendered'; readonly rendered: AttentionRendered }
+  | { readonly type: 'problemShown'; readonly problem: string };
