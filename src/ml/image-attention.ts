@@ -1,0 +1,141 @@
+// Attention maps of any PNG/JPEG images under one or more models, written as a run of kind `attention`
+// in the same layout as every run's attention/ (maps.json + PNG heatmaps), so one viewer reads both.
+// Images are not resized: a resize would change what the model sees, so a size mismatch is an error.
+import * as tf from '@tensorflow/tfjs-core';
+import { basename } from 'node:path';
+import { attentionSnapshot, saveAttentionFiles } from './attention-snapshot';
+import { initBackend, type BackendPreference } from './backend';
+import { readCheckpoint } from './checkpoint';
+import { decodeImageFile } from './data/image-folder';
+import type { JobEvent } from './jobs';
+import { modelFromStateDict, type Model } from './models';
+import { RunStore } from './runstore';
+import { RunCancelledError } from './train';
+import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from './triggers';
+import { InputError, type ImageDataset, type ModelSpec } from './types';
+
+/** What config.json records for such a run; `source: 'images'` tells it apart from a test-set attention run. */
+export interface ImageAttentionConfig {
+  readonly kind: 'attention';
+  readonly source: 'images';
+  readonly name?: string;
+  readonly backend: BackendPreference;
+  /** PNG/JPEG files, all of the models' input size. */
+  readonly images: readonly string[];
+  /** Model files (PyTorch checkpoints or our safetensors), all taking the same input shape. */
+  readonly models: readonly string[];
+  /** Stamped on a copy of each image for the "triggered" maps. */
+  readonly trigger: TriggerSpec;
+  readonly targetType: TargetType;
+  readonly targetLabel: number;
+  /** Class of each image when known; -1 (or absent) = unknown, shown as such. */
+  readonly labels?: readonly number[];
+}
+
+export interface ImageAttentionContext {
+  /** Working folder: the run goes to <cwd>/.nad/runs unless `runsDir` is given. */
+  readonly cwd: string;
+  readonly runsDir?: string;
+  readonly onEvent?: (e: JobEvent) => void;
+  readonly signal?: AbortSignal;
+}
+
+export interface ImageAttentionResult {
+  readonly runId: string;
+  readonly runDir: string;
+  readonly backend: string;
+  /** attention/maps.json inside the run folder. */
+  readonly mapsFile: string;
+  /** Per model (in config order): its prediction for each image, clean and triggered. */
+  readonly predictions: ReadonlyArray<{ readonly model: string; readonly clean: number[]; readonly triggered: number[] }>;
+}
+
+/** Snapshot name of a model file: its file name without the weights extension. */
+export function modelNameOf(file: string): string {
+  return basename(file).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '').replace(/[^A-Za-z0-9_.-]+/g, '-') || 'model';
+}
+
+/** One image as the model takes it: HWC uint8 with the model's channel count, or an InputError. */
+function imageFor(file: string, spec: ModelSpec): Uint8Array {
+  const img = decodeImageFile(file);
+  const size = spec.imageSize;
+  if (img.width !== size || img.height !== size) {
+    throw new InputError(`the image is ${img.width}x${img.height} but the model takes ${size}x${size} images; resize it to ${size}x${size} first`, file);
+  }
+  if (spec.inChannels === 3) return img.rgb;
+  if (img.colour) throw new InputError('the model takes grayscale images but this image is in colour', file);
+  const gray = new Uint8Array(size * size);
+  for (let p = 0; p < gray.length; p++) gray[p] = img.rgb[3 * p];
+  return gray;
+}
+
+function sameInput(a: ModelSpec, b: ModelSpec): boolean {
+  return a.imageSize === b.imageSize && a.inChannels === b.inChannels;
+}
+
+/** Compute the maps and write the run folder; the folder's status tells the truth whatever happens. */
+export async function imageAttention(cfg: ImageAttentionConfig, ctx: ImageAttentionContext): Promise<ImageAttentionResult> {
+  if (cfg.images.length === 0) throw new InputError('give at least one PNG or JPEG image');
+  if (cfg.models.length === 0) throw new InputError('give at least one model file');
+  if (cfg.labels && cfg.labels.length !== cfg.images.length) throw new InputError(`${cfg.labels.length} labels for ${cfg.images.length} images`);
+  const emit = (e: JobEvent): void => ctx.onEvent?.(e);
+  const backend = await initBackend(cfg.backend);
+  const run = new RunStore(ctx.cwd, ctx.runsDir).create('attention', { ...cfg, backendUsed: backend.name }, cfg.name);
+  run.update({ backend: backend.description });
+  emit({ type: 'started', runId: run.id, runDir: run.dir, backend: backend.description });
+  const log = (message: string): void => {
+    run.appendMetric({ type: 'log', message });
+    emit({ type: 'log', message });
+  };
+  const models: Array<readonly [string, Model]> = [];
+  const tensorsBefore = tf.memory().numTensors;
+  try {
+    for (const file of cfg.models) {
+      if (ctx.signal?.aborted) throw new RunCancelledError();
+      const ck = await readCheckpoint(file);
+      if (models.length > 0 && !sameInput(models[0][1].spec, ck.spec)) {
+        const s = models[0][1].spec;
+        throw new InputError(`takes ${ck.spec.imageSize}x${ck.spec.imageSize}x${ck.spec.inChannels} images, but ${cfg.models[0]} takes ${s.imageSize}x${s.imageSize}x${s.inChannels}`, file);
+      }
+      models.push([modelNameOf(file), modelFromStateDict(ck.spec, ck.stateDict, file)]);
+    }
+    const spec = models[0][1].spec;
+    const shape = { height: spec.imageSize, width: spec.imageSize, channels: spec.inChannels };
+    const size = shape.height * shape.width * shape.channels;
+    const clean = new Uint8Array(cfg.images.length * size);
+    cfg.images.forEach((file, k) => clean.set(imageFor(file, spec), k * size));
+    const triggered = clean.slice();
+    const trigger = createTrigger(cfg.trigger, shape);
+    for (let k = 0; k < cfg.images.length; k++) trigger.stamp(triggered.subarray(k * size, (k + 1) * size));
+    const labels = Int32Array.from(cfg.images, (_, k) => cfg.labels?.[k] ?? -1);
+    // The label the backdoor would give; all2all needs the true label to know it.
+    const attack = Int32Array.from(labels, (l) => (l >= 0 ? attackLabel(l, cfg.targetType, cfg.targetLabel, spec.numClasses) : cfg.targetType === 'all2all' ? -1 : cfg.targetLabel));
+    const base = { ...shape, count: cfg.images.length, numClasses: spec.numClasses, source: cfg.images.join(', ') };
+    const samples: { clean: ImageDataset; triggered: ImageDataset } = {
+      clean: { ...base, images: clean, labels },
+      triggered: { ...base, images: triggered, labels: attack },
+    };
+    const snaps = models.map(([name, m]) => {
+      if (ctx.signal?.aborted) throw new RunCancelledError();
+      return attentionSnapshot(name, m, samples, -1);
+    });
+    const files = saveAttentionFiles(run, snaps, samples);
+    log(`attention maps of ${cfg.images.length} image(s) under ${models.length} model(s): ${files} files in ${run.path('attention')}`);
+    run.finish({});
+    return {
+      runId: run.id,
+      runDir: run.dir,
+      backend: backend.description,
+      mapsFile: run.path('attention/maps.json'),
+      predictions: snaps.map((s) => ({ model: s.model, clean: s.predictions.clean, triggered: s.predictions.triggered })),
+    };
+  } catch (e) {
+    if (e instanceof RunCancelledError) run.cancel();
+    else run.fail(e instanceof Error ? e.message : String(e));
+    throw e;
+  } finally {
+    for (const [, m] of models) m.dispose();
+    const leaked = tf.memory().numTensors - tensorsBefore;
+    if (leaked > 0) log(`warning: ${leaked} tensors were not released by this run`);
+  }
+}
