@@ -1,0 +1,159 @@
+// The attention-maps editor: a read-only custom editor for attention/maps.json, and "NAD: Show Attention
+// Maps" that opens it for a run (or, on a PNG/JPEG, computes maps for that image first).
+import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { AttentionHostMessage, AttentionRendered, AttentionSource, AttentionViewMessage } from '../shared/attention-protocol';
+import { parseAttentionMaps } from './attention/maps-file';
+import { showImageAttention, type StartImageAttention } from './attention/image-command';
+import { runLabel } from './history';
+import { displayPath, pickRuns, readRunDir, runDirOf, runFromArg } from './run-pick';
+import { webviewHtml, webviewOptions } from './webview-html';
+
+export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
+export const MAPS_FILE = join('attention', 'maps.json');
+
+/** What an open editor last showed: its rendering as the webview reported it, or the problem it shows. */
+export type AttentionEditorState = { readonly rendered: AttentionRendered } | { readonly problem: string };
+
+class MapsDocument implements vscode.CustomDocument {
+  constructor(readonly uri: vscode.Uri) {}
+  dispose(): void {
+    // Nothing held: the file is read again whenever the view needs it.
+  }
+}
+
+export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvider<MapsDocument> {
+  private readonly states = new Map<string, AttentionEditorState>();
+  private readonly changed = new vscode.EventEmitter<vscode.Uri>();
+  /** Fires when an editor reports what it shows (tests wait on it). */
+  readonly onDidUpdate = this.changed.event;
+
+  constructor(private readonly extensionUri: vscode.Uri) {}
+
+  /** Last state reported by the editor of `uri`. */
+  stateOf(uri: vscode.Uri): AttentionEditorState | undefined {
+    return this.states.get(uri.toString());
+  }
+
+  openCustomDocument(uri: vscode.Uri): MapsDocument {
+    return new MapsDocument(uri);
+  }
+
+  resolveCustomEditor(document: MapsDocument, panel: vscode.WebviewPanel): void {
+    const { webview } = panel;
+    webview.options = webviewOptions(this.extensionUri);
+    webview.html = webviewHtml(webview, this.extensionUri, { script: 'attention.js', styles: ['attention.css'], title: 'Attention maps' });
+    const key = document.uri.toString();
+    const post = (m: AttentionHostMessage): void => void webview.postMessage(m);
+    const send = async (): Promise<void> => post(await loadMaps(document.uri));
+    // The engine rewrites maps.json atomically (rename): follow it, so a re-run shows its new maps.
+    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(document.uri.fsPath)), basename(document.uri.fsPath)));
+    let timer: NodeJS.Timeout | undefined;
+    const onFile = (): void => {
+      if (timer) clearTimeout(timer);
+      timer = setTimeout(() => void send(), 200);
+    };
+    const subs = [
+      watcher,
+      watcher.onDidChange(onFile),
+      watcher.onDidCreate(onFile),
+      watcher.onDidDelete(onFile),
+      webview.onDidReceiveMessage((m: AttentionViewMessage) => {
+        switch (m.type) {
+          case 'ready':
+            void send();
+            break;
+          case 'rendered':
+            this.states.set(key, { rendered: m.rendered });
+            this.changed.fire(document.uri);
+            break;
+          case 'problemShown':
+            this.states.set(key, { problem: m.problem });
+            this.changed.fire(document.uri);
+            break;
+          default: {
+            const _exhaustive: never = m;
+            void _exhaustive;
+          }
+        }
+      }),
+    ];
+    panel.onDidDispose(() => {
+      if (timer) clearTimeout(timer);
+      subs.forEach((s) => s.dispose());
+      this.states.delete(key);
+    });
+  }
+}
+
+/** Read and validate a maps.json; every failure becomes a message naming the file. */
+export async function loadMaps(uri: vscode.Uri): Promise<AttentionHostMessage> {
+  const dir = uri.scheme === 'file' ? runDirOf(uri.fsPath) : undefined;
+  const run = dir ? readRunDir(dir) : undefined;
+  const source: AttentionSource = {
+    file: uri.scheme === 'file' ? displayPath(uri.fsPath) : uri.toString(),
+    run: run && !('problem' in run) ? runLabel(run) : undefined,
+  };
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+  } catch (e) {
+    const missing = e instanceof vscode.FileSystemError && e.code === 'FileNotFound';
+    return { type: 'problem', source, problem: missing ? 'the file no longer exists' : `cannot read the file (${(e as Error).message})` };
+  }
+  const parsed = parseAttentionMaps(text);
+  return 'problem' in parsed ? { type: 'problem', source, problem: parsed.problem } : { type: 'show', source, maps: parsed.maps };
+}
+
+export async function openMapsFile(file: vscode.Uri): Promise<void> {
+  await vscode.commands.executeCommand('vscode.openWith', file, ATTENTION_VIEW_TYPE);
+}
+
+function hasMaps(dir: string): boolean {
+  return existsSync(join(dir, MAPS_FILE));
+}
+
+/**
+ * "NAD: Show Attention Maps": a Runs row, a run folder or maps.json opens the editor; a PNG/JPEG computes
+ * its maps with a model first; nothing passed asks for a run that has maps.
+ */
+async function showAttentionMaps(arg: unknown, start: StartImageAttention | undefined): Promise<void> {
+  if (arg instanceof vscode.Uri && /\.(png|jpe?g)$/i.test(arg.path) && !/[\\/]attention[\\/]/.test(arg.fsPath)) {
+    await showImageAttention(arg, start, openMapsFile);
+    return;
+  }
+  if (arg instanceof vscode.Uri && arg.path.endsWith('.json')) {
+    await openMapsFile(arg);
+    return;
+  }
+  let dir: string | undefined;
+  let label = '';
+  if (arg !== undefined) {
+    const ref = runFromArg(arg);
+    if (!ref) throw new Error('Show Attention Maps: this is not a run folder or a file inside one.');
+    if ('broken' in ref) throw new Error(`Run folder ${ref.broken.id} cannot be read: ${ref.broken.problem}`);
+    dir = ref.run.dir;
+    label = runLabel(ref.run);
+  } else {
+    const [picked] = await pickRuns({ title: 'Show the attention maps of which run?', many: false, filter: (r) => hasMaps(r.run.dir), emptyMessage: 'No run has attention maps yet: runs write them (attention/maps.json) when they finish.' });
+    if (!picked) return;
+    dir = picked.run.dir;
+    label = runLabel(picked.run);
+  }
+  if (!hasMaps(dir)) {
+    void vscode.window.showInformationMessage(`Run "${label}" has no attention maps (${MAPS_FILE}): a run writes them when it finishes.`);
+    return;
+  }
+  await openMapsFile(vscode.Uri.file(join(dir, MAPS_FILE)));
+}
+
+/** Registers the editor and its command; `start` runs an image-attention job in the worker (see image-command.ts). */
+export function registerAttentionEditor(context: vscode.ExtensionContext, start?: StartImageAttention): AttentionEditorProvider {
+  const provider = new AttentionEditorProvider(context.extensionUri);
+  context.subscriptions.push(
+    vscode.window.registerCustomEditorProvider(ATTENTION_VIEW_TYPE, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
+    vscode.commands.registerCommand('nad.showAttentionMaps', (arg: unknown) => showAttentionMaps(arg, start)),
+  );
+  return provider;
+}
