@@ -1,0 +1,213 @@
+// The experiment history page: every run of the workspace as a sortable, filterable table (a webview
+// panel restored after reload), with open, reveal, attention maps and compare for its rows.
+import * as vscode from 'vscode';
+import { existsSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../shared/history-protocol';
+import type { AttentionEditorProvider } from './attention-editor';
+import type { ComparePanels } from './compare';
+import { runLabel, type RunsTreeProvider } from './history';
+import { workspaceRuns, type RunRef } from './run-pick';
+import { webviewHtml, webviewOptions } from './webview-html';
+
+export const HISTORY_VIEW_TYPE = 'nad.history';
+/** The run commands (src/host/run-commands.ts) open and reveal runs; used when registered. */
+const OPEN_RUN_COMMAND = 'nad.openRun';
+const REVEAL_RUN_COMMAND = 'nad.revealRunFolder';
+
+function record(v: unknown): Record<string, unknown> | undefined {
+  return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
+}
+
+function text(v: unknown): string | undefined {
+  return typeof v === 'string' && v.trim() ? v : typeof v === 'number' ? String(v) : undefined;
+}
+
+function num(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/** Data set as a person names it: `mnist`, or the file/folder name. */
+function datasetOf(config: Record<string, unknown>): string | undefined {
+  const images = config['images'];
+  if (Array.isArray(images)) return images.length === 1 ? basename(String(images[0])) : `${images.length} images`;
+  const d = text(config['data']) ?? text(config['test']) ?? text(config['dataset']);
+  return d && /[\\/]/.test(d) ? basename(d) : d;
+}
+
+/** One table row from a run folder; hand-edited configs may lack or mistype any field, so each is optional. */
+export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
+  const { run, folder } = ref;
+  const c = run.config;
+  const s = run.status;
+  const backdoor = record(c['backdoor']);
+  const trigger = text(record(backdoor?.['trigger'])?.['name']) ?? text(c['trigger']);
+  const targetLabel = num(backdoor?.['targetLabel']) ?? num(c['target']);
+  const targetType = text(backdoor?.['targetType']);
+  const epochs = num(record(c['training'])?.['epochs']) ?? num(c['epochs']);
+  const started = Date.parse(s.startedAt);
+  const ended = s.endedAt ? Date.parse(s.endedAt) : s.state === 'running' ? now : undefined;
+  const backendDetail = text(s.backend);
+  return {
+    dir: run.dir,
+    id: run.id,
+    name: runLabel(run),
+    workspace: (vscode.workspace.workspaceFolders?.length ?? 0) > 1 ? folder?.name : undefined,
+    kind: s.kind,
+    state: s.state,
+    dataset: datasetOf(c),
+    trigger,
+    target: targetLabel === undefined ? undefined : targetType ? `${targetLabel} (${targetType})` : String(targetLabel),
+    epochs,
+    epochsDone: s.lastEpoch !== undefined && s.lastEpoch !== epochs ? s.lastEpoch : undefined,
+    acc: num(s.acc),
+    asr: num(s.asr),
+    backend: text(c['backendUsed']) ?? backendDetail?.split(' ')[0],
+    backendDetail,
+    startedAt: s.startedAt,
+    durationMs: ended !== undefined && Number.isFinite(started) && Number.isFinite(ended) ? Math.max(0, ended - started) : undefined,
+    error: s.error,
+    hasAttention: existsSync(join(run.dir, 'attention', 'maps.json')),
+  };
+}
+
+export function historyRows(): { rows: HistoryRow[]; broken: BrokenRow[] } {
+  const { runs, broken } = workspaceRuns();
+  return { rows: runs.map((r) => historyRow(r)), broken: broken.map((b) => ({ dir: b.broken.dir, id: b.broken.id, problem: b.broken.problem })) };
+}
+
+async function hasCommand(id: string): Promise<boolean> {
+  return (await vscode.commands.getCommands(true)).includes(id);
+}
+
+/** Open a run in its run panel (the run commands' `nad.openRun`), else show its folder in the Explorer. */
+export async function openRun(dir: string): Promise<void> {
+  if (await hasCommand(OPEN_RUN_COMMAND)) await vscode.commands.executeCommand(OPEN_RUN_COMMAND, dir);
+  else await revealRun(dir);
+}
+
+export async function revealRun(dir: string): Promise<void> {
+  if (await hasCommand(REVEAL_RUN_COMMAND)) await vscode.commands.executeCommand(REVEAL_RUN_COMMAND, dir);
+  else await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(dir));
+}
+
+/** The review features in what `activate` returns (integration tests read them). */
+export interface ReviewApi {
+  readonly attention: AttentionEditorProvider;
+  readonly historyPage: HistoryPage;
+  readonly compare: ComparePanels;
+}
+
+/** What the page last reported (tests read it). */
+export interface HistoryRendered {
+  readonly shown: readonly string[];
+  readonly broken: number;
+  readonly state: HistoryViewState;
+}
+
+export class HistoryPage implements vscode.Disposable {
+  private panel: vscode.WebviewPanel | undefined;
+  private readonly rendered = new vscode.EventEmitter<HistoryRendered>();
+  /** Fires whenever the page has drawn its table. */
+  readonly onDidRender = this.rendered.event;
+  lastRendered: HistoryRendered | undefined;
+  private shownDirs = new Set<string>();
+  private readonly subs: vscode.Disposable[] = [this.rendered];
+
+  constructor(
+    private readonly extensionUri: vscode.Uri,
+    runs: RunsTreeProvider,
+    private readonly compare: (dirs: readonly string[]) => Promise<void>,
+  ) {
+    // The tree already watches the run folders: follow its refreshes.
+    this.subs.push(runs.onDidChangeTreeData(() => void this.post()));
+  }
+
+  get isOpen(): boolean {
+    return this.panel !== undefined;
+  }
+
+  show(): void {
+    if (this.panel) {
+      this.panel.reveal();
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(HISTORY_VIEW_TYPE, 'NAD: Experiment History', vscode.ViewColumn.Active, webviewOptions(this.extensionUri));
+    this.attach(panel);
+  }
+
+  /** Take over a panel: a new one, or one VS Code restores after a reload. */
+  attach(panel: vscode.WebviewPanel): void {
+    this.panel = panel;
+    panel.webview.options = webviewOptions(this.extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'history.js', styles: ['history.css'], title: 'Experiment history' });
+    const sub = panel.webview.onDidReceiveMessage((m: HistoryViewMessage) => void this.handle(m));
+    panel.onDidDispose(() => {
+      sub.dispose();
+      if (this.panel === panel) this.panel = undefined;
+    });
+  }
+
+  private async handle(m: HistoryViewMessage): Promise<void> {
+    // Act only on run folders this page was sent: a message is not a licence to touch any path.
+    const known = (dir: string): boolean => this.shownDirs.has(dir);
+    if ((m.type === 'open' || m.type === 'reveal' || m.type === 'attention') && !known(m.dir)) return;
+    if (m.type === 'compare' && !m.dirs.every(known)) return;
+    try {
+      switch (m.type) {
+        case 'ready':
+        case 'refresh':
+          await this.post();
+          break;
+        case 'open':
+          await openRun(m.dir);
+          break;
+        case 'reveal':
+          await revealRun(m.dir);
+          break;
+        case 'attention':
+          await vscode.commands.executeCommand('nad.showAttentionMaps', m.dir);
+          break;
+        case 'compare':
+          await this.compare(m.dirs);
+          break;
+        case 'rendered':
+          this.lastRendered = { shown: m.shown, broken: m.broken, state: m.state };
+          this.rendered.fire(this.lastRendered);
+          break;
+        default: {
+          const _exhaustive: never = m;
+          void _exhaustive;
+        }
+      }
+    } catch (e) {
+      void vscode.window.showErrorMessage((e as Error).message);
+    }
+  }
+
+  private async post(): Promise<void> {
+    if (!this.panel) return;
+    const canOpenRun = await hasCommand(OPEN_RUN_COMMAND);
+    const msg: HistoryHostMessage = { type: 'runs', ...historyRows(), canOpenRun };
+    this.shownDirs = new Set([...msg.rows.map((r) => r.dir), ...msg.broken.map((b) => b.dir)]);
+    await this.panel.webview.postMessage(msg);
+  }
+
+  dispose(): void {
+    this.panel?.dispose();
+    this.subs.forEach((s) => s.dispose());
+  }
+}
+
+/** Registers the page, its serializer and "NAD: Show Experiment History Table". */
+export function registerHistoryPage(context: vscode.ExtensionContext, runs: RunsTreeProvider, compare: (dirs: readonly string[]) => Promise<void>): HistoryPage {
+  const page = new HistoryPage(context.extensionUri, runs, compare);
+  context.subscriptions.push(
+    page,
+    vscode.window.registerWebviewPanelSerializer(HISTORY_VIEW_TYPE, {
+      deserializeWebviewPanel: async (panel: vscode.WebviewPanel) => page.attach(panel),
+    }),
+    vscode.commands.registerCommand('nad.showHistoryPage', () => page.show()),
+  );
+  return page;
+}
