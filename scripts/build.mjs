@@ -18,6 +18,9 @@ const targets = [
   { entryPoints: ['src/ml/worker.ts'], outfile: 'dist/worker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
   { entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
   { entryPoints: ['webview/panel/main.ts'], outfile: 'dist/webview/panel.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  { entryPoints: ['webview/attention/main.ts'], outfile: 'dist/webview/attention.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  { entryPoints: ['webview/history/main.ts'], outfile: 'dist/webview/history.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  { entryPoints: ['webview/history/compare.ts'], outfile: 'dist/webview/compare.js', platform: 'browser', format: 'iife', target: 'es2022' },
 ].filter((t) => existsSync(t.entryPoints[0]));
 
 // The wasm backend loads its .wasm binaries from next to the bundle at run time.

@@ -3,14 +3,20 @@
 import { LOADED_AT } from './host/activation-clock';
 import type { ExtensionContext } from 'vscode';
 import type { NadApi } from './host/api';
+import { registerAttentionEditor } from './host/attention-editor';
 import { registerRuns } from './host/commands';
+import { registerCompare } from './host/compare';
 import { registerHistory } from './host/history';
+import { registerHistoryPage, type ReviewApi } from './host/history-page';
 
-export function activate(context: ExtensionContext): NadApi {
+export function activate(context: ExtensionContext): NadApi & ReviewApi {
   const started = performance.now();
   const history = registerHistory(context);
   const runs = registerRuns(context, () => history.runs.refresh());
-  return { ...history, ...runs, activation: { loadMs: started - LOADED_AT, activateMs: performance.now() - started } };
+  const attention = registerAttentionEditor(context);
+  const compare = registerCompare(context);
+  const historyPage = registerHistoryPage(context, history.runs, async (dirs) => compare.open(dirs));
+  return { ...history, ...runs, attention, compare, historyPage, activation: { loadMs: started - LOADED_AT, activateMs: performance.now() - started } };
 }
 
 export function deactivate(): void {

@@ -146,7 +146,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
 /** Registers the Runs view and its commands; returns the view's model. */
 export function registerHistory(context: vscode.ExtensionContext): NadExtensionApi {
   const runs = new RunsTreeProvider();
-  const runsView = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: runs, showCollapseAll: false });
+  const runsView = vscode.window.createTreeView(RUNS_VIEW_ID, { treeDataProvider: runs, showCollapseAll: false, canSelectMany: true });
   context.subscriptions.push(
     runs,
     runsView,
