@@ -65,9 +65,12 @@ async function browse(folder: vscode.WorkspaceFolder, what: string, folders: boo
 }
 
 /** A pick whose last item is "Browse…"; asks again when the dialog is dismissed. */
-async function pickPath(w: Wizard, d: JobDraft, placeholder: string, items: ReadonlyArray<PickItem<string | null>>, current: string | null | undefined, browseTitle: string, folders: boolean, filters?: Record<string, string[]>): Promise<string | null> {
+async function pickPath(
+  w: Wizard, d: JobDraft, placeholder: string, items: ReadonlyArray<PickItem<string | null>>, current: string | null | undefined,
+  browseTitle: string, folders: boolean, filters?: Record<string, string[]>, browseHint = folders ? 'a file or folder' : 'a file',
+): Promise<string | null> {
   for (;;) {
-    const choice = await w.pick<string | null | typeof BROWSE>(placeholder, [...items, { label: '$(folder-opened) Browse…', description: folders ? 'a file or folder' : 'a file', value: BROWSE }], (v) => v === current);
+    const choice = await w.pick<string | null | typeof BROWSE>(placeholder, [...items, { label: '$(folder-opened) Browse…', description: browseHint, value: BROWSE }], (v) => v === current);
     if (choice !== BROWSE) return choice;
     const path = await browse(d.folder, browseTitle, folders, filters);
     if (path) return path;
@@ -79,8 +82,8 @@ const MODEL_FILTERS = { 'Model files': ['pth', 'pt', 'tar', 'safetensors'] };
 export function askModel(purpose: string): Ask {
   return async (w, d) => {
     const items = await checkpointItems(d.folder);
-    const placeholder = items.length ? `${purpose} (.pth, .pth.tar, .pt or .safetensors)` : `${purpose}: no model files in the workspace; browse for one`;
-    d.model = (await pickPath(w, d, placeholder, items, d.model, purpose, false, MODEL_FILTERS)) ?? undefined;
+    const placeholder = items.length ? purpose : `${purpose}: no model files in this workspace; browse for one`;
+    d.model = (await pickPath(w, d, placeholder, items, d.model, purpose, false, MODEL_FILTERS, '.pth, .pth.tar, .pt or .safetensors')) ?? undefined;
   };
 }
 
@@ -98,7 +101,7 @@ export function askData(purpose: string): Ask {
       { label: '$(symbol-number) Built-in MNIST demo digits', description: '10,000 handwritten digits, no download', value: 'mnist' },
       ...(await datasetItems(d.folder)),
     ];
-    d.data = (await pickPath(w, d, `${purpose}: CIFAR-10 binary file or folder, IDX files, a folder of class folders, or the built-in digits`, items, d.data ?? 'mnist', purpose, true)) ?? 'mnist';
+    d.data = (await pickPath(w, d, purpose, items, d.data ?? 'mnist', purpose, true, undefined, 'CIFAR-10 .bin, IDX files or class folders')) ?? 'mnist';
   };
 }
 

@@ -48,6 +48,8 @@ export class PanelView {
   private readonly attention: AttentionView;
   private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
   private ticker: number | undefined;
+  private epochsSection: HTMLElement | undefined;
+  private curvesSection: HTMLElement | undefined;
 
   constructor(root: HTMLElement, private readonly cb: ViewCallbacks, initialSample: number) {
     this.attention = new AttentionView(cb.sample, initialSample);
@@ -58,8 +60,8 @@ export class PanelView {
     root.append(
       h('header', {}, h('div', { class: 'title-row' }, this.title, this.state), this.facts, this.times, this.progress, this.error, this.actions),
       section('results-h', 'ACC / ASR', h('p', { class: 'muted' }, 'ACC: accuracy on clean test images. ASR: attack success rate, the share of triggered non-target images classified as the target.'), this.results, copy),
-      section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable)),
-      section('curves-h', 'Curves', this.curves.element),
+      (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
+      (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
       section('attention-h', 'Attention maps', this.attention.element),
       section('log-h', 'Log', this.log),
     );
@@ -145,6 +147,10 @@ export class PanelView {
     fillTable(this.epochTable, epochCells(s.epochs), 'Loss, ACC and ASR after each epoch');
     this.epochsNote.textContent = s.epochs.length ? '' : 'No epoch has finished yet.';
     this.epochsNote.hidden = s.epochs.length > 0;
+    this.epochTable.hidden = s.epochs.length === 0;
+    // Evaluations and attention runs do not train: no epochs, no curves.
+    const trains = s.epochs.length > 0 || s.run.state === 'running' || s.run.state === 'queued';
+    for (const el of [this.epochsSection, this.curvesSection]) if (el) el.hidden = !trains;
   }
 
   private showLog(lines: readonly string[], replace: boolean): void {
