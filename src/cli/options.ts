@@ -46,7 +46,8 @@ export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: bo
     .option('--lr-schedule <steps>', `learning-rate steps "epoch:lr,..." (default ${defaults.lrSchedule.map(([e, l]) => `${e}:${l}`).join(',')})`)
     .option('--momentum <m>', 'SGD momentum', String(defaults.momentum))
     .option('--weight-decay <wd>', 'weight decay', String(defaults.weightDecay))
-    .option(defaults.augment ? '--no-augment' : '--augment', defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation');
+    .option(defaults.augment ? '--no-augment' : '--augment', defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation')
+    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)');
   if (withBetas) cmd.option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(',')).option('--p <p>', 'attention map power', String(defaults.attentionPower));
   return cmd;
 }
@@ -104,6 +105,7 @@ export function trainingOf(f: Flags, defaults: TrainSettings, seed: number): Tra
     weightDecay: num(s('weightDecay') ?? String(defaults.weightDecay), '--weight-decay', { min: 0 }),
     nesterov: defaults.nesterov,
     augment: typeof f.augment === 'boolean' ? f.augment : defaults.augment,
+    hflip: f.hflip !== false,
     betas,
     attentionPower: s('p') ? num(s('p'), '--p', { min: 0 }) : defaults.attentionPower,
     seed,

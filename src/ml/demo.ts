@@ -23,13 +23,16 @@ export async function runDemo(opts: DemoOptions, ctx: JobContext): Promise<DemoR
   const { backend, seed } = opts;
   const backdoor = DEFAULT_BACKDOOR;
   const common = { backend, seed, test: 'mnist', backdoor };
+  // No augmentation on the digits: the paper's CIFAR crop/flip turns centred digits into other shapes
+  // and the position-sensitive CNN then mostly learns the shifts (measured: CE 2.7 vs 0.14 on the same data).
+  const digits = { augment: false, seed };
   const trained = await runJob(
     { ...common, kind: 'train', name: 'demo-backdoored', data: 'mnist', model: 'auto', training: { ...BADNET_TRAINING, epochs: opts.quick ? 1 : 3, seed } },
     ctx,
   );
   const model = trained.modelPath as string;
   const teacher = await runJob(
-    { ...common, kind: 'finetune', name: 'demo-teacher', model, data: 'mnist', cleanRatio: 0.05, training: { ...FINETUNE_TRAINING, epochs: opts.quick ? 2 : 10, seed } },
+    { ...common, kind: 'finetune', name: 'demo-teacher', model, data: 'mnist', cleanRatio: 0.05, training: { ...FINETUNE_TRAINING, ...digits, epochs: opts.quick ? 2 : 10 } },
     ctx,
   );
   const erased = await runJob(
@@ -41,8 +44,8 @@ export async function runDemo(opts: DemoOptions, ctx: JobContext): Promise<DemoR
       teacher: teacher.modelPath,
       data: 'mnist',
       cleanRatio: 0.05,
-      teacherTraining: { ...FINETUNE_TRAINING, seed },
-      training: { ...NAD_TRAINING, epochs: opts.quick ? 2 : 10, seed },
+      teacherTraining: { ...FINETUNE_TRAINING, ...digits },
+      training: { ...NAD_TRAINING, ...digits, epochs: opts.quick ? 2 : 10 },
     },
     ctx,
   );

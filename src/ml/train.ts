@@ -20,6 +20,8 @@ export interface TrainSettings {
   readonly nesterov: boolean;
   /** Random crop (pad 4), horizontal flip, cutout as in the paper's finetuning/NAD. */
   readonly augment: boolean;
+  /** Include the horizontal flip in the augmentation (default true; off for digits, which a flip changes). */
+  readonly hflip?: boolean;
   /** Attention-distillation weights per group; all zero (or no teacher) = plain cross-entropy. */
   readonly betas: readonly number[];
   /** Power p of the attention map. */
@@ -153,7 +155,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         const idx = order.subarray(s * settings.batchSize, Math.min((s + 1) * settings.batchSize, data.count));
         const n = idx.length;
         const view = buf.subarray(0, n * h * w * c);
-        const xs = settings.augment ? augmentBatch(data, idx, augRng, view) : toFloatBatch(data, idx, view);
+        const xs = settings.augment ? augmentBatch(data, idx, augRng, view, { flip: settings.hflip ?? true }) : toFloatBatch(data, idx, view);
         const ys = Int32Array.from(idx, (i) => data.labels[i]);
         const lossValue = trainingStep({ student, teacher: useAttention ? teacher : undefined, optimizer, xs, ys, imageShape: [h, w, c], numClasses: data.numClasses, betas: settings.betas, attentionPower: settings.attentionPower, lr });
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
