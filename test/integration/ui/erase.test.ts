@@ -177,6 +177,20 @@ test('the run is listed in the Runs view', { timeout: TEST_TIMEOUT_MS }, () =>
     assert.equal(row.icon, 'pass');
   }));
 
+test('the Explorer context menu of a checkpoint starts Erase Backdoor with that model', { timeout: TEST_TIMEOUT_MS }, () =>
+  wb.step('explorer menu', async () => {
+    const page = wb.page;
+    await runCommand(page, 'View: Show Explorer');
+    const row = (label: string) => page.locator('.explorer-folders-view .monaco-list-row', { has: page.locator('.label-name', { hasText: label }) }).first();
+    if (!(await row('backdoored.safetensors').isVisible())) await row('models').click();
+    await row('backdoored.safetensors').click({ button: 'right' });
+    await page.locator('.context-view .action-label', { hasText: 'Erase Backdoor' }).hover();
+    await page.keyboard.press('Enter');
+    // The model question is skipped: the wizard starts at the teacher.
+    await placeholder(page, /Teacher model/);
+    await page.keyboard.press('Escape');
+  }));
+
 test('the panel reads well in Light Modern and Dark High Contrast', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('themes', async () => {
     const page = wb.page;
