@@ -57,7 +57,9 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
     state: s.state,
     dataset: datasetOf(c),
     trigger,
-    target: targetLabel === undefined ? undefined : targetType ? `${targetLabel} (${targetType})` : String(targetLabel),
+    // all2all has no single target (label + 1); the others attack one class.
+    target: targetType === 'all2all' ? 'all2all' : targetLabel === undefined ? undefined : targetType === 'cleanLabel' ? `${targetLabel} (clean-label)` : String(targetLabel),
+    targetType,
     epochs,
     epochsDone: s.lastEpoch !== undefined && s.lastEpoch !== epochs ? s.lastEpoch : undefined,
     acc: num(s.acc),

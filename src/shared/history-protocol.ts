@@ -12,6 +12,8 @@ export interface HistoryRow {
   readonly dataset?: string;
   readonly trigger?: string;
   readonly target?: string;
+  /** all2one, all2all or cleanLabel, when the config says. */
+  readonly targetType?: string;
   readonly epochs?: number;
   /** Epochs done so far, when it differs from `epochs` (running, failed, cancelled). */
   readonly epochsDone?: number;

@@ -4,12 +4,13 @@ export function formatPercent(v: number | undefined): string {
   return v === undefined ? '–' : `${v.toFixed(1)}%`;
 }
 
-/** "2026-11-25 17:56" in the local time zone: sortable by eye, unambiguous. */
-export function formatStarted(iso: string): string {
+/** "11-25 17:56" this year, "2025-11-25" before: local time, short enough for a table column. */
+export function formatStarted(iso: string, now = new Date()): string {
   const d = new Date(iso);
   if (Number.isNaN(d.getTime())) return iso;
   const p = (n: number): string => String(n).padStart(2, '0');
-  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())} ${p(d.getHours())}:${p(d.getMinutes())}`;
+  const day = `${p(d.getMonth() + 1)}-${p(d.getDate())}`;
+  return d.getFullYear() === now.getFullYear() ? `${day} ${p(d.getHours())}:${p(d.getMinutes())}` : `${d.getFullYear()}-${day}`;
 }
 
 export function formatDuration(ms: number | undefined): string {

@@ -1,4 +1,5 @@
-// The experiment history table: sortable columns, a filter, selection for comparing, a run's actions.
+// The experiment history table: sortable columns, a filter, and actions on the selected runs (compare two
+// or more; attention maps or the folder of one). Clicking a run's name opens it.
 // A native <table> (with sortable header buttons and aria-sort) reads best with screen readers.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
@@ -33,6 +34,8 @@ let tableBody: HTMLTableSectionElement | undefined;
 let headRow: HTMLTableRowElement | undefined;
 let statusEl: HTMLElement | undefined;
 let compareButton: HTMLElement | undefined;
+let mapsButton: HTMLElement | undefined;
+let revealButton: HTMLElement | undefined;
 let brokenEl: HTMLElement | undefined;
 
 function save(patch: Partial<HistoryViewState>): void {
@@ -42,7 +45,7 @@ function save(patch: Partial<HistoryViewState>): void {
 
 function matches(r: HistoryRow, filter: string): boolean {
   if (!filter.trim()) return true;
-  const hay = [r.name, r.id, r.kind, r.state, r.dataset, r.trigger, r.target, r.backend, r.workspace].filter(Boolean).join(' ').toLowerCase();
+  const hay = [r.name, r.id, r.kind, r.state, r.dataset, r.trigger, r.target, r.targetType, r.backend, r.workspace].filter(Boolean).join(' ').toLowerCase();
   return filter.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
 }
 
@@ -66,9 +69,17 @@ function build(): void {
   });
   compareButton = h('vscode-button', { id: 'compare', title: 'Compare the selected runs’ curves and configs' }, 'Compare');
   compareButton.addEventListener('click', () => {
-    const dirs = state.selected.filter((d) => rows.some((r) => r.dir === d));
+    const dirs = liveSelection();
     if (dirs.length >= 2) channel.post({ type: 'compare', dirs });
   });
+  const single = (type: 'attention' | 'reveal') => (): void => {
+    const [dir] = liveSelection();
+    if (dir) channel.post({ type, dir });
+  };
+  mapsButton = h('vscode-button', { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' }, 'Attention Maps');
+  mapsButton.addEventListener('click', single('attention'));
+  revealButton = h('vscode-button', { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' }, 'Reveal Folder');
+  revealButton.addEventListener('click', single('reveal'));
   const refresh = h('vscode-button', { secondary: true, id: 'refresh' }, 'Refresh');
   refresh.addEventListener('click', () => channel.post({ type: 'refresh' }));
   statusEl = h('span', { class: 'status', id: 'status', 'aria-live': 'polite' });
@@ -77,8 +88,8 @@ function build(): void {
   const table = h('table', { class: 'runs', id: 'runs', 'aria-describedby': 'status' }, h('thead', {}, headRow), tableBody);
   brokenEl = h('section', { class: 'broken', id: 'broken', 'aria-label': 'Unreadable run folders' });
   root.replaceChildren(
-    h('header', { class: 'header' }, h('h1', {}, 'Experiment history'), h('p', { class: 'source' }, 'Every run folder under .nad/runs of this workspace. Select two or more runs to compare them.')),
-    h('div', { class: 'toolbar' }, filter, compareButton, refresh, statusEl),
+    h('header', { class: 'header' }, h('h1', {}, 'Experiment history'), h('p', { class: 'source' }, 'Every run folder of this workspace. Click a name to open the run. Select two or more runs to compare them, or one to show its attention maps or folder.')),
+    h('div', { class: 'toolbar' }, filter, compareButton, mapsButton, revealButton, refresh, statusEl),
     h('div', { class: 'table-wrap' }, table),
     brokenEl,
   );
@@ -104,7 +115,7 @@ function renderHead(): void {
     });
     return h('th', { scope: 'col', class: c.numeric ? 'num' : '', 'aria-sort': active ? (state.descending ? 'descending' : 'ascending') : 'none', 'data-column': c.key }, button);
   });
-  headRow.replaceChildren(h('th', { scope: 'col', class: 'select' }, all), ...cells, h('th', { scope: 'col' }, h('span', { class: 'visually-hidden' }, 'Actions')));
+  headRow.replaceChildren(h('th', { scope: 'col', class: 'select' }, all), ...cells);
 }
 
 function cellText(r: HistoryRow, key: HistoryColumn): string {
@@ -121,12 +132,6 @@ function cellText(r: HistoryRow, key: HistoryColumn): string {
     default:
       return r[key] ?? '–';
   }
-}
-
-function actionButton(label: string, title: string, onClick: () => void): HTMLElement {
-  const b = h('button', { class: 'action', type: 'button', title, 'aria-label': title }, label);
-  b.addEventListener('click', onClick);
-  return b;
 }
 
 function renderRows(): void {
@@ -147,16 +152,15 @@ function renderRows(): void {
       if (c.key === 'state') td.classList.add(`state-${r.state}`);
       if (c.key === 'state' && r.error) td.title = r.error;
       if (c.key === 'backend' && r.backendDetail) td.title = r.backendDetail;
+      if (c.key === 'target' && r.targetType) td.title = r.targetType;
+      if (c.key === 'startedAt') td.title = new Date(r.startedAt).toString();
       return td;
     });
-    const actions = h('td', { class: 'actions' },
-      r.hasAttention ? actionButton('Maps', `Show the attention maps of ${r.name}`, () => channel.post({ type: 'attention', dir: r.dir })) : '',
-      actionButton('Reveal', `Reveal ${r.id} in the Explorer`, () => channel.post({ type: 'reveal', dir: r.dir })));
-    return h('tr', { 'data-dir': r.dir, 'data-id': r.id, class: selected.has(r.dir) ? 'selected' : '' }, h('td', { class: 'select' }, pick), ...cells, actions);
+    return h('tr', { 'data-dir': r.dir, 'data-id': r.id, class: selected.has(r.dir) ? 'selected' : '' }, h('td', { class: 'select' }, pick), ...cells);
   });
   if (trs.length === 0) {
     const empty = rows.length === 0 ? 'No runs yet: train, finetune or erase a model (NAD commands or the nad CLI) and it appears here.' : 'No run matches the filter.';
-    trs.push(h('tr', {}, h('td', { colspan: String(COLUMNS.length + 2), class: 'empty' }, empty)));
+    trs.push(h('tr', {}, h('td', { colspan: String(COLUMNS.length + 1), class: 'empty' }, empty)));
   }
   tableBody.replaceChildren(...trs);
   updateSelection();
@@ -164,9 +168,17 @@ function renderRows(): void {
   channel.post({ type: 'rendered', shown: shown.map((r) => r.id), broken: broken.length, state });
 }
 
+/** Selected runs that still exist. */
+function liveSelection(): string[] {
+  return state.selected.filter((d) => rows.some((r) => r.dir === d));
+}
+
 function updateSelection(): void {
   if (!statusEl || !compareButton || !tableBody) return;
-  const live = state.selected.filter((d) => rows.some((r) => r.dir === d));
+  const live = liveSelection();
+  const one = live.length === 1 ? rows.find((r) => r.dir === live[0]) : undefined;
+  mapsButton?.toggleAttribute('disabled', !one?.hasAttention);
+  revealButton?.toggleAttribute('disabled', !one);
   const shown = rows.filter((r) => matches(r, state.filter)).length;
   statusEl.textContent = `${shown} of ${rows.length} run${rows.length === 1 ? '' : 's'}${live.length ? ` · ${live.length} selected` : ''}`;
   compareButton.toggleAttribute('disabled', live.length < 2);

@@ -79,7 +79,7 @@ suite('Experiment history page', () => {
       backendUsed: 'wasm',
     }, [[1, 2.1, 40, 90]]);
     const row = historyRow({ folder: undefined, run: engine });
-    assert.deepEqual([row.dataset, row.trigger, row.target, row.epochs, row.epochsDone, row.backend, row.hasAttention], ['cifar-10-batches-bin', 'squareTrigger', '3 (all2all)', 20, 1, 'wasm', false]);
+    assert.deepEqual([row.dataset, row.trigger, row.target, row.epochs, row.epochsDone, row.backend, row.hasAttention], ['cifar-10-batches-bin', 'squareTrigger', 'all2all', 20, 1, 'wasm', false]);
   });
 
   test('"NAD: Show Experiment History Table" lists every run and the unreadable folder', async () => {

@@ -24,6 +24,8 @@ let fx: AttentionFixture;
 let maps: MapsFile;
 let brokenText = '';
 const QUICK = '.quick-input-widget';
+/** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
+const cspViolations: string[] = [];
 
 before(async () => {
   ws = makeWorkspace();
@@ -38,6 +40,9 @@ before(async () => {
   mkdirSync(join(broken.dir, 'attention'), { recursive: true });
   writeFileSync(join(broken.dir, 'attention', 'maps.json'), brokenText);
   wb = await Workbench.start({ name: 'ui-attention', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
+  wb.page.on('console', (msg) => {
+    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
+  });
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {
@@ -214,3 +219,7 @@ test('a hand-broken maps.json shows what is wrong, names the file, and is left a
     assert.ok(dir);
     assert.equal(readFileSync(join(dir, 'attention', 'maps.json'), 'utf8'), brokenText);
   }));
+
+test('the attention editor ran without a Content Security Policy violation', () => {
+  assert.deepEqual(cspViolations, []);
+});

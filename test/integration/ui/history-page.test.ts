@@ -12,6 +12,8 @@ import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 let wb: Workbench;
 let ws: FixtureWorkspace;
 const QUICK = '.quick-input-widget';
+/** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
+const cspViolations: string[] = [];
 const backdoor = { trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, injectPortion: 0.1 };
 
 /** Runs as the engine writes them (config, status, metrics.jsonl), with the real RunStore. */
@@ -33,6 +35,9 @@ before(async () => {
   ws = makeWorkspace();
   addRuns(ws.dir);
   wb = await Workbench.start({ name: 'ui-history-page', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
+  wb.page.on('console', (msg) => {
+    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
+  });
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {
@@ -90,6 +95,9 @@ test('columns sort by value, the filter narrows the rows, two selected runs are 
     assert.deepEqual((await shownNames(frame)).sort(), ['mnist-nad-beta500', 'mnist-nad-beta5000']);
     for (const name of ['mnist-nad-beta500', 'mnist-nad-beta5000']) await frame.locator('tr', { has: frame.locator('button.link', { hasText: new RegExp(`^${name}$`) }) }).locator('vscode-checkbox').click();
     await frame.locator('#status', { hasText: '2 selected' }).waitFor({ timeout: 5_000 });
+    // Maps and Reveal act on one run; these runs have no attention maps either.
+    assert.equal(await frame.locator('#show-maps').getAttribute('disabled'), '');
+    assert.equal(await frame.locator('#reveal').getAttribute('disabled'), '');
     console.log(`  screenshot: ${await wb.screenshot('ui-history-table-selected', '.part.editor')}`);
     await frame.locator('#compare').click();
     const compare = activeWebview(page);
@@ -128,3 +136,7 @@ test('after "Developer: Reload Window" the compare page comes back with the same
     assert.match(await frame.locator('h1').innerText(), /Compare 2 runs/);
     assert.equal(await frame.locator('#only-differences').getAttribute('checked'), '');
   }));
+
+test('the history and compare pages ran without a Content Security Policy violation', () => {
+  assert.deepEqual(cspViolations, []);
+});
