@@ -134,7 +134,9 @@ export function runFacts(config: Record<string, unknown>): Array<[string, string
   const add = (label: string, value: string | undefined): void => {
     if (value) facts.push([label, value]);
   };
-  add('Model', file(config['student']) ?? file(config['model']));
+  const arch = config['model'];
+  if (config['kind'] === 'train') add('Architecture', arch === 'auto' || arch === undefined ? 'auto (from the data)' : JSON.stringify(arch));
+  else add('Model', file(config['student']) ?? file(arch));
   add('Teacher', config['kind'] === 'erase' ? (file(config['teacher']) ?? 'finetuned from the clean data') : undefined);
   add('Data', file(config['data']));
   if (typeof config['cleanRatio'] === 'number') add('Clean subset', `${+(config['cleanRatio'] * 100).toFixed(2)}%`);

@@ -73,6 +73,7 @@ export class AttentionView {
   readonly element: HTMLElement;
   private readonly picker: HTMLElement;
   private readonly grid: HTMLElement;
+  private legend: HTMLElement | undefined;
   private sample = 0;
   private drawn = 0;
   private last: { snaps: readonly AttentionSnapshot[]; samples?: SampleImages } = { snaps: [] };
@@ -88,7 +89,7 @@ export class AttentionView {
         this.render();
       }
     });
-    const legend = h('div', { class: 'legend' }, h('span', {}, 'low'), h('span', { class: 'scale', 'aria-hidden': 'true' }), h('span', {}, 'high attention (each map scaled to its own range)'));
+    const legend = (this.legend = h('div', { class: 'legend' }, h('span', {}, 'low'), h('span', { class: 'scale', 'aria-hidden': 'true' }), h('span', {}, 'high attention (each map scaled to its own range)')));
     (legend.querySelector('.scale') as HTMLElement).style.background = viridisGradient();
     this.grid = h('div', { class: 'attention-grid' });
     this.element = h('div', {}, h('div', { class: 'attention-controls' }, this.picker, legend), this.grid);
@@ -108,6 +109,7 @@ export class AttentionView {
     const { snaps, samples } = this.last;
     clear(this.grid);
     this.drawn = 0;
+    if (this.legend) this.legend.hidden = snaps.length === 0;
     if (snaps.length === 0) {
       this.picker.hidden = true;
       this.grid.append(h('p', { class: 'muted' }, 'Attention maps appear after the first epoch of finetuning or NAD, and for every model when the run ends.'));

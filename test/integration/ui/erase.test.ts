@@ -29,6 +29,8 @@ before(async () => {
   assert.ok(trained);
   mkdirSync(join(ws.dir, 'models'), { recursive: true });
   copyFileSync(join(runsDir, trained, 'model', 'model.safetensors'), join(ws.dir, 'models', 'backdoored.safetensors'));
+  mkdirSync(join(ws.dir, 'configs'), { recursive: true });
+  writeFileSync(join(ws.dir, 'configs', 'long-train.nad.json'), JSON.stringify({ kind: 'train', name: 'ui-long', data: '../data/small-mnist', training: { epochs: 100, batchSize: 32 } }, null, 2));
   mkdirSync(join(ws.dir, '.vscode'), { recursive: true });
   writeFileSync(join(ws.dir, '.vscode', 'settings.json'), JSON.stringify({ 'nad.defaultEpochs': 2, 'nad.defaultBatchSize': 32 }, null, 2));
   // No smoke-test driver: the delete confirmation must appear on screen to be clicked.
@@ -238,4 +240,38 @@ test('"Delete Run" from the Runs view asks first, then deletes the folder', { ti
       await page.waitForTimeout(200);
     }
     assert.ok(existsSync(eraseDir), 'another run was deleted');
+  }));
+
+test('a run interrupted by a window reload is listed as interrupted and resumed from its panel; Cancel in the panel stops it', { timeout: 180_000 }, () =>
+  wb.step('interrupted', async () => {
+    const page = wb.page;
+    await runCommand(page, 'View: Close All Editors');
+    await runCommand(page, 'NAD: Run Config File');
+    await placeholder(page, /Run which config file/);
+    await pick(page, 'long-train.nad.json');
+    const frame = panel(page);
+    await frame.locator('.progress-text', { hasText: /step/ }).waitFor({ timeout: 60_000 });
+    await runCommand(page, 'Developer: Reload Window');
+    await page.waitForSelector('.monaco-workbench', { timeout: 60_000 });
+    await frame.locator('.state', { hasText: 'Interrupted' }).waitFor({ timeout: 60_000 });
+    await runCommand(page, 'NAD: Show Experiment History');
+    const deadline = Date.now() + 20_000;
+    let rows = await treeRows(viewPane(page, 'Runs'), 1);
+    while (!rows.some((r) => r.label === 'ui-long' && r.description.startsWith('train · interrupted'))) {
+      if (Date.now() > deadline) throw new Error(`no interrupted ui-long row: ${JSON.stringify(rows)}`);
+      await page.waitForTimeout(300);
+      rows = await treeRows(viewPane(page, 'Runs'), 1);
+    }
+    console.log(`  screenshot: ${await wb.screenshot('ui-run-panel-interrupted')}`);
+    await frame.locator('vscode-button', { hasText: 'Resume' }).click();
+    await frame.locator('.state', { hasText: 'Running' }).waitFor({ timeout: 30_000 });
+    await frame.locator('.progress-text', { hasText: /step/ }).waitFor({ timeout: 60_000 });
+    await frame.locator('vscode-button', { hasText: 'Cancel' }).click();
+    await frame.locator('.state', { hasText: 'Cancelled' }).waitFor({ timeout: 20_000 });
+    const runsDir = join(ws.dir, '.nad', 'runs');
+    const dir = readdirSync(runsDir).filter((d) => d.includes('ui-long'));
+    assert.equal(dir.length, 1, 'resuming made another folder');
+    const status = JSON.parse(readFileSync(join(runsDir, dir[0], 'status.json'), 'utf8')) as { state: string };
+    assert.equal(status.state, 'cancelled');
+    assert.match(readFileSync(join(runsDir, dir[0], 'metrics.jsonl'), 'utf8'), /"resumed /);
   }));
