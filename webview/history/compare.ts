@@ -45,6 +45,8 @@ function datasets(runs: readonly CompareRun[], key: 'acc' | 'asr' | 'loss'): Arr
         pointRadius: 3,
         pointStyle: ['circle', 'rect', 'triangle', 'rectRot', 'star', 'crossRot'][i % 6] as 'circle',
         tension: 0,
+        // Points on the 0 or 100 % lines stay whole.
+        clip: 6,
       });
     });
   });

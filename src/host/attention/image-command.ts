@@ -7,11 +7,14 @@ import type { ImageAttentionConfig } from '../../ml/image-attention';
 import { PAPER_DEFAULTS, TRIGGER_NAMES, type TargetType, type TriggerSpec } from '../../ml/triggers/spec';
 import { runLabel } from '../history';
 import { displayPath, workspaceRuns, type RunRef } from '../run-pick';
+import { runsDirFor } from '../settings';
 
 export interface ImageAttentionRequest {
   readonly config: ImageAttentionConfig;
-  /** Folder whose .nad/runs receives the run. */
+  /** Workspace folder the run works in (relative paths are its). */
   readonly cwd: string;
+  /** Where the run folder goes (the `nad.runsFolder` setting). */
+  readonly runsDir: string;
 }
 
 /** Runs the job in the worker and resolves with the maps file it wrote; rejects with the job's error. */
@@ -109,7 +112,7 @@ export async function showImageAttention(image: vscode.Uri, start: StartImageAtt
   };
   const result = await vscode.window.withProgress(
     { location: vscode.ProgressLocation.Notification, title: `Attention maps of ${basename(image.fsPath)}`, cancellable: true },
-    (_progress, token) => start({ config, cwd: folder.uri.fsPath }, token),
+    (_progress, token) => start({ config, cwd: folder.uri.fsPath, runsDir: runsDirFor(folder) }, token),
   );
   await open(vscode.Uri.file(result.mapsFile));
 }

@@ -3,10 +3,10 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
-import type { FrameLocator, Page } from 'playwright-core';
+import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, runCommand } from '../../../scripts/vscode-test/ui';
+import { TEST_TIMEOUT_MS, activeWebview, runCommand, viewPane } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 
 let wb: Workbench;
@@ -135,6 +135,24 @@ test('after "Developer: Reload Window" the compare page comes back with the same
     await frame.locator('#charts canvas').nth(2).waitFor({ timeout: 60_000 });
     assert.match(await frame.locator('h1').innerText(), /Compare 2 runs/);
     assert.equal(await frame.locator('#only-differences').getAttribute('checked'), '');
+  }));
+
+test('"Compare Runs" from the Runs view context menu compares the rows selected there', { timeout: TEST_TIMEOUT_MS }, () =>
+  wb.step('compare from the tree', async () => {
+    const page = wb.page;
+    await runCommand(page, 'NAD: Show Experiment History');
+    const pane = viewPane(page, 'Runs');
+    const row = (name: string): Locator => pane.locator('.monaco-list-row', { has: page.locator('.label-name', { hasText: new RegExp(`^${name}$`) }) });
+    await row('mnist-backdoored').click();
+    await row('mnist-nad-beta500').click({ modifiers: ['Control'] });
+    await row('mnist-nad-beta500').click({ button: 'right' });
+    const item = page.locator('.context-view .action-label', { hasText: 'Compare Runs' });
+    await item.click();
+    if (await item.isVisible()) await page.keyboard.press('Enter');
+    const frame = activeWebview(page);
+    await frame.locator('h1', { hasText: 'Compare 2 runs' }).waitFor({ timeout: 30_000 });
+    assert.deepEqual((await frame.locator('#results tbody th button.link').allInnerTexts()).map((t) => t.trim()).sort(), ['mnist-backdoored', 'mnist-nad-beta500']);
+    console.log(`  screenshot: ${await wb.screenshot('ui-compare-from-tree')}`);
   }));
 
 test('the history and compare pages ran without a Content Security Policy violation', () => {
