@@ -1,29 +1,7 @@
 // Attention heatmaps as PNG: the map upsampled (bilinear) over the image, coloured with viridis, with a
 // colour-scale bar and its min/max values printed in a tiny bitmap font (no font files needed).
 import { PNG } from 'pngjs';
-
-/** Viridis control points (matplotlib), interpolated linearly. */
-const VIRIDIS: ReadonlyArray<readonly [number, number, number]> = [
-  [68, 1, 84],
-  [72, 40, 120],
-  [62, 74, 137],
-  [49, 104, 142],
-  [38, 130, 142],
-  [31, 158, 137],
-  [53, 183, 121],
-  [109, 205, 89],
-  [180, 222, 44],
-  [253, 231, 37],
-];
-
-export function viridis(t: number): [number, number, number] {
-  const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (VIRIDIS.length - 1);
-  const i = Math.min(VIRIDIS.length - 2, Math.floor(x));
-  const f = x - i;
-  const a = VIRIDIS[i];
-  const b = VIRIDIS[i + 1];
-  return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
-}
+import { viridis } from '../shared/colormap';
 
 /** Bilinear sample of an h x w map at continuous coordinates (align_corners=false semantics). */
 function sample(map: Float32Array, h: number, w: number, y: number, x: number): number {
