@@ -1,36 +1,9 @@
 // Drawing an attention map over its image on a canvas: the image with nearest-neighbour pixels, the map
 // upsampled bilinearly (align_corners=false, as src/ml/heatmap.ts and PyTorch's interpolate) and coloured.
 import type { ColourScale } from '../../src/shared/attention-protocol';
+import { colourMap, viridis, type Rgb } from '../../src/shared/colormap';
 
-export type Rgb = readonly [number, number, number];
-
-/** Viridis control points (matplotlib), the same as the PNG heatmaps'. */
-const VIRIDIS: readonly Rgb[] = [
-  [68, 1, 84],
-  [72, 40, 120],
-  [62, 74, 137],
-  [49, 104, 142],
-  [38, 130, 142],
-  [31, 158, 137],
-  [53, 183, 121],
-  [109, 205, 89],
-  [180, 222, 44],
-  [253, 231, 37],
-];
-
-/** A colour map: t in [0, 1] -> RGB, by linear interpolation between stops. */
-export function colourMap(stops: readonly Rgb[]): (t: number) => Rgb {
-  return (t) => {
-    const x = Math.min(1, Math.max(0, Number.isFinite(t) ? t : 0)) * (stops.length - 1);
-    const i = Math.min(stops.length - 2, Math.floor(x));
-    const f = x - i;
-    const a = stops[i];
-    const b = stops[i + 1];
-    return [a[0] + (b[0] - a[0]) * f, a[1] + (b[1] - a[1]) * f, a[2] + (b[2] - a[2]) * f];
-  };
-}
-
-export const viridis = colourMap(VIRIDIS);
+export type { Rgb };
 
 /** Parse a CSS colour (#rgb, #rrggbb, #rrggbbaa, rgb()/rgba()) to RGB; undefined when unknown. */
 export function parseColour(css: string): Rgb | undefined {
