@@ -4,7 +4,7 @@ import type { NadExtensionApi } from './history';
 import type { RunsApi } from './commands';
 
 export interface ActivationTiming {
-  /** From the first line of the bundle to the start of activate(): loading our modules. */
+  /** From the first line of the bundle to the end of its top-level code: evaluating our modules. */
   readonly loadMs: number;
   /** activate() itself: registering views, commands, serializers. */
   readonly activateMs: number;

@@ -2,7 +2,7 @@
 // folder ends finished and the panel's table equals the folder's; cancel, queue, a crashed worker,
 // resume, errors that name the file. Data: a small MNIST in IDX files, so that each run takes seconds.
 import * as assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
@@ -56,6 +56,13 @@ async function ended(task: RunTask, timeoutMs: number): Promise<RunTask> {
   }
 }
 
+/** A measurement for the suite's report (the runner prints report.txt; the browser workbench has no stdout). */
+function note(line: string): void {
+  console.log(line);
+  const dir = process.env.NAD_TEST_RESULTS_DIR;
+  if (dir) appendFileSync(join(dir, 'report.txt'), `${line}\n`);
+}
+
 function readJson<T>(file: string): T {
   return JSON.parse(readFileSync(file, 'utf8')) as T;
 }
@@ -92,8 +99,9 @@ suite('Runs in worker processes', () => {
     const bundle = readFileSync(join(vscode.extensions.getExtension(EXTENSION_ID)?.extensionPath ?? '', 'dist', 'extension.js'), 'utf8');
     assert.doesNotMatch(bundle, /node_modules\/@tensorflow/, 'dist/extension.js bundles TensorFlow.js');
     const total = a.activation.loadMs + a.activation.activateMs;
-    console.log(`      activation: ${a.activation.loadMs.toFixed(1)} ms loading + ${a.activation.activateMs.toFixed(1)} ms activate() = ${total.toFixed(1)} ms`);
-    assert.ok(total < 500, `activation took ${total.toFixed(0)} ms`);
+    note(`      activation: ${a.activation.loadMs.toFixed(1)} ms evaluating the bundle + ${a.activation.activateMs.toFixed(1)} ms in activate() = ${total.toFixed(1)} ms`);
+    // The target is 100 ms; CI machines are shared and slow, so only a gross regression fails.
+    assert.ok(total < 300, `activation took ${total.toFixed(0)} ms`);
   });
 
   test('"NAD: Run Config File" trains a model in a worker; the folder ends finished and the panel shows its table', async function () {
@@ -158,7 +166,7 @@ suite('Runs in worker processes', () => {
     await vscode.commands.executeCommand('nad.cancelRun', runDir);
     const done = await ended(task, 15_000);
     const seconds = (Date.now() - asked) / 1000;
-    console.log(`      cancelled in ${seconds.toFixed(1)} s`);
+    note(`      cancelled in ${seconds.toFixed(2)} s`);
     assert.equal(done.state, 'cancelled');
     assert.ok(seconds < 10, `cancelling took ${seconds} s`);
     assert.equal(readJson<{ state: string }>(join(runDir, 'status.json')).state, 'cancelled');
