@@ -4,7 +4,7 @@
 import type { AttentionSnapshot } from '../../src/ml/attention-snapshot';
 import type { SampleImages } from '../../src/shared/panel-protocol';
 import { MODEL_LABELS } from '../../src/shared/panel-protocol';
-import { viridis, viridisGradient } from './colormap';
+import { viridis, viridisGradient } from '../../src/shared/colormap';
 import { clear, h } from './dom';
 
 const ORDER = ['erased', 'teacher', 'backdoored', 'trained', 'finetuned', 'evaluated'];
