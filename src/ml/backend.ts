@@ -6,7 +6,7 @@ import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { prepareSimdKernels, simdHelperActive } from './kernels/simd';
+import { prepareSimdKernels, simdKernelThreads } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -61,7 +61,7 @@ async function tryWasm(threads: number): Promise<string | undefined> {
     const ok = await withNodeThreadShims(threads, () => tf.setBackend('wasm'));
     if (!ok) return 'wasm backend failed to initialise';
     unrefPthreadWorkers();
-    await prepareSimdKernels();
+    await prepareSimdKernels(threads);
     if (threadsProblem) console.warn(`wasm: running on 1 thread (${threadsProblem})`);
     return undefined;
   } catch (e) {
@@ -134,8 +134,9 @@ function unrefPthreadWorkers(): void {
 
 /**
  * Runs the backend's initialisation with the two shims it needs under Node: the worker blob URL
- * replaced by the real file, and the core count doubled because the native side uses at most half the
- * logical cores (it assumes hyper-threads) while `threads` was chosen from the cores we really have.
+ * replaced by the real file, and the core count reported as twice max(cores, threads) because the
+ * native side uses at most half the logical cores (it assumes hyper-threads) while `threads` was chosen
+ * from the cores we really have (or asked for explicitly).
  */
 async function withNodeThreadShims<T>(threads: number, init: () => Promise<T>): Promise<T> {
   if (threads <= 1 || !workerScriptPath) return init();
@@ -145,7 +146,7 @@ async function withNodeThreadShims<T>(threads: number, init: () => Promise<T>): 
   URL.createObjectURL = () => path;
   const doubled = () => {
     const list = cpus();
-    return [...list, ...list];
+    return Array.from({ length: 2 * Math.max(list.length, threads) }, (_, i) => list[i % list.length]);
   };
   (os as { cpus: typeof os.cpus }).cpus = doubled;
   try {
@@ -208,7 +209,8 @@ function describe(name: BackendName, threads: number): string {
   if (name === 'tensorflow') return 'tensorflow (tfjs-node, native libtensorflow)';
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
-  const kernels = simdHelperActive() ? ', NAD kernels on 2 threads' : '';
+  const k = simdKernelThreads();
+  const kernels = k > 1 ? `, NAD kernels on ${k} threads` : '';
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;
 }
 

@@ -3,7 +3,7 @@
 // tensors where they are, and the engine tracks their outputs like any other kernel's.
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNELS_WASM_PLAIN, KERNELS_WASM_SHARED } from './simd-binary';
-import { HelperThread } from './helper';
+import { HelperPool } from './helper';
 
 type Ptr = number;
 
@@ -45,7 +45,7 @@ export const STACK_BYTES = 4 * 1024 * 1024;
 interface Loaded {
   readonly k: KernelExports;
   readonly memory: WebAssembly.Memory;
-  helper?: HelperThread;
+  helper?: HelperPool;
 }
 
 const loaded = new WeakMap<object, Loaded>();
@@ -77,22 +77,22 @@ const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad', 'conv_filter_gr
 
 /**
  * Loads the kernels into the current wasm backend and, when its heap is shared (the threaded build),
- * starts the helper thread that takes half of the big kernels. Without this call kernels still load on
- * first use, single-threaded.
+ * starts threads - 1 helpers that share the big kernels with the main thread. Without this call kernels
+ * still load on first use, single-threaded.
  */
-export async function prepareSimdKernels(): Promise<void> {
+export async function prepareSimdKernels(threads: number): Promise<void> {
   registerSimdKernels();
   if (tf.getBackend() !== 'wasm') return;
   const b = tf.backend() as unknown as WasmBackendView;
   const l = load(b);
   const { memory, shared } = memoryOf(b);
-  if (!shared || l.helper || process.env.NAD_KERNEL_HELPER === '0') return;
-  l.helper = await HelperThread.start(binary(true), memory, (n) => b.wasm._malloc(n), STACK_BYTES, SPLIT_FUNCTIONS);
+  if (!shared || l.helper || threads < 2 || process.env.NAD_KERNEL_HELPER === '0') return;
+  l.helper = await HelperPool.start(threads - 1, binary(true), memory, (n) => b.wasm._malloc(n), STACK_BYTES, SPLIT_FUNCTIONS);
 }
 
-/** Whether the helper thread runs (for descriptions). */
-export function simdHelperActive(): boolean {
-  return tf.getBackend() === 'wasm' && loaded.get(tf.backend())?.helper !== undefined;
+/** Threads our kernels run on (1 without helpers), for descriptions. */
+export function simdKernelThreads(): number {
+  return tf.getBackend() === 'wasm' ? 1 + (loaded.get(tf.backend())?.helper?.size ?? 0) : 1;
 }
 
 // Split only work big enough to be worth a hand-off (~10 us): here ~1 M multiply-adds.
