@@ -102,6 +102,8 @@ async function withRun(config: JobConfig, ctx: JobContext, body: JobBody): Promi
   const tensorsBefore = tf.memory().numTensors;
   try {
     const out = await body(run, { emit: (e) => (e.type === 'log' ? log(e.message) : emit(e)), signal: ctx.signal, backend: backend.description, resume: ctx.resume });
+    // Every finished run stores its ACC/ASR table, so a panel opened later shows what the run showed.
+    run.writeFile('results.json', JSON.stringify({ table: out.table }, null, 2) + '\n');
     run.finish({ acc: out.acc, asr: out.asr });
     return { ...out, runId: run.id, runDir: run.dir, backend: backend.description };
   } catch (e) {
@@ -278,7 +280,6 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
     table.push({ model: 'erased', ...r });
     env.emit({ type: 'table', rows: table });
     await writeAttention(run, env, [['backdoored', backdoored], ['teacher', teacher], ['erased', student]], test.samples);
-    run.writeFile('results.json', JSON.stringify({ table }, null, 2) + '\n');
     return { ...r, table, modelPath: run.path('model/model.safetensors') };
   } finally {
     for (const m of models) m.dispose();

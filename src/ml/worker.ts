@@ -1,14 +1,11 @@
 // The run worker: a Node child forked by the extension host (src/host/worker-client.ts). It receives
 // one `start` request, runs it with the engine and streams typed messages back; `cancel` aborts the
 // run after the current batch. Training never runs in the extension host, which stays responsive.
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
 import type { HostToWorker, WorkerRequest, WorkerToHost, FailureKind } from '../shared/worker-protocol';
 import { isHostToWorker } from '../shared/worker-protocol';
-import { runJob, type JobContext, type JobEvent, type Phase, type ResultRow } from './jobs';
+import { runJob, type JobContext, type JobEvent, type Phase } from './jobs';
 import { runDemo } from './demo';
 import { prepareResume } from './resume';
-import { writeFileAtomic } from './runstore';
 import { DivergedError, RunCancelledError } from './train';
 import { InputError } from './types';
 import { EtaClock } from './eta';
@@ -23,40 +20,12 @@ function send(msg: WorkerToHost): Promise<void> {
   });
 }
 
-/**
- * Keeps the last ACC/ASR table of the current run and stores it as results.json once the run has
- * finished, so that a panel opened later shows the same table (erase runs write the file themselves).
- */
-class ResultsKeeper {
-  private current: { runDir: string; rows: readonly ResultRow[] } | undefined;
-
-  started(runDir: string): void {
-    this.current = { runDir, rows: [] };
-  }
-
-  table(rows: readonly ResultRow[]): void {
-    if (this.current) this.current = { ...this.current, rows };
-  }
-
-  /** The current run finished: write its table unless the job did. */
-  finished(): void {
-    const c = this.current;
-    this.current = undefined;
-    if (!c || c.rows.length === 0) return;
-    const file = join(c.runDir, 'results.json');
-    if (!existsSync(file)) writeFileAtomic(file, JSON.stringify({ table: c.rows }, null, 2) + '\n');
-  }
-}
-
 /** Turns engine events into protocol messages, adding the estimated time left. */
-function forward(eta: EtaClock, results: ResultsKeeper, resumed: boolean): (e: JobEvent) => void {
+function forward(eta: EtaClock, resumed: boolean): (e: JobEvent) => void {
   let phase: { phase: Phase; epochs: number } = { phase: 'train', epochs: 1 };
   return (e) => {
     switch (e.type) {
       case 'started':
-        // The demo runs several jobs in a row: a new run means the previous one finished.
-        results.finished();
-        results.started(e.runDir);
         void send({ ...e, resumed });
         return;
       case 'phase':
@@ -68,9 +37,6 @@ function forward(eta: EtaClock, results: ResultsKeeper, resumed: boolean): (e: J
         void send({ type: 'progress', phase: e.phase, epochs: phase.epochs, progress: e.progress, etaSeconds: eta.update(e.progress) });
         return;
       case 'table':
-        results.table(e.rows);
-        void send(e);
-        return;
       case 'attention':
       case 'log':
         void send(e);
@@ -86,20 +52,17 @@ function forward(eta: EtaClock, results: ResultsKeeper, resumed: boolean): (e: J
 async function run(request: WorkerRequest): Promise<void> {
   const { job } = request;
   const eta = new EtaClock();
-  const results = new ResultsKeeper();
-  const ctx = (resumed: boolean): JobContext => ({ cwd: request.cwd, runsDir: request.runsDir, signal: controller.signal, onEvent: forward(eta, results, resumed) });
+  const ctx = (resumed: boolean): JobContext => ({ cwd: request.cwd, runsDir: request.runsDir, signal: controller.signal, onEvent: forward(eta, resumed) });
   switch (job.kind) {
     case 'job': {
       eta.plan(job.config);
       const result = await runJob(job.config, ctx(false));
-      results.finished();
       await send({ type: 'runDone', result });
       return;
     }
     case 'demo': {
       // The demo's three runs each report `started`; the last one's result arrives at the end.
       const result = await runDemo({ backend: job.backend, seed: job.seed, quick: job.quick }, ctx(false));
-      results.finished();
       await send({ type: 'log', message: `demo finished: ACC ${result.acc.toFixed(2)}%, ASR ${result.asr.toFixed(2)}% (runs ${result.runIds.join(', ')})` });
       return;
     }
@@ -107,7 +70,6 @@ async function run(request: WorkerRequest): Promise<void> {
       const { config, point } = await prepareResume(job.runDir);
       eta.plan(config);
       const result = await runJob(config, { ...ctx(true), resume: point });
-      results.finished();
       await send({ type: 'runDone', result });
       return;
     }
