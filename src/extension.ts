@@ -4,6 +4,7 @@ import { LOADED_AT } from './host/activation-clock';
 import type { ExtensionContext } from 'vscode';
 import type { NadApi } from './host/api';
 import { registerAttentionEditor } from './host/attention-editor';
+import { imageAttentionInWorker } from './host/attention/image-command';
 import { registerRuns } from './host/commands';
 import { registerCompare } from './host/compare';
 import { registerHistory } from './host/history';
@@ -16,7 +17,7 @@ export function activate(context: ExtensionContext): NadApi & ReviewApi {
   const started = performance.now();
   const history = registerHistory(context);
   const runs = registerRuns(context, () => history.runs.refresh());
-  const attention = registerAttentionEditor(context);
+  const attention = registerAttentionEditor(context, imageAttentionInWorker(runs.manager));
   const compare = registerCompare(context);
   const historyPage = registerHistoryPage(context, history.runs, async (dirs) => compare.open(dirs));
   return { ...history, ...runs, attention, compare, historyPage, activation: { loadMs: EVALUATED_AT - LOADED_AT, activateMs: performance.now() - started } };

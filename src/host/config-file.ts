@@ -102,6 +102,8 @@ export function parseConfigFile(file: string, text: string): JobConfig {
       if (!Array.isArray(models) || models.length === 0 || models.some((m) => typeof m !== 'string')) return fail('"models" must be a non-empty list of model file paths');
       return { ...common, kind: 'attention', models: (models as string[]).map(path), count: numberOr('count', 4) };
     }
+    case 'imageAttention':
+      return fail('attention maps of images are made from the Explorer ("NAD: Show Attention Maps" on a PNG/JPEG), not from a config file');
   }
 }
 
@@ -125,7 +127,7 @@ export function configFileText(config: JobConfig, file: string): string {
     // A relative path that happens to be named "mnist" must not read as the built-in digits.
     return portable === 'mnist' ? `./${portable}` : portable;
   };
-  const out: Json = { ...config, test: rel(config.test) };
+  const out: Json = { ...config, ...('test' in config ? { test: rel(config.test) } : {}) };
   switch (config.kind) {
     case 'train':
       out['data'] = rel(config.data);
@@ -142,6 +144,9 @@ export function configFileText(config: JobConfig, file: string): string {
     case 'attention':
       out['models'] = config.models.map(rel);
       break;
+    case 'imageAttention':
+      Object.assign(out, { images: config.images.map(rel), models: config.models.map(rel) });
+      return JSON.stringify(out, null, 2) + '\n';
     default: {
       const _: never = config;
       return _;
@@ -161,6 +166,7 @@ export function modelPathOf(config: JobConfig): string | undefined {
     case 'eval':
       return config.model;
     case 'attention':
+    case 'imageAttention':
       return config.models[0];
     case 'train':
       return undefined;

@@ -76,6 +76,7 @@ function phasePlan(kind: RunKind, config: Record<string, unknown>): Array<{ phas
       return config['teacher'] ? [{ phase: 'nad', epochs: Infinity }] : [{ phase: 'teacher', epochs: epochsOf('teacherTraining') }, { phase: 'nad', epochs: Infinity }];
     case 'eval':
     case 'attention':
+    case 'imageAttention':
       return [{ phase: 'eval', epochs: Infinity }];
   }
 }
@@ -89,7 +90,7 @@ function phaseAt(plan: ReadonlyArray<{ phase: Phase; epochs: number }>, index: n
   return plan[plan.length - 1].phase;
 }
 
-const MODEL_OF_KIND: Record<RunKind, ResultRow['model']> = { train: 'trained', finetune: 'finetuned', erase: 'erased', eval: 'evaluated', attention: 'evaluated' };
+const MODEL_OF_KIND: Record<RunKind, ResultRow['model']> = { train: 'trained', finetune: 'finetuned', erase: 'erased', eval: 'evaluated', attention: 'evaluated', imageAttention: 'evaluated' };
 
 /** results.json when the run wrote one; else the headline numbers of status.json. */
 function readTable(runDir: string, run: RunSummary): ResultRow[] {

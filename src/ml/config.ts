@@ -3,6 +3,7 @@
 import type { BackendPreference } from './backend';
 import type { ModelSpec } from './types';
 import type { TrainSettings } from './train';
+import type { ImageAttentionConfig } from './image-attention';
 import { InputError } from './types';
 import type { TargetType, TriggerSpec } from './triggers/spec';
 
@@ -68,7 +69,7 @@ export interface AttentionJobConfig extends Common {
   readonly count: number;
 }
 
-export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | EvalJobConfig | AttentionJobConfig;
+export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
 
 export const DEFAULT_BACKDOOR: BackdoorConfig = {
   trigger: { name: 'gridTrigger' },

@@ -29,6 +29,7 @@ export class EtaClock {
         return;
       case 'eval':
       case 'attention':
+      case 'imageAttention':
         this.plan_ = [];
         return;
       default: {

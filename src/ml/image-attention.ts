@@ -1,23 +1,22 @@
 // Attention maps of any PNG/JPEG images under one or more models, written as a run of kind `attention`
 // in the same layout as every run's attention/ (maps.json + PNG heatmaps), so one viewer reads both.
 // Images are not resized: a resize would change what the model sees, so a size mismatch is an error.
-import * as tf from '@tensorflow/tfjs-core';
-import { basename } from 'node:path';
-import { attentionSnapshot, saveAttentionFiles } from './attention-snapshot';
-import { initBackend, type BackendPreference } from './backend';
+import { readFileSync } from 'node:fs';
+import { basename, join } from 'node:path';
+import { attentionSnapshot, saveAttentionFiles, type AttentionSnapshot } from './attention-snapshot';
+import type { BackendPreference } from './backend';
 import { readCheckpoint } from './checkpoint';
 import { decodeImageFile } from './data/image-folder';
-import type { JobEvent } from './jobs';
+import { runJob, type JobContext, type JobResult } from './jobs';
 import { modelFromStateDict, type Model } from './models';
-import { RunStore } from './runstore';
+import type { RunHandle } from './runstore';
 import { RunCancelledError } from './train';
 import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from './triggers';
 import { InputError, type ImageDataset, type ModelSpec } from './types';
 
-/** What config.json records for such a run; `source: 'images'` tells it apart from a test-set attention run. */
+/** What config.json records for such a run. */
 export interface ImageAttentionConfig {
-  readonly kind: 'attention';
-  readonly source: 'images';
+  readonly kind: 'imageAttention';
   readonly name?: string;
   readonly backend: BackendPreference;
   /** PNG/JPEG files, all of the models' input size. */
@@ -32,18 +31,7 @@ export interface ImageAttentionConfig {
   readonly labels?: readonly number[];
 }
 
-export interface ImageAttentionContext {
-  /** Working folder: the run goes to <cwd>/.nad/runs unless `runsDir` is given. */
-  readonly cwd: string;
-  readonly runsDir?: string;
-  readonly onEvent?: (e: JobEvent) => void;
-  readonly signal?: AbortSignal;
-}
-
-export interface ImageAttentionResult {
-  readonly runId: string;
-  readonly runDir: string;
-  readonly backend: string;
+export interface ImageAttentionResult extends JobResult {
   /** attention/maps.json inside the run folder. */
   readonly mapsFile: string;
   /** Per model (in config order): its prediction for each image, clean and triggered. */
@@ -73,25 +61,15 @@ function sameInput(a: ModelSpec, b: ModelSpec): boolean {
   return a.imageSize === b.imageSize && a.inChannels === b.inChannels;
 }
 
-/** Compute the maps and write the run folder; the folder's status tells the truth whatever happens. */
-export async function imageAttention(cfg: ImageAttentionConfig, ctx: ImageAttentionContext): Promise<ImageAttentionResult> {
+/** The job's body (run by jobs.ts's runJob, which owns the run folder's status): compute and store the maps. */
+export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHandle, log: (message: string) => void, signal?: AbortSignal): Promise<void> {
   if (cfg.images.length === 0) throw new InputError('give at least one PNG or JPEG image');
   if (cfg.models.length === 0) throw new InputError('give at least one model file');
   if (cfg.labels && cfg.labels.length !== cfg.images.length) throw new InputError(`${cfg.labels.length} labels for ${cfg.images.length} images`);
-  const emit = (e: JobEvent): void => ctx.onEvent?.(e);
-  const backend = await initBackend(cfg.backend);
-  const run = new RunStore(ctx.cwd, ctx.runsDir).create('attention', { ...cfg, backendUsed: backend.name }, cfg.name);
-  run.update({ backend: backend.description });
-  emit({ type: 'started', runId: run.id, runDir: run.dir, backend: backend.description });
-  const log = (message: string): void => {
-    run.appendMetric({ type: 'log', message });
-    emit({ type: 'log', message });
-  };
   const models: Array<readonly [string, Model]> = [];
-  const tensorsBefore = tf.memory().numTensors;
   try {
     for (const file of cfg.models) {
-      if (ctx.signal?.aborted) throw new RunCancelledError();
+      if (signal?.aborted) throw new RunCancelledError();
       const ck = await readCheckpoint(file);
       if (models.length > 0 && !sameInput(models[0][1].spec, ck.spec)) {
         const s = models[0][1].spec;
@@ -116,26 +94,20 @@ export async function imageAttention(cfg: ImageAttentionConfig, ctx: ImageAttent
       triggered: { ...base, images: triggered, labels: attack },
     };
     const snaps = models.map(([name, m]) => {
-      if (ctx.signal?.aborted) throw new RunCancelledError();
+      if (signal?.aborted) throw new RunCancelledError();
       return attentionSnapshot(name, m, samples, -1);
     });
     const files = saveAttentionFiles(run, snaps, samples);
     log(`attention maps of ${cfg.images.length} image(s) under ${models.length} model(s): ${files} files in ${run.path('attention')}`);
-    run.finish({});
-    return {
-      runId: run.id,
-      runDir: run.dir,
-      backend: backend.description,
-      mapsFile: run.path('attention/maps.json'),
-      predictions: snaps.map((s) => ({ model: s.model, clean: s.predictions.clean, triggered: s.predictions.triggered })),
-    };
-  } catch (e) {
-    if (e instanceof RunCancelledError) run.cancel();
-    else run.fail(e instanceof Error ? e.message : String(e));
-    throw e;
   } finally {
     for (const [, m] of models) m.dispose();
-    const leaked = tf.memory().numTensors - tensorsBefore;
-    if (leaked > 0) log(`warning: ${leaked} tensors were not released by this run`);
   }
+}
+
+/** Run it as a job (a run folder of its own) and read back the maps file and the predictions. */
+export async function imageAttention(cfg: ImageAttentionConfig, ctx: JobContext): Promise<ImageAttentionResult> {
+  const result = await runJob(cfg, ctx);
+  const mapsFile = join(result.runDir, 'attention', 'maps.json');
+  const maps = JSON.parse(readFileSync(mapsFile, 'utf8')) as { snapshots: AttentionSnapshot[] };
+  return { ...result, mapsFile, predictions: maps.snapshots.map((s) => ({ model: s.model, clean: s.predictions.clean, triggered: s.predictions.triggered })) };
 }

@@ -16,6 +16,7 @@ import { backdoorTestSet, poisonTrainingSet } from './triggers';
 import { InputError, type ImageDataset } from './types';
 import { attentionSnapshot, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot } from './attention-snapshot';
 import { selectImages } from './data';
+import { imageAttentionBody } from './image-attention';
 import type { ResumePoint } from './resume';
 
 export type Phase = 'train' | 'teacher' | 'nad' | 'eval';
@@ -69,6 +70,11 @@ export function runJob(config: JobConfig, ctx: JobContext): Promise<JobResult> {
       return withRun(config, ctx, (run, env) => evalJob(config, run, env));
     case 'attention':
       return withRun(config, ctx, (run, env) => attentionJob(config, run, env));
+    case 'imageAttention':
+      return withRun(config, ctx, async (run, env) => {
+        await imageAttentionBody(config, run, (message) => env.emit({ type: 'log', message }), env.signal);
+        return { acc: NaN, asr: NaN, table: [] };
+      });
     default: {
       const never: never = config;
       throw new InputError(`unknown job kind ${JSON.stringify((never as { kind?: unknown }).kind)}`);

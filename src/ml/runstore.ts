@@ -5,7 +5,7 @@ import { join, dirname, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
-export type RunKind = 'train' | 'finetune' | 'erase' | 'eval' | 'attention';
+export type RunKind = 'train' | 'finetune' | 'erase' | 'eval' | 'attention' | 'imageAttention';
 export type RunState = 'running' | 'finished' | 'failed' | 'cancelled' | 'interrupted';
 
 export interface RunStatus {

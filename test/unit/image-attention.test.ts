@@ -31,7 +31,7 @@ function cifarPng(index: number, file: string): number {
 }
 
 function config(images: string[], models: string[], labels?: number[]): ImageAttentionConfig {
-  return { kind: 'attention', source: 'images', backend: 'cpu', images, models, trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, labels };
+  return { kind: 'imageAttention', backend: 'auto', images, models, trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, labels };
 }
 
 test('maps of a PNG under the backdoored model and its teacher: the same maps.json layout, the backdoor in the predictions', { skip: skipShared }, async () => {
@@ -64,8 +64,8 @@ test('maps of a PNG under the backdoored model and its teacher: the same maps.js
     const run = new RunStore(tmp.dir).read(r.runId);
     assert.ok(!('problem' in run));
     assert.equal(run.status.state, 'finished');
-    assert.equal(run.status.kind, 'attention');
-    assert.equal(run.config['source'], 'images');
+    assert.equal(run.status.kind, 'imageAttention');
+    assert.deepEqual(run.config['images'], [image]);
     assert.ok(existsSync(join(r.runDir, 'attention', 'wrn16-1_badnets-grid_target5', 'triggered-0-group1.png')));
   } finally {
     tmp.remove();

@@ -8,6 +8,7 @@ import { PAPER_DEFAULTS, TRIGGER_NAMES, type TargetType, type TriggerSpec } from
 import { runLabel } from '../history';
 import { displayPath, workspaceRuns, type RunRef } from '../run-pick';
 import { runsDirFor } from '../settings';
+import type { RunManager } from '../run-manager';
 
 export interface ImageAttentionRequest {
   readonly config: ImageAttentionConfig;
@@ -90,10 +91,7 @@ async function pickBackdoor(models: readonly ModelItem[]): Promise<Backdoor | un
 }
 
 export async function showImageAttention(image: vscode.Uri, start: StartImageAttention | undefined, open: (maps: vscode.Uri) => Promise<void>): Promise<void> {
-  if (!start) {
-    void vscode.window.showErrorMessage('Attention maps of an image are computed by the NAD worker process, which this version does not provide yet. Run folders’ maps (attention/maps.json) open as usual.');
-    return;
-  }
+  if (!start) throw new Error('attention maps of images need the NAD run worker, which is not running');
   const models = await pickModels(image);
   const files = models.map((m) => m.file).filter((f): f is string => f !== undefined);
   if (files.length === 0) return;
@@ -102,8 +100,7 @@ export async function showImageAttention(image: vscode.Uri, start: StartImageAtt
   const folder = vscode.workspace.getWorkspaceFolder(image) ?? vscode.workspace.workspaceFolders?.[0];
   if (!folder || folder.uri.scheme !== 'file') throw new Error('Open a folder first: the maps are stored as a run in its .nad/runs.');
   const config: ImageAttentionConfig = {
-    kind: 'attention',
-    source: 'images',
+    kind: 'imageAttention',
     name: `attention-${basename(image.fsPath).replace(/\.[^.]+$/, '')}`,
     backend: 'auto',
     images: [image.fsPath],
@@ -115,4 +112,25 @@ export async function showImageAttention(image: vscode.Uri, start: StartImageAtt
     (_progress, token) => start({ config, cwd: folder.uri.fsPath, runsDir: runsDirFor(folder) }, token),
   );
   await open(vscode.Uri.file(result.mapsFile));
+}
+
+/** Image attention through the run manager: a worker computes the maps (never the extension host). */
+export function imageAttentionInWorker(manager: RunManager): StartImageAttention {
+  return async (request, token) => {
+    const task = manager.start({
+      title: `Attention maps (${request.config.images.map((f) => basename(f)).join(', ')})`,
+      job: { kind: 'job', config: request.config },
+      cwd: request.cwd,
+      runsDir: request.runsDir,
+      openPanel: false,
+    });
+    const cancel = token.onCancellationRequested(() => manager.cancel(task));
+    try {
+      const ended = await task.ended;
+      if (ended.state !== 'finished' || !ended.runDir) throw new Error(ended.failure?.message ?? `the attention run ended ${ended.state}`);
+      return { mapsFile: join(ended.runDir, 'attention', 'maps.json') };
+    } finally {
+      cancel.dispose();
+    }
+  };
 }
