@@ -1,6 +1,7 @@
 // SGD with momentum, Nesterov and L2 weight decay, with PyTorch's update rule (torch.optim.SGD):
 //   g = grad + wd * p;  buf = momentum * buf + g;  step = nesterov ? g + momentum * buf : buf;  p -= lr * step
 import * as tf from '@tensorflow/tfjs-core';
+import { sgdUpdate } from './kernels';
 
 export interface SgdOptions {
   readonly momentum: number;
@@ -24,17 +25,15 @@ export class Sgd {
 
   /** Apply one update; `grads` is keyed by the variables' tfjs names (as tf.variableGrads returns). */
   step(grads: tf.NamedTensorMap, lr: number): void {
-    const { momentum, weightDecay, nesterov } = this.opts;
     tf.tidy(() => {
       for (const [name, v] of this.vars) {
         const grad = grads[v.name];
         if (!grad) continue;
         const buf = this.buffers.get(name) as tf.Variable;
-        const g = weightDecay ? tf.add(grad, tf.mul(v, weightDecay)) : grad;
-        const newBuf = momentum ? tf.add(tf.mul(buf, momentum), g) : g;
-        if (momentum) buf.assign(newBuf);
-        const update = nesterov ? tf.add(g, tf.mul(newBuf, momentum)) : newBuf;
-        v.assign(tf.sub(v, tf.mul(update, lr)));
+        // One fused kernel per parameter on wasm (PyTorch's rule; see kernels/index.ts).
+        const next = sgdUpdate(v, grad, buf, { ...this.opts, lr });
+        if (this.opts.momentum) buf.assign(next.buffer);
+        v.assign(next.param);
       }
     });
   }

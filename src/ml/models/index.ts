@@ -88,16 +88,16 @@ function createWrn(spec: Extract<ModelSpec, { arch: 'wrn' }>, rng: Rng): Model {
     for (const blocks of groups) {
       for (const b of blocks) {
         // NAD's BasicBlock: pre-activation; the shortcut conv sees the activated input when shapes differ.
-        const a = tf.relu(p.applyBatchNorm(b.prefix + '.bn1', h, training));
+        const a = p.applyBatchNorm(b.prefix + '.bn1', h, training, true);
         let out = conv2d(a, w(b.prefix + '.conv1.weight'), b.stride, 1);
-        out = tf.relu(p.applyBatchNorm(b.prefix + '.bn2', out, training));
+        out = p.applyBatchNorm(b.prefix + '.bn2', out, training, true);
         out = conv2d(out, w(b.prefix + '.conv2.weight'), 1, 1);
         const shortcut = b.cin === b.cout ? h : conv2d(a, w(b.prefix + '.convShortcut.weight'), b.stride, 0);
         h = tf.add(out, shortcut);
       }
       acts.push(h);
     }
-    const top = tf.relu(p.applyBatchNorm('bn1', h, training));
+    const top = p.applyBatchNorm('bn1', h, training, true);
     const pooled = tf.mean(top, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
     return { groups: acts, logits };
@@ -124,7 +124,7 @@ function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
     const acts: tf.Tensor4D[] = [];
     for (let i = 0; i < 3; i++) {
       h = conv2d(h, p.get(`conv${i + 1}.weight`) as unknown as tf.Tensor4D, strides[i], 1);
-      h = tf.relu(p.applyBatchNorm(`bn${i + 1}`, h, training));
+      h = p.applyBatchNorm(`bn${i + 1}`, h, training, true);
       acts.push(h);
     }
     // Flatten in PyTorch's NCHW order so exported fc weights mean the same thing there.

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import type { Rng } from '../rng';
-import { batchNormEval, batchNormTrain } from '../ops';
+import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain } from '../ops';
 
 type Layout = 'conv' | 'linear' | 'plain';
 
@@ -62,13 +62,16 @@ export class ParamSet {
     init.dispose();
   }
 
-  /** Batch norm (channels last); in training mode it also updates the running statistics as PyTorch does. */
-  applyBatchNorm(name: string, x: tf.Tensor4D, training: boolean): tf.Tensor4D {
+  /**
+   * Batch norm (channels last), followed by ReLU when `relu` (one fused kernel on wasm); in training mode
+   * it also updates the running statistics as PyTorch does.
+   */
+  applyBatchNorm(name: string, x: tf.Tensor4D, training: boolean, relu = false): tf.Tensor4D {
     const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
     const rm = this.get(name + '.running_mean');
     const rv = this.get(name + '.running_var');
-    if (!training) return batchNormEval(x, p, rm as tf.Tensor1D, rv as tf.Tensor1D);
-    const { y, mean, variance } = batchNormTrain(x, p);
+    if (!training) return (relu ? batchNormReluEval : batchNormEval)(x, p, rm as tf.Tensor1D, rv as tf.Tensor1D);
+    const { y, mean, variance } = (relu ? batchNormReluTrain : batchNormTrain)(x, p);
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     tf.tidy(() => {
       // Not on the loss's path, so no gradient flows here. PyTorch stores the unbiased variance.
