@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import type { HostToPanel, PanelAction, PanelSnapshot, PanelState, PanelToHost, RenderedPanel } from '../shared/panel-protocol';
 import { RUN_PANEL_VIEW_TYPE } from '../shared/panel-protocol';
-import { panelHtml, panelResourceRoots } from './panel-html';
+import { webviewHtml, webviewOptions } from './webview-html';
 import { readRunSnapshot } from './run-folder';
 import type { RunManager } from './run-manager';
 
@@ -33,8 +33,8 @@ export class RunPanel {
     private dir: string,
     private readonly owner: RunPanels,
   ) {
-    panel.webview.options = { enableScripts: true, localResourceRoots: panelResourceRoots(owner.extensionUri) };
-    panel.webview.html = panelHtml(panel.webview, owner.extensionUri, 'NAD run');
+    panel.webview.options = webviewOptions(owner.extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, owner.extensionUri, { script: 'panel.js', styles: ['panel.css'], title: 'NAD run' });
     this.disposables.push(
       panel.webview.onDidReceiveMessage((m: PanelToHost) => this.receive(m)),
       panel.onDidDispose(() => this.dispose()),
@@ -155,10 +155,7 @@ export class RunPanels implements vscode.WebviewPanelSerializer<PanelState>, vsc
       existing.panel.reveal(undefined, opts.preserveFocus);
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(RUN_PANEL_VIEW_TYPE, `NAD: ${basename(runDir)}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: opts.preserveFocus }, {
-      enableScripts: true,
-      localResourceRoots: panelResourceRoots(this.extensionUri),
-    });
+    const panel = vscode.window.createWebviewPanel(RUN_PANEL_VIEW_TYPE, `NAD: ${basename(runDir)}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: opts.preserveFocus }, webviewOptions(this.extensionUri));
     const p = new RunPanel(panel, runDir, this);
     this.panels.add(p);
     return p;

@@ -13,7 +13,7 @@ let snapshot: PanelSnapshot | undefined;
 // The selected sample image survives a reload with the run folder (the serializer's state).
 let sample = vscode.getState()?.sample ?? 0;
 
-const root = document.getElementById('app') as HTMLElement;
+const root = document.getElementById('root') as HTMLElement;
 const view = new PanelView(root, {
   action: (action) => vscode.postMessage({ type: 'action', action }),
   copy: (format, text) => vscode.postMessage({ type: 'copy', format, text }),
