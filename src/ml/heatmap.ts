@@ -1,22 +1,7 @@
 // Attention heatmaps as PNG: the map upsampled (bilinear) over the image, coloured with viridis, with a
 // colour-scale bar and its min/max values printed in a tiny bitmap font (no font files needed).
 import { PNG } from 'pngjs';
-import { viridis } from '../shared/colormap';
-
-/** Bilinear sample of an h x w map at continuous coordinates (align_corners=false semantics). */
-function sample(map: Float32Array, h: number, w: number, y: number, x: number): number {
-  const yy = Math.min(h - 1, Math.max(0, y));
-  const xx = Math.min(w - 1, Math.max(0, x));
-  const y0 = Math.floor(yy);
-  const x0 = Math.floor(xx);
-  const y1 = Math.min(h - 1, y0 + 1);
-  const x1 = Math.min(w - 1, x0 + 1);
-  const fy = yy - y0;
-  const fx = xx - x0;
-  const top = map[y0 * w + x0] * (1 - fx) + map[y0 * w + x1] * fx;
-  const bottom = map[y1 * w + x0] * (1 - fx) + map[y1 * w + x1] * fx;
-  return top * (1 - fy) + bottom * fy;
-}
+import { sampleBilinear, viridis } from '../shared/colormap';
 
 export interface HeatmapOptions {
   /** Pixels per image pixel in the output (default 8). */
@@ -67,7 +52,7 @@ export function renderHeatmapPng(
       const p = (iy * w + ix) * c;
       const base = c === 1 ? [image[p], image[p], image[p]] : [image[p], image[p + 1], image[p + 2]];
       // Map cell centres: output pixel centre -> map coordinates.
-      const v = sample(map, mapDims.height, mapDims.width, ((Y + 0.5) / H) * mapDims.height - 0.5, ((X + 0.5) / W) * mapDims.width - 0.5);
+      const v = sampleBilinear(map, 0, mapDims.height, mapDims.width, ((Y + 0.5) / H) * mapDims.height - 0.5, ((X + 0.5) / W) * mapDims.width - 0.5);
       const col = viridis((v - vmin) / range);
       const o = (Y * outW + X) * 4;
       for (let k = 0; k < 3; k++) png.data[o + k] = Math.round(base[k] * (1 - alpha) + col[k] * alpha);

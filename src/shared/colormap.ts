@@ -1,5 +1,5 @@
-// Viridis: the one colour scale of every attention heatmap (the engine's PNGs, the run panel, the
-// heatmap editor), so they read alike. Perceptually uniform and readable by colour-blind people.
+// Viridis and bilinear upsampling: how every attention heatmap (the engine's PNGs, the run panel, the
+// heatmap editor) is drawn, so they read alike. Perceptually uniform and readable by colour-blind people.
 export type Rgb = readonly [number, number, number];
 
 /** matplotlib's viridis at 10 evenly spaced stops, interpolated linearly. */
@@ -34,4 +34,20 @@ export const viridis = colourMap(VIRIDIS);
 export function viridisGradient(direction = 'to right'): string {
   const stops = VIRIDIS.map(([r, g, b], i) => `rgb(${r}, ${g}, ${b}) ${((i / (VIRIDIS.length - 1)) * 100).toFixed(0)}%`);
   return `linear-gradient(${direction}, ${stops.join(', ')})`;
+}
+
+/** Bilinear sample of an h x w map at continuous map coordinates. */
+export function sampleBilinear(map: ArrayLike<number>, offset: number, h: number, w: number, y: number, x: number): number {
+  const yy = Math.min(h - 1, Math.max(0, y));
+  const xx = Math.min(w - 1, Math.max(0, x));
+  const y0 = Math.floor(yy);
+  const x0 = Math.floor(xx);
+  const y1 = Math.min(h - 1, y0 + 1);
+  const x1 = Math.min(w - 1, x0 + 1);
+  const fy = yy - y0;
+  const fx = xx - x0;
+  const at = (r: number, c: number): number => map[offset + r * w + c];
+  const top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx;
+  const bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
+  return top * (1 - fy) + bottom * fy;
 }

@@ -1,7 +1,7 @@
 // Drawing an attention map over its image on a canvas: the image with nearest-neighbour pixels, the map
 // upsampled bilinearly (align_corners=false, as src/ml/heatmap.ts and PyTorch's interpolate) and coloured.
 import type { ColourScale } from '../../src/shared/attention-protocol';
-import { colourMap, viridis, type Rgb } from '../../src/shared/colormap';
+import { colourMap, sampleBilinear, viridis, type Rgb } from '../../src/shared/colormap';
 
 export type { Rgb };
 
@@ -20,22 +20,6 @@ export function parseColour(css: string): Rgb | undefined {
 /** The colour function of a scale; `theme` follows the theme's chart colours (readable in every theme). */
 export function scaleFunction(scale: ColourScale, themeStops: readonly Rgb[]): (t: number) => Rgb {
   return scale === 'viridis' ? viridis : colourMap(themeStops);
-}
-
-/** Bilinear sample of an h x w map at continuous map coordinates. */
-export function sampleBilinear(map: ArrayLike<number>, offset: number, h: number, w: number, y: number, x: number): number {
-  const yy = Math.min(h - 1, Math.max(0, y));
-  const xx = Math.min(w - 1, Math.max(0, x));
-  const y0 = Math.floor(yy);
-  const x0 = Math.floor(xx);
-  const y1 = Math.min(h - 1, y0 + 1);
-  const x1 = Math.min(w - 1, x0 + 1);
-  const fy = yy - y0;
-  const fx = xx - x0;
-  const at = (r: number, c: number): number => map[offset + r * w + c];
-  const top = at(y0, x0) * (1 - fx) + at(y0, x1) * fx;
-  const bottom = at(y1, x0) * (1 - fx) + at(y1, x1) * fx;
-  return top * (1 - fy) + bottom * fy;
 }
 
 export interface OverlayInput {
