@@ -2,7 +2,7 @@
 // its run folder, and returns plain results. The CLI, the extension's worker and the tests all call these.
 import * as tf from '@tensorflow/tfjs-core';
 import { mkdirSync } from 'node:fs';
-import { basename, dirname } from 'node:path';
+import { dirname } from 'node:path';
 import { initBackend } from './backend';
 import { readCheckpoint, saveModelFile, specMetadata } from './checkpoint';
 import type { AttentionJobConfig, BackdoorConfig, EraseJobConfig, EvalJobConfig, FinetuneJobConfig, JobConfig, TrainJobConfig } from './config';
@@ -16,7 +16,7 @@ import { backdoorTestSet, poisonTrainingSet } from './triggers';
 import { InputError, type ImageDataset } from './types';
 import { attentionSnapshot, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot } from './attention-snapshot';
 import { selectImages } from './data';
-import { imageAttentionBody } from './image-attention';
+import { imageAttentionBody, modelNameOf } from './image-attention';
 import type { ResumePoint } from './resume';
 
 export type Phase = 'train' | 'teacher' | 'nad' | 'eval';
@@ -142,14 +142,19 @@ async function loadTestData(test: string, backdoor: BackdoorConfig, samples = 4)
   };
 }
 
-async function loadModelFile(path: string, data?: ImageDataset): Promise<Model> {
+/** Read and check a model file once; `make()` builds as many independent copies as a job needs. */
+async function readModelFile(path: string, data?: ImageDataset): Promise<{ make: () => Model }> {
   const ck = await readCheckpoint(path);
   if (data) {
     const s = ck.spec;
     if (s.numClasses !== data.numClasses) throw new InputError(`the model has ${s.numClasses} classes but the data (${data.source}) has ${data.numClasses}`, path);
     if (s.inChannels !== data.channels) throw new InputError(`the model takes ${s.inChannels}-channel images but the data (${data.source}) has ${data.channels} channels`, path);
   }
-  return modelFromStateDict(ck.spec, ck.stateDict, path);
+  return { make: () => modelFromStateDict(ck.spec, ck.stateDict, path) };
+}
+
+async function loadModelFile(path: string, data?: ImageDataset): Promise<Model> {
+  return (await readModelFile(path, data)).make();
 }
 
 async function saveModel(run: RunHandle, rel: string, model: Model, extra: Record<string, string>): Promise<string> {
@@ -229,8 +234,9 @@ async function finetuneJob(cfg: FinetuneJobConfig, run: RunHandle, env: Env): Pr
   const data = cleanData(await loadDataset(cfg.data, { split: 'train' }), cfg);
   const test = await loadTestData(cfg.test, cfg.backdoor);
   const { evalSets } = test;
-  const backdoored = await loadModelFile(cfg.model, data);
-  const model = await loadModelFile(cfg.model, data);
+  const source = await readModelFile(cfg.model, data);
+  const backdoored = source.make();
+  const model = source.make();
   try {
     const before = evaluate(backdoored, evalSets);
     const r = await trainWithSnapshots({ student: model, data, test, settings: cfg.training, phase: 'teacher', label: `Finetuning on ${data.count} clean images`, modelRel: 'model/model.safetensors' }, run, env);
@@ -252,7 +258,8 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
   env.emit({ type: 'log', message: `clean data: ${data.count} images from ${data.source}` });
   const test = await loadTestData(cfg.test, cfg.backdoor);
   const { evalSets } = test;
-  const backdoored = await loadModelFile(cfg.student, data);
+  const studentFile = await readModelFile(cfg.student, data);
+  const backdoored = studentFile.make();
   const models: Model[] = [backdoored];
   try {
     const before = evaluate(backdoored, evalSets);
@@ -265,7 +272,7 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
       if (teacher.spec.arch !== backdoored.spec.arch) env.emit({ type: 'log', message: `teacher is ${describeSpec(teacher.spec)}, student ${describeSpec(backdoored.spec)}` });
       table.push({ model: 'teacher', ...evaluate(teacher, evalSets) });
     } else {
-      teacher = await loadModelFile(cfg.student, data);
+      teacher = studentFile.make();
       models.push(teacher);
       const r = await trainWithSnapshots({ student: teacher, data, test, settings: cfg.teacherTraining, phase: 'teacher', label: 'Finetuning the teacher', modelRel: 'model/teacher.safetensors' }, run, env);
       table.push({ model: 'teacher', ...r });
@@ -280,7 +287,7 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
     if (mismatch) throw new InputError(`the teacher's attention maps do not have the student's sizes (${describeSpec(teacher.spec)} vs ${describeSpec(backdoored.spec)})`, cfg.teacher);
     env.emit({ type: 'attention', snapshot: attentionSnapshot('teacher', teacher, test.samples, 0) });
     env.emit({ type: 'attention', snapshot: attentionSnapshot('backdoored', backdoored, test.samples, 0) });
-    const student = await loadModelFile(cfg.student, data);
+    const student = studentFile.make();
     models.push(student);
     const r = await trainWithSnapshots({ student, teacher, data, test, settings: cfg.training, phase: 'nad', label: 'Neural Attention Distillation', modelRel: 'model/model.safetensors' }, run, env);
     table.push({ model: 'erased', ...r });
@@ -319,7 +326,7 @@ async function attentionJob(cfg: AttentionJobConfig, run: RunHandle, env: Env): 
   const test = await loadTestData(cfg.test, cfg.backdoor, cfg.count);
   const models: Array<readonly [string, Model]> = [];
   try {
-    for (const file of cfg.models) models.push([basename(file).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '').replace(/[^A-Za-z0-9_.-]+/g, '-'), await loadModelFile(file, test.evalSets.clean)]);
+    for (const file of cfg.models) models.push([modelNameOf(file), await loadModelFile(file, test.evalSets.clean)]);
     const table: ResultRow[] = [];
     for (const [, m] of models) table.push({ model: 'evaluated', ...evaluate(m, test.evalSets) });
     await writeAttention(run, env, models, test.samples);

@@ -147,31 +147,26 @@ function sameShape(a: readonly number[], b: readonly number[]): boolean {
 
 /** PyTorch layout -> tfjs layout. conv OIHW -> HWIO; linear [out, in] -> [in, out]. */
 function toTfLayout(src: Float32Array, layout: Layout, torchShape: readonly number[]): Float32Array {
-  if (layout === 'plain') return Float32Array.from(src);
-  const out = new Float32Array(src.length);
-  if (layout === 'linear') {
-    const [o, i] = torchShape;
-    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[b * o + a] = src[a * i + b];
-    return out;
-  }
-  const [O, I, H, W] = torchShape;
-  for (let o = 0; o < O; o++)
-    for (let i = 0; i < I; i++)
-      for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((h * W + w) * I + i) * O + o] = src[((o * I + i) * H + h) * W + w];
-  return out;
+  return permute(src, layout, torchShape, true);
 }
 
 function fromTfLayout(src: Float32Array, layout: Layout, torchShape: readonly number[]): Float32Array {
+  return permute(src, layout, torchShape, false);
+}
+
+/** Copy between the two layouts; linear weights are the 1x1 case of conv's (O, I) <-> (I, O) swap. */
+function permute(src: Float32Array, layout: Layout, torchShape: readonly number[], toTf: boolean): Float32Array {
   if (layout === 'plain') return Float32Array.from(src);
   const out = new Float32Array(src.length);
-  if (layout === 'linear') {
-    const [o, i] = torchShape;
-    for (let a = 0; a < o; a++) for (let b = 0; b < i; b++) out[a * i + b] = src[b * o + a];
-    return out;
-  }
-  const [O, I, H, W] = torchShape;
+  const [O, I, H, W] = layout === 'linear' ? [torchShape[0], torchShape[1], 1, 1] : torchShape;
   for (let o = 0; o < O; o++)
     for (let i = 0; i < I; i++)
-      for (let h = 0; h < H; h++) for (let w = 0; w < W; w++) out[((o * I + i) * H + h) * W + w] = src[((h * W + w) * I + i) * O + o];
+      for (let h = 0; h < H; h++)
+        for (let w = 0; w < W; w++) {
+          const torchIdx = ((o * I + i) * H + h) * W + w;
+          const tfIdx = ((h * W + w) * I + i) * O + o;
+          if (toTf) out[tfIdx] = src[torchIdx];
+          else out[torchIdx] = src[tfIdx];
+        }
   return out;
 }
