@@ -1,12 +1,14 @@
 /* global process, console */
 // Compiles native/*.c (SIMD kernels for tfjs's wasm backend) to one WebAssembly module, twice (for
 // tfjs-wasm's plain and its threaded, shared-memory build), and writes both, base64-encoded, to
-// src/ml/kernels/simd-binary.ts so that the bundles carry them. Needs clang and wasm-ld with the
-// WebAssembly target (Debian: apt-get install clang lld); the committed output needs neither.
+// src/ml/kernels/simd-binary.ts so that the bundles carry them; each also in a relaxed-SIMD flavour
+// (fused multiply-add in the GEMM loops), used where the runtime validates it. Needs clang >= 16 and
+// wasm-ld with the WebAssembly target (Debian: apt-get install clang-16 lld-16; clang 14 emits
+// relaxed-SIMD's pre-standard opcodes); the committed output needs neither.
 // Usage: node native/build.mjs [--check]   (--check: fail if the committed binary is out of date)
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -29,16 +31,20 @@ if (process.argv.includes('--check')) {
 const common = ['--target=wasm32', '-O3', '-msimd128', '-mbulk-memory', '-mmutable-globals', '-nostdlib', '-ffreestanding', '-Wall', '-Werror',
   // No entry point, memory imported from tfjs (never our own), exported stack pointer placed by the loader.
   '-Wl,--no-entry', '-Wl,--import-memory', '-Wl,--export=__stack_pointer', '-Wl,-z,stack-size=0', '-Wl,--initial-memory=65536'];
+const { clang, lld } = findToolchain();
 const tmp = mkdtempSync(join(tmpdir(), 'nad-kernels-'));
 const build = (name, extra) => {
   const file = join(tmp, name);
-  execFileSync('clang', [...common, ...extra, '-o', file, ...sources], { stdio: 'inherit' });
+  execFileSync(clang, [...common, `-fuse-ld=${lld}`, ...extra, '-o', file, ...sources], { stdio: 'inherit' });
   const bytes = readFileSync(file);
   assertNoData(bytes, name);
   return bytes.toString('base64');
 };
 const plain = build('plain.wasm', []);
-const shared = build('shared.wasm', ['-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296']);
+const threaded = ['-matomics', '-Wl,--shared-memory', '-Wl,--max-memory=4294967296'];
+const shared = build('shared.wasm', threaded);
+const plainRelaxed = build('plain-relaxed.wasm', ['-mrelaxed-simd']);
+const sharedRelaxed = build('shared-relaxed.wasm', ['-mrelaxed-simd', ...threaded]);
 rmSync(tmp, { recursive: true, force: true });
 
 writeFileSync(
@@ -48,9 +54,31 @@ writeFileSync(
     `/** For tfjs-wasm's single-threaded builds (non-shared memory). */\n` +
     `export const KERNELS_WASM_PLAIN = '${plain}';\n` +
     `/** For tfjs-wasm's threaded build (shared memory). */\n` +
-    `export const KERNELS_WASM_SHARED = '${shared}';\n`,
+    `export const KERNELS_WASM_SHARED = '${shared}';\n` +
+    `/** The same two with relaxed SIMD (fused multiply-add), for runtimes that validate it. */\n` +
+    `export const KERNELS_WASM_PLAIN_RELAXED = '${plainRelaxed}';\n` +
+    `export const KERNELS_WASM_SHARED_RELAXED = '${sharedRelaxed}';\n`,
 );
-console.log(`wrote ${out} (${plain.length + shared.length} base64 chars)`);
+console.log(`wrote ${out} (${plain.length + shared.length + plainRelaxed.length + sharedRelaxed.length} base64 chars) with ${clang}`);
+
+// The newest clang >= 16 with a matching wasm-ld (Debian installs them as clang-NN, wasm-ld-NN).
+function findToolchain() {
+  for (const v of ['', '-21', '-20', '-19', '-18', '-17', '-16']) {
+    let version;
+    try {
+      version = execFileSync(`clang${v}`, ['--version'], { encoding: 'utf8' });
+    } catch {
+      continue;
+    }
+    const major = Number(/clang version (\d+)/.exec(version)?.[1] ?? 0);
+    if (major < 16) continue;
+    // -fuse-ld wants a path.
+    const lld = [`/usr/lib/llvm-${major}/bin/wasm-ld`, `/usr/bin/wasm-ld${v}`, '/usr/bin/wasm-ld'].find((f) => existsSync(f));
+    if (lld) return { clang: `clang${v}`, lld };
+  }
+  console.error('native/build.mjs needs clang >= 16 and wasm-ld (Debian: apt-get install clang-16 lld-16)');
+  process.exit(1);
+}
 
 // Our module must not initialise any memory: it shares tfjs's heap. Walk the sections; 11 = data.
 function assertNoData(bytes, name) {

@@ -17,3 +17,13 @@ static inline void add_lanes(double* acc, v128_t s) {
   acc[2] += wasm_f32x4_extract_lane(s, 2);
   acc[3] += wasm_f32x4_extract_lane(s, 3);
 }
+
+// acc + a * b. With relaxed SIMD (the "-relaxed" builds), one fused multiply-add where the CPU has
+// FMA (V8 lowers f32x4.relaxed_madd to vfmadd), else the same two instructions as without.
+static inline v128_t madd(v128_t acc, v128_t a, v128_t b) {
+#ifdef __wasm_relaxed_simd__
+  return __builtin_wasm_relaxed_madd_f32x4(a, b, acc);
+#else
+  return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
+#endif
+}

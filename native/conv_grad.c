@@ -36,14 +36,14 @@ void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int 
                 const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
                 const v128_t x0 = wasm_v128_load32_splat(xp), x1 = wasm_v128_load32_splat(xp + 1);
                 const v128_t x2 = wasm_v128_load32_splat(xp + 2), x3 = wasm_v128_load32_splat(xp + 3);
-                a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
-                a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
-                a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
-                a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
-                a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
-                a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
-                a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
-                a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+                a00 = madd(a00, x0, g0);
+                a01 = madd(a01, x0, g1);
+                a10 = madd(a10, x1, g0);
+                a11 = madd(a11, x1, g1);
+                a20 = madd(a20, x2, g0);
+                a21 = madd(a21, x2, g1);
+                a30 = madd(a30, x3, g0);
+                a31 = madd(a31, x3, g1);
               }
               float* op = o + (long)c0 * co + d0;
               wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a00));
@@ -66,8 +66,8 @@ void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int 
               const float* dp = dyrow + (long)b0 * co + d0;
               for (int b = b0; b < b1; b++, xp += (long)s * ci, dp += co) {
                 const v128_t xv = wasm_v128_load32_splat(xp);
-                a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xv, wasm_v128_load(dp)));
-                a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xv, wasm_v128_load(dp + 4)));
+                a0 = madd(a0, xv, wasm_v128_load(dp));
+                a1 = madd(a1, xv, wasm_v128_load(dp + 4));
               }
               float* op = o + (long)c0 * co + d0;
               wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a0));

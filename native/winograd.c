@@ -80,14 +80,14 @@ static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, fl
           const v128_t g0 = wasm_v128_load(up), g1 = wasm_v128_load(up + 4);
           const v128_t x0 = wasm_v128_load32_splat(vp + k), x1 = wasm_v128_load32_splat(vp + ci + k);
           const v128_t x2 = wasm_v128_load32_splat(vp + 2 * ci + k), x3 = wasm_v128_load32_splat(vp + 3 * ci + k);
-          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
-          a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
-          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
-          a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
-          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
-          a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
-          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
-          a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+          a00 = madd(a00, x0, g0);
+          a01 = madd(a01, x0, g1);
+          a10 = madd(a10, x1, g0);
+          a11 = madd(a11, x1, g1);
+          a20 = madd(a20, x2, g0);
+          a21 = madd(a21, x2, g1);
+          a30 = madd(a30, x3, g0);
+          a31 = madd(a31, x3, g1);
         }
         float* mp = mx + (long)t * co + d0;
         wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01), mp += co;
@@ -101,8 +101,8 @@ static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, fl
         const float* up = ux + d0;
         for (int k = 0; k < ci; k++, up += co) {
           const v128_t xk = wasm_v128_load32_splat(vp + k);
-          a0 = wasm_f32x4_add(a0, wasm_f32x4_mul(xk, wasm_v128_load(up)));
-          a1 = wasm_f32x4_add(a1, wasm_f32x4_mul(xk, wasm_v128_load(up + 4)));
+          a0 = madd(a0, xk, wasm_v128_load(up));
+          a1 = madd(a1, xk, wasm_v128_load(up + 4));
         }
         wasm_v128_store(mx + (long)t * co + d0, a0);
         wasm_v128_store(mx + (long)t * co + d0 + 4, a1);
@@ -209,14 +209,14 @@ static void wino_gemm_at(const float* v, const float* dd, int nt, int ci, int co
           const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
           const v128_t x0 = wasm_v128_load32_splat(vp), x1 = wasm_v128_load32_splat(vp + 1);
           const v128_t x2 = wasm_v128_load32_splat(vp + 2), x3 = wasm_v128_load32_splat(vp + 3);
-          a00 = wasm_f32x4_add(a00, wasm_f32x4_mul(x0, g0));
-          a01 = wasm_f32x4_add(a01, wasm_f32x4_mul(x0, g1));
-          a10 = wasm_f32x4_add(a10, wasm_f32x4_mul(x1, g0));
-          a11 = wasm_f32x4_add(a11, wasm_f32x4_mul(x1, g1));
-          a20 = wasm_f32x4_add(a20, wasm_f32x4_mul(x2, g0));
-          a21 = wasm_f32x4_add(a21, wasm_f32x4_mul(x2, g1));
-          a30 = wasm_f32x4_add(a30, wasm_f32x4_mul(x3, g0));
-          a31 = wasm_f32x4_add(a31, wasm_f32x4_mul(x3, g1));
+          a00 = madd(a00, x0, g0);
+          a01 = madd(a01, x0, g1);
+          a10 = madd(a10, x1, g0);
+          a11 = madd(a11, x1, g1);
+          a20 = madd(a20, x2, g0);
+          a21 = madd(a21, x2, g1);
+          a30 = madd(a30, x3, g0);
+          a31 = madd(a31, x3, g1);
         }
         wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01);
         wasm_v128_store(mp + co, a10), wasm_v128_store(mp + co + 4, a11);

@@ -6,7 +6,7 @@ import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { prepareSimdKernels, simdKernelThreads } from './kernels/simd';
+import { prepareSimdKernels, relaxedSimdActive, simdKernelThreads } from './kernels/simd';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -211,7 +211,8 @@ function describe(name: BackendName, threads: number): string {
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const k = simdKernelThreads();
   const kernels = k > 1 ? `, NAD kernels on ${k} threads` : '';
-  return `wasm (${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;
+  const fma = simd && relaxedSimdActive() ? ' + FMA' : '';
+  return `wasm (${simd ? 'SIMD' : 'no SIMD'}${fma}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;
 }
 
 function availableCores(): number {

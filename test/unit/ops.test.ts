@@ -7,6 +7,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from '../../src/ml/ops';
 import { registerWasmBackend } from '../../src/ml/backend';
 import { sgdUpdate } from '../../src/ml/kernels';
+import { relaxedSimdActive } from '../../src/ml/kernels/simd';
 
 type Backend = 'cpu' | 'wasm';
 const BACKENDS: Backend[] = ['cpu', 'wasm'];
@@ -78,6 +79,10 @@ const CONV_CASES: ConvCase[] = [
 ];
 
 describe('ops', () => {
+  it(`runs the ${process.env.NAD_RELAXED_SIMD === '0' ? 'plain' : 'relaxed (FMA)'} SIMD kernel build`, () => {
+    // Node 20 has relaxed SIMD behind a V8 flag that the loader sets; newer runtimes have it on.
+    assert.equal(relaxedSimdActive(), process.env.NAD_RELAXED_SIMD !== '0');
+  });
   before(async () => {
     await registerWasmBackend();
   });

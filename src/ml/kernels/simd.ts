@@ -2,7 +2,8 @@
 // kernels of that backend. Our module imports the backend's own memory, so kernels read and write
 // tensors where they are, and the engine tracks their outputs like any other kernel's.
 import * as tf from '@tensorflow/tfjs-core';
-import { KERNELS_WASM_PLAIN, KERNELS_WASM_SHARED } from './simd-binary';
+import v8 from 'node:v8';
+import { KERNELS_WASM_PLAIN, KERNELS_WASM_PLAIN_RELAXED, KERNELS_WASM_SHARED, KERNELS_WASM_SHARED_RELAXED } from './simd-binary';
 import { HelperPool } from './helper';
 
 type Ptr = number;
@@ -56,8 +57,34 @@ function memoryOf(b: WasmBackendView): { memory: WebAssembly.Memory; shared: boo
   return { memory, shared: typeof SharedArrayBuffer !== 'undefined' && memory.buffer instanceof SharedArrayBuffer };
 }
 
+const decode = (b64: string): Uint8Array<ArrayBuffer> => new Uint8Array(Buffer.from(b64, 'base64'));
+
+let relaxed: boolean | undefined;
+
+/**
+ * Whether the relaxed-SIMD builds (fused multiply-add in the GEMM loops) run here. Node 20's V8 has
+ * relaxed SIMD behind a flag, which can be set before the first module using it is compiled; newer
+ * runtimes (Node 22, VS Code's Electron) have it on. NAD_RELAXED_SIMD=0 keeps the plain build.
+ */
+export function relaxedSimdActive(): boolean {
+  if (relaxed !== undefined) return relaxed;
+  const probe = decode(KERNELS_WASM_PLAIN_RELAXED);
+  relaxed = false;
+  if (process.env.NAD_RELAXED_SIMD === '0') return relaxed;
+  if (!WebAssembly.validate(probe)) {
+    try {
+      v8.setFlagsFromString('--experimental-wasm-relaxed-simd');
+    } catch {
+      return relaxed;
+    }
+  }
+  relaxed = WebAssembly.validate(probe);
+  return relaxed;
+}
+
 function binary(shared: boolean): Uint8Array<ArrayBuffer> {
-  return new Uint8Array(Buffer.from(shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN, 'base64'));
+  if (relaxedSimdActive()) return decode(shared ? KERNELS_WASM_SHARED_RELAXED : KERNELS_WASM_PLAIN_RELAXED);
+  return decode(shared ? KERNELS_WASM_SHARED : KERNELS_WASM_PLAIN);
 }
 
 function load(b: WasmBackendView): Loaded {
