@@ -48,6 +48,7 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
       case 'table':
         break;
       case 'attention':
+      case 'samples':
         break;
       case 'log':
         line(`   ${e.message}`);

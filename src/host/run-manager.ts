@@ -192,6 +192,9 @@ export class RunManager implements vscode.Disposable {
       case 'attention':
         this.toPanel(task, { type: 'attention', snapshot: msg.snapshot });
         break;
+      case 'samples':
+        this.toPanel(task, { type: 'samples', samples: msg.samples });
+        break;
       case 'log':
         this.toPanel(task, { type: 'log', lines: [msg.message] });
         this.say(task, 'info', msg.message);

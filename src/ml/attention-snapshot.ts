@@ -1,5 +1,6 @@
 // Attention maps of a few fixed test images, clean and triggered, per group: streamed to the panel
-// during a run and stored in the run folder (maps.json + PNG heatmaps) at its end.
+// during a run (the images once at its start, the maps every epoch) and stored in the run folder
+// (maps.json + PNG heatmaps) at its end.
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionMap } from './attention';
 import { toFloatBatch } from './data/augment';
@@ -12,6 +13,19 @@ import type { ImageDataset } from './types';
 export interface AttentionSamples {
   readonly clean: ImageDataset;
   readonly triggered: ImageDataset;
+}
+
+/** The sample images as the panel and maps.json carry them. */
+export interface SampleImages {
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  /** base64 of the uint8 HWC pixels, one per sample. */
+  readonly clean: readonly string[];
+  readonly triggered: readonly string[];
+  readonly labels: readonly number[];
+  readonly attackLabels: readonly number[];
+  readonly classNames?: readonly string[];
 }
 
 export interface AttentionSnapshot {
@@ -81,18 +95,35 @@ export function saveAttentionFiles(run: RunHandle, snaps: readonly AttentionSnap
       });
     }
   }
-  const images = (ds: ImageDataset): string[] => Array.from({ length: ds.count }, (_, k) => Buffer.from(ds.images.subarray(k * size, (k + 1) * size)).toString('base64'));
+  const images = sampleImages(samples);
   run.writeFile(
     'attention/maps.json',
     JSON.stringify({
       version: 1,
       image: dims,
-      labels: Array.from(samples.clean.labels),
-      attackLabels: Array.from(samples.triggered.labels),
-      classNames: samples.clean.classNames ?? null,
-      images: { clean: images(samples.clean), triggered: images(samples.triggered) },
+      labels: images.labels,
+      attackLabels: images.attackLabels,
+      classNames: images.classNames ?? null,
+      images: { clean: images.clean, triggered: images.triggered },
       snapshots: snaps,
     }) + '\n',
   );
   return files + 1;
+}
+
+/** The samples' pixels and labels, encoded once for the live panel (at run start) and for maps.json. */
+export function sampleImages(samples: AttentionSamples): SampleImages {
+  const { height, width, channels } = samples.clean;
+  const size = height * width * channels;
+  const encode = (ds: ImageDataset): string[] => Array.from({ length: ds.count }, (_, k) => Buffer.from(ds.images.subarray(k * size, (k + 1) * size)).toString('base64'));
+  return {
+    height,
+    width,
+    channels,
+    clean: encode(samples.clean),
+    triggered: encode(samples.triggered),
+    labels: Array.from(samples.clean.labels),
+    attackLabels: Array.from(samples.triggered.labels),
+    ...(samples.clean.classNames ? { classNames: samples.clean.classNames } : {}),
+  };
 }

@@ -14,7 +14,7 @@ import { RunStore, type RunHandle } from './runstore';
 import { DivergedError, RunCancelledError, train, type TrainProgress, type TrainSettings } from './train';
 import { backdoorTestSet, poisonTrainingSet } from './triggers';
 import { InputError, type ImageDataset } from './types';
-import { attentionSnapshot, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot } from './attention-snapshot';
+import { attentionSnapshot, sampleImages, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot, type SampleImages } from './attention-snapshot';
 import { selectImages } from './data';
 import { imageAttentionBody, modelNameOf } from './image-attention';
 import type { ResumePoint } from './resume';
@@ -34,6 +34,8 @@ export type JobEvent =
   | { readonly type: 'progress'; readonly phase: Phase; readonly progress: TrainProgress }
   | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
   | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
+  /** The images the attention maps are of, once per run before any map: a live panel draws the maps over them. */
+  | { readonly type: 'samples'; readonly samples: SampleImages }
   | { readonly type: 'log'; readonly message: string };
 
 export interface JobContext {
@@ -128,18 +130,20 @@ interface TestData {
   readonly samples: AttentionSamples;
 }
 
-/** Load a test set and its backdoor counterpart (triggered non-target images labelled with the attack label). */
-async function loadTestData(test: string, backdoor: BackdoorConfig, samples = 4): Promise<TestData> {
+/**
+ * Load a test set and its backdoor counterpart (triggered non-target images labelled with the attack
+ * label), and announce the attention samples' images.
+ */
+async function loadTestData(env: Env, test: string, backdoor: BackdoorConfig, samples = 4): Promise<TestData> {
   const clean = await loadDataset(test, { split: 'test' });
   validateBackdoor(backdoor, clean.numClasses, 'backdoor');
   const bd = backdoorTestSet(clean, { trigger: backdoor.trigger, targetType: backdoor.targetType, targetLabel: backdoor.targetLabel });
   const k = Math.min(samples, bd.count);
   // Spread the samples over the set so several classes show up.
   const picks = Array.from({ length: k }, (_, i) => Math.floor((i * bd.count) / k));
-  return {
-    evalSets: { clean, backdoor: bd },
-    samples: { clean: selectImages(clean, picks.map((i) => bd.sourceIndices[i])), triggered: selectImages(bd, picks) },
-  };
+  const chosen = { clean: selectImages(clean, picks.map((i) => bd.sourceIndices[i])), triggered: selectImages(bd, picks) };
+  env.emit({ type: 'samples', samples: sampleImages(chosen) });
+  return { evalSets: { clean, backdoor: bd }, samples: chosen };
 }
 
 /** Read and check a model file once; `make()` builds as many independent copies as a job needs. */
@@ -215,7 +219,7 @@ async function trainJob(cfg: TrainJobConfig, run: RunHandle, env: Env): Promise<
   validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
   const poisoned = poisonTrainingSet(full, { trigger: cfg.backdoor.trigger, targetType: cfg.backdoor.targetType, targetLabel: cfg.backdoor.targetLabel, injectPortion: cfg.backdoor.injectPortion, seed: cfg.seed });
   env.emit({ type: 'log', message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${cfg.backdoor.trigger.name}` });
-  const test = await loadTestData(cfg.test, cfg.backdoor);
+  const test = await loadTestData(env, cfg.test, cfg.backdoor);
   const spec = cfg.model === 'auto' ? defaultSpecFor(full) : cfg.model;
   const model = createModel(spec, cfg.seed);
   env.emit({ type: 'log', message: `model: ${describeSpec(spec)}, ${model.params.parameterCount()} parameters` });
@@ -232,7 +236,7 @@ async function trainJob(cfg: TrainJobConfig, run: RunHandle, env: Env): Promise<
 
 async function finetuneJob(cfg: FinetuneJobConfig, run: RunHandle, env: Env): Promise<Omit<JobResult, 'runId' | 'runDir' | 'backend'>> {
   const data = cleanData(await loadDataset(cfg.data, { split: 'train' }), cfg);
-  const test = await loadTestData(cfg.test, cfg.backdoor);
+  const test = await loadTestData(env, cfg.test, cfg.backdoor);
   const { evalSets } = test;
   const source = await readModelFile(cfg.model, data);
   const backdoored = source.make();
@@ -256,7 +260,7 @@ async function finetuneJob(cfg: FinetuneJobConfig, run: RunHandle, env: Env): Pr
 async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<Omit<JobResult, 'runId' | 'runDir' | 'backend'>> {
   const data = cleanData(await loadDataset(cfg.data, { split: 'train' }), cfg);
   env.emit({ type: 'log', message: `clean data: ${data.count} images from ${data.source}` });
-  const test = await loadTestData(cfg.test, cfg.backdoor);
+  const test = await loadTestData(env, cfg.test, cfg.backdoor);
   const { evalSets } = test;
   const studentFile = await readModelFile(cfg.student, data);
   const backdoored = studentFile.make();
@@ -300,7 +304,7 @@ async function eraseJob(cfg: EraseJobConfig, run: RunHandle, env: Env): Promise<
 }
 
 async function evalJob(cfg: EvalJobConfig, run: RunHandle, env: Env): Promise<Omit<JobResult, 'runId' | 'runDir' | 'backend'>> {
-  const test = await loadTestData(cfg.test, cfg.backdoor);
+  const test = await loadTestData(env, cfg.test, cfg.backdoor);
   const { evalSets } = test;
   const model = await loadModelFile(cfg.model, evalSets.clean);
   try {
@@ -323,7 +327,7 @@ async function writeAttention(run: RunHandle, env: Env, models: ReadonlyArray<re
 
 async function attentionJob(cfg: AttentionJobConfig, run: RunHandle, env: Env): Promise<Omit<JobResult, 'runId' | 'runDir' | 'backend'>> {
   if (cfg.models.length === 0) throw new InputError('give at least one model file');
-  const test = await loadTestData(cfg.test, cfg.backdoor, cfg.count);
+  const test = await loadTestData(env, cfg.test, cfg.backdoor, cfg.count);
   const models: Array<readonly [string, Model]> = [];
   try {
     for (const file of cfg.models) models.push([modelNameOf(file), await loadModelFile(file, test.evalSets.clean)]);

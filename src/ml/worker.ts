@@ -38,6 +38,7 @@ function forward(eta: EtaClock, resumed: boolean): (e: JobEvent) => void {
         return;
       case 'table':
       case 'attention':
+      case 'samples':
       case 'log':
         void send(e);
         return;

@@ -1,7 +1,7 @@
 // Messages between the extension host and the run panel (webview/panel). The host sends a full
 // snapshot when the panel (re)loads, then the same live updates it applies to its own copy: both
 // sides fold them with `applyPanelMessage`, so a reopened panel shows what a live one showed.
-import type { AttentionSnapshot } from '../ml/attention-snapshot';
+import type { AttentionSnapshot, SampleImages } from '../ml/attention-snapshot';
 import type { Phase, ResultRow } from '../ml/jobs';
 import type { RunKind } from '../ml/runstore';
 
@@ -48,18 +48,8 @@ export interface PanelProgress {
   readonly etaSeconds?: number;
 }
 
-/** The images behind the attention maps, when the run folder has them (attention/maps.json). */
-export interface SampleImages {
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  /** base64 of the uint8 HWC pixels, one per sample. */
-  readonly clean: readonly string[];
-  readonly triggered: readonly string[];
-  readonly labels: readonly number[];
-  readonly attackLabels: readonly number[];
-  readonly classNames?: readonly string[];
-}
+/** The images behind the attention maps: sent when a run starts, and read from attention/maps.json after. */
+export type { SampleImages };
 
 export interface PanelSnapshot {
   readonly run: PanelRunInfo;
@@ -81,6 +71,8 @@ export type HostToPanel =
   | { readonly type: 'epoch'; readonly point: EpochPoint }
   | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
   | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
+  /** The run's sample images, once at its start: live maps are drawn over them before maps.json exists. */
+  | { readonly type: 'samples'; readonly samples: SampleImages }
   | { readonly type: 'log'; readonly lines: readonly string[] }
   /** Asks the panel what it shows (tests, and the host's own checks): answered by `rendered`. */
   | { readonly type: 'probe'; readonly id: number };
@@ -134,6 +126,8 @@ export function applyPanelMessage(s: PanelSnapshot, msg: HostToPanel): PanelSnap
       return { ...s, table: msg.rows };
     case 'attention':
       return { ...s, attention: [...s.attention.filter((a) => a.model !== msg.snapshot.model), msg.snapshot] };
+    case 'samples':
+      return { ...s, samples: msg.samples };
     case 'log': {
       const log = [...s.log, ...msg.lines];
       return { ...s, log: log.length > MAX_LOG_LINES ? log.slice(log.length - MAX_LOG_LINES) : log };

@@ -2,7 +2,7 @@
 // One worker process runs one request and exits: tfjs memory and wasm threads go away with it.
 import type { JobConfig } from '../ml/config';
 import type { JobResult, Phase, ResultRow } from '../ml/jobs';
-import type { AttentionSnapshot } from '../ml/attention-snapshot';
+import type { AttentionSnapshot, SampleImages } from '../ml/attention-snapshot';
 import type { TrainProgress } from '../ml/train';
 import type { BackendPreference } from '../ml/backend';
 
@@ -51,6 +51,7 @@ export type WorkerToHost =
   | ({ readonly type: 'progress' } & LiveProgress)
   | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
   | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
+  | { readonly type: 'samples'; readonly samples: SampleImages }
   | { readonly type: 'log'; readonly message: string }
   /** A run of the request ended well (the demo sends one per run). */
   | { readonly type: 'runDone'; readonly result: JobResult }
@@ -74,5 +75,5 @@ export function isHostToWorker(value: unknown): value is HostToWorker {
 export function isWorkerToHost(value: unknown): value is WorkerToHost {
   if (typeof value !== 'object' || value === null) return false;
   const type = (value as { type?: unknown }).type;
-  return typeof type === 'string' && ['started', 'phase', 'progress', 'table', 'attention', 'log', 'runDone', 'done', 'failed', 'cancelled'].includes(type);
+  return typeof type === 'string' && ['started', 'phase', 'progress', 'table', 'attention', 'samples', 'log', 'runDone', 'done', 'failed', 'cancelled'].includes(type);
 }

@@ -76,7 +76,7 @@ export class PanelView {
     if (all || changed === 'run' || changed === 'progress') this.showProgress();
     if (all || changed === 'table' || changed === 'epoch') this.tables();
     if (all || changed === 'epoch') this.curves.update(s.epochs);
-    if (all || changed === 'attention') this.attention.update(s.attention, s.samples);
+    if (all || changed === 'attention' || changed === 'samples') this.attention.update(s.attention, s.samples);
     if (all) this.showLog(s.log, true);
     else if (msg.type === 'log') this.showLog(msg.lines, false);
   }
