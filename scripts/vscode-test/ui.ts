@@ -38,6 +38,45 @@ export async function runCommand(page: Page, title: string, timeoutMs = 30_000):
   throw new Error(`command "${title}" not found in the palette within ${timeoutMs / 1000} s; it listed: ${JSON.stringify(seen)}`);
 }
 
+/**
+ * Whether the palette lists the command `title` (exactly). The palette matches loosely (">NAD: Erase
+ * Backdoor" also lists other NAD commands), so an absent command is told from a slow palette by waiting
+ * until its answer to the filter is settled and wholly on screen. Call it after `runCommand` has shown
+ * that the extension's commands are registered.
+ */
+export async function paletteLists(page: Page, title: string, timeoutMs = 10_000): Promise<boolean> {
+  const input = await openQuickInput(page, 'F1');
+  await input.fill(`>${title}`, { timeout: 3_000 });
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  let since = Date.now();
+  try {
+    for (;;) {
+      const labels = await rowLabels(page);
+      if (labels.includes(title)) return true;
+      const key = JSON.stringify(labels);
+      if (key !== last) [last, since] = [key, Date.now()];
+      // Every matching row is rendered (the list is virtual: aria-setsize is the whole count).
+      const total = Number((await page.locator(PALETTE_ROWS).first().getAttribute('aria-setsize').catch(() => null)) ?? '0');
+      if (labels.length > 0 && labels.length === total && Date.now() - since >= 800) return false;
+      if (Date.now() > deadline) throw new Error(`the palette's answer to "${title}" did not settle; it listed: ${key}`);
+      await sleep(100);
+    }
+  } finally {
+    await page.keyboard.press('Escape');
+  }
+}
+
+/** The entries of the context menu of `target` (right-click), closed again with Escape. */
+export async function contextMenuLabels(page: Page, target: Locator): Promise<string[]> {
+  await target.click({ button: 'right' });
+  const items = page.locator('.context-view .action-item .action-label');
+  await items.first().waitFor({ state: 'visible', timeout: 10_000 });
+  const labels = (await items.allInnerTexts()).map((l) => l.trim()).filter((l) => l !== '');
+  await page.keyboard.press('Escape');
+  return labels;
+}
+
 /** Open a workspace file by name through "Go to File" (Ctrl+P), and wait for its editor tab. */
 export async function openFile(page: Page, name: string, timeoutMs = 15_000): Promise<void> {
   const input = await openQuickInput(page, 'Control+P');

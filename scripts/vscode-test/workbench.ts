@@ -31,6 +31,16 @@ const QUIET_SETTINGS = {
   'git.enabled': false,
 };
 
+// Restricted Mode as a person meets it, minus the modal "Do you trust the authors?" at startup (which
+// would cover the window): VS Code then opens the folder untrusted, with its Restricted Mode banner.
+const RESTRICTED_MODE_SETTINGS = {
+  'security.workspace.trust.enabled': true,
+  'security.workspace.trust.startupPrompt': 'never',
+  'security.workspace.trust.banner': 'always',
+  'security.workspace.trust.untrustedFiles': 'open',
+  'security.workspace.trust.emptyWindow': false,
+};
+
 export interface WorkbenchOptions {
   /** Short name for the temp folder, screenshots and messages. */
   readonly name: string;
@@ -46,6 +56,13 @@ export interface WorkbenchOptions {
   readonly smokeTestDriver?: boolean;
   /** Extra environment for the server and so the extension host. */
   readonly env?: Readonly<Record<string, string>>;
+  /**
+   * `off` (default): workspace trust disabled, every workspace trusted. `restricted`: trust enabled and
+   * the workspace not trusted (Restricted Mode) with no startup prompt; the test trusts it through the UI.
+   */
+  readonly workspaceTrust?: 'off' | 'restricted';
+  /** User keybindings (keybindings.json), e.g. to run a command the palette hides as a person's own shortcut does. */
+  readonly keybindings?: ReadonlyArray<{ readonly key: string; readonly command: string; readonly when?: string }>;
 }
 
 /** Folder of the code-server package: NAD_CODE_SERVER_DIR, else installs it (no-op when done) and asks. */
@@ -135,16 +152,19 @@ export class Workbench {
     if (!existsSync(serverMain)) throw new Error(`VS Code server not found at ${serverMain}: run scripts/setup-vscode-test.sh`);
     const root = mkdtempSync(join(tmpdir(), `nad-vscode-${options.name}-`));
     for (const d of ['home', 'tmp', 'config', 'data', 'cache', 'user-data', 'extensions', 'chromium']) mkdirSync(join(root, d));
+    const restricted = options.workspaceTrust === 'restricted';
     // Quiet, deterministic windows: no welcome pages, no gallery look-ups (there is no network).
     for (const scope of ['User', 'Machine']) {
       mkdirSync(join(root, 'user-data', scope), { recursive: true });
-      writeFileSync(join(root, 'user-data', scope, 'settings.json'), JSON.stringify(QUIET_SETTINGS, null, 2));
+      const settings = restricted ? { ...QUIET_SETTINGS, ...RESTRICTED_MODE_SETTINGS } : QUIET_SETTINGS;
+      writeFileSync(join(root, 'user-data', scope, 'settings.json'), JSON.stringify(settings, null, 2));
     }
+    if (options.keybindings) writeFileSync(join(root, 'user-data', 'User', 'keybindings.json'), JSON.stringify(options.keybindings, null, 2));
     const port = await freePort();
     const smoke = options.smokeTestDriver ?? options.extensionTestsPath !== undefined;
     const args = [
       serverMain, '--host', '127.0.0.1', '--port', String(port), '--without-connection-token', '--accept-server-license-terms',
-      '--disable-telemetry', '--disable-workspace-trust', '--user-data-dir', join(root, 'user-data'),
+      '--disable-telemetry', ...(restricted ? [] : ['--disable-workspace-trust']), '--user-data-dir', join(root, 'user-data'),
       '--extensions-dir', options.extensionsDir ?? join(root, 'extensions'), ...(smoke ? ['--enable-smoke-test-driver'] : []),
     ];
     // A clean environment: no VS Code of the caller's (a terminal inside VS Code sets VSCODE_*).

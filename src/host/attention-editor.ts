@@ -8,6 +8,7 @@ import { parseAttentionMaps } from './attention/maps-file';
 import { showImageAttention, type StartImageAttention } from './attention/image-command';
 import { runLabel } from './history';
 import { displayPath, pickRuns, readRunDir, runDirOf, runFromArg } from './run-pick';
+import { requireTrust } from './trust';
 import { webviewHtml, webviewOptions } from './webview-html';
 
 export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
@@ -120,6 +121,8 @@ function hasMaps(dir: string): boolean {
  */
 async function showAttentionMaps(arg: unknown, start: StartImageAttention | undefined): Promise<void> {
   if (arg instanceof vscode.Uri && /\.(png|jpe?g)$/i.test(arg.path) && !/[\\/]attention[\\/]/.test(arg.fsPath)) {
+    // Computing maps loads a model: opening maps a run already wrote does not.
+    if (!requireTrust('Computing attention maps of an image')) return;
     await showImageAttention(arg, start, openMapsFile);
     return;
   }

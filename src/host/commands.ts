@@ -11,21 +11,13 @@ import { RunManager, type RunTask } from './run-manager';
 import { RunPanels } from './run-panel';
 import { cancelRun, deleteRun, openRun, rerun, resumeRun, revealRunFolder, type RunCommandsHost } from './run-commands';
 import { folderFor, nadSettings, runsDirFor } from './settings';
+import { requireTrust } from './trust';
 import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from './wizards';
 
 export interface RunsApi {
   readonly manager: RunManager;
   readonly panels: RunPanels;
   readonly log: vscode.LogOutputChannel;
-}
-
-/** Running models reads files and runs code on them: only in trusted workspaces. */
-function requireTrust(what: string): boolean {
-  if (vscode.workspace.isTrusted) return true;
-  void vscode.window
-    .showErrorMessage(`NAD: ${what} is disabled in Restricted Mode: it reads model and data files of this workspace. Trust the workspace to enable it.`, 'Manage Workspace Trust')
-    .then((a) => a && vscode.commands.executeCommand('workbench.trust.manage'));
-  return false;
 }
 
 async function pickConfigFile(): Promise<vscode.Uri | undefined> {
