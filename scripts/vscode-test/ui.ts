@@ -77,6 +77,40 @@ export async function contextMenuLabels(page: Page, target: Locator): Promise<st
   return labels;
 }
 
+/** Wait until the open quick input asks `question`: in its placeholder, its title or its prompt (input boxes). */
+export async function waitForQuestion(page: Page, question: RegExp, timeoutMs = 20_000): Promise<void> {
+  const widget = page.locator('.quick-input-widget');
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (await widget.isVisible()) {
+      const placeholder = (await widget.locator('.quick-input-box input').getAttribute('placeholder', { timeout: 500 }).catch(() => null)) ?? '';
+      const texts = await widget.locator('.quick-input-title, .quick-input-message').allInnerTexts();
+      if ([placeholder, ...texts].some((t) => question.test(t))) return;
+      if (Date.now() > deadline) throw new Error(`the quick input did not ask ${question}; it showed ${JSON.stringify([placeholder, ...texts])}`);
+    } else if (Date.now() > deadline) {
+      throw new Error(`no quick input asked ${question}`);
+    }
+    await sleep(100);
+  }
+}
+
+/** Click the row of the open quick pick whose label contains `label` (or matches it). */
+export async function pickItem(page: Page, label: string | RegExp, timeoutMs = 20_000): Promise<void> {
+  const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
+  await row.waitFor({ state: 'visible', timeout: timeoutMs });
+  await row.click();
+}
+
+/** Answer the input box asking `prompt`: replace its value (or keep it) and press Enter. Returns the value it offered. */
+export async function answerInput(page: Page, prompt: RegExp, value?: string): Promise<string> {
+  await waitForQuestion(page, prompt);
+  const box = page.locator(PALETTE_INPUT);
+  const offered = await box.inputValue();
+  if (value !== undefined) await box.fill(value);
+  await page.keyboard.press('Enter');
+  return offered;
+}
+
 /** Open a workspace file by name through "Go to File" (Ctrl+P), and wait for its editor tab. */
 export async function openFile(page: Page, name: string, timeoutMs = 15_000): Promise<void> {
   const input = await openQuickInput(page, 'Control+P');

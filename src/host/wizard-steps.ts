@@ -1,7 +1,7 @@
 // The questions the run wizards ask, one function each, over one draft of the job. Files are offered
 // from the workspace (checkpoints, datasets, models written by earlier runs), with Browse as a fallback.
 import * as vscode from 'vscode';
-import { basename, dirname, relative } from 'node:path';
+import { basename, dirname, join, relative } from 'node:path';
 import { DEFAULT_BACKDOOR } from '../ml/config';
 import { TRIGGER_NAMES } from '../ml/triggers/spec';
 import { integerIn, numberList, parseNumberList, type PickItem, type Wizard } from './wizard';
@@ -48,13 +48,18 @@ async function checkpointItems(folder: vscode.WorkspaceFolder): Promise<PickItem
 
 async function datasetItems(folder: vscode.WorkspaceFolder): Promise<PickItem<string>[]> {
   const found = new Set<string>();
+  const files = new Set<string>();
   for (const glob of DATA_GLOBS) {
-    for (const u of await vscode.workspace.findFiles(new vscode.RelativePattern(folder, glob), EXCLUDE, 200)) {
-      // A CIFAR-10 batches folder or an MNIST-style IDX folder is one dataset, not several files.
-      const name = basename(u.fsPath);
-      if (/^(data_batch_\d|test_batch)\.bin$/.test(name) || /^(train|t10k|test)-(images|labels)-idx\d-ubyte(\.gz)?$/i.test(name)) found.add(dirname(u.fsPath));
-      else if (!/labels/i.test(name)) found.add(u.fsPath);
-    }
+    for (const u of await vscode.workspace.findFiles(new vscode.RelativePattern(folder, glob), EXCLUDE, 200)) files.add(u.fsPath);
+  }
+  for (const file of files) {
+    // A CIFAR-10 batches folder, a train.bin + test.bin pair or an MNIST-style IDX folder is one dataset
+    // with both splits, not several files: runs then train on the train split and measure on the test split.
+    const name = basename(file);
+    const dir = dirname(file);
+    const pair = /^(train|test)\.bin$/.test(name) && files.has(join(dir, 'train.bin')) && files.has(join(dir, 'test.bin'));
+    if (pair || /^(data_batch_\d|test_batch)\.bin$/.test(name) || /^(train|t10k|test)-(images|labels)-idx\d-ubyte(\.gz)?$/i.test(name)) found.add(dir);
+    else if (!/labels/i.test(name)) found.add(file);
   }
   return [...found].sort().map((p) => ({ label: `$(database) ${basename(p)}`, description: describePath(folder, p), value: p }));
 }
