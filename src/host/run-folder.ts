@@ -6,7 +6,7 @@ import { basename, dirname, join } from 'node:path';
 import type { AttentionSnapshot } from '../ml/attention-snapshot';
 import type { Phase, ResultRow } from '../ml/jobs';
 import { isResumable } from '../ml/resume';
-import { RunStore, type RunKind, type RunSummary } from '../ml/runstore';
+import { RunStore, runNameOfModelFile, type RunKind, type RunSummary } from '../ml/runstore';
 import type { EpochPoint, PanelRunInfo, PanelSnapshot, SampleImages } from '../shared/panel-protocol';
 import { MAX_LOG_LINES } from '../shared/panel-protocol';
 
@@ -128,10 +128,19 @@ function readMaps(runDir: string): { snapshots: AttentionSnapshot[]; samples: Sa
   }
 }
 
+/**
+ * A file's name, and the run that made it when it is a run's model (<runs>/<id>/model/x): every run's
+ * model is called model.safetensors, so the name alone does not tell a student from its teacher.
+ */
+export function fileLabel(path: string): string {
+  const run = runNameOfModelFile(path);
+  return run ? `${basename(path)} (run ${run})` : basename(path);
+}
+
 /** A few settings worth seeing next to a run's name. */
 export function runFacts(config: Record<string, unknown>): Array<[string, string]> {
   const facts: Array<[string, string]> = [];
-  const file = (v: unknown): string | undefined => (typeof v === 'string' ? (v === 'mnist' ? 'built-in MNIST' : basename(v)) : undefined);
+  const file = (v: unknown): string | undefined => (typeof v === 'string' ? (v === 'mnist' ? 'built-in MNIST' : fileLabel(v)) : undefined);
   const add = (label: string, value: string | undefined): void => {
     if (value) facts.push([label, value]);
   };

@@ -158,7 +158,8 @@ export class RunManager implements vscode.Disposable {
         task.runDirs.push(msg.runDir);
         const read = readRunSnapshot(msg.runDir);
         const base = 'problem' in read ? undefined : read;
-        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false } };
+        // A new run's log lines all follow as messages; the folder may already hold the first of them.
+        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false }, log: msg.resumed ? base.log : [] };
         this.say(task, 'info', `${task.request.title}: ${msg.resumed ? 'resumed' : 'writing'} run ${msg.runId} on ${msg.backend}`);
         this.runStarted.fire({ task, runDir: msg.runDir, previous });
         if (task.snapshot) this.toPanel(task, { type: 'snapshot', snapshot: task.snapshot });

@@ -68,6 +68,14 @@ function isAlive(pid: number): boolean {
   }
 }
 
+/**
+ * The name a run was given (the middle of its folder's id, `<date>-<time>-<name>-<hex>`), when `file` is
+ * in that run's model/ folder; undefined for any other file.
+ */
+export function runNameOfModelFile(file: string): string | undefined {
+  return /(?:^|[\\/])\d{8}-\d{6}-([^\\/]+)-[0-9a-f]{4}[\\/]model[\\/][^\\/]+$/.exec(file)?.[1];
+}
+
 export class RunStore {
   readonly runsDir: string;
 
