@@ -9,7 +9,7 @@ import { readCheckpoint } from './checkpoint';
 import { decodeImageFile } from './data/image-folder';
 import { runJob, type JobContext, type JobResult } from './jobs';
 import { modelFromStateDict, type Model } from './models';
-import type { RunHandle } from './runstore';
+import { runNameOfModelFile, type RunHandle } from './runstore';
 import { RunCancelledError } from './train';
 import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from './triggers';
 import { InputError, type ImageDataset, type ModelSpec } from './types';
@@ -38,9 +38,27 @@ export interface ImageAttentionResult extends JobResult {
   readonly predictions: ReadonlyArray<{ readonly model: string; readonly clean: number[]; readonly triggered: number[] }>;
 }
 
-/** Snapshot name of a model file: its file name without the weights extension. */
+/**
+ * Snapshot name of a model file: its file name without the weights extension, or for a run's model the
+ * run's name (every run's model is model.safetensors).
+ */
 export function modelNameOf(file: string): string {
-  return basename(file).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '').replace(/[^A-Za-z0-9_.-]+/g, '-') || 'model';
+  const base = basename(file).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '');
+  const run = runNameOfModelFile(file);
+  const name = run === undefined ? base : base === 'model' ? run : `${run}-${base}`;
+  return name.replace(/[^A-Za-z0-9_.-]+/g, '-') || 'model';
+}
+
+/** Snapshot names of several model files, made distinct (`-2`, `-3`...) where two would be the same. */
+export function modelNamesOf(files: readonly string[]): string[] {
+  const used = new Set<string>();
+  return files.map((file) => {
+    const name = modelNameOf(file);
+    let unique = name;
+    for (let k = 2; used.has(unique); k++) unique = `${name}-${k}`;
+    used.add(unique);
+    return unique;
+  });
 }
 
 /** One image as the model takes it: HWC uint8 with the model's channel count, or an InputError. */
@@ -67,6 +85,7 @@ export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHand
   if (cfg.models.length === 0) throw new InputError('give at least one model file');
   if (cfg.labels && cfg.labels.length !== cfg.images.length) throw new InputError(`${cfg.labels.length} labels for ${cfg.images.length} images`);
   const models: Array<readonly [string, Model]> = [];
+  const names = modelNamesOf(cfg.models);
   try {
     for (const file of cfg.models) {
       if (signal?.aborted) throw new RunCancelledError();
@@ -75,7 +94,7 @@ export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHand
         const s = models[0][1].spec;
         throw new InputError(`takes ${ck.spec.imageSize}x${ck.spec.imageSize}x${ck.spec.inChannels} images, but ${cfg.models[0]} takes ${s.imageSize}x${s.imageSize}x${s.inChannels}`, file);
       }
-      models.push([modelNameOf(file), modelFromStateDict(ck.spec, ck.stateDict, file)]);
+      models.push([names[models.length], modelFromStateDict(ck.spec, ck.stateDict, file)]);
     }
     const spec = models[0][1].spec;
     const shape = { height: spec.imageSize, width: spec.imageSize, channels: spec.inChannels };

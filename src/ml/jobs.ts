@@ -16,7 +16,7 @@ import { backdoorTestSet, poisonTrainingSet } from './triggers';
 import { InputError, type ImageDataset } from './types';
 import { attentionSnapshot, sampleImages, saveAttentionFiles, type AttentionSamples, type AttentionSnapshot, type SampleImages } from './attention-snapshot';
 import { selectImages } from './data';
-import { imageAttentionBody, modelNameOf } from './image-attention';
+import { imageAttentionBody, modelNamesOf } from './image-attention';
 import type { ResumePoint } from './resume';
 
 export type Phase = 'train' | 'teacher' | 'nad' | 'eval';
@@ -330,7 +330,8 @@ async function attentionJob(cfg: AttentionJobConfig, run: RunHandle, env: Env): 
   const test = await loadTestData(env, cfg.test, cfg.backdoor, cfg.count);
   const models: Array<readonly [string, Model]> = [];
   try {
-    for (const file of cfg.models) models.push([modelNameOf(file), await loadModelFile(file, test.evalSets.clean)]);
+    const names = modelNamesOf(cfg.models);
+    for (const [i, file] of cfg.models.entries()) models.push([names[i], await loadModelFile(file, test.evalSets.clean)]);
     const table: ResultRow[] = [];
     for (const [, m] of models) table.push({ model: 'evaluated', ...evaluate(m, test.evalSets) });
     await writeAttention(run, env, models, test.samples);

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { parseAttentionMaps } from '../../src/host/attention/maps-file';
 import { saveModelFile, specMetadata } from '../../src/ml/checkpoint';
-import { imageAttention, type ImageAttentionConfig } from '../../src/ml/image-attention';
+import { imageAttention, modelNamesOf, type ImageAttentionConfig } from '../../src/ml/image-attention';
 import { createModel } from '../../src/ml/models';
 import { RunStore } from '../../src/ml/runstore';
 import { CIFAR_DIR, SHARED, hasShared, tempFolder } from '../fixtures/data/paths';
@@ -116,4 +116,19 @@ test('a grayscale model takes gray PNGs (stored with one channel) and refuses co
   } finally {
     tmp.remove();
   }
+});
+
+test('model names: a run’s model is named after its run; files that would share a name are told apart', () => {
+  const runs = '/w/.nad/runs';
+  assert.deepEqual(
+    modelNamesOf([
+      `${runs}/20261125-201106-demo-backdoored-9c4a/model/model.safetensors`,
+      `${runs}/20261125-201134-demo-teacher-c7e4/model/model.safetensors`,
+      `${runs}/20261125-201147-demo-nad-eb26/model/teacher.safetensors`,
+      '/models/a/wrn16-1.pth.tar',
+      '/models/b/wrn16-1.pth',
+      '/models/model/model.safetensors',
+    ]),
+    ['demo-backdoored', 'demo-teacher', 'demo-nad-teacher', 'wrn16-1', 'wrn16-1-2', 'model'],
+  );
 });
