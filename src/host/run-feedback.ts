@@ -51,7 +51,7 @@ export class RunFeedback implements vscode.Disposable {
   }
 
   private changed(task: RunTask): void {
-    if (task.state === 'running' && !this.notified.has(task.id)) this.notify(task);
+    if (task.state === 'running' && !this.notified.has(task.id) && task.request.notify !== false) this.notify(task);
     this.notified.get(task.id)?.(task);
     this.updateStatusBar();
     if (task.state !== 'queued' && task.state !== 'running' && this.notified.has(task.id)) {

@@ -24,6 +24,8 @@ export interface RunRequest {
   readonly configFile?: string;
   /** Open the run panel when the run starts (default true). */
   readonly openPanel?: boolean;
+  /** A progress notification while it runs and a message when it ends (default true); false when the caller shows its own. */
+  readonly notify?: boolean;
 }
 
 export type TaskState = 'queued' | 'running' | 'finished' | 'failed' | 'cancelled';

@@ -122,7 +122,9 @@ export function imageAttentionInWorker(manager: RunManager): StartImageAttention
       job: { kind: 'job', config: request.config },
       cwd: request.cwd,
       runsDir: request.runsDir,
+      // The command shows its own progress, opens the maps, and reports a failure by rejecting.
       openPanel: false,
+      notify: false,
     });
     const cancel = token.onCancellationRequested(() => manager.cancel(task));
     try {

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, runCommand, treeRows, viewPane } from '../../../scripts/vscode-test/ui';
-import { folderEpochs, folderLog, folderStatus, folderTable, imageAtCentres, panelEpochRows, panelTable, pickRow, readMapsFile, runFolder, waitForQuestion } from './run-checks';
+import { TEST_TIMEOUT_MS, activeWebview, pickItem, runCommand, treeRows, viewPane, waitForQuestion } from '../../../scripts/vscode-test/ui';
+import { folderEpochs, folderLog, folderStatus, folderTable, imageAtCentres, panelEpochRows, panelTable, readMapsFile, runFolder } from './run-checks';
 
 /** The demo's runs, in the order it makes them, with the kind each is. */
 const RUNS = [
@@ -107,7 +107,7 @@ test('"NAD: Run Demo" (Quick) trains the three runs; while NAD runs, its maps ar
     await runCommand(page, 'NAD: Run Demo');
     await waitForQuestion(page, /built-in MNIST digits/);
     console.log(`  screenshot: ${await wb.screenshot('ui-demo-pick')}`);
-    await pickRow(page, 'Quick');
+    await pickItem(page, 'Quick');
     const started = Date.now();
     const frame = activeWebview(page);
     await frame.locator('#run-title', { hasText: 'demo-backdoored' }).waitFor({ timeout: 60_000 });

@@ -1,33 +1,12 @@
-// What the demo and Explorer UI tests read: quick-pick answers, the run panel's tables and canvases (two
+// What the demo and Explorer UI tests read: quick-pick rows, the run panel's tables and canvases (two
 // iframes deep), and the same numbers and images from the run folders on disk.
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 
-const QUICK = '.quick-input-widget';
-
-/** Wait until the open quick input asks `text` (its placeholder or title). */
-export async function waitForQuestion(page: Page, text: RegExp, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const placeholder = (await page.locator(`${QUICK} .quick-input-box input`).getAttribute('placeholder').catch(() => null)) ?? '';
-    const title = (await page.locator(`${QUICK} .quick-input-title`).innerText({ timeout: 500 }).catch(() => '')) ?? '';
-    if ((await page.locator(QUICK).isVisible()) && (text.test(placeholder) || text.test(title))) return;
-    if (Date.now() > deadline) throw new Error(`the quick input did not ask ${text} (placeholder "${placeholder}", title "${title}")`);
-    await page.waitForTimeout(100);
-  }
-}
-
 /** The row of the open quick pick whose label contains `label`. */
 export function quickPickRow(page: Page, label: string): Locator {
-  return page.locator(`${QUICK} .quick-input-list .monaco-list-row`).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-}
-
-/** Click the row of the open quick pick whose label contains `label`. */
-export async function pickRow(page: Page, label: string): Promise<void> {
-  const row = quickPickRow(page, label);
-  await row.waitFor({ state: 'visible', timeout: 20_000 });
-  await row.click();
+  return page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: label }) }).first();
 }
 
 /** The run panel's ACC/ASR table, header row first. */
