@@ -21,10 +21,10 @@ void batch_to_inner(const float* x, int n, int p, int c, float* out) {
     for (int b = 0; b < n; b++) __builtin_memcpy(out + ((long)q * n + b) * c, x + ((long)b * p + q) * c, (unsigned long)c * sizeof(float));
 }
 
-// [n, h, w, c] -> [n, (h-1)s+1, (w-1)s+1, c] with zeros between rows and between columns.
+// [n, h, w, c] -> [n, oh, ow, c]: x[b, r, col] at row r*s, column col*s, zeros elsewhere (oh >= (h-1)s+1,
+// ow >= (w-1)s+1: the extra rows and columns at the bottom and right are zero padding).
 EXPORT(dilate)
-void dilate(const float* x, int n, int h, int w, int c, int s, float* out) {
-  const int oh = (h - 1) * s + 1, ow = (w - 1) * s + 1;
+void dilate(const float* x, int n, int h, int w, int c, int s, int oh, int ow, float* out) {
   __builtin_memset(out, 0, (unsigned long)n * oh * ow * c * sizeof(float));
   for (int b = 0; b < n; b++)
     for (int r = 0; r < h; r++)

@@ -1,79 +1,155 @@
-// Winograd F(2x2, 3x3) convolution and filter gradient for 3x3, stride-1, pad-1 layers.
+// Winograd F(4x4, 3x3) convolution and filter gradient for 3x3, stride-1, pad-1 layers: each 4x4
+// output tile costs 36 multiplies per (ci, co) instead of 144 directly (4x fewer; F(2x2, 3x3) saves
+// 2.25x). Tiles are taken in blocks of up to W4_T across images and tile rows, so that small maps
+// (8x8: 4 tiles per image) still feed full GEMMs. Matrices (Lavin & Gray 2016):
+//   B^T = [4 0 -5 0 1 0; 0 -4 -4 1 1 0; 0 4 -4 -1 1 0; 0 -2 -1 2 1 0; 0 2 -1 -2 1 0; 0 4 0 -5 0 1]
+//   G   = [1/4 0 0; -1/6 -1/6 -1/6; -1/6 1/6 -1/6; 1/24 1/12 1/6; 1/24 -1/12 1/6; 0 0 1]
+//   A^T = [1 1 1 1 1 0; 0 1 -1 2 -2 0; 0 1 1 4 4 0; 0 1 -1 8 -8 1]
+// Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
 #include "common.h"
 
-// 3x3, stride 1, pad 1 convolution by Winograd F(2x2, 3x3): each 2x2 output tile costs 16 multiplies
-// per (ci, co) instead of 36, i.e. 2.25x fewer than any direct method (XNNPACK's included). Per block
-// of up to WINO_T tiles of one tile row: input transform V = B^T d B (per channel, SIMD over
-// channels), 16 GEMMs M[xi] = V[xi] (T x ci) * U[xi] (ci x co), output transform Y = A^T M A.
-// U = G g G^T is computed once per call. Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
-#define WINO_T 16
+#define W4_T 32
 
-static void wino_filter(const float* f, int ci, int co, float* u /* [16][ci][co] */) {
+static inline v128_t splat(float v) { return wasm_f32x4_splat(v); }
+
+// t = B^T d for one 6-vector (SIMD over 4 channels).
+static inline void b4_1d(const v128_t d[6], v128_t t[6]) {
+  const v128_t four = splat(4.f), two = splat(2.f), five = splat(5.f);
+  const v128_t a = wasm_f32x4_sub(d[4], wasm_f32x4_mul(four, d[2]));
+  const v128_t b = wasm_f32x4_sub(d[3], wasm_f32x4_mul(four, d[1]));
+  const v128_t c = wasm_f32x4_sub(d[4], d[2]);
+  const v128_t e = wasm_f32x4_mul(two, wasm_f32x4_sub(d[3], d[1]));
+  t[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d[0]), wasm_f32x4_mul(five, d[2])), d[4]);
+  t[1] = wasm_f32x4_add(a, b);
+  t[2] = wasm_f32x4_sub(a, b);
+  t[3] = wasm_f32x4_add(c, e);
+  t[4] = wasm_f32x4_sub(c, e);
+  t[5] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(four, d[1]), wasm_f32x4_mul(five, d[3])), d[5]);
+}
+
+// y = A^T m for one 6-vector.
+static inline void a4_1d(const v128_t m[6], v128_t y[4]) {
+  const v128_t s12 = wasm_f32x4_add(m[1], m[2]), d12 = wasm_f32x4_sub(m[1], m[2]);
+  const v128_t s34 = wasm_f32x4_add(m[3], m[4]), d34 = wasm_f32x4_sub(m[3], m[4]);
+  y[0] = wasm_f32x4_add(wasm_f32x4_add(m[0], s12), s34);
+  y[1] = wasm_f32x4_add(d12, wasm_f32x4_mul(splat(2.f), d34));
+  y[2] = wasm_f32x4_add(s12, wasm_f32x4_mul(splat(4.f), s34));
+  y[3] = wasm_f32x4_add(wasm_f32x4_add(d12, wasm_f32x4_mul(splat(8.f), d34)), m[5]);
+}
+
+// t = G g for one 3-vector.
+static inline void g4_1d(const v128_t g[3], v128_t t[6]) {
+  const v128_t s02 = wasm_f32x4_add(g[0], g[2]);
+  t[0] = wasm_f32x4_mul(splat(0.25f), g[0]);
+  t[1] = wasm_f32x4_mul(splat(-1.f / 6), wasm_f32x4_add(s02, g[1]));
+  t[2] = wasm_f32x4_mul(splat(-1.f / 6), wasm_f32x4_sub(s02, g[1]));
+  const v128_t p = wasm_f32x4_add(wasm_f32x4_mul(splat(1.f / 24), g[0]), wasm_f32x4_mul(splat(1.f / 6), g[2]));
+  const v128_t q = wasm_f32x4_mul(splat(1.f / 12), g[1]);
+  t[3] = wasm_f32x4_add(p, q);
+  t[4] = wasm_f32x4_sub(p, q);
+  t[5] = g[2];
+}
+
+// e = A y for one 4-vector (A = (A^T)^T, 6 x 4).
+static inline void at4_1d(const v128_t y[4], v128_t e[6]) {
+  const v128_t p = wasm_f32x4_add(y[0], y[2]), q = wasm_f32x4_add(y[1], y[3]);
+  const v128_t r = wasm_f32x4_add(y[0], wasm_f32x4_mul(splat(4.f), y[2]));
+  const v128_t s = wasm_f32x4_add(wasm_f32x4_mul(splat(2.f), y[1]), wasm_f32x4_mul(splat(8.f), y[3]));
+  e[0] = y[0];
+  e[1] = wasm_f32x4_add(p, q);
+  e[2] = wasm_f32x4_sub(p, q);
+  e[3] = wasm_f32x4_add(r, s);
+  e[4] = wasm_f32x4_sub(r, s);
+  e[5] = y[3];
+}
+
+// o = G^T m for one 6-vector.
+static inline void gt4_1d(const v128_t m[6], v128_t o[3]) {
+  const v128_t s12 = wasm_f32x4_add(m[1], m[2]), s34 = wasm_f32x4_add(m[3], m[4]);
+  const v128_t sixth = splat(1.f / 6);
+  o[0] = wasm_f32x4_add(wasm_f32x4_sub(wasm_f32x4_mul(splat(0.25f), m[0]), wasm_f32x4_mul(sixth, s12)), wasm_f32x4_mul(splat(1.f / 24), s34));
+  o[1] = wasm_f32x4_add(wasm_f32x4_mul(sixth, wasm_f32x4_sub(m[2], m[1])), wasm_f32x4_mul(splat(1.f / 12), wasm_f32x4_sub(m[3], m[4])));
+  o[2] = wasm_f32x4_add(wasm_f32x4_mul(sixth, wasm_f32x4_sub(s34, s12)), m[5]);
+}
+
+// U[xi][c][d] = (G g G^T) for the whole filter [3][3][ci][co].
+static void w4_filter(const float* f, int ci, int co, float* u /* [36][ci][co] */) {
   const long plane = (long)ci * co;
   for (int c = 0; c < ci; c++) {
     for (int d = 0; d < co; d += 4) {
-      v128_t g[3][3], t[4][3];
-      for (int i = 0; i < 3; i++)
-        for (int j = 0; j < 3; j++) g[i][j] = wasm_v128_load(f + ((long)(i * 3 + j) * ci + c) * co + d);
-      const v128_t half = wasm_f32x4_splat(0.5f);
-      for (int j = 0; j < 3; j++) {  // t = G g
-        t[0][j] = g[0][j];
-        t[1][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(g[0][j], g[1][j]), g[2][j]));
-        t[2][j] = wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(g[0][j], g[1][j]), g[2][j]));
-        t[3][j] = g[2][j];
+      v128_t t[6][3];
+      for (int j = 0; j < 3; j++) {  // t[:, j] = G g[:, j]
+        v128_t g[3], col[6];
+        for (int i = 0; i < 3; i++) g[i] = wasm_v128_load(f + ((long)(i * 3 + j) * ci + c) * co + d);
+        g4_1d(g, col);
+        for (int i = 0; i < 6; i++) t[i][j] = col[i];
       }
-      for (int i = 0; i < 4; i++) {  // U = t G^T
-        float* o = u + (long)(i * 4) * plane + (long)c * co + d;
-        wasm_v128_store(o, t[i][0]);
-        wasm_v128_store(o + plane, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_add(t[i][0], t[i][1]), t[i][2])));
-        wasm_v128_store(o + 2 * plane, wasm_f32x4_mul(half, wasm_f32x4_add(wasm_f32x4_sub(t[i][0], t[i][1]), t[i][2])));
-        wasm_v128_store(o + 3 * plane, t[i][2]);
+      for (int i = 0; i < 6; i++) {  // U[i, :] = G t[i, :]
+        v128_t row[6];
+        g4_1d(t[i], row);
+        for (int j = 0; j < 6; j++) wasm_v128_store(u + (long)(i * 6 + j) * plane + (long)c * co + d, row[j]);
       }
     }
   }
 }
 
-// V[xi][t][c] for the tiles tx0 .. tx0+nt-1 of tile row ty of image img.
-static void wino_input(const float* x, int h, int w, int ci, int ty, int tx0, int nt, float* v /* [16][nt][ci] */) {
+// Where tile `flat` of a chunk lies: image, top-left output row and column.
+typedef struct {
+  int img, r0, c0;
+} Tile;
+
+static inline Tile tile_at(int flat, int th, int tw) {
+  const int per = th * tw, img = flat / per, rem = flat - img * per;
+  return (Tile){img, 4 * (rem / tw), 4 * (rem % tw)};
+}
+
+// V[xi][t][c] = (B^T d B) for tiles t0 .. t0+nt-1 (d: the 6x6 input patch at (r0 - 1, c0 - 1), zero outside).
+static void w4_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, float* v /* [36][nt][ci] */) {
   const long plane = (long)nt * ci;
-  const v128_t zero = wasm_f32x4_splat(0.f);
+  const v128_t zero = splat(0.f);
   for (int t = 0; t < nt; t++) {
-    const int r0 = 2 * ty - 1, c0 = 2 * (tx0 + t) - 1;
+    const Tile tl = tile_at(t0 + t, th, tw);
+    const float* xi = x + (long)tl.img * h * w * ci;
+    const int r0 = tl.r0 - 1, c0 = tl.c0 - 1;
+    const int inside = r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w;
     for (int c = 0; c < ci; c += 4) {
-      v128_t d[4][4];
-      for (int r = 0; r < 4; r++)
-        for (int s = 0; s < 4; s++) {
-          const int rr = r0 + r, cc = c0 + s;
-          d[r][s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? wasm_v128_load(x + ((long)rr * w + cc) * ci + c) : zero;
+      v128_t e[6][6];
+      for (int r = 0; r < 6; r++) {  // e[r, :] = d[r, :] B
+        v128_t d[6], row[6];
+        const int rr = r0 + r;
+        if (inside) {
+          const float* p = xi + ((long)rr * w + c0) * ci + c;
+          for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p + (long)s * ci);
+        } else {
+          for (int s = 0; s < 6; s++) {
+            const int cc = c0 + s;
+            d[s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? wasm_v128_load(xi + ((long)rr * w + cc) * ci + c) : zero;
+          }
         }
-      v128_t e[4][4];
-      for (int s = 0; s < 4; s++) {  // e = B^T d
-        e[0][s] = wasm_f32x4_sub(d[0][s], d[2][s]);
-        e[1][s] = wasm_f32x4_add(d[1][s], d[2][s]);
-        e[2][s] = wasm_f32x4_sub(d[2][s], d[1][s]);
-        e[3][s] = wasm_f32x4_sub(d[1][s], d[3][s]);
+        b4_1d(d, row);
+        for (int s = 0; s < 6; s++) e[r][s] = row[s];
       }
       float* o = v + (long)t * ci + c;
-      for (int r = 0; r < 4; r++) {  // V = e B
-        wasm_v128_store(o + (long)(r * 4 + 0) * plane, wasm_f32x4_sub(e[r][0], e[r][2]));
-        wasm_v128_store(o + (long)(r * 4 + 1) * plane, wasm_f32x4_add(e[r][1], e[r][2]));
-        wasm_v128_store(o + (long)(r * 4 + 2) * plane, wasm_f32x4_sub(e[r][2], e[r][1]));
-        wasm_v128_store(o + (long)(r * 4 + 3) * plane, wasm_f32x4_sub(e[r][1], e[r][3]));
+      for (int s = 0; s < 6; s++) {  // V[:, s] = B^T e[:, s]
+        v128_t col[6], out[6];
+        for (int r = 0; r < 6; r++) col[r] = e[r][s];
+        b4_1d(col, out);
+        for (int r = 0; r < 6; r++) wasm_v128_store(o + (long)(r * 6 + s) * plane, out[r]);
       }
     }
   }
 }
 
-// M[xi] (nt x co) = V[xi] (nt x ci) * U[xi] (ci x co) for the 16 xi, 4 x 8 register tiles.
-static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, float* m) {
-  for (int xi = 0; xi < 16; xi++) {
+// M[xi] (nt x co) = V[xi] (nt x ci) * U[xi] (ci x co) for the 36 xi, 4 x 8 register tiles.
+static void w4_gemm(const float* v, const float* u, int nt, int ci, int co, float* m) {
+  for (int xi = 0; xi < 36; xi++) {
     const float* vx = v + (long)xi * nt * ci;
     const float* ux = u + (long)xi * ci * co;
     float* mx = m + (long)xi * nt * co;
     for (int d0 = 0; d0 < co; d0 += 8) {
       int t = 0;
       for (; t + 4 <= nt; t += 4) {
-        v128_t a00 = wasm_f32x4_splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        v128_t a00 = splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
         const float* vp = vx + (long)t * ci;
         const float* up = ux + d0;
         for (int k = 0; k < ci; k++, up += co) {
@@ -96,7 +172,7 @@ static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, fl
         wasm_v128_store(mp, a30), wasm_v128_store(mp + 4, a31);
       }
       for (; t < nt; t++) {
-        v128_t a0 = wasm_f32x4_splat(0.f), a1 = a0;
+        v128_t a0 = splat(0.f), a1 = a0;
         const float* vp = vx + (long)t * ci;
         const float* up = ux + d0;
         for (int k = 0; k < ci; k++, up += co) {
@@ -111,25 +187,27 @@ static void wino_gemm(const float* v, const float* u, int nt, int ci, int co, fl
   }
 }
 
-// Y = A^T M A into the output rows of tile row ty.
-static void wino_output(const float* m, int h, int w, int co, int ty, int tx0, int nt, float* y) {
+// Y = A^T M A for tiles t0 .. t0+nt-1, clipped to the map.
+static void w4_output(const float* m, int h, int w, int co, int th, int tw, int t0, int nt, float* y) {
   const long plane = (long)nt * co;
   for (int t = 0; t < nt; t++) {
-    const int r0 = 2 * ty, c0 = 2 * (tx0 + t);
+    const Tile tl = tile_at(t0 + t, th, tw);
+    float* yi = y + (long)tl.img * h * w * co;
+    const int rows = min_i(4, h - tl.r0), cols = min_i(4, w - tl.c0);
     for (int d = 0; d < co; d += 4) {
       const float* p = m + (long)t * co + d;
-      v128_t q[2][4];
-      for (int s = 0; s < 4; s++) {  // q = A^T M
-        const v128_t m0 = wasm_v128_load(p + (long)(0 * 4 + s) * plane), m1 = wasm_v128_load(p + (long)(1 * 4 + s) * plane);
-        const v128_t m2 = wasm_v128_load(p + (long)(2 * 4 + s) * plane), m3 = wasm_v128_load(p + (long)(3 * 4 + s) * plane);
-        q[0][s] = wasm_f32x4_add(wasm_f32x4_add(m0, m1), m2);
-        q[1][s] = wasm_f32x4_sub(wasm_f32x4_sub(m1, m2), m3);
+      v128_t q[4][6];
+      for (int s = 0; s < 6; s++) {  // q[:, s] = A^T M[:, s]
+        v128_t col[6], out[4];
+        for (int r = 0; r < 6; r++) col[r] = wasm_v128_load(p + (long)(r * 6 + s) * plane);
+        a4_1d(col, out);
+        for (int i = 0; i < 4; i++) q[i][s] = out[i];
       }
-      for (int i = 0; i < 2; i++) {
-        if (r0 + i >= h) break;
-        float* o = y + ((long)(r0 + i) * w + c0) * co + d;
-        wasm_v128_store(o, wasm_f32x4_add(wasm_f32x4_add(q[i][0], q[i][1]), q[i][2]));
-        if (c0 + 1 < w) wasm_v128_store(o + co, wasm_f32x4_sub(wasm_f32x4_sub(q[i][1], q[i][2]), q[i][3]));
+      for (int i = 0; i < rows; i++) {  // Y[i, :] = q[i, :] A
+        v128_t out[4];
+        a4_1d(q[i], out);
+        float* o = yi + ((long)(tl.r0 + i) * w + tl.c0) * co + d;
+        for (int j = 0; j < cols; j++) wasm_v128_store(o + (long)j * co, out[j]);
       }
     }
   }
@@ -137,62 +215,52 @@ static void wino_output(const float* m, int h, int w, int co, int ty, int tx0, i
 
 EXPORT(conv3x3_winograd)
 void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y) {
-  float u[16 * ci * co];
-  wino_filter(f, ci, co, u);
-  float v[16 * WINO_T * ci], m[16 * WINO_T * co];
-  const int th = (h + 1) / 2, tw = (w + 1) / 2;
-  for (int img = 0; img < n; img++) {
-    const float* xi = x + (long)img * h * w * ci;
-    float* yi = y + (long)img * h * w * co;
-    for (int ty = 0; ty < th; ty++) {
-      for (int tx0 = 0; tx0 < tw; tx0 += WINO_T) {
-        const int nt = min_i(WINO_T, tw - tx0);
-        wino_input(xi, h, w, ci, ty, tx0, nt, v);
-        wino_gemm(v, u, nt, ci, co, m);
-        wino_output(m, h, w, co, ty, tx0, nt, yi);
-      }
-    }
+  float u[36 * ci * co];
+  w4_filter(f, ci, co, u);
+  float v[36 * W4_T * ci], m[36 * W4_T * co];
+  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
+  for (int t0 = 0; t0 < tiles; t0 += W4_T) {
+    const int nt = min_i(W4_T, tiles - t0);
+    w4_input(x, h, w, ci, th, tw, t0, nt, v);
+    w4_gemm(v, u, nt, ci, co, m);
+    w4_output(m, h, w, co, th, tw, t0, nt, y);
   }
 }
 
-// Filter gradient of a 3x3, stride-1, pad-1 convolution by Winograd F(2x2, 3x3): the forward is
-// Y = A^T [(G g G^T) . (B^T d B)] A per tile, so dL/dg = G^T [sum over tiles (B^T d B) . (A dY A^T)] G:
-// per block of tiles, 16 GEMMs accumulate V[xi]^T (ci x T) * D[xi] (T x co) into M[xi] (ci x co).
-// 2.25x fewer multiplies than conv_filter_grad. Same signature and accumulation (kh, kw, s, p must be 3, 3, 1, 1);
-// requires ci % 4 == 0 and co % 8 == 0.
+// Filter gradient by F(4x4, 3x3): dL/dg = G^T [sum over tiles (B^T d B) . (A dY A^T)] G. Same
+// signature and accumulation into `out` as conv_filter_grad (kh, kw, s, p must be 3, 3, 1, 1).
 
-// D[xi][t][d] = (A dY A^T) for the 2x2 dy tiles of tile row ty (zero beyond the map).
-static void wino_dy(const float* dy, int h, int w, int co, int ty, int tx0, int nt, float* out) {
+// D[xi][t][d] = (A dY A^T) for the 4x4 dy tiles t0 .. t0+nt-1 (zero beyond the map).
+static void w4_dy(const float* dy, int h, int w, int co, int th, int tw, int t0, int nt, float* out) {
   const long plane = (long)nt * co;
-  const v128_t zero = wasm_f32x4_splat(0.f);
+  const v128_t zero = splat(0.f);
   for (int t = 0; t < nt; t++) {
-    const int r0 = 2 * ty, c0 = 2 * (tx0 + t);
+    const Tile tl = tile_at(t0 + t, th, tw);
+    const float* gi = dy + (long)tl.img * h * w * co;
     for (int d = 0; d < co; d += 4) {
-      v128_t y[2][2];
-      for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++)
-          y[i][j] = r0 + i < h && c0 + j < w ? wasm_v128_load(dy + ((long)(r0 + i) * w + c0 + j) * co + d) : zero;
-      v128_t e[4][2];
-      for (int j = 0; j < 2; j++) {  // e = A y, A = [[1,0],[1,1],[1,-1],[0,-1]]
-        e[0][j] = y[0][j];
-        e[1][j] = wasm_f32x4_add(y[0][j], y[1][j]);
-        e[2][j] = wasm_f32x4_sub(y[0][j], y[1][j]);
-        e[3][j] = wasm_f32x4_neg(y[1][j]);
+      v128_t e[6][4];
+      for (int j = 0; j < 4; j++) {  // e[:, j] = A dY[:, j]
+        v128_t col[4], o6[6];
+        for (int i = 0; i < 4; i++) {
+          const int rr = tl.r0 + i, cc = tl.c0 + j;
+          col[i] = rr < h && cc < w ? wasm_v128_load(gi + ((long)rr * w + cc) * co + d) : zero;
+        }
+        at4_1d(col, o6);
+        for (int i = 0; i < 6; i++) e[i][j] = o6[i];
       }
       float* o = out + (long)t * co + d;
-      for (int r = 0; r < 4; r++) {  // D = e A^T
-        wasm_v128_store(o + (long)(r * 4 + 0) * plane, e[r][0]);
-        wasm_v128_store(o + (long)(r * 4 + 1) * plane, wasm_f32x4_add(e[r][0], e[r][1]));
-        wasm_v128_store(o + (long)(r * 4 + 2) * plane, wasm_f32x4_sub(e[r][0], e[r][1]));
-        wasm_v128_store(o + (long)(r * 4 + 3) * plane, wasm_f32x4_neg(e[r][1]));
+      for (int i = 0; i < 6; i++) {  // D[i, :] = A e[i, :]
+        v128_t row[6];
+        at4_1d(e[i], row);
+        for (int j = 0; j < 6; j++) wasm_v128_store(o + (long)(i * 6 + j) * plane, row[j]);
       }
     }
   }
 }
 
 // M[xi] (ci x co) += V[xi]^T (ci x nt) * D[xi] (nt x co), 4 x 8 register tiles.
-static void wino_gemm_at(const float* v, const float* dd, int nt, int ci, int co, float* m) {
-  for (int xi = 0; xi < 16; xi++) {
+static void w4_gemm_at(const float* v, const float* dd, int nt, int ci, int co, float* m) {
+  for (int xi = 0; xi < 36; xi++) {
     const float* vx = v + (long)xi * nt * ci;
     const float* dx = dd + (long)xi * nt * co;
     float* mx = m + (long)xi * ci * co;
@@ -229,45 +297,34 @@ static void wino_gemm_at(const float* v, const float* dd, int nt, int ci, int co
 
 EXPORT(conv_filter_grad_winograd)
 void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
-                               int s, int p, float* out) {
+                                int s, int p, float* out) {
   (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
   const long plane = (long)ci * co;
-  float m[16 * plane];
+  float m[36 * plane];
   __builtin_memset(m, 0, sizeof(m));
-  float v[16 * WINO_T * ci], dd[16 * WINO_T * co];
-  const int th = (h + 1) / 2, tw = (w + 1) / 2;
-  for (int img = 0; img < n; img++) {
-    const float* xi = x + (long)img * h * w * ci;
-    const float* gi = dy + (long)img * h * w * co;
-    for (int ty = 0; ty < th; ty++) {
-      for (int tx0 = 0; tx0 < tw; tx0 += WINO_T) {
-        const int nt = min_i(WINO_T, tw - tx0);
-        wino_input(xi, h, w, ci, ty, tx0, nt, v);
-        wino_dy(gi, h, w, co, ty, tx0, nt, dd);
-        wino_gemm_at(v, dd, nt, ci, co, m);
-      }
-    }
+  float v[36 * W4_T * ci], dd[36 * W4_T * co];
+  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
+  for (int t0 = 0; t0 < tiles; t0 += W4_T) {
+    const int nt = min_i(W4_T, tiles - t0);
+    w4_input(x, h, w, ci, th, tw, t0, nt, v);
+    w4_dy(dy, h, w, co, th, tw, t0, nt, dd);
+    w4_gemm_at(v, dd, nt, ci, co, m);
   }
-  // dW = G^T M G, G^T = [[1, .5, .5, 0], [0, .5, -.5, 0], [0, .5, .5, 1]].
-  const v128_t half = wasm_f32x4_splat(0.5f);
-  for (long q = 0; q < plane; q += 4) {
-    v128_t mm[4][4], pp[3][4];
-    for (int r = 0; r < 4; r++)
-      for (int c = 0; c < 4; c++) mm[r][c] = wasm_v128_load(m + (long)(r * 4 + c) * plane + q);
-    for (int c = 0; c < 4; c++) {
-      const v128_t h1 = wasm_f32x4_mul(half, mm[1][c]), h2 = wasm_f32x4_mul(half, mm[2][c]);
-      pp[0][c] = wasm_f32x4_add(wasm_f32x4_add(mm[0][c], h1), h2);
-      pp[1][c] = wasm_f32x4_sub(h1, h2);
-      pp[2][c] = wasm_f32x4_add(wasm_f32x4_add(h1, h2), mm[3][c]);
+  for (long q = 0; q < plane; q += 4) {  // dW += G^T M G
+    v128_t t[3][6];
+    for (int j = 0; j < 6; j++) {  // t[:, j] = G^T M[:, j]
+      v128_t col[6], o3[3];
+      for (int i = 0; i < 6; i++) col[i] = wasm_v128_load(m + (long)(i * 6 + j) * plane + q);
+      gt4_1d(col, o3);
+      for (int i = 0; i < 3; i++) t[i][j] = o3[i];
     }
-    for (int i = 0; i < 3; i++) {
-      const v128_t h1 = wasm_f32x4_mul(half, pp[i][1]), h2 = wasm_f32x4_mul(half, pp[i][2]);
-      float* o = out + (long)(i * 3) * plane + q;
-      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_add(wasm_f32x4_add(pp[i][0], h1), h2)));
-      o += plane;
-      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_sub(h1, h2)));
-      o += plane;
-      wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), wasm_f32x4_add(wasm_f32x4_add(h1, h2), pp[i][3])));
+    for (int i = 0; i < 3; i++) {  // dW[i, :] += t[i, :] G
+      v128_t o3[3];
+      gt4_1d(t[i], o3);
+      for (int j = 0; j < 3; j++) {
+        float* o = out + (long)(i * 3 + j) * plane + q;
+        wasm_v128_store(o, wasm_f32x4_add(wasm_v128_load(o), o3[j]));
+      }
     }
   }
 }

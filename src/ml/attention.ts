@@ -7,8 +7,8 @@ export const ATTENTION_EPS = 1e-6;
 /** NHWC activations -> N x H x W attention maps, each with unit L2 norm over space. */
 export function attentionMap(features: tf.Tensor4D, p = 2): tf.Tensor3D {
   return tf.tidy(() => {
-    const abs = tf.abs(features);
-    const powered = p === 2 ? tf.square(abs) : p === 1 ? abs : tf.pow(abs, p);
+    // |F|^2 = F^2: for the paper's p = 2 no abs (nor its gradient's sign) is needed.
+    const powered = p === 2 ? tf.square(features) : p === 1 ? tf.abs(features) : tf.pow(tf.abs(features), p);
     const am = tf.sum(powered, 3) as tf.Tensor3D;
     const norm = tf.sqrt(tf.sum(tf.square(am), [1, 2], true));
     return tf.div(am, tf.add(norm, ATTENTION_EPS));

@@ -195,9 +195,17 @@ export async function switchBackend(name: BackendName, opts: BackendOptions = {}
 
 async function activate(name: BackendName, opts: BackendOptions): Promise<string | undefined> {
   const wasmThreads = opts.wasmThreads ?? (Number(process.env.NAD_WASM_THREADS) || availableCores());
-  const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : (await tf.setBackend('cpu')) ? undefined : 'cpu backend failed';
+  const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : await tryCpu();
   if (failure === undefined) await tf.ready();
   return failure;
+}
+
+async function tryCpu(): Promise<string | undefined> {
+  if (!(await tf.setBackend('cpu'))) return 'cpu backend failed';
+  // tfjs-backend-cpu prints a "install tfjs-node" banner on its first tensor in Node; we already say
+  // which backend runs and why the others did not, so that banner is noise in the CLI and logs.
+  (tf.backend() as unknown as { firstUse?: boolean }).firstUse = false;
+  return undefined;
 }
 
 function info(name: BackendName, reasons: string[]): BackendInfo {

@@ -68,7 +68,8 @@ const CONV_CASES: ConvCase[] = [
   { n: 2, h: 8, w: 8, ci: 4, co: 8, k: 3, stride: 2, pad: 0 },
   { n: 2, h: 11, w: 10, ci: 4, co: 8, k: 3, stride: 3, pad: 2 },
   { n: 2, h: 9, w: 9, ci: 12, co: 24, k: 1, stride: 2, pad: 0 },
-  // Winograd F(2x2, 3x3) for the forward and the input gradient (3x3, stride 1, pad 1, ci % 4, co % 8).
+  // Winograd F(4x4, 3x3) for the forward, the input and the filter gradient (3x3, stride 1, pad 1,
+  // ci % 4, co % 8): partial tiles, tile blocks spanning images (8x8: 4 tiles each; 34x35: 90 each).
   { n: 2, h: 5, w: 3, ci: 8, co: 16, k: 3, stride: 1, pad: 1 },
   { n: 3, h: 8, w: 8, ci: 16, co: 8, k: 3, stride: 1, pad: 1 },
   { n: 1, h: 1, w: 2, ci: 8, co: 8, k: 3, stride: 1, pad: 1 },
@@ -106,7 +107,10 @@ describe('ops', () => {
       const expected = await on('cpu', run((x, f) => tf.conv2d(x, f, c.stride, pads)));
       for (const b of BACKENDS) {
         const got = await on(b, run((x, f) => conv2d(x, f, c.stride, c.pad)));
-        ['y', 'dx', 'dW'].forEach((name, i) => assertClose(got[i], expected[i], `${b} ${name}`));
+        // F(4x4, 3x3)'s transforms (coefficients up to 8 and down to 1/24) round several times more
+        // than a direct sum (measured 4e-6..8e-6 of the largest value; F(2x2, 3x3) stayed under 2e-6).
+        const tol = b === 'wasm' && c.k === 3 && c.stride === 1 && c.pad === 1 ? 1e-5 : 2e-6;
+        ['y', 'dx', 'dW'].forEach((name, i) => assertClose(got[i], expected[i], `${b} ${name}`, tol));
       }
     });
   }

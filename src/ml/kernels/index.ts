@@ -108,15 +108,22 @@ export function moveBatchInside(x: tf.Tensor4D): tf.Tensor4D {
   return (simdKernelsActive() ? run('NadBatchToInner', [x])[0] : tf.transpose(x, [1, 2, 0, 3])) as tf.Tensor4D;
 }
 
-/** Zero-insertion between rows and columns: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C]. */
-export function dilate(x: tf.Tensor4D, stride: number): tf.Tensor4D {
-  if (stride === 1) return x;
-  if (simdKernelsActive()) return run('NadDilate', [x], { stride })[0] as tf.Tensor4D;
+/**
+ * Zero-insertion between rows and columns: [N, H, W, C] -> [N, (H-1)s+1, (W-1)s+1, C], or, given an
+ * output size at least that, [N, outH, outW, C] with the extra rows and columns (bottom, right) zero.
+ */
+export function dilate(x: tf.Tensor4D, stride: number, outH?: number, outW?: number): tf.Tensor4D {
+  const [n, h, w, c] = x.shape;
+  const oh = outH ?? (h - 1) * stride + 1;
+  const ow = outW ?? (w - 1) * stride + 1;
+  if (oh < (h - 1) * stride + 1 || ow < (w - 1) * stride + 1) throw new Error(`dilate: output ${oh}x${ow} too small for ${h}x${w} at stride ${stride}`);
+  if (stride === 1 && oh === h && ow === w) return x;
+  if (simdKernelsActive()) return run('NadDilate', [x], { stride, oh, ow })[0] as tf.Tensor4D;
   return tf.tidy(() => {
-    const [n, h, w, c] = x.shape;
     const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, stride - 1], [0, 0], [0, stride - 1], [0, 0]]);
     const full = tf.reshape(spread, [n, h * stride, w * stride, c]) as tf.Tensor4D;
-    return tf.slice(full, [0, 0, 0, 0], [n, (h - 1) * stride + 1, (w - 1) * stride + 1, c]);
+    const cut = tf.slice(full, [0, 0, 0, 0], [n, Math.min(oh, h * stride), Math.min(ow, w * stride), c]);
+    return tf.pad(cut, [[0, 0], [0, oh - cut.shape[1]], [0, ow - cut.shape[2]], [0, 0]]);
   });
 }
 
@@ -127,19 +134,19 @@ export function dilate(x: tf.Tensor4D, stride: number): tf.Tensor4D {
  */
 export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
   const [ci, co] = [x.shape[3], dy.shape[3]];
-  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (16 * ci * co + 16 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (36 * ci * co + 36 * 32 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
 }
 
 /**
- * conv2d(x, filter [3, 3, ci, co], stride 1, pad 1) by Winograd F(2x2, 3x3) (2.25x fewer multiplies
+ * conv2d(x, filter [3, 3, ci, co], stride 1, pad 1) by Winograd F(4x4, 3x3) (4x fewer multiplies
  * than direct methods), or undefined where it does not apply and callers use tf.conv2d.
  */
 export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D | undefined {
   const [kh, kw, ci, co] = filter.shape;
   if (!simdKernelsActive() || kh !== 3 || kw !== 3 || ci % 4 !== 0 || co % 8 !== 0) return undefined;
   // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
-  if (4 * (16 * ci * co + 16 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (4 * (36 * ci * co + 36 * 32 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
 }
 

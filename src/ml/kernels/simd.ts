@@ -18,7 +18,7 @@ interface KernelExports {
   ): void;
   swap_batch_channels(x: Ptr, n: number, p: number, c: number, out: Ptr): void;
   batch_to_inner(x: Ptr, n: number, p: number, c: number, out: Ptr): void;
-  dilate(x: Ptr, n: number, h: number, w: number, c: number, stride: number, out: Ptr): void;
+  dilate(x: Ptr, n: number, h: number, w: number, c: number, stride: number, oh: number, ow: number, out: Ptr): void;
   conv_filter_grad(
     x: Ptr, dy: Ptr, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
     kh: number, kw: number, stride: number, pad: number, out: Ptr,
@@ -192,8 +192,9 @@ export function registerSimdKernels(): void {
   define('NadBatchToInner', ([x]) => [[x.shape[1], x.shape[2], x.shape[0], x.shape[3]]], ({ k }, p, [x], [out]) =>
     k.batch_to_inner(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
   );
-  define('NadDilate', ([x], a) => [[x.shape[0], (x.shape[1] - 1) * a.stride + 1, (x.shape[2] - 1) * a.stride + 1, x.shape[3]]], ({ k }, p, [x], [out], a) =>
-    k.dilate(p(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3], a.stride, p(out)),
+  // input x [n, h, w, c]; attrs stride, oh, ow -> [n, oh, ow, c]
+  define('NadDilate', ([x], a) => [[x.shape[0], a.oh, a.ow, x.shape[3]]], ({ k }, p, [x], [out], a) =>
+    k.dilate(p(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3], a.stride, a.oh, a.ow, p(out)),
   );
   // input filter [kh, kw, ci, co] -> [kh, kw, co, ci] rotated 180 degrees
   define('NadFlipFilter', ([f]) => [[f.shape[0], f.shape[1], f.shape[3], f.shape[2]]], ({ k }, p, [f], [out]) =>
@@ -244,13 +245,14 @@ export function registerSimdKernels(): void {
     const [n, h, w, ci] = x.shape;
     const co = f.shape[3];
     const args = [p(x), n, h, w, ci, p(f), co, p(y)] as Parameters<KernelExports['conv3x3_winograd']>;
+    const fn = 'conv3x3_winograd';
     if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
-      l.k.conv3x3_winograd(...args);
+      l.k[fn](...args);
       return;
     }
     l.helper.runBatch(
-      { fn: 'conv3x3_winograd', args, countArg: 1, perImage: [[0, h * w * ci * 4], [7, h * w * co * 4]], images: n, chunk: chunkFor(n) },
-      (...c) => l.k.conv3x3_winograd(...(c as typeof args)),
+      { fn, args, countArg: 1, perImage: [[0, h * w * ci * 4], [7, h * w * co * 4]], images: n, chunk: chunkFor(n) },
+      (...c) => l.k[fn](...(c as typeof args)),
     );
   });
 }

@@ -1,7 +1,7 @@
 // conv2d with hand-written gradients. The wasm backend has no Conv2DBackpropFilter kernel at all and
 // its Conv2DBackpropInput is a plain loop. Here the input gradient is a forward convolution (rotated
 // filter; stride 2 by phases), the filter gradient a SIMD kernel (or a forward convolution with batch
-// and channels swapped), and 3x3/stride-1 convolutions run as Winograd F(2x2, 3x3) on wasm. On cpu
+// and channels swapped), and 3x3/stride-1 convolutions run as Winograd F(4x4, 3x3) on wasm. On cpu
 // and tensorflow the same rewrites run with stock kernels; tests check all against tfjs's gradients.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
@@ -62,7 +62,7 @@ export function conv2dInputGrad(
     }
     if (kh === 1 && kw === 1) {
       // (pad < kernel size, so pad is 0.) x's rows/columns i*stride received dy[i]; the others nothing.
-      return scatterStrided(tf.conv2d(dy, flipped, 1, 'valid'), stride, h, w);
+      return dilate(tf.conv2d(dy, flipped, 1, 'valid'), stride, h, w);
     }
     if (stride === 2 && kh === 3 && kw === 3 && pad === 1 && h % 2 === 0 && w % 2 === 0) return inputGradStride2(dy, flipped);
     const dilated = dilate(dy, stride);
@@ -116,12 +116,4 @@ export function conv2dFilterGrad(
     if (g.shape[1] !== kh || g.shape[2] !== kw) g = tf.slice(g, [0, 0, 0, 0], [ci, kh, kw, co]);
     return tf.transpose(g, [1, 2, 0, 3]);
   });
-}
-
-/** Places t[i, j] at row i*s, column j*s of an h x w zero map (the inverse of strided sampling). */
-function scatterStrided(t: tf.Tensor4D, stride: number, h: number, w: number): tf.Tensor4D {
-  const d = dilate(t, stride);
-  if (d.shape[1] === h && d.shape[2] === w) return d;
-  const [, dh, dw] = d.shape;
-  return tf.pad(d, explicitPad(0, h - dh, 0, w - dw));
 }
