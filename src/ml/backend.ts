@@ -43,16 +43,27 @@ function wasmDirectory(): string {
   return join(dirname(pkg), 'dist') + '/';
 }
 
+// tfjs-node-gpu (CUDA) first where it is installed, else tfjs-node; both register `tensorflow`.
+const TENSORFLOW_PACKAGES = ['@tensorflow/tfjs-node-gpu', '@tensorflow/tfjs-node'] as const;
+let tensorflowPackage: string | undefined;
+
 async function tryTensorflow(): Promise<string | undefined> {
-  try {
-    // Optional native dependency; absent when its install could not download libtensorflow.
-    // eslint-disable-next-line @typescript-eslint/no-require-imports
-    require('@tensorflow/tfjs-node');
-    if (!(await tf.setBackend('tensorflow'))) return 'tfjs-node loaded but its backend failed to initialise';
+  const reasons: string[] = [];
+  for (const pkg of TENSORFLOW_PACKAGES) {
+    try {
+      // Optional native dependencies; absent when their install could not download libtensorflow.
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      require(pkg);
+    } catch (e) {
+      reasons.push(`${pkg} not available (${firstLine(e)})`);
+      continue;
+    }
+    if (!(await tf.setBackend('tensorflow'))) return `${pkg} loaded but its backend failed to initialise`;
+    tensorflowPackage = pkg;
     return undefined;
-  } catch (e) {
-    return `@tensorflow/tfjs-node not available (${firstLine(e)})`;
   }
+  // The CPU package is the one users install; the GPU one is only worth naming when it was the problem.
+  return reasons[reasons.length - 1];
 }
 
 async function tryWasm(threads: number): Promise<string | undefined> {
@@ -214,7 +225,7 @@ function info(name: BackendName, reasons: string[]): BackendInfo {
 }
 
 function describe(name: BackendName, threads: number): string {
-  if (name === 'tensorflow') return 'tensorflow (tfjs-node, native libtensorflow)';
+  if (name === 'tensorflow') return `tensorflow (${(tensorflowPackage ?? '@tensorflow/tfjs-node').replace('@tensorflow/', '')}, native libtensorflow)`;
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const k = simdKernelThreads();
