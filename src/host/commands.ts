@@ -67,7 +67,7 @@ async function runDemo(host: WizardHost, arg: unknown): Promise<RunTask | undefi
   if (typeof quick !== 'boolean') {
     const pick = await vscode.window.showQuickPick(
       [
-        { label: 'Quick', description: '1 + 2 + 2 epochs, about a minute', quick: true },
+        { label: 'Quick', description: '2 + 2 + 2 epochs, about a minute', quick: true },
         { label: 'Full', description: '3 + 10 + 10 epochs, several minutes', quick: false },
       ],
       { placeHolder: 'The demo on the built-in MNIST digits: train a backdoored model, finetune a teacher on 5% clean data, erase the backdoor with NAD' },
