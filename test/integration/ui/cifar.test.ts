@@ -234,6 +234,7 @@ test('the paper-sized erase (2,500 images, 20 epochs) through "NAD: Run Config F
   wb.step('full erase', async () => {
     const page = wb.page;
     // The README's `nad erase` line as a config file.
+    mkdirSync(join(ws, 'nad'), { recursive: true });
     writeFileSync(join(ws, 'nad', 'cifar-erase-full.nad.json'), JSON.stringify({
       kind: 'erase', name: 'cifar-erase-full', seed: 0, student: `../checkpoints/${STUDENT}`, teacher: `../checkpoints/${TEACHER}`,
       data: '../cifar10-subset/train.bin', test: '../cifar10-subset/test.bin', cleanCount: 2500,
