@@ -8,7 +8,7 @@
 // Requires ci % 4 == 0 and co % 8 == 0 (the caller checks).
 #include "common.h"
 
-#define W4_T 32
+#define W4_T 16
 
 static inline v128_t splat(float v) { return wasm_f32x4_splat(v); }
 

@@ -134,7 +134,7 @@ export function dilate(x: tf.Tensor4D, stride: number, outH?: number, outW?: num
  */
 export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
   const [ci, co] = [x.shape[3], dy.shape[3]];
-  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (36 * ci * co + 36 * 32 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
 }
 
@@ -146,7 +146,7 @@ export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4
   const [kh, kw, ci, co] = filter.shape;
   if (!simdKernelsActive() || kh !== 3 || kw !== 3 || ci % 4 !== 0 || co % 8 !== 0) return undefined;
   // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
-  if (4 * (36 * ci * co + 36 * 32 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
 }
 
