@@ -83,9 +83,14 @@ export class RunPanel {
   }
 
   private sendSnapshot(): void {
-    const snapshot = this.current();
+    const snapshot = { ...this.current(), canRun: vscode.workspace.isTrusted };
     this.setTitle(snapshot);
     this.post({ type: 'snapshot', snapshot });
+  }
+
+  /** The workspace became trusted: Resume and Run Again are offered again. */
+  trustGranted(): void {
+    this.post({ type: 'trust', canRun: true });
   }
 
   private post(msg: HostToPanel): void {
@@ -129,6 +134,7 @@ export class RunPanel {
 export class RunPanels implements vscode.WebviewPanelSerializer<PanelState>, vscode.Disposable {
   private readonly panels = new Set<RunPanel>();
   private readonly subscription: vscode.Disposable;
+  private readonly trust: vscode.Disposable;
 
   constructor(
     readonly extensionUri: vscode.Uri,
@@ -142,6 +148,7 @@ export class RunPanels implements vscode.WebviewPanelSerializer<PanelState>, vsc
       if (following) following.show(runDir);
       else if (!previous && task.request.openPanel !== false) this.open(runDir, { preserveFocus: true });
     });
+    this.trust = vscode.workspace.onDidGrantWorkspaceTrust(() => this.panels.forEach((p) => p.trustGranted()));
   }
 
   find(runDir: string): RunPanel | undefined {
@@ -179,6 +186,7 @@ export class RunPanels implements vscode.WebviewPanelSerializer<PanelState>, vsc
 
   dispose(): void {
     this.subscription.dispose();
+    this.trust.dispose();
     for (const p of [...this.panels]) p.panel.dispose();
   }
 }

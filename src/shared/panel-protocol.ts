@@ -58,6 +58,8 @@ export interface PanelSnapshot {
   /** Latest snapshot per model (backdoored, teacher, erased...). */
   readonly attention: readonly AttentionSnapshot[];
   readonly samples?: SampleImages;
+  /** false in Restricted Mode (an untrusted workspace): the panel offers no Resume or Run Again. */
+  readonly canRun?: boolean;
   /** Last lines of the run's log. */
   readonly log: readonly string[];
   readonly progress?: PanelProgress;
@@ -74,6 +76,8 @@ export type HostToPanel =
   /** The run's sample images, once at its start: live maps are drawn over them before maps.json exists. */
   | { readonly type: 'samples'; readonly samples: SampleImages }
   | { readonly type: 'log'; readonly lines: readonly string[] }
+  /** The workspace's trust changed (it can only be granted while the window lives). */
+  | { readonly type: 'trust'; readonly canRun: boolean }
   /** Asks the panel what it shows (tests, and the host's own checks): answered by `rendered`. */
   | { readonly type: 'probe'; readonly id: number };
 
@@ -132,6 +136,8 @@ export function applyPanelMessage(s: PanelSnapshot, msg: HostToPanel): PanelSnap
       const log = [...s.log, ...msg.lines];
       return { ...s, log: log.length > MAX_LOG_LINES ? log.slice(log.length - MAX_LOG_LINES) : log };
     }
+    case 'trust':
+      return { ...s, canRun: msg.canRun };
     case 'probe':
       return s;
     default: {

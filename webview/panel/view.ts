@@ -72,7 +72,7 @@ export class PanelView {
     this.s = s;
     const changed = msg.type;
     const all = changed === 'snapshot';
-    if (all || changed === 'run') this.header();
+    if (all || changed === 'run' || changed === 'trust') this.header();
     if (all || changed === 'run' || changed === 'progress') this.showProgress();
     if (all || changed === 'table' || changed === 'epoch') this.tables();
     if (all || changed === 'epoch') this.curves.update(s.epochs);
@@ -98,8 +98,10 @@ export class PanelView {
     clear(this.actions);
     const running = r.state === 'running' || r.state === 'queued';
     if (running) this.actions.append(button('Cancel', () => this.cb.action('cancel'), false));
-    if (r.resumable && !running) this.actions.append(button('Resume', () => this.cb.action('resume'), false));
-    if (!running && r.kind !== 'unknown') this.actions.append(button('Run Again', () => this.cb.action('rerun')));
+    // Restricted Mode: starting runs is refused anyway; do not offer it.
+    const canRun = s.canRun !== false;
+    if (canRun && r.resumable && !running) this.actions.append(button('Resume', () => this.cb.action('resume'), false));
+    if (canRun && !running && r.kind !== 'unknown') this.actions.append(button('Run Again', () => this.cb.action('rerun')));
     this.actions.append(button('Reveal Folder', () => this.cb.action('revealFolder')), button('Show Log', () => this.cb.action('showLog')));
     window.clearInterval(this.ticker);
     this.ticker = running ? window.setInterval(() => this.showTimes(), 1000) : undefined;
