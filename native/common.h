@@ -27,3 +27,14 @@ static inline v128_t madd(v128_t acc, v128_t a, v128_t b) {
   return wasm_f32x4_add(acc, wasm_f32x4_mul(a, b));
 #endif
 }
+
+// One step of a 4 x 8 register tile: a[2r + h] += x[r * xs] * g[4h .. 4h + 3] for r < 4, h < 2 (the
+// GEMM loops of the convolution kernels; `a` lives in registers once inlined).
+static inline void tile4x8_step(v128_t a[8], const float* x, long xs, const float* g) {
+  const v128_t g0 = wasm_v128_load(g), g1 = wasm_v128_load(g + 4);
+  for (int r = 0; r < 4; r++) {
+    const v128_t xr = wasm_v128_load32_splat(x + r * xs);
+    a[2 * r] = madd(a[2 * r], xr, g0);
+    a[2 * r + 1] = madd(a[2 * r + 1], xr, g1);
+  }
+}

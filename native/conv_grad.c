@@ -29,34 +29,16 @@ void conv_filter_grad(const float* x, const float* dy, int n, int h, int w, int 
           int c0 = 0;
           for (; c0 + 4 <= ci; c0 += 4) {
             for (int d0 = 0; d0 < co; d0 += 8) {
-              v128_t a00 = wasm_f32x4_splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+              v128_t a[8];
+              for (int q = 0; q < 8; q++) a[q] = wasm_f32x4_splat(0.f);
               const float* xp = xrow + (long)(s * b0 + j - p) * ci + c0;
               const float* dp = dyrow + (long)b0 * co + d0;
-              for (int b = b0; b < b1; b++, xp += (long)s * ci, dp += co) {
-                const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
-                const v128_t x0 = wasm_v128_load32_splat(xp), x1 = wasm_v128_load32_splat(xp + 1);
-                const v128_t x2 = wasm_v128_load32_splat(xp + 2), x3 = wasm_v128_load32_splat(xp + 3);
-                a00 = madd(a00, x0, g0);
-                a01 = madd(a01, x0, g1);
-                a10 = madd(a10, x1, g0);
-                a11 = madd(a11, x1, g1);
-                a20 = madd(a20, x2, g0);
-                a21 = madd(a21, x2, g1);
-                a30 = madd(a30, x3, g0);
-                a31 = madd(a31, x3, g1);
-              }
+              for (int b = b0; b < b1; b++, xp += (long)s * ci, dp += co) tile4x8_step(a, xp, 1, dp);
               float* op = o + (long)c0 * co + d0;
-              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a00));
-              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a01));
-              op += co;
-              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a10));
-              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a11));
-              op += co;
-              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a20));
-              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a21));
-              op += co;
-              wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a30));
-              wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a31));
+              for (int r = 0; r < 4; r++, op += co) {
+                wasm_v128_store(op, wasm_f32x4_add(wasm_v128_load(op), a[2 * r]));
+                wasm_v128_store(op + 4, wasm_f32x4_add(wasm_v128_load(op + 4), a[2 * r + 1]));
+              }
             }
           }
           for (; c0 < ci; c0++) {

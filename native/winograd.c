@@ -149,27 +149,13 @@ static void w4_gemm(const float* v, const float* u, int nt, int ci, int co, floa
     for (int d0 = 0; d0 < co; d0 += 8) {
       int t = 0;
       for (; t + 4 <= nt; t += 4) {
-        v128_t a00 = splat(0.f), a01 = a00, a10 = a00, a11 = a00, a20 = a00, a21 = a00, a30 = a00, a31 = a00;
+        v128_t a[8];
+        for (int q = 0; q < 8; q++) a[q] = splat(0.f);
         const float* vp = vx + (long)t * ci;
         const float* up = ux + d0;
-        for (int k = 0; k < ci; k++, up += co) {
-          const v128_t g0 = wasm_v128_load(up), g1 = wasm_v128_load(up + 4);
-          const v128_t x0 = wasm_v128_load32_splat(vp + k), x1 = wasm_v128_load32_splat(vp + ci + k);
-          const v128_t x2 = wasm_v128_load32_splat(vp + 2 * ci + k), x3 = wasm_v128_load32_splat(vp + 3 * ci + k);
-          a00 = madd(a00, x0, g0);
-          a01 = madd(a01, x0, g1);
-          a10 = madd(a10, x1, g0);
-          a11 = madd(a11, x1, g1);
-          a20 = madd(a20, x2, g0);
-          a21 = madd(a21, x2, g1);
-          a30 = madd(a30, x3, g0);
-          a31 = madd(a31, x3, g1);
-        }
+        for (int k = 0; k < ci; k++, up += co) tile4x8_step(a, vp + k, ci, up);
         float* mp = mx + (long)t * co + d0;
-        wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01), mp += co;
-        wasm_v128_store(mp, a10), wasm_v128_store(mp + 4, a11), mp += co;
-        wasm_v128_store(mp, a20), wasm_v128_store(mp + 4, a21), mp += co;
-        wasm_v128_store(mp, a30), wasm_v128_store(mp + 4, a31);
+        for (int r = 0; r < 4; r++, mp += co) wasm_v128_store(mp, a[2 * r]), wasm_v128_store(mp + 4, a[2 * r + 1]);
       }
       for (; t < nt; t++) {
         v128_t a0 = splat(0.f), a1 = a0;
@@ -267,29 +253,12 @@ static void w4_gemm_at(const float* v, const float* dd, int nt, int ci, int co, 
     for (int c0 = 0; c0 < ci; c0 += 4) {
       for (int d0 = 0; d0 < co; d0 += 8) {
         float* mp = mx + (long)c0 * co + d0;
-        v128_t a00 = wasm_v128_load(mp), a01 = wasm_v128_load(mp + 4);
-        v128_t a10 = wasm_v128_load(mp + co), a11 = wasm_v128_load(mp + co + 4);
-        v128_t a20 = wasm_v128_load(mp + 2 * co), a21 = wasm_v128_load(mp + 2 * co + 4);
-        v128_t a30 = wasm_v128_load(mp + 3 * co), a31 = wasm_v128_load(mp + 3 * co + 4);
+        v128_t a[8];
+        for (int r = 0; r < 4; r++) a[2 * r] = wasm_v128_load(mp + (long)r * co), a[2 * r + 1] = wasm_v128_load(mp + (long)r * co + 4);
         const float* vp = vx + c0;
         const float* dp = dx + d0;
-        for (int t = 0; t < nt; t++, vp += ci, dp += co) {
-          const v128_t g0 = wasm_v128_load(dp), g1 = wasm_v128_load(dp + 4);
-          const v128_t x0 = wasm_v128_load32_splat(vp), x1 = wasm_v128_load32_splat(vp + 1);
-          const v128_t x2 = wasm_v128_load32_splat(vp + 2), x3 = wasm_v128_load32_splat(vp + 3);
-          a00 = madd(a00, x0, g0);
-          a01 = madd(a01, x0, g1);
-          a10 = madd(a10, x1, g0);
-          a11 = madd(a11, x1, g1);
-          a20 = madd(a20, x2, g0);
-          a21 = madd(a21, x2, g1);
-          a30 = madd(a30, x3, g0);
-          a31 = madd(a31, x3, g1);
-        }
-        wasm_v128_store(mp, a00), wasm_v128_store(mp + 4, a01);
-        wasm_v128_store(mp + co, a10), wasm_v128_store(mp + co + 4, a11);
-        wasm_v128_store(mp + 2 * co, a20), wasm_v128_store(mp + 2 * co + 4, a21);
-        wasm_v128_store(mp + 3 * co, a30), wasm_v128_store(mp + 3 * co + 4, a31);
+        for (int t = 0; t < nt; t++, vp += ci, dp += co) tile4x8_step(a, vp, 1, dp);
+        for (int r = 0; r < 4; r++) wasm_v128_store(mp + (long)r * co, a[2 * r]), wasm_v128_store(mp + (long)r * co + 4, a[2 * r + 1]);
       }
     }
   }

@@ -1,9 +1,26 @@
 // Drives the workbench as a person does: the command palette, tree views, webviews. Selectors are
 // the workbench's own DOM (VS Code 1.100); see ../shared/docs/real-vscode.md.
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 
 /** Per-test limit for UI tests: a hung workbench fails the test instead of hanging CI. */
 export const TEST_TIMEOUT_MS = 120_000;
+
+/** Opens `workspace` in VS Code's default dark theme (a fresh browser profile would follow the browser's light preference). */
+export function useDarkTheme(workspace: string): void {
+  mkdirSync(join(workspace, '.vscode'), { recursive: true });
+  writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
+}
+
+/** Collects the page's Content-Security-Policy violations (from its console) into the returned list. */
+export function watchCsp(page: Page): string[] {
+  const violations: string[] = [];
+  page.on('console', (msg) => {
+    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) violations.push(msg.text());
+  });
+  return violations;
+}
 
 const PALETTE_INPUT = '.quick-input-widget .quick-input-box input';
 const PALETTE_ROWS = '.quick-input-widget .quick-input-list .monaco-list-row';

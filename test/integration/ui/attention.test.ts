@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, runCommand, viewPane } from '../../../scripts/vscode-test/ui';
+import { activeWebview, runCommand, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 import { makeAttentionRun, type AttentionFixture } from '../fixtures/attention-runs';
 
@@ -25,7 +25,7 @@ let maps: MapsFile;
 let brokenText = '';
 const QUICK = '.quick-input-widget';
 /** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
-const cspViolations: string[] = [];
+let cspViolations: string[] = [];
 
 before(async () => {
   ws = makeWorkspace();
@@ -40,9 +40,7 @@ before(async () => {
   mkdirSync(join(broken.dir, 'attention'), { recursive: true });
   writeFileSync(join(broken.dir, 'attention', 'maps.json'), brokenText);
   wb = await Workbench.start({ name: 'ui-attention', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
-  wb.page.on('console', (msg) => {
-    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
-  });
+  cspViolations = watchCsp(wb.page);
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {

@@ -4,12 +4,12 @@
 // finished with their folders' ACC/ASR, and each run's panel shows its folder's table and epochs.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, pickItem, runCommand, treeRows, viewPane, waitForQuestion } from '../../../scripts/vscode-test/ui';
+import { activeWebview, pickItem, runCommand, TEST_TIMEOUT_MS, treeRows, viewPane, useDarkTheme, waitForQuestion, watchCsp } from '../../../scripts/vscode-test/ui';
 import { folderEpochs, folderLog, folderStatus, folderTable, imageAtCentres, panelEpochRows, panelTable, readMapsFile, runFolder } from './run-checks';
 
 /** The demo's runs, in the order it makes them, with the kind each is. */
@@ -24,19 +24,15 @@ const DEMO_TIMEOUT_MS = 540_000;
 let wb: Workbench;
 let workspace = '';
 let runsDir = '';
-const cspViolations: string[] = [];
+let cspViolations: string[] = [];
 
 before(async () => {
   workspace = mkdtempSync(join(tmpdir(), 'nad-demo-workspace-'));
   runsDir = join(workspace, '.nad', 'runs');
   writeFileSync(join(workspace, 'README.md'), '# An empty folder for the NAD demo\n');
-  // VS Code's default theme; a fresh browser profile would otherwise follow the browser's light preference.
-  mkdirSync(join(workspace, '.vscode'));
-  writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
+  useDarkTheme(workspace);
   wb = await Workbench.start({ name: 'ui-demo', workspace, extensionDevelopmentPath: REPO_ROOT });
-  wb.page.on('console', (msg) => {
-    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
-  });
+  cspViolations = watchCsp(wb.page);
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {

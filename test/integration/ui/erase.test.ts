@@ -4,14 +4,13 @@
 // deleted from the view's context menu through the real confirmation dialog.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { TEST_TIMEOUT_MS, activeWebview, runCommand, treeRows, viewPane } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
-import { writeSmallMnist } from '../fixtures/small-mnist';
+import { trainSmallModel, writeSmallMnist } from '../fixtures/small-mnist';
 
 let wb: Workbench;
 let ws: FixtureWorkspace;
@@ -23,12 +22,9 @@ before(async () => {
   const data = writeSmallMnist(join(ws.dir, 'data', 'small-mnist'), { train: 60, test: 20 });
   // A backdoored model to erase, trained by the CLI (the same engine) in a few seconds.
   const runsDir = join(ws.dir, '.nad', 'runs');
-  const cli = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), 'train', '--data', data, '--epochs', '1', '--batch-size', '32', '--name', 'ui-backdoored', '--runs-dir', runsDir, '--quiet'], { encoding: 'utf8', cwd: ws.dir });
-  assert.equal(cli.status, 0, `nad train failed:\n${cli.stderr}`);
-  const trained = readdirSync(runsDir).find((d) => d.includes('ui-backdoored'));
-  assert.ok(trained);
+  const trained = trainSmallModel(data, runsDir, 'ui-backdoored', ws.dir);
   mkdirSync(join(ws.dir, 'models'), { recursive: true });
-  copyFileSync(join(runsDir, trained, 'model', 'model.safetensors'), join(ws.dir, 'models', 'backdoored.safetensors'));
+  copyFileSync(join(trained, 'model', 'model.safetensors'), join(ws.dir, 'models', 'backdoored.safetensors'));
   mkdirSync(join(ws.dir, 'configs'), { recursive: true });
   writeFileSync(join(ws.dir, 'configs', 'long-train.nad.json'), JSON.stringify({ kind: 'train', name: 'ui-long', data: '../data/small-mnist', training: { epochs: 100, batchSize: 32 } }, null, 2));
   mkdirSync(join(ws.dir, '.vscode'), { recursive: true });

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { PNG } from 'pngjs';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, pickItem, runCommand, waitForQuestion } from '../../../scripts/vscode-test/ui';
+import { activeWebview, pickItem, runCommand, TEST_TIMEOUT_MS, useDarkTheme, waitForQuestion, watchCsp } from '../../../scripts/vscode-test/ui';
 import { writeSmallMnist } from '../fixtures/small-mnist';
 import { canvasPixels, folderStatus, imageAtCentres, quickPickRow, readMapsFile, runFolder } from './run-checks';
 
@@ -25,7 +25,7 @@ let runsDir = '';
 let pngFile = '';
 /** The PNG's grey levels, row by row. */
 let digit: number[] = [];
-const cspViolations: string[] = [];
+let cspViolations: string[] = [];
 
 /** `nad train` on the small MNIST: a model in a run folder, in a few seconds. */
 function trainModel(data: string, name: string, extra: readonly string[]): string {
@@ -54,12 +54,9 @@ before(async () => {
   mkdirSync(join(workspace, 'images'));
   pngFile = join(workspace, 'images', `digit-${DIGIT}.png`);
   writeFileSync(pngFile, PNG.sync.write(png));
-  mkdirSync(join(workspace, '.vscode'));
-  writeFileSync(join(workspace, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
+  useDarkTheme(workspace);
   wb = await Workbench.start({ name: 'ui-explorer-attention', workspace, extensionDevelopmentPath: REPO_ROOT });
-  wb.page.on('console', (msg) => {
-    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
-  });
+  cspViolations = watchCsp(wb.page);
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {

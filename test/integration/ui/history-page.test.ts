@@ -6,14 +6,14 @@ import { rmSync } from 'node:fs';
 import type { FrameLocator, Locator, Page } from 'playwright-core';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, runCommand, viewPane } from '../../../scripts/vscode-test/ui';
+import { activeWebview, runCommand, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 
 let wb: Workbench;
 let ws: FixtureWorkspace;
 const QUICK = '.quick-input-widget';
 /** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
-const cspViolations: string[] = [];
+let cspViolations: string[] = [];
 const backdoor = { trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, injectPortion: 0.1 };
 
 /** Runs as the engine writes them (config, status, metrics.jsonl), with the real RunStore. */
@@ -35,9 +35,7 @@ before(async () => {
   ws = makeWorkspace();
   addRuns(ws.dir);
   wb = await Workbench.start({ name: 'ui-history-page', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
-  wb.page.on('console', (msg) => {
-    if (/Content Security Policy|Refused to (load|apply|execute)/i.test(msg.text())) cspViolations.push(msg.text());
-  });
+  cspViolations = watchCsp(wb.page);
 }, { timeout: TEST_TIMEOUT_MS });
 
 after(async () => {

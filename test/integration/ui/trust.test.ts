@@ -5,7 +5,6 @@
 // Trust" enables everything in the same window: the runs folder setting applies, and a run is started.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
@@ -13,7 +12,7 @@ import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { TEST_TIMEOUT_MS, activeWebview, contextMenuLabels, paletteLists, runCommand, treeRows, viewPane } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
-import { writeSmallMnist } from '../fixtures/small-mnist';
+import { trainSmallModel, writeSmallMnist } from '../fixtures/small-mnist';
 
 let wb: Workbench;
 let ws: FixtureWorkspace;
@@ -36,12 +35,9 @@ before(async () => {
   // A model to evaluate once trusted, trained by the CLI (the same engine) in a few seconds; its run is
   // one more existing run, and one of its heatmaps an image for "Show Attention Maps".
   const runsDir = join(ws.dir, '.nad', 'runs');
-  const cli = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), 'train', '--data', data, '--epochs', '1', '--batch-size', '32', '--name', 'cli-backdoored', '--runs-dir', runsDir, '--quiet'], { encoding: 'utf8', cwd: ws.dir });
-  assert.equal(cli.status, 0, `nad train failed:\n${cli.stderr}`);
-  const trained = readdirSync(runsDir).find((d) => d.includes('cli-backdoored'));
-  assert.ok(trained);
-  copyFileSync(join(runsDir, trained, 'model', 'model.safetensors'), join(ws.dir, 'backdoored.safetensors'));
-  copyFileSync(join(runsDir, trained, 'attention', 'backdoored', 'clean-0-group1.png'), join(ws.dir, 'digit.png'));
+  const trained = trainSmallModel(data, runsDir, 'cli-backdoored', ws.dir);
+  copyFileSync(join(trained, 'model', 'model.safetensors'), join(ws.dir, 'backdoored.safetensors'));
+  copyFileSync(join(trained, 'attention', 'backdoored', 'clean-0-group1.png'), join(ws.dir, 'digit.png'));
   writeFileSync(join(ws.dir, CONFIG_FILE), JSON.stringify({ kind: 'eval', name: 'trusted-eval', model: 'backdoored.safetensors', test: 'data/small-mnist' }, null, 2));
   // The workspace's own runs folder: a restricted setting, so only used once the folder is trusted.
   new RunStore(ws.dir, join(ws.dir, TEAM_RUNS)).create('eval', { name: 'team-eval' }, 'team-eval').finish({ acc: 77.5, asr: 12.5 });
