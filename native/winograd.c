@@ -103,8 +103,24 @@ static inline Tile tile_at(int flat, int th, int tw) {
   return (Tile){img, 4 * (rem / tw), 4 * (rem % tw)};
 }
 
+// The input as the convolution sees it: x, or max((x - mean) * scale + beta, 0) per channel when
+// `scale` is given: an evaluation-mode batch norm and ReLU before the convolution, fused into its
+// input with bn_eval's arithmetic (the same float operations, so the same values).
+typedef struct {
+  const float* mean;
+  const float* scale;
+  const float* beta;
+} Prologue;
+
+static inline v128_t load_in(const float* p, Prologue pro, int c) {
+  const v128_t v = wasm_v128_load(p);
+  if (!pro.scale) return v;
+  const v128_t bn = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(v, wasm_v128_load(pro.mean + c)), wasm_v128_load(pro.scale + c)), wasm_v128_load(pro.beta + c));
+  return wasm_f32x4_max(bn, wasm_f32x4_splat(0.f));
+}
+
 // V[xi][t][c] = (B^T d B) for tiles t0 .. t0+nt-1 (d: the 6x6 input patch at (r0 - 1, c0 - 1), zero outside).
-static void w4_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, float* v /* [36][nt][ci] */) {
+static void w4_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, Prologue pro, float* v /* [36][nt][ci] */) {
   const long plane = (long)nt * ci;
   const v128_t zero = splat(0.f);
   for (int t = 0; t < nt; t++) {
@@ -119,11 +135,11 @@ static void w4_input(const float* x, int h, int w, int ci, int th, int tw, int t
         const int rr = r0 + r;
         if (inside) {
           const float* p = xi + ((long)rr * w + c0) * ci + c;
-          for (int s = 0; s < 6; s++) d[s] = wasm_v128_load(p + (long)s * ci);
+          for (int s = 0; s < 6; s++) d[s] = load_in(p + (long)s * ci, pro, c);
         } else {
           for (int s = 0; s < 6; s++) {
             const int cc = c0 + s;
-            d[s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? wasm_v128_load(xi + ((long)rr * w + cc) * ci + c) : zero;
+            d[s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? load_in(xi + ((long)rr * w + cc) * ci + c, pro, c) : zero;
           }
         }
         b4_1d(d, row);
@@ -199,15 +215,23 @@ static void w4_output(const float* m, int h, int w, int co, int th, int tw, int 
   }
 }
 
+// With `mean` (else 0), relu(batch norm(x)) in evaluation mode is what gets convolved (see Prologue).
 EXPORT(conv3x3_winograd)
-void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y) {
+void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean, const float* var,
+                      const float* gamma, const float* beta, float eps) {
+  float scale[ci];
+  Prologue pro = {0, 0, 0};
+  if (mean) {
+    for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
+    pro = (Prologue){mean, scale, beta};
+  }
   float u[36 * ci * co];
   w4_filter(f, ci, co, u);
   float v[36 * W4_T * ci], m[36 * W4_T * co];
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   for (int t0 = 0; t0 < tiles; t0 += W4_T) {
     const int nt = min_i(W4_T, tiles - t0);
-    w4_input(x, h, w, ci, th, tw, t0, nt, v);
+    w4_input(x, h, w, ci, th, tw, t0, nt, pro, v);
     w4_gemm(v, u, nt, ci, co, m);
     w4_output(m, h, w, co, th, tw, t0, nt, y);
   }
@@ -275,7 +299,7 @@ void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, in
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   for (int t0 = 0; t0 < tiles; t0 += W4_T) {
     const int nt = min_i(W4_T, tiles - t0);
-    w4_input(x, h, w, ci, th, tw, t0, nt, v);
+    w4_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, v);
     w4_dy(dy, h, w, co, th, tw, t0, nt, dd);
     w4_gemm_at(v, dd, nt, ci, co, m);
   }

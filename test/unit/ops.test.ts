@@ -4,7 +4,7 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from '../../src/ml/ops';
+import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/ml/ops';
 import { registerWasmBackend } from '../../src/ml/backend';
 import { sgdUpdate } from '../../src/ml/kernels';
 import { relaxedSimdActive } from '../../src/ml/kernels/simd';
@@ -187,6 +187,20 @@ describe('ops', () => {
         assertClose(y, ey, `${be} relu=${relu} y`);
         assertClose(dx, edx, `${be} relu=${relu} dx`);
       }
+    }
+  });
+
+  it('bnReluConv3x3Eval (batch norm + ReLU fused into the Winograd input on wasm) equals the separate ops exactly', async () => {
+    for (const b of BACKENDS) {
+      const [fused, separate] = await on(b, () => {
+        const x = tf.tensor4d(randomValues(3 * 9 * 10 * 8, 11), [3, 9, 10, 8]);
+        const f = tf.tensor4d(randomValues(9 * 8 * 16, 12), [3, 3, 8, 16]);
+        const p = { gamma: tf.tensor1d(randomValues(8, 13).map((v) => v + 1.2)), beta: tf.tensor1d(randomValues(8, 14)), eps: 1e-5 };
+        const mean = tf.tensor1d(randomValues(8, 15));
+        const variance = tf.tensor1d(randomValues(8, 16).map((v) => v + 1.1));
+        return [bnReluConv3x3Eval(x, p, mean, variance, f), conv2d(batchNormReluEval(x, p, mean, variance), f, 1, 1)];
+      });
+      assert.deepEqual(fused, separate, b);
     }
   });
 

@@ -142,12 +142,22 @@ export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: 
  * conv2d(x, filter [3, 3, ci, co], stride 1, pad 1) by Winograd F(4x4, 3x3) (4x fewer multiplies
  * than direct methods), or undefined where it does not apply and callers use tf.conv2d.
  */
-export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D | undefined {
+export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D, bn?: EvalBatchNorm): tf.Tensor4D | undefined {
   const [kh, kw, ci, co] = filter.shape;
   if (!simdKernelsActive() || kh !== 3 || kw !== 3 || ci % 4 !== 0 || co % 8 !== 0) return undefined;
   // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
   if (4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
-  return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
+  if (!bn) return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
+  return run('NadConv3x3Winograd', [x, filter, bn.mean, bn.variance, bn.gamma, bn.beta], { eps: bn.eps })[0] as tf.Tensor4D;
+}
+
+/** An evaluation-mode batch norm (running statistics) followed by ReLU, fused into a convolution's input. */
+export interface EvalBatchNorm {
+  readonly mean: tf.Tensor1D;
+  readonly variance: tf.Tensor1D;
+  readonly gamma: tf.Tensor1D;
+  readonly beta: tf.Tensor1D;
+  readonly eps: number;
 }
 
 /** The input gradient's filter: [kh, kw, ci, co] rotated by 180 degrees, in/out channels swapped. */

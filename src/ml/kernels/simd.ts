@@ -24,7 +24,10 @@ interface KernelExports {
     kh: number, kw: number, stride: number, pad: number, out: Ptr,
   ): void;
   conv_filter_grad_winograd: KernelExports['conv_filter_grad'];
-  conv3x3_winograd(x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr): void;
+  conv3x3_winograd(
+    x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr,
+    mean: Ptr, variance: Ptr, gamma: Ptr, beta: Ptr, eps: number,
+  ): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
   phase_filters3x3(f: Ptr, co: number, ci: number, p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr): void;
@@ -241,10 +244,12 @@ export function registerSimdKernels(): void {
     b.wasm._free(parts);
   });
   // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images shared between threads
-  define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f], [y]) => {
+  // ... or inputs x, filter, mean, variance, gamma, beta; attr eps: conv of relu(batch norm(x)), evaluation mode
+  define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f, mean, v, g, be], [y], a) => {
     const [n, h, w, ci] = x.shape;
     const co = f.shape[3];
-    const args = [p(x), n, h, w, ci, p(f), co, p(y)] as Parameters<KernelExports['conv3x3_winograd']>;
+    const bn = mean ? [p(mean), p(v), p(g), p(be), a.eps] : [0, 0, 0, 0, 0];
+    const args = [p(x), n, h, w, ci, p(f), co, p(y), ...bn] as Parameters<KernelExports['conv3x3_winograd']>;
     const fn = 'conv3x3_winograd';
     if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
       l.k[fn](...args);

@@ -88,11 +88,17 @@ function createWrn(spec: Extract<ModelSpec, { arch: 'wrn' }>, rng: Rng): Model {
     for (const blocks of groups) {
       for (const b of blocks) {
         // NAD's BasicBlock: pre-activation; the shortcut conv sees the activated input when shapes differ.
-        const a = p.applyBatchNorm(b.prefix + '.bn1', h, training, true);
-        let out = conv2d(a, w(b.prefix + '.conv1.weight'), b.stride, 1);
-        out = p.applyBatchNorm(b.prefix + '.bn2', out, training, true);
-        out = conv2d(out, w(b.prefix + '.conv2.weight'), 1, 1);
-        const shortcut = b.cin === b.cout ? h : conv2d(a, w(b.prefix + '.convShortcut.weight'), b.stride, 0);
+        // bn -> relu -> 3x3 conv runs as one kernel in evaluation mode where nothing else needs the activation.
+        let out: tf.Tensor4D;
+        let shortcut = h;
+        if (b.cin === b.cout && b.stride === 1) {
+          out = p.bnReluConv3x3(b.prefix + '.bn1', h, w(b.prefix + '.conv1.weight'), training);
+        } else {
+          const a = p.applyBatchNorm(b.prefix + '.bn1', h, training, true);
+          out = conv2d(a, w(b.prefix + '.conv1.weight'), b.stride, 1);
+          shortcut = b.cin === b.cout ? h : conv2d(a, w(b.prefix + '.convShortcut.weight'), b.stride, 0);
+        }
+        out = p.bnReluConv3x3(b.prefix + '.bn2', out, w(b.prefix + '.conv2.weight'), training);
         h = tf.add(out, shortcut);
       }
       acts.push(h);

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import type { Rng } from '../rng';
-import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain } from '../ops';
+import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain, bnReluConv3x3Eval, conv2d } from '../ops';
 
 type Layout = 'conv' | 'linear' | 'plain';
 
@@ -80,6 +80,16 @@ export class ParamSet {
       rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
     });
     return y;
+  }
+
+  /**
+   * conv2d(relu(batch norm `name`(x)), filter, stride 1, pad 1). In evaluation mode one fused kernel
+   * where it applies (see bnReluConv3x3Eval); in training mode the separate ops, with gradients.
+   */
+  bnReluConv3x3(name: string, x: tf.Tensor4D, filter: tf.Tensor4D, training: boolean): tf.Tensor4D {
+    if (training) return conv2d(this.applyBatchNorm(name, x, true, true), filter, 1, 1);
+    const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
+    return bnReluConv3x3Eval(x, p, this.get(name + '.running_mean') as tf.Tensor1D, this.get(name + '.running_var') as tf.Tensor1D, filter);
   }
 
   /** Expected PyTorch shapes, for validating an imported state_dict. */

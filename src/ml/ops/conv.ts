@@ -5,6 +5,7 @@
 // and tensorflow the same rewrites run with stock kernels; tests check all against tfjs's gradients.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
+import { batchNormReluEval, type BatchNormParams } from './batchnorm';
 import { conv3x3Winograd, convFilterGrad, simdKernelsActive, dilate, flipFilter, interleave2, moveBatchInside, phaseFilters3x3, swapBatchAndChannels } from '../kernels';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
@@ -20,6 +21,17 @@ function forwardConv(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: n
     if (y) return y;
   }
   return tf.conv2d(x, filter, stride, explicitPad(pad, pad, pad, pad));
+}
+
+/**
+ * conv2d(relu(batch norm(x)), filter, 1, 1) in evaluation mode (running statistics): on wasm one
+ * Winograd kernel applies the batch norm and ReLU as it reads x (the same float operations as the
+ * separate kernels, without writing the normalised map out and reading it back). Not differentiable:
+ * for inference only (evaluation, the teacher's forward pass).
+ */
+export function bnReluConv3x3Eval(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, filter: tf.Tensor4D): tf.Tensor4D {
+  const fused = conv3x3Winograd(x, filter, { mean: runningMean, variance: runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
+  return fused ?? tf.tidy(() => conv2d(batchNormReluEval(x, p, runningMean, runningVar), filter, 1, 1));
 }
 
 /**

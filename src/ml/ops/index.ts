@@ -4,6 +4,6 @@
 // The models' other ops (relu, add, matMul, ...) need tfjs's stock gradients registered.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
-export { conv2d } from './conv';
+export { conv2d, bnReluConv3x3Eval } from './conv';
 export { batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from './batchnorm';
 export type { BatchNormParams, BatchNormTrainResult } from './batchnorm';
