@@ -94,6 +94,26 @@ export async function contextMenuLabels(page: Page, target: Locator): Promise<st
   return labels;
 }
 
+/** Chooses a colour theme with "Preferences: Color Theme". */
+export async function setColorTheme(page: Page, label: string): Promise<void> {
+  // Right after start the picker lists only "Browse Additional Color Themes...": reopen until the themes are in.
+  const deadline = Date.now() + 45_000;
+  for (;;) {
+    await runCommand(page, 'Preferences: Color Theme');
+    await waitForQuestion(page, /Color Theme/);
+    await page.locator(PALETTE_INPUT).fill(label);
+    const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
+    if (await row.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) {
+      await row.click();
+      break;
+    }
+    await page.keyboard.press('Escape');
+    if (Date.now() > deadline) throw new Error(`the color theme "${label}" is not listed`);
+    await page.waitForTimeout(1_000);
+  }
+  await page.waitForTimeout(800);
+}
+
 /** Wait until the open quick input asks `question`: in its placeholder, its title or its prompt (input boxes). */
 export async function waitForQuestion(page: Page, question: RegExp, timeoutMs = 20_000): Promise<void> {
   const widget = page.locator('.quick-input-widget');

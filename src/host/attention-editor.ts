@@ -44,7 +44,7 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
   resolveCustomEditor(document: MapsDocument, panel: vscode.WebviewPanel): void {
     const { webview } = panel;
     webview.options = webviewOptions(this.extensionUri);
-    webview.html = webviewHtml(webview, this.extensionUri, { script: 'attention.js', styles: ['attention.css'], title: 'Attention maps' });
+    webview.html = webviewHtml(webview, this.extensionUri, { script: 'attention.js', styles: ['page.css', 'attention.css'], title: 'Attention maps' });
     const key = document.uri.toString();
     const post = (m: AttentionHostMessage): void => void webview.postMessage(m);
     const send = async (): Promise<void> => post(await loadMaps(document.uri));

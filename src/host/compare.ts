@@ -132,7 +132,7 @@ export class ComparePanels implements vscode.Disposable {
   attach(panel: vscode.WebviewPanel, state: CompareViewState): void {
     this.panels.add(panel);
     panel.webview.options = webviewOptions(this.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'compare.js', styles: ['history.css'], title: 'Compare runs' });
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'compare.js', styles: ['page.css', 'history.css'], title: 'Compare runs' });
     const data = (): CompareData => compareData(state.dirs);
     panel.title = `NAD: Compare ${state.dirs.length} Runs`;
     const sub = panel.webview.onDidReceiveMessage(async (m: CompareViewMessage) => {

@@ -142,7 +142,7 @@ export class HistoryPage implements vscode.Disposable {
   attach(panel: vscode.WebviewPanel): void {
     this.panel = panel;
     panel.webview.options = webviewOptions(this.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'history.js', styles: ['history.css'], title: 'Experiment history' });
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'history.js', styles: ['page.css', 'history.css'], title: 'Experiment history' });
     const sub = panel.webview.onDidReceiveMessage((m: HistoryViewMessage) => void this.handle(m));
     panel.onDidDispose(() => {
       sub.dispose();

@@ -4,7 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import type { Rng } from '../rng';
-import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain, bnReluConv3x3Eval, conv2d } from '../ops';
+import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain, bnReluConv3x3Eval, conv2d, type BatchNormParams } from '../ops';
 
 type Layout = 'conv' | 'linear' | 'plain';
 
@@ -67,10 +67,8 @@ export class ParamSet {
    * it also updates the running statistics as PyTorch does.
    */
   applyBatchNorm(name: string, x: tf.Tensor4D, training: boolean, relu = false): tf.Tensor4D {
-    const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
-    const rm = this.get(name + '.running_mean');
-    const rv = this.get(name + '.running_var');
-    if (!training) return (relu ? batchNormReluEval : batchNormEval)(x, p, rm as tf.Tensor1D, rv as tf.Tensor1D);
+    const { p, rm, rv } = this.batchNormParams(name);
+    if (!training) return (relu ? batchNormReluEval : batchNormEval)(x, p, rm, rv);
     const { y, mean, variance } = (relu ? batchNormReluTrain : batchNormTrain)(x, p);
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     tf.tidy(() => {
@@ -88,8 +86,13 @@ export class ParamSet {
    */
   bnReluConv3x3(name: string, x: tf.Tensor4D, filter: tf.Tensor4D, training: boolean): tf.Tensor4D {
     if (training) return conv2d(this.applyBatchNorm(name, x, true, true), filter, 1, 1);
+    const { p, rm, rv } = this.batchNormParams(name);
+    return bnReluConv3x3Eval(x, p, rm, rv, filter);
+  }
+
+  private batchNormParams(name: string): { p: BatchNormParams; rm: tf.Variable<tf.Rank.R1>; rv: tf.Variable<tf.Rank.R1> } {
     const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
-    return bnReluConv3x3Eval(x, p, this.get(name + '.running_mean') as tf.Tensor1D, this.get(name + '.running_var') as tf.Tensor1D, filter);
+    return { p, rm: this.get(name + '.running_mean') as tf.Variable<tf.Rank.R1>, rv: this.get(name + '.running_var') as tf.Variable<tf.Rank.R1> };
   }
 
   /** Expected PyTorch shapes, for validating an imported state_dict. */

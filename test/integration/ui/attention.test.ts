@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { activeWebview, runCommand, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
+import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 import { makeAttentionRun, type AttentionFixture } from '../fixtures/attention-runs';
 
@@ -52,17 +52,6 @@ function editor(page: Page): FrameLocator {
   return activeWebview(page);
 }
 
-async function setTheme(page: Page, label: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await runCommand(page, 'Preferences: Color Theme');
-    const filled = await page.locator(`${QUICK} .quick-input-box input`).fill(label, { timeout: 5_000 }).then(() => true, () => false);
-    const row = page.locator(`${QUICK} .quick-input-list .monaco-list-row`).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-    if (filled && (await row.click({ timeout: 8_000 }).then(() => true, () => false))) break;
-    if (attempt === 3) throw new Error(`could not choose the colour theme "${label}"`);
-    await page.keyboard.press('Escape');
-  }
-  await page.waitForTimeout(800);
-}
 
 /** Run a command that asks for a run, and pick `label`; retried because a webview that finishes loading can take the focus and close the pick. */
 async function commandWithPick(page: Page, title: string, label: string): Promise<void> {
@@ -113,7 +102,7 @@ test('"Show Attention Maps" from the Runs view opens the editor with every model
     assert.deepEqual(await panelTitles(frame), fx.models);
     assert.match(await page.locator('.tabs-container .tab.active').innerText(), /maps\.json/);
     assert.equal((await frame.locator('#image-count').innerText()).trim(), `Image 1 of ${maps.labels.length}`);
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
     await page.mouse.move(700, 780); // away from the tree, whose hover would cover the editor
     console.log(`  screenshot: ${await wb.screenshot('ui-attention-dark-modern', '.part.editor')}`);
   }));
@@ -175,7 +164,7 @@ test('the editor reads well in Light Modern and Dark High Contrast', { timeout: 
   wb.step('themes', async () => {
     const page = wb.page;
     for (const [theme, file, cls] of [['Light Modern', 'light-modern', /vscode-light/], ['Dark High Contrast', 'dark-high-contrast', /vscode-high-contrast/]] as const) {
-      await setTheme(page, theme);
+      await setColorTheme(page, theme);
       assert.match((await editor(page).locator('body').getAttribute('class')) ?? '', cls);
       await editor(page).locator('vscode-single-select#scale').waitFor();
       console.log(`  screenshot: ${await wb.screenshot(`ui-attention-${file}`, '.part.editor')}`);
@@ -188,7 +177,7 @@ test('the editor reads well in Light Modern and Dark High Contrast', { timeout: 
     console.log(`  screenshot: ${await wb.screenshot('ui-attention-dark-high-contrast-theme-scale', '.part.editor')}`);
     await frame.locator('vscode-single-select#scale').click();
     await frame.locator('vscode-single-select#scale').getByRole('option', { name: 'Viridis' }).click();
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
   }));
 
 test('after "Developer: Reload Window" the editor is back on the same layer and image', { timeout: TEST_TIMEOUT_MS }, () =>

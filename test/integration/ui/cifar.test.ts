@@ -13,6 +13,7 @@ import { dirname, join, relative, resolve } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { TEST_TIMEOUT_MS, activeWebview, answerInput, pickItem, runCommand, waitForQuestion } from '../../../scripts/vscode-test/ui';
+import { panelEpochRows, panelTable } from './run-checks';
 
 const SHARED = join(REPO_ROOT, '..', 'shared');
 const DATA = join(SHARED, 'data', 'cifar10-subset');
@@ -91,9 +92,6 @@ function epochsOf(runDir: string): EpochLine[] {
     .filter((m) => m.type === 'epoch');
 }
 
-async function tableCells(frame: FrameLocator, selector: string): Promise<string[][]> {
-  return frame.locator(`${selector} tr`).evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
-}
 
 /** Wait for the panel of the run titled `title` to end; fails with the panel's error unless it finished. */
 async function waitForFinished(frame: FrameLocator, title: string, timeoutMs: number): Promise<void> {
@@ -132,7 +130,7 @@ async function evaluate(page: Page, model: string): Promise<string> {
   const dir = runFolder(runsDir(), name);
   // The panel shows the folder's numbers.
   const [row] = resultsOf(dir);
-  assert.deepEqual(await tableCells(frame, '#results'), [['Model', 'ACC %', 'ASR %'], ['Evaluated', row.acc.toFixed(2), row.asr.toFixed(2)]]);
+  assert.deepEqual(await panelTable(frame), [['Model', 'ACC %', 'ASR %'], ['Evaluated', row.acc.toFixed(2), row.asr.toFixed(2)]]);
   return dir;
 }
 
@@ -187,9 +185,9 @@ test('a short "NAD: Erase Backdoor" from the palette gives, epoch by epoch, what
     const ui = { table: resultsOf(dir), epochs: epochsOf(dir) };
     assert.equal(ui.epochs.length, SHORT.epochs);
     // The panel shows the folder's numbers, per model and per epoch.
-    const panelEpochs = (await tableCells(frame, '#epochs tbody')).map((r) => [r[1], r[3], r[4]]);
+    const panelEpochs = (await panelEpochRows(frame)).map((r) => [r[1], r[3], r[4]]);
     assert.deepEqual(panelEpochs, ui.epochs.map((e) => [String(e.epoch), e.acc.toFixed(2), e.asr.toFixed(2)]));
-    assert.deepEqual((await tableCells(frame, '#results')).slice(1).map((r) => r[0]), ['Backdoored', 'Teacher', 'After NAD']);
+    assert.deepEqual((await panelTable(frame)).slice(1).map((r) => r[0]), ['Backdoored', 'Teacher', 'After NAD']);
 
     // The config file the wizard saved, run by the CLI with the same settings.
     const file = join(ws, 'nad', 'cifar-erase.nad.json');

@@ -8,7 +8,8 @@ import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync,
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { TEST_TIMEOUT_MS, activeWebview, runCommand, treeRows, viewPane } from '../../../scripts/vscode-test/ui';
+import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, treeRows, viewPane, waitForQuestion } from '../../../scripts/vscode-test/ui';
+import { folderTable, panelTable } from './run-checks';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 import { trainSmallModel, writeSmallMnist } from '../fixtures/small-mnist';
 
@@ -55,75 +56,42 @@ async function input(page: Page, prompt: RegExp, value?: string): Promise<string
   return shown;
 }
 
-async function placeholder(page: Page, text: RegExp): Promise<void> {
-  const deadline = Date.now() + 20_000;
-  while (!text.test((await page.locator(`${QUICK} .quick-input-box input`).getAttribute('placeholder')) ?? '')) {
-    if (Date.now() > deadline) throw new Error(`the quick input did not ask ${text}`);
-    await page.waitForTimeout(100);
-  }
-}
 
 function panel(page: Page): FrameLocator {
   return activeWebview(page);
 }
 
-async function tableCells(frame: FrameLocator): Promise<string[][]> {
-  return frame.locator('#results tr').evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
-}
 
-function folderTable(runDir: string): string[][] {
-  const labels: Record<string, string> = { backdoored: 'Backdoored', teacher: 'Teacher', erased: 'After NAD' };
-  const { table } = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { table: Array<{ model: string; acc: number; asr: number }> };
-  return [['Model', 'ACC %', 'ASR %'], ...table.map((r) => [labels[r.model], r.acc.toFixed(2), r.asr.toFixed(2)])];
-}
 
-async function setTheme(page: Page, label: string): Promise<void> {
-  // Right after start the picker lists only "Browse Additional Color Themes...": reopen until the themes are in.
-  const deadline = Date.now() + 45_000;
-  for (;;) {
-    await runCommand(page, 'Preferences: Color Theme');
-    await placeholder(page, /Color Theme/);
-    await page.locator(`${QUICK} .quick-input-box input`).fill(label);
-    const row = page.locator(`${QUICK} .quick-input-list .monaco-list-row`).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-    if (await row.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) {
-      await row.click();
-      break;
-    }
-    await page.keyboard.press('Escape');
-    if (Date.now() > deadline) throw new Error(`the color theme "${label}" is not listed`);
-    await page.waitForTimeout(1_000);
-  }
-  await page.waitForTimeout(800);
-}
 
 test('"NAD: Erase Backdoor" from the palette runs NAD on the clean data; the panel shows the run live and its table equals the folder', { timeout: 240_000 }, () =>
   wb.step('erase wizard', async () => {
     const page = wb.page;
     // A fresh profile follows the browser's light preference: start from Dark Modern, VS Code's default.
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
     await runCommand(page, 'NAD: Erase Backdoor');
-    await placeholder(page, /Backdoored model to repair/);
+    await waitForQuestion(page, /Backdoored model to repair/);
     await pick(page, 'backdoored.safetensors');
-    await placeholder(page, /Teacher model/);
+    await waitForQuestion(page, /Teacher model/);
     await pick(page, 'Finetune one now');
-    await placeholder(page, /Clean data/);
+    await waitForQuestion(page, /Clean data/);
     console.log(`  screenshot: ${await wb.screenshot('ui-erase-wizard')}`);
     // Back to the teacher question, and forward again: the answer is kept.
     await page.locator(`${QUICK} .codicon-quick-input-back, ${QUICK} .codicon-arrow-left`).first().click();
-    await placeholder(page, /Teacher model/);
+    await waitForQuestion(page, /Teacher model/);
     await pick(page, 'Finetune one now');
-    await placeholder(page, /Clean data/);
+    await waitForQuestion(page, /Clean data/);
     await pick(page, 'small-mnist');
-    await placeholder(page, /Clean subset/);
+    await waitForQuestion(page, /Clean subset/);
     await pick(page, 'A number of images');
     await input(page, /Number of clean images/, '200');
-    await placeholder(page, /Trigger of the backdoor/);
+    await waitForQuestion(page, /Trigger of the backdoor/);
     await pick(page, 'gridTrigger');
     assert.equal(await input(page, /Target label/), '5');
     await input(page, /teacher’s finetuning/, '1');
     assert.equal(await input(page, /Epochs of Neural Attention Distillation/), '2', 'nad.defaultEpochs was not used');
     assert.equal(await input(page, /β for the three residual groups/), '500, 1000, 1000');
-    await placeholder(page, /Ready/);
+    await waitForQuestion(page, /Ready/);
     await pick(page, 'Save as config file and run');
     await input(page, /Config file, relative to the workspace folder/);
 
@@ -139,7 +107,7 @@ test('"NAD: Erase Backdoor" from the palette runs NAD on the clean data; the pan
     const dir = readdirSync(runsDir).filter((d) => d.includes('erase-backdoored')).sort().pop();
     assert.ok(dir, 'no erase run folder');
     eraseDir = join(runsDir, dir);
-    assert.deepEqual(await tableCells(frame), folderTable(eraseDir));
+    assert.deepEqual(await panelTable(frame), folderTable(eraseDir));
     assert.equal(await frame.locator('#epochs tbody tr').count(), 3);
     assert.ok((await frame.locator('table.attention canvas').count()) >= 18, 'attention maps missing');
     // Copy buttons: by mouse and by keyboard (Enter on the focused button).
@@ -185,7 +153,7 @@ test('the Explorer context menu of a checkpoint starts Erase Backdoor with that 
     await page.locator('.context-view .action-label', { hasText: 'Erase Backdoor' }).hover();
     await page.keyboard.press('Enter');
     // The model question is skipped: the wizard starts at the teacher.
-    await placeholder(page, /Teacher model/);
+    await waitForQuestion(page, /Teacher model/);
     await page.keyboard.press('Escape');
   }));
 
@@ -193,14 +161,14 @@ test('the panel reads well in Light Modern and Dark High Contrast', { timeout: T
   wb.step('themes', async () => {
     const page = wb.page;
     for (const [theme, file] of [['Light Modern', 'light-modern'], ['Dark High Contrast', 'dark-high-contrast']] as const) {
-      await setTheme(page, theme);
+      await setColorTheme(page, theme);
       const frame = panel(page);
       await frame.locator('#results').scrollIntoViewIfNeeded();
       const body = await frame.locator('body').getAttribute('class');
       assert.match(body ?? '', file.startsWith('light') ? /vscode-light/ : /vscode-high-contrast/);
       console.log(`  screenshot: ${await wb.screenshot(`ui-run-panel-${file}`)}`);
     }
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
   }));
 
 test('after "Developer: Reload Window" the panel comes back with the same table', { timeout: TEST_TIMEOUT_MS }, () =>
@@ -211,7 +179,7 @@ test('after "Developer: Reload Window" the panel comes back with the same table'
     const frame = panel(page);
     await frame.locator('.state', { hasText: 'Finished' }).waitFor({ timeout: 60_000 });
     assert.equal((await frame.locator('#run-title').innerText()).trim(), 'erase-backdoored');
-    assert.deepEqual(await tableCells(frame), folderTable(eraseDir));
+    assert.deepEqual(await panelTable(frame), folderTable(eraseDir));
     console.log(`  screenshot: ${await wb.screenshot('ui-run-panel-restored')}`);
   }));
 
@@ -243,7 +211,7 @@ test('a run interrupted by a window reload is listed as interrupted and resumed 
     const page = wb.page;
     await runCommand(page, 'View: Close All Editors');
     await runCommand(page, 'NAD: Run Config File');
-    await placeholder(page, /Run which config file/);
+    await waitForQuestion(page, /Run which config file/);
     await pick(page, 'long-train.nad.json');
     const frame = panel(page);
     await frame.locator('.progress-text', { hasText: /step/ }).waitFor({ timeout: 60_000 });

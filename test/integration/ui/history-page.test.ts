@@ -3,15 +3,14 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
-import type { FrameLocator, Locator, Page } from 'playwright-core';
+import type { FrameLocator, Locator } from 'playwright-core';
 import { RunStore } from '../../../src/ml/runstore';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { activeWebview, runCommand, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
+import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 
 let wb: Workbench;
 let ws: FixtureWorkspace;
-const QUICK = '.quick-input-widget';
 /** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
 let cspViolations: string[] = [];
 const backdoor = { trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, injectPortion: 0.1 };
@@ -43,17 +42,6 @@ after(async () => {
   if (ws) rmSync(ws.dir, { recursive: true, force: true });
 });
 
-async function setTheme(page: Page, label: string): Promise<void> {
-  for (let attempt = 1; ; attempt++) {
-    await runCommand(page, 'Preferences: Color Theme');
-    const filled = await page.locator(`${QUICK} .quick-input-box input`).fill(label, { timeout: 5_000 }).then(() => true, () => false);
-    const row = page.locator(`${QUICK} .quick-input-list .monaco-list-row`).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-    if (filled && (await row.click({ timeout: 8_000 }).then(() => true, () => false))) break;
-    if (attempt === 3) throw new Error(`could not choose the colour theme "${label}"`);
-    await page.keyboard.press('Escape');
-  }
-  await page.waitForTimeout(800);
-}
 
 async function shownNames(frame: FrameLocator): Promise<string[]> {
   return (await frame.locator('#runs tbody th.name button.link').allInnerTexts()).map((t) => t.trim());
@@ -74,7 +62,7 @@ test('"Show Experiment History Table" lists every run, newest first, and the unr
     await frame.locator('#runs tbody tr[data-dir]').first().waitFor({ timeout: 30_000 });
     assert.deepEqual(await shownNames(frame), names().all);
     assert.match(await frame.locator('#broken').innerText(), new RegExp(`${ws.brokenId}: status\\.json: invalid JSON`));
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
     await page.mouse.move(700, 790);
     console.log(`  screenshot: ${await wb.screenshot('ui-history-table-dark-modern', '.part.editor')}`);
   }));
@@ -111,7 +99,7 @@ test('the compare page reads well in Light Modern and Dark High Contrast; "Only 
   wb.step('compare themes', async () => {
     const page = wb.page;
     for (const [theme, file] of [['Light Modern', 'light-modern'], ['Dark High Contrast', 'dark-high-contrast']] as const) {
-      await setTheme(page, theme);
+      await setColorTheme(page, theme);
       await activeWebview(page).locator('#charts canvas').first().waitFor();
       console.log(`  screenshot: ${await wb.screenshot(`ui-compare-${file}`, '.part.editor')}`);
     }
@@ -121,7 +109,7 @@ test('the compare page reads well in Light Modern and Dark High Contrast; "Only 
     assert.equal(await frame.locator('#config tbody tr').count(), 2);
     await frame.locator('#config').scrollIntoViewIfNeeded();
     console.log(`  screenshot: ${await wb.screenshot('ui-compare-config-dark-high-contrast', '.part.editor')}`);
-    await setTheme(page, 'Dark Modern');
+    await setColorTheme(page, 'Dark Modern');
   }));
 
 test('after "Developer: Reload Window" the compare page comes back with the same runs', { timeout: TEST_TIMEOUT_MS }, () =>
