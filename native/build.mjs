@@ -1,7 +1,7 @@
 /* global process, console */
 // Compiles native/*.c (SIMD kernels for tfjs's wasm backend) to one WebAssembly module, twice (for
 // tfjs-wasm's plain and its threaded, shared-memory build), and writes both, base64-encoded, to
-// src/ml/kernels/simd-binary.ts so that the bundles carry them; each also in a relaxed-SIMD flavour
+// src/engine/kernels/simd-binary.ts so that the bundles carry them; each also in a relaxed-SIMD flavour
 // (fused multiply-add in the GEMM loops), used where the runtime validates it. Needs clang >= 16 and
 // wasm-ld with the WebAssembly target (Debian: apt-get install clang-16 lld-16; clang 14 emits
 // relaxed-SIMD's pre-standard opcodes); the committed output needs neither.
@@ -14,7 +14,7 @@ import { join } from 'node:path';
 
 const sources = readdirSync('native').filter((f) => f.endsWith('.c')).sort().map((f) => join('native', f));
 const hashed = readdirSync('native').filter((f) => /\.[ch]$/.test(f)).sort();
-const out = 'src/ml/kernels/simd-binary.ts';
+const out = 'src/engine/kernels/simd-binary.ts';
 const hash = createHash('sha256');
 for (const f of hashed) hash.update(f).update(readFileSync(join('native', f)));
 const sourceHash = hash.digest('hex').slice(0, 16);

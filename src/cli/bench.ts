@@ -1,5 +1,5 @@
 // `nad bench`: prints the per-backend table (or the JSON the performance issue specifies).
-import { runBenchmark, type BenchResult } from '../ml/bench';
+import { runBenchmark, type BenchResult } from '../engine/bench';
 
 const f = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
 

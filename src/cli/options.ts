@@ -1,10 +1,10 @@
 // Parsing of the CLI's flags into the engine's plain configs (the same configs a run folder stores).
 import { Option, type Command } from 'commander';
-import { BACKEND_PREFERENCES, type BackendPreference } from '../ml/backend';
-import { DEFAULT_BACKDOOR, type BackdoorConfig } from '../ml/config';
-import type { TrainSettings } from '../ml/train';
-import { parseTargetType, type TriggerSpec } from '../ml/triggers/spec';
-import { InputError } from '../ml/types';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
+import { DEFAULT_BACKDOOR, type BackdoorConfig } from '../runs/config';
+import type { TrainSettings } from '../engine/train';
+import { parseTargetType, type TriggerSpec } from '../engine/triggers/spec';
+import { InputError } from '../engine/types';
 
 export interface CommonFlags {
   backend: string;

@@ -1,7 +1,7 @@
 // Terminal output of the CLI: a progress bar on a TTY (stderr), plain lines otherwise, and the ACC/ASR
 // table. With --json nothing but the result object goes to stdout.
 import { SingleBar, Presets } from 'cli-progress';
-import type { JobEvent, ResultRow } from '../ml/jobs';
+import type { JobEvent, ResultRow } from '../runs/jobs';
 
 export interface Reporter {
   readonly onEvent: (e: JobEvent) => void;

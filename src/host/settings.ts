@@ -1,8 +1,8 @@
 // The extension's settings (package.json contributes.configuration), read in one place.
 import * as vscode from 'vscode';
 import { isAbsolute, relative, resolve } from 'node:path';
-import type { BackendPreference } from '../ml/backend';
-import { RUNS_SUBDIR } from '../ml/runstore';
+import type { BackendPreference } from '../engine/backend';
+import { RUNS_SUBDIR } from '../runs/run-store';
 
 export interface NadSettings {
   readonly backend: BackendPreference;

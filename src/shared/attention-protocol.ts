@@ -1,4 +1,4 @@
-// Host <-> attention-maps webview: the maps.json layout (as src/ml/attention-snapshot.ts writes it) and
+// Host <-> attention-maps webview: the maps.json layout (as src/engine/attention-snapshot.ts writes it) and
 // the messages about it. Plain types only: the webview bundle imports this file too.
 
 export type AttentionInput = 'clean' | 'triggered';

@@ -1,9 +1,9 @@
 // Messages between the extension host and the run panel (webview/panel). The host sends a full
 // snapshot when the panel (re)loads, then the same live updates it applies to its own copy: both
 // sides fold them with `applyPanelMessage`, so a reopened panel shows what a live one showed.
-import type { AttentionSnapshot, SampleImages } from '../ml/attention-snapshot';
-import type { Phase, ResultRow } from '../ml/jobs';
-import type { RunKind } from '../ml/runstore';
+import type { AttentionSnapshot, SampleImages } from '../engine/attention-snapshot';
+import type { Phase, ResultRow } from '../runs/jobs';
+import type { RunKind } from '../runs/run-store';
 
 export const RUN_PANEL_VIEW_TYPE = 'nad.runPanel';
 

@@ -1,10 +1,10 @@
-// Messages between the extension host and the run worker (src/ml/worker.ts, a forked Node child).
+// Messages between the extension host and the run worker (src/worker/main.ts, a forked Node child).
 // One worker process runs one request and exits: tfjs memory and wasm threads go away with it.
-import type { JobConfig } from '../ml/config';
-import type { JobResult, Phase, ResultRow } from '../ml/jobs';
-import type { AttentionSnapshot, SampleImages } from '../ml/attention-snapshot';
-import type { TrainProgress } from '../ml/train';
-import type { BackendPreference } from '../ml/backend';
+import type { JobConfig } from '../runs/config';
+import type { JobResult, Phase, ResultRow } from '../runs/jobs';
+import type { AttentionSnapshot, SampleImages } from '../engine/attention-snapshot';
+import type { TrainProgress } from '../engine/train';
+import type { BackendPreference } from '../engine/backend';
 
 /** What to run: a job config, the MNIST demo (three runs in a row), or an interrupted run continued in its folder. */
 export type WorkerJob =

@@ -6,8 +6,8 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { registerWasmBackend } from '../../src/ml/backend';
-import { attentionLoss, attentionMap, ATTENTION_EPS } from '../../src/ml/attention';
+import { registerWasmBackend } from '../../src/engine/backend';
+import { attentionLoss, attentionMap, ATTENTION_EPS } from '../../src/engine/attention';
 
 function values(n: number, seed: number): Float32Array {
   let s = seed;

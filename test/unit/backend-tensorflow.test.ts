@@ -4,10 +4,10 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, switchBackend } from '../../src/ml/backend';
-import { BENCH_SPEC, nadStep } from '../../src/ml/bench';
-import { createModel } from '../../src/ml/models';
-import { Sgd } from '../../src/ml/optim';
+import { initBackend, switchBackend } from '../../src/engine/backend';
+import { BENCH_SPEC, nadStep } from '../../src/engine/bench';
+import { createModel } from '../../src/engine/models';
+import { Sgd } from '../../src/engine/optim';
 
 function installed(pkg: string): boolean {
   try {

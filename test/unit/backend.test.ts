@@ -4,9 +4,9 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend, switchBackend, currentBackend } from '../../src/ml/backend';
-import { conv2d, batchNormReluTrain } from '../../src/ml/ops';
-import { runBenchmark } from '../../src/ml/bench';
+import { initBackend, switchBackend, currentBackend } from '../../src/engine/backend';
+import { conv2d, batchNormReluTrain } from '../../src/engine/ops';
+import { runBenchmark } from '../../src/engine/bench';
 
 const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 // backend-threads.test.ts reruns this suite with more threads than cores (several helper threads).

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
 import { zipSync } from 'fflate';
-import { InputError, type StateDict } from '../../src/ml/types';
+import { InputError, type StateDict } from '../../src/engine/types';
 import {
   encodeSafetensors,
   loadModelFile,
@@ -17,9 +17,9 @@ import {
   readCheckpoint,
   saveModelFile,
   specMetadata,
-} from '../../src/ml/checkpoint';
-import { unpickle } from '../../src/ml/checkpoint/pickle';
-import type { PickleValue } from '../../src/ml/checkpoint/values';
+} from '../../src/engine/checkpoint';
+import { unpickle } from '../../src/engine/checkpoint/pickle';
+import type { PickleValue } from '../../src/engine/checkpoint/values';
 
 const ROOT = resolve(__dirname, '..', '..');
 const FIXTURES = join(ROOT, 'test', 'fixtures', 'checkpoints');

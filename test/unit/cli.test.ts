@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RunStore } from '../../src/ml/runstore';
+import { RunStore } from '../../src/runs/run-store';
 import { CIFAR_DIR, SHARED, hasShared } from '../fixtures/data/paths';
 
 const ROOT = join(__dirname, '..', '..');

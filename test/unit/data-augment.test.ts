@@ -4,10 +4,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import type { ImageDataset } from '../../src/ml/types';
-import { Rng } from '../../src/ml/rng';
-import { loadDataset } from '../../src/ml/data';
-import { augmentBatch, toFloatBatch } from '../../src/ml/data/augment';
+import type { ImageDataset } from '../../src/engine/types';
+import { Rng } from '../../src/engine/rng';
+import { loadDataset } from '../../src/engine/data';
+import { augmentBatch, toFloatBatch } from '../../src/engine/data/augment';
 import { CIFAR_DIR, hasShared } from '../fixtures/data/paths';
 
 const S = 32;

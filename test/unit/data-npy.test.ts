@@ -4,8 +4,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError } from '../../src/ml/types';
-import { parseNpy, readArrayFile, readNpy, readNpz } from '../../src/ml/data/npy';
+import { InputError } from '../../src/engine/types';
+import { parseNpy, readArrayFile, readNpy, readNpz } from '../../src/engine/data/npy';
 import { FIXTURES, TRIGGER_DIR, hasShared, tempFolder } from '../fixtures/data/paths';
 
 const NPY = join(FIXTURES, 'npy');

@@ -7,10 +7,10 @@ import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { PNG } from 'pngjs';
 import * as jpeg from 'jpeg-js';
-import { InputError, type ImageDataset } from '../../src/ml/types';
-import { classCounts, cleanSubset, loadDataset, selectImages } from '../../src/ml/data';
-import { decodeCifarBinary } from '../../src/ml/data/cifar';
-import { readIdxPair } from '../../src/ml/data/idx';
+import { InputError, type ImageDataset } from '../../src/engine/types';
+import { classCounts, cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
+import { decodeCifarBinary } from '../../src/engine/data/cifar';
+import { readIdxPair } from '../../src/engine/data/idx';
 import { CIFAR_DIR, FASHION_DIR, hasFashion, hasShared, tempFolder } from '../fixtures/data/paths';
 
 const TRAIN_PER_CLASS = [517, 524, 490, 493, 537, 475, 503, 516, 529, 501];

@@ -1,4 +1,4 @@
-// Attention maps of arbitrary PNG images (src/ml/image-attention.ts): a run folder of kind attention whose
+// Attention maps of arbitrary PNG images (src/runs/image-attention.ts): a run folder of kind attention whose
 // maps.json the editor reads, the backdoor visible in the predictions, and bad images refused by name.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -6,10 +6,10 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { parseAttentionMaps } from '../../src/host/attention/maps-file';
-import { saveModelFile, specMetadata } from '../../src/ml/checkpoint';
-import { imageAttention, modelNamesOf, type ImageAttentionConfig } from '../../src/ml/image-attention';
-import { createModel } from '../../src/ml/models';
-import { RunStore } from '../../src/ml/runstore';
+import { saveModelFile, specMetadata } from '../../src/engine/checkpoint';
+import { imageAttention, modelNamesOf, type ImageAttentionConfig } from '../../src/runs/image-attention';
+import { createModel } from '../../src/engine/models';
+import { RunStore } from '../../src/runs/run-store';
 import { CIFAR_DIR, SHARED, hasShared, tempFolder } from '../fixtures/data/paths';
 
 const MODELS = join(SHARED, 'models', 'nad-reference');

@@ -5,12 +5,12 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { readRunSnapshot } from '../../src/host/run-folder';
-import { initBackend } from '../../src/ml/backend';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING } from '../../src/ml/config';
-import { cleanSubset, loadDataset } from '../../src/ml/data';
-import { runJob, type JobEvent } from '../../src/ml/jobs';
-import type { ImageDataset } from '../../src/ml/types';
+import { readRunSnapshot } from '../../src/runs/run-folder';
+import { initBackend } from '../../src/engine/backend';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING } from '../../src/runs/config';
+import { cleanSubset, loadDataset } from '../../src/engine/data';
+import { runJob, type JobEvent } from '../../src/runs/jobs';
+import type { ImageDataset } from '../../src/engine/types';
 import { applyPanelMessage, type HostToPanel, type PanelSnapshot } from '../../src/shared/panel-protocol';
 import { tempFolder } from '../fixtures/data/paths';
 

@@ -4,10 +4,10 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/ml/ops';
-import { registerWasmBackend } from '../../src/ml/backend';
-import { sgdUpdate } from '../../src/ml/kernels';
-import { relaxedSimdActive } from '../../src/ml/kernels/simd';
+import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/engine/ops';
+import { registerWasmBackend } from '../../src/engine/backend';
+import { sgdUpdate } from '../../src/engine/kernels';
+import { relaxedSimdActive } from '../../src/engine/kernels/simd';
 
 type Backend = 'cpu' | 'wasm';
 const BACKENDS: Backend[] = ['cpu', 'wasm'];

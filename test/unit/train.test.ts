@@ -3,12 +3,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/ml/backend';
-import { FINETUNE_TRAINING } from '../../src/ml/config';
-import { cleanSubset, loadDataset } from '../../src/ml/data';
-import { createModel, type Model } from '../../src/ml/models';
-import { DivergedError, RunCancelledError, train, type TrainSettings } from '../../src/ml/train';
-import type { ImageDataset } from '../../src/ml/types';
+import { initBackend } from '../../src/engine/backend';
+import { FINETUNE_TRAINING } from '../../src/runs/config';
+import { cleanSubset, loadDataset } from '../../src/engine/data';
+import { createModel, type Model } from '../../src/engine/models';
+import { DivergedError, RunCancelledError, train, type TrainSettings } from '../../src/engine/train';
+import type { ImageDataset } from '../../src/engine/types';
 
 const SPEC = { arch: 'cnn', numClasses: 10, inChannels: 1, imageSize: 28 } as const;
 const settings: TrainSettings = { ...FINETUNE_TRAINING, epochs: 3, seed: 7 };

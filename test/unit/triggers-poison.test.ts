@@ -3,9 +3,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { InputError, type ImageDataset } from '../../src/ml/types';
-import { classCounts, loadDataset } from '../../src/ml/data';
-import { applyTrigger, backdoorTestSet, createTrigger, poisonTrainingSet } from '../../src/ml/triggers';
+import { InputError, type ImageDataset } from '../../src/engine/types';
+import { classCounts, loadDataset } from '../../src/engine/data';
+import { applyTrigger, backdoorTestSet, createTrigger, poisonTrainingSet } from '../../src/engine/triggers';
 import { CIFAR_DIR, hasShared } from '../fixtures/data/paths';
 
 const noShared = !hasShared() && '../shared absent';

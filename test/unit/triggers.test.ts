@@ -5,9 +5,9 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { InputError, type ImageDataset } from '../../src/ml/types';
-import { loadDataset, selectImages } from '../../src/ml/data';
-import { readArrayFile, readNpy } from '../../src/ml/data/npy';
+import { InputError, type ImageDataset } from '../../src/engine/types';
+import { loadDataset, selectImages } from '../../src/engine/data';
+import { readArrayFile, readNpy } from '../../src/engine/data/npy';
 import {
   applyTrigger,
   applyTriggerToImage,
@@ -16,8 +16,8 @@ import {
   createTrigger,
   parseTriggerName,
   TRIGGER_NAMES,
-} from '../../src/ml/triggers';
-import { SIGNAL_CIFAR10_MASK_NPY, TROJAN_CIFAR10_MASK_NPZ } from '../../src/ml/triggers/embedded-masks';
+} from '../../src/engine/triggers';
+import { SIGNAL_CIFAR10_MASK_NPY, TROJAN_CIFAR10_MASK_NPZ } from '../../src/engine/triggers/embedded-masks';
 import { CIFAR_DIR, FASHION_DIR, FIXTURES, TRIGGER_DIR, hasFashion, hasShared } from '../fixtures/data/paths';
 
 interface Fixture {

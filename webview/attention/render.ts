@@ -1,5 +1,5 @@
 // Drawing an attention map over its image on a canvas: the image with nearest-neighbour pixels, the map
-// upsampled bilinearly (align_corners=false, as src/ml/heatmap.ts and PyTorch's interpolate) and coloured.
+// upsampled bilinearly (align_corners=false, as src/engine/heatmap.ts and PyTorch's interpolate) and coloured.
 import type { ColourScale } from '../../src/shared/attention-protocol';
 import { colourMap, sampleBilinear, viridis, type Rgb } from '../../src/shared/colormap';
 

@@ -1,7 +1,7 @@
 // Attention maps of the fixed sample images, clean and triggered, for each residual group: one row per
 // model (after NAD, teacher, backdoored...), drawn on canvas in viridis over the image when the run
 // folder has the images. Each map is scaled to its own range, as in the paper's figures.
-import type { AttentionSnapshot } from '../../src/ml/attention-snapshot';
+import type { AttentionSnapshot } from '../../src/engine/attention-snapshot';
 import type { SampleImages } from '../../src/shared/panel-protocol';
 import { MODEL_LABELS } from '../../src/shared/panel-protocol';
 import { viridis, viridisGradient } from '../../src/shared/colormap';

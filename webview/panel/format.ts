@@ -1,7 +1,7 @@
 // The panel's numbers as text: the ACC/ASR table and the per-epoch rows as Markdown or CSV.
 import type { EpochPoint } from '../../src/shared/panel-protocol';
 import { MODEL_LABELS, PHASE_LABELS } from '../../src/shared/panel-protocol';
-import type { ResultRow } from '../../src/ml/jobs';
+import type { ResultRow } from '../../src/runs/jobs';
 
 export const pct = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 

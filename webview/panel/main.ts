@@ -7,7 +7,7 @@ import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import type { HostToPanel, PanelSnapshot } from '../../src/shared/panel-protocol';
 import { applyPanelMessage } from '../../src/shared/panel-protocol';
 import { PanelView } from './view';
-import { vscode } from './vscode-api';
+import { vscode } from '../common/panel-api';
 
 let snapshot: PanelSnapshot | undefined;
 // The selected sample image survives a reload with the run folder (the serializer's state).

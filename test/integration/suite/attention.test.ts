@@ -6,10 +6,10 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
-import type { AttentionEditorState } from '../../../src/host/attention-editor';
+import type { AttentionEditorState } from '../../../src/host/attention/editor';
 import { parseAttentionMaps } from '../../../src/host/attention/maps-file';
-import type { ReviewApi } from '../../../src/host/history-page';
-import { RunStore } from '../../../src/ml/runstore';
+import type { ReviewApi } from '../../../src/host/history/table-page';
+import { RunStore } from '../../../src/runs/run-store';
 import { makeAttentionRun, type AttentionFixture } from '../fixtures/attention-runs';
 import type { FixtureWorkspace } from '../fixtures/workspace';
 

@@ -1,8 +1,8 @@
 // The extension inside a real VS Code: activation, commands, and the Runs view over real run folders.
 import * as assert from 'node:assert/strict';
 import * as vscode from 'vscode';
-import type { NadExtensionApi, RunsNode } from '../../../src/host/history';
-import { RunStore } from '../../../src/ml/runstore';
+import type { NadExtensionApi, RunsNode } from '../../../src/host/history/runs-tree';
+import { RunStore } from '../../../src/runs/run-store';
 import { FINISHED_ACC, FINISHED_ASR, type FixtureWorkspace } from '../fixtures/workspace';
 
 const EXTENSION_ID = 'nad-vscode.nad-vscode';

@@ -6,9 +6,9 @@ import { appendFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
-import { configDiff, flattenConfig, readCurves, type CompareRendered } from '../../../src/host/compare';
-import { historyRow, type HistoryRendered, type ReviewApi } from '../../../src/host/history-page';
-import { RunStore, type RunSummary } from '../../../src/ml/runstore';
+import { configDiff, flattenConfig, readCurves, type CompareRendered } from '../../../src/host/history/compare-page';
+import { historyRow, type HistoryRendered, type ReviewApi } from '../../../src/host/history/table-page';
+import { RunStore, type RunSummary } from '../../../src/runs/run-store';
 import { FINISHED_ACC, FINISHED_ASR, type FixtureWorkspace } from '../fixtures/workspace';
 
 const EXTENSION_ID = 'nad-vscode.nad-vscode';

@@ -6,7 +6,7 @@ import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } fr
 import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
-import type { RunTask } from '../../../src/host/run-manager';
+import type { RunTask } from '../../../src/host/runs/manager';
 import type { RenderedPanel } from '../../../src/shared/panel-protocol';
 import type { FixtureWorkspace } from '../fixtures/workspace';
 import { writeSmallMnist } from '../fixtures/small-mnist';

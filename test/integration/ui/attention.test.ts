@@ -7,7 +7,7 @@ import { after, before, test } from 'node:test';
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { FrameLocator, Page } from 'playwright-core';
-import { RunStore } from '../../../src/ml/runstore';
+import { RunStore } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';

@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
 import type { FrameLocator, Locator } from 'playwright-core';
-import { RunStore } from '../../../src/ml/runstore';
+import { RunStore } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, viewPane, watchCsp } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';

@@ -3,7 +3,7 @@
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import { rmSync } from 'node:fs';
-import { RunStore } from '../../../src/ml/runstore';
+import { RunStore } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { TEST_TIMEOUT_MS, activeWebview, openFile, runCommand, treeRows, viewPane, windowTitle } from '../../../scripts/vscode-test/ui';
 import { FINISHED_ACC, FINISHED_ASR, makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';

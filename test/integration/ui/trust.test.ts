@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test';
 import { copyFileSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Page } from 'playwright-core';
-import { RunStore } from '../../../src/ml/runstore';
+import { RunStore } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { TEST_TIMEOUT_MS, activeWebview, contextMenuLabels, paletteLists, runCommand, treeRows, viewPane } from '../../../scripts/vscode-test/ui';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';

@@ -1,13 +1,13 @@
 // `nad`: the engine from the command line. Same jobs, same run folders as the extension.
 import { Command } from 'commander';
-import { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING, type JobConfig } from './ml/config';
-import { runJob, type JobResult } from './ml/jobs';
-import { runDemo } from './ml/demo';
-import { RunStore } from './ml/runstore';
-import { RunCancelledError } from './ml/train';
-import { InputError, type ModelSpec } from './ml/types';
-import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './cli/options';
-import { createReporter, formatTable } from './cli/report';
+import { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING, type JobConfig } from '../runs/config';
+import { runJob, type JobResult } from '../runs/jobs';
+import { runDemo } from '../runs/demo';
+import { RunStore } from '../runs/run-store';
+import { RunCancelledError } from '../engine/train';
+import { InputError, type ModelSpec } from '../engine/types';
+import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
+import { createReporter, formatTable } from './report';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -161,7 +161,7 @@ program
   .option('--json', 'as JSON')
   .option('--steps <n>', 'timed NAD steps per backend', '8')
   .action(async (f: Flags) => {
-    const { runBenchmarkCli } = await import('./cli/bench');
+    const { runBenchmarkCli } = await import('./bench');
     await runBenchmarkCli({ json: Boolean(f.json), steps: num(f.steps as string, '--steps', { int: true, min: 1 }) });
   });
 

@@ -3,16 +3,16 @@
 import * as vscode from 'vscode';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
-import type { JobConfig } from '../ml/config';
-import { RUN_PANEL_VIEW_TYPE, type PanelAction } from '../shared/panel-protocol';
-import { CONFIG_FILE_SUFFIX, ConfigFileError, modelPathOf, parseConfigFile } from './config-file';
-import { RunFeedback } from './run-feedback';
-import { RunManager, type RunTask } from './run-manager';
-import { RunPanels } from './run-panel';
-import { cancelRun, deleteRun, openRun, rerun, resumeRun, revealRunFolder, type RunCommandsHost } from './run-commands';
-import { folderFor, nadSettings, runsDirFor } from './settings';
-import { requireTrust } from './trust';
-import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from './wizards';
+import type { JobConfig } from '../../runs/config';
+import { RUN_PANEL_VIEW_TYPE, type PanelAction } from '../../shared/panel-protocol';
+import { CONFIG_FILE_SUFFIX, ConfigFileError, modelPathOf, parseConfigFile } from '../../runs/config-file';
+import { RunFeedback } from './feedback';
+import { RunManager, type RunTask } from './manager';
+import { RunPanels } from './panel';
+import { cancelRun, deleteRun, openRun, rerun, resumeRun, revealRunFolder, type RunCommandsHost } from './commands';
+import { folderFor, nadSettings, runsDirFor } from '../settings';
+import { requireTrust } from '../trust';
+import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from '../wizards/commands';
 
 export interface RunsApi {
   readonly manager: RunManager;

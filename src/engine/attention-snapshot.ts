@@ -6,7 +6,7 @@ import { attentionMap } from './attention';
 import { toFloatBatch } from './data/augment';
 import { renderHeatmapPng } from './heatmap';
 import type { Model } from './models';
-import type { RunHandle } from './runstore';
+import type { RunHandle } from '../runs/run-store';
 import type { ImageDataset } from './types';
 
 /** The same images without and with the trigger (non-target-class images only). */

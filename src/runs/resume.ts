@@ -5,10 +5,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
-import { readCheckpoint } from './checkpoint';
+import { readCheckpoint } from '../engine/checkpoint';
 import type { JobConfig } from './config';
-import { RunHandle, RunStore, writeFileAtomic, type RunKind, type RunState, type RunSummary } from './runstore';
-import { InputError } from './types';
+import { RunHandle, RunStore, writeFileAtomic, type RunKind, type RunState, type RunSummary } from './run-store';
+import { InputError } from '../engine/types';
 
 /** Runs in these states can be continued: the process died, the user stopped it, or the worker crashed. */
 export const RESUMABLE_STATES: readonly RunState[] = ['interrupted', 'cancelled', 'failed'];

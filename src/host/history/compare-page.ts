@@ -3,12 +3,12 @@
 import * as vscode from 'vscode';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { RunSummary } from '../ml/runstore';
-import type { CompareData, CompareHostMessage, CompareRun, CompareViewMessage, CompareViewState, ConfigDiffRow, CurveSegment } from '../shared/history-protocol';
-import { runLabel } from './history';
-import { openRun } from './history-page';
-import { pickRuns, readRunDir, runsFromArgs } from './run-pick';
-import { webviewHtml, webviewOptions } from './webview-html';
+import type { RunSummary } from '../../runs/run-store';
+import type { CompareData, CompareHostMessage, CompareRun, CompareViewMessage, CompareViewState, ConfigDiffRow, CurveSegment } from '../../shared/history-protocol';
+import { runLabel } from './runs-tree';
+import { openRun } from './table-page';
+import { pickRuns, readRunDir, runsFromArgs } from '../runs/pick';
+import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const COMPARE_VIEW_TYPE = 'nad.compare';
 

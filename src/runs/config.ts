@@ -1,11 +1,11 @@
 // Run configurations: plain JSON saved as a run's config.json; everything needed to re-run it.
 // Defaults are the paper's (bboylyg/NAD config.py, main.py, train_badnet.py).
-import type { BackendPreference } from './backend';
-import type { ModelSpec } from './types';
-import type { TrainSettings } from './train';
+import type { BackendPreference } from '../engine/backend';
+import type { ModelSpec } from '../engine/types';
+import type { TrainSettings } from '../engine/train';
 import type { ImageAttentionConfig } from './image-attention';
-import { InputError } from './types';
-import type { TargetType, TriggerSpec } from './triggers/spec';
+import { InputError } from '../engine/types';
+import type { TargetType, TriggerSpec } from '../engine/triggers/spec';
 
 /** How the backdoor is planted (training) and measured (ASR), in the paper's vocabulary. */
 export interface BackdoorConfig {

@@ -4,16 +4,16 @@
 import * as vscode from 'vscode';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../ml/config';
-import type { TrainSettings } from '../ml/train';
-import { configFileText } from './config-file';
-import type { RunManager, RunTask } from './run-manager';
-import { folderFor, nadSettings, runsDirFor } from './settings';
-import { Wizard, type Step } from './wizard';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../../runs/config';
+import type { TrainSettings } from '../../engine/train';
+import { configFileText } from '../../runs/config-file';
+import type { RunManager, RunTask } from '../runs/manager';
+import { folderFor, nadSettings, runsDirFor } from '../settings';
+import { Wizard, type Step } from './multi-step';
 import {
   askBetas, askData, askEpochs, askFinish, askInjectPortion, askModel, askSubset, askTarget, askTeacher, askTeacherEpochs, askTrigger,
   type Ask, type JobDraft,
-} from './wizard-steps';
+} from './steps';
 
 type Entry = Ask | readonly [(d: JobDraft) => boolean, Ask];
 

@@ -2,11 +2,11 @@
 // otherwise. A reloaded window brings panels back through the serializer, which re-reads the folder.
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import type { HostToPanel, PanelAction, PanelSnapshot, PanelState, PanelToHost, RenderedPanel } from '../shared/panel-protocol';
-import { RUN_PANEL_VIEW_TYPE } from '../shared/panel-protocol';
-import { webviewHtml, webviewOptions } from './webview-html';
-import { readRunSnapshot } from './run-folder';
-import type { RunManager } from './run-manager';
+import type { HostToPanel, PanelAction, PanelSnapshot, PanelState, PanelToHost, RenderedPanel } from '../../shared/panel-protocol';
+import { RUN_PANEL_VIEW_TYPE } from '../../shared/panel-protocol';
+import { webviewHtml, webviewOptions } from '../webview-html';
+import { readRunSnapshot } from '../../runs/run-folder';
+import type { RunManager } from './manager';
 
 export type PanelActionHandler = (action: PanelAction, runDir: string) => void;
 

@@ -2,7 +2,7 @@
 // phases of the same run (NAD after the teacher's finetuning) are estimated at the current pace.
 import type { JobConfig } from './config';
 import type { Phase } from './jobs';
-import type { TrainProgress } from './train';
+import type { TrainProgress } from '../engine/train';
 
 /** A NAD step also runs the teacher forward: it costs about this much more than a finetuning step. */
 const NAD_STEP_FACTOR = 1.3;

@@ -2,10 +2,10 @@
 // of configs and data can be moved or committed. Hand-written files may leave settings out: they get
 // the paper's defaults. No vscode import: plain parsing, usable from tests.
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
-import type { BackendPreference } from '../ml/backend';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../ml/config';
-import type { TrainSettings } from '../ml/train';
-import type { RunKind } from '../ml/runstore';
+import type { BackendPreference } from '../engine/backend';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from './config';
+import type { TrainSettings } from '../engine/train';
+import type { RunKind } from './run-store';
 
 export const CONFIG_FILE_SUFFIX = '.nad.json';
 const KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'eval', 'attention'];

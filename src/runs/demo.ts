@@ -1,6 +1,6 @@
 // The demo: the whole story on the embedded MNIST digits, no downloads and no ../shared: train a
 // backdoored model, finetune a teacher on 5% clean data, erase the backdoor with NAD.
-import type { BackendPreference } from './backend';
+import type { BackendPreference } from '../engine/backend';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING } from './config';
 import { runJob, type JobContext, type ResultRow } from './jobs';
 

@@ -3,13 +3,13 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { AttentionHostMessage, AttentionRendered, AttentionSource, AttentionViewMessage } from '../shared/attention-protocol';
-import { parseAttentionMaps } from './attention/maps-file';
-import { showImageAttention, type StartImageAttention } from './attention/image-command';
-import { runLabel } from './history';
-import { displayPath, pickRuns, readRunDir, runDirOf, runFromArg } from './run-pick';
-import { requireTrust } from './trust';
-import { webviewHtml, webviewOptions } from './webview-html';
+import type { AttentionHostMessage, AttentionRendered, AttentionSource, AttentionViewMessage } from '../../shared/attention-protocol';
+import { parseAttentionMaps } from './maps-file';
+import { showImageAttention, type StartImageAttention } from './image-command';
+import { runLabel } from '../history/runs-tree';
+import { displayPath, pickRuns, readRunDir, runDirOf, runFromArg } from '../runs/pick';
+import { requireTrust } from '../trust';
+import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
 export const MAPS_FILE = join('attention', 'maps.json');

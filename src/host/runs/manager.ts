@@ -1,12 +1,12 @@
 // Starts runs in worker processes, queues them beyond `nad.maxConcurrentRuns`, cancels them, and keeps
 // a live copy of what each run's panel shows. Notifications, status bar and log are in run-feedback.ts.
 import * as vscode from 'vscode';
-import type { JobResult } from '../ml/jobs';
-import { RunHandle, type RunState } from '../ml/runstore';
-import type { HostToPanel, PanelSnapshot } from '../shared/panel-protocol';
-import { applyPanelMessage, PHASE_LABELS } from '../shared/panel-protocol';
-import type { FailureKind, WorkerJob, WorkerToHost } from '../shared/worker-protocol';
-import { readRunSnapshot, readRunSummary } from './run-folder';
+import type { JobResult } from '../../runs/jobs';
+import { RunHandle, type RunState } from '../../runs/run-store';
+import type { HostToPanel, PanelSnapshot } from '../../shared/panel-protocol';
+import { applyPanelMessage, PHASE_LABELS } from '../../shared/panel-protocol';
+import type { FailureKind, WorkerJob, WorkerToHost } from '../../shared/worker-protocol';
+import { readRunSnapshot, readRunSummary } from '../../runs/run-folder';
 import { WorkerClient, type WorkerExit } from './worker-client';
 
 /** A worker that does not stop this long after Cancel is killed. */

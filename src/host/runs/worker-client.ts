@@ -2,8 +2,8 @@
 // runtime as plain Node (ELECTRON_RUN_AS_NODE), no inherited debug flags, an IPC channel. Keeps the
 // last lines of its stderr so that a crash can be explained.
 import { fork, type ChildProcess } from 'node:child_process';
-import type { HostToWorker, WorkerRequest, WorkerToHost } from '../shared/worker-protocol';
-import { isFinal, isWorkerToHost } from '../shared/worker-protocol';
+import type { HostToWorker, WorkerRequest, WorkerToHost } from '../../shared/worker-protocol';
+import { isFinal, isWorkerToHost } from '../../shared/worker-protocol';
 
 const STDERR_LINES = 30;
 

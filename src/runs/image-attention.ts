@@ -3,16 +3,16 @@
 // Images are not resized: a resize would change what the model sees, so a size mismatch is an error.
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import { attentionSnapshot, saveAttentionFiles, type AttentionSnapshot } from './attention-snapshot';
-import type { BackendPreference } from './backend';
-import { readCheckpoint } from './checkpoint';
-import { decodeImageFile } from './data/image-folder';
+import { attentionSnapshot, saveAttentionFiles, type AttentionSnapshot } from '../engine/attention-snapshot';
+import type { BackendPreference } from '../engine/backend';
+import { readCheckpoint } from '../engine/checkpoint';
+import { decodeImageFile } from '../engine/data/image-folder';
 import { runJob, type JobContext, type JobResult } from './jobs';
-import { modelFromStateDict, type Model } from './models';
-import { runNameOfModelFile, type RunHandle } from './runstore';
-import { RunCancelledError } from './train';
-import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from './triggers';
-import { InputError, type ImageDataset, type ModelSpec } from './types';
+import { modelFromStateDict, type Model } from '../engine/models';
+import { runNameOfModelFile, type RunHandle } from './run-store';
+import { RunCancelledError } from '../engine/train';
+import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from '../engine/triggers';
+import { InputError, type ImageDataset, type ModelSpec } from '../engine/types';
 
 /** What config.json records for such a run. */
 export interface ImageAttentionConfig {

@@ -2,9 +2,9 @@
 // from the workspace (checkpoints, datasets, models written by earlier runs), with Browse as a fallback.
 import * as vscode from 'vscode';
 import { basename, dirname, join, relative } from 'node:path';
-import { DEFAULT_BACKDOOR } from '../ml/config';
-import { TRIGGER_NAMES } from '../ml/triggers/spec';
-import { integerIn, numberList, parseNumberList, type PickItem, type Wizard } from './wizard';
+import { DEFAULT_BACKDOOR } from '../../runs/config';
+import { TRIGGER_NAMES } from '../../engine/triggers/spec';
+import { integerIn, numberList, parseNumberList, type PickItem, type Wizard } from './multi-step';
 
 export interface JobDraft {
   readonly folder: vscode.WorkspaceFolder;

@@ -3,12 +3,12 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../shared/history-protocol';
-import type { AttentionEditorProvider } from './attention-editor';
-import type { ComparePanels } from './compare';
-import { runLabel, type RunsTreeProvider } from './history';
-import { workspaceRuns, type RunRef } from './run-pick';
-import { webviewHtml, webviewOptions } from './webview-html';
+import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../../shared/history-protocol';
+import type { AttentionEditorProvider } from '../attention/editor';
+import type { ComparePanels } from './compare-page';
+import { runLabel, type RunsTreeProvider } from './runs-tree';
+import { workspaceRuns, type RunRef } from '../runs/pick';
+import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const HISTORY_VIEW_TYPE = 'nad.history';
 /** The run commands (src/host/run-commands.ts) open and reveal runs; used when registered. */

@@ -2,9 +2,9 @@
 // folder path) or, when nothing is passed, from a quick pick over every workspace folder's runs.
 import * as vscode from 'vscode';
 import { basename, dirname, relative, sep } from 'node:path';
-import { RunStore, type BrokenRun, type RunSummary } from '../ml/runstore';
-import { runDescription, runLabel, type RunsNode } from './history';
-import { runsDirFor } from './settings';
+import { RunStore, type BrokenRun, type RunSummary } from '../../runs/run-store';
+import { runDescription, runLabel, type RunsNode } from '../history/runs-tree';
+import { runsDirFor } from '../settings';
 
 export interface RunRef {
   readonly folder: vscode.WorkspaceFolder | undefined;

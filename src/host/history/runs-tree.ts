@@ -2,8 +2,8 @@
 // The folders are the history (no second index), so the view just re-reads them when they change.
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import { RunStore, type BrokenRun, type RunState, type RunSummary } from '../ml/runstore';
-import { runsDirFor, runsPatternFor } from './settings';
+import { RunStore, type BrokenRun, type RunState, type RunSummary } from '../../runs/run-store';
+import { runsDirFor, runsPatternFor } from '../settings';
 
 export const RUNS_VIEW_ID = 'nad.runs';
 

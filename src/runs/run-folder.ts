@@ -3,10 +3,10 @@
 // No vscode import.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { AttentionSnapshot } from '../ml/attention-snapshot';
-import type { Phase, ResultRow } from '../ml/jobs';
-import { isResumable } from '../ml/resume';
-import { RunStore, runNameOfModelFile, type RunKind, type RunSummary } from '../ml/runstore';
+import type { AttentionSnapshot } from '../engine/attention-snapshot';
+import type { Phase, ResultRow } from './jobs';
+import { isResumable } from './resume';
+import { RunStore, runNameOfModelFile, type RunKind, type RunSummary } from './run-store';
 import type { EpochPoint, PanelRunInfo, PanelSnapshot, SampleImages } from '../shared/panel-protocol';
 import { MAX_LOG_LINES } from '../shared/panel-protocol';
 

@@ -3,12 +3,12 @@
 // run after the current batch. Training never runs in the extension host, which stays responsive.
 import type { HostToWorker, WorkerRequest, WorkerToHost, FailureKind } from '../shared/worker-protocol';
 import { isHostToWorker } from '../shared/worker-protocol';
-import { runJob, type JobContext, type JobEvent, type Phase } from './jobs';
-import { runDemo } from './demo';
-import { prepareResume } from './resume';
-import { DivergedError, RunCancelledError } from './train';
-import { InputError } from './types';
-import { EtaClock } from './eta';
+import { runJob, type JobContext, type JobEvent, type Phase } from '../runs/jobs';
+import { runDemo } from '../runs/demo';
+import { prepareResume } from '../runs/resume';
+import { DivergedError, RunCancelledError } from '../engine/train';
+import { InputError } from '../engine/types';
+import { EtaClock } from '../runs/eta';
 
 const controller = new AbortController();
 let started = false;

@@ -1,9 +1,9 @@
 // What a person sees of runs outside their panel: a progress notification with Cancel, a status bar
 // item, the "NAD" output channel, and a message when a run ends, with the way out when it failed.
 import * as vscode from 'vscode';
-import { PHASE_LABELS, type PanelProgress } from '../shared/panel-protocol';
-import type { RunManager, RunTask } from './run-manager';
-import { openSettings } from './settings';
+import { PHASE_LABELS, type PanelProgress } from '../../shared/panel-protocol';
+import type { RunManager, RunTask } from './manager';
+import { openSettings } from '../settings';
 
 export interface FeedbackActions {
   readonly openRun: (runDir: string) => void;

@@ -3,13 +3,13 @@
 import * as vscode from 'vscode';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { isResumable } from '../ml/resume';
-import { RunStore, type RunSummary } from '../ml/runstore';
-import { parseConfigFile, ConfigFileError } from './config-file';
-import { readRunSummary } from './run-folder';
-import type { RunManager, RunTask } from './run-manager';
-import type { RunPanels } from './run-panel';
-import { folderFor, runsDirFor } from './settings';
+import { isResumable } from '../../runs/resume';
+import { RunStore, type RunSummary } from '../../runs/run-store';
+import { parseConfigFile, ConfigFileError } from '../../runs/config-file';
+import { readRunSummary } from '../../runs/run-folder';
+import type { RunManager, RunTask } from './manager';
+import type { RunPanels } from './panel';
+import { folderFor, runsDirFor } from '../settings';
 
 /** A run folder from a command argument: a folder path, a Runs view node, or a URI. */
 export function runDirOf(arg: unknown): string | undefined {
