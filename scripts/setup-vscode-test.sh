@@ -28,6 +28,8 @@ missing=()
 command -v chromium >/dev/null 2>&1 || missing+=(chromium)
 command -v rg >/dev/null 2>&1 || missing+=(ripgrep)
 dpkg -s libkrb5-dev >/dev/null 2>&1 || missing+=(libkrb5-dev)
+# Real Fashion-MNIST for the IDX reader and trigger tests (they skip without it, saying so).
+dpkg -s dataset-fashion-mnist >/dev/null 2>&1 || missing+=(dataset-fashion-mnist)
 if ((${#missing[@]})); then
   log "apt-get install ${missing[*]}"
   sudo_cmd=()

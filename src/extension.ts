@@ -2,13 +2,13 @@
 // The engine (tfjs) is never loaded here: runs happen in worker processes.
 import { LOADED_AT } from './host/activation-clock';
 import type { ExtensionContext } from 'vscode';
-import type { NadApi } from './host/api';
+import type { NadApi, ReviewApi } from './host/api';
 import { registerAttentionEditor } from './host/attention/editor';
 import { imageAttentionInWorker } from './host/attention/image-command';
 import { registerRuns } from './host/runs/register';
 import { registerCompare } from './host/history/compare-page';
 import { registerHistory } from './host/history/runs-tree';
-import { registerHistoryPage, type ReviewApi } from './host/history/table-page';
+import { registerHistoryPage } from './host/history/table-page';
 
 // Our modules are evaluated by now; VS Code may call activate() a little later.
 const EVALUATED_AT = performance.now();

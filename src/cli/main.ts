@@ -1,46 +1,24 @@
 // `nad`: the engine from the command line. Same jobs, same run folders as the extension.
 import { Command } from 'commander';
-import { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING, type JobConfig } from '../runs/config';
-import { runJob, type JobResult } from '../runs/jobs';
+import { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING } from '../runs/config';
 import { runDemo } from '../runs/demo';
 import { RunStore } from '../runs/run-store';
 import { RunCancelledError } from '../engine/train';
-import { InputError, type ModelSpec } from '../engine/types';
+import { InputError } from '../engine/types';
+import type { ArchChoice } from '../engine/models';
 import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
-import { createReporter, formatTable } from './report';
+import { createReporter } from './report';
+import { addDefendCommands } from './defend';
+import { controller, execute, printResult } from './execute';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
-const controller = new AbortController();
-let interrupted = false;
-process.on('SIGINT', () => {
-  if (interrupted) process.exit(130);
-  interrupted = true;
-  process.stderr.write('\ncancelling after the current batch (Ctrl-C again to quit now)...\n');
-  controller.abort();
-});
-
-function printResult(f: Flags, result: Record<string, unknown> & { table?: JobResult['table'] }): void {
-  if (f.json) process.stdout.write(JSON.stringify(result, null, 2) + '\n');
-  else if (result.table) process.stdout.write('\n' + formatTable(result.table) + '\n');
-}
-
-async function execute(f: Flags, config: JobConfig): Promise<void> {
-  const reporter = createReporter({ quiet: Boolean(f.quiet) });
-  try {
-    const r = await runJob(config, { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal });
-    reporter.stop();
-    printResult(f, { ...r });
-  } finally {
-    reporter.stop();
-  }
-}
-
-function parseModelArch(value: string | undefined): ModelSpec | 'auto' {
+/** The architecture; its classes, channels and image size come from the data when the run starts. */
+function parseModelArch(value: string | undefined): ArchChoice {
   if (!value || value === 'auto') return 'auto';
   const m = /^wrn-(\d+)-(\d+)$/i.exec(value);
-  if (m) return { arch: 'wrn', depth: Number(m[1]), widen: Number(m[2]), numClasses: 10, inChannels: 3, imageSize: 32 };
-  if (value === 'cnn') return { arch: 'cnn', numClasses: 10, inChannels: 1, imageSize: 28 };
+  if (m) return { arch: 'wrn', depth: Number(m[1]), widen: Number(m[2]) };
+  if (value === 'cnn') return 'cnn';
   throw new InputError(`--arch must be auto, cnn or wrn-DEPTH-WIDEN (e.g. wrn-16-1), got '${value}'`);
 }
 
@@ -143,6 +121,8 @@ program
     }
     for (const b of broken) process.stdout.write(`${b.id}  unreadable: ${b.problem}\n`);
   });
+
+addDefendCommands(program);
 
 addCommon(program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'))
   .option('--quick', 'shorter schedules (a smoke test)')

@@ -1,10 +1,10 @@
 // Terminal output of the CLI: a progress bar on a TTY (stderr), plain lines otherwise, and the ACC/ASR
 // table. With --json nothing but the result object goes to stdout.
 import { SingleBar, Presets } from 'cli-progress';
-import type { JobEvent, ResultRow } from '../runs/jobs';
+import type { ResultRow, RunEvent } from '../shared/run-events';
 
 export interface Reporter {
-  readonly onEvent: (e: JobEvent) => void;
+  readonly onEvent: (e: RunEvent) => void;
   stop(): void;
 }
 
@@ -21,37 +21,44 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
     bar = undefined;
     process.stderr.write(s + '\n');
   };
-  const onEvent = (e: JobEvent): void => {
+  const onEvent = (e: RunEvent): void => {
     switch (e.type) {
       case 'started':
         line(`run ${e.runId} (${e.runDir})`);
         break;
       case 'phase':
         phaseLabel = e.label;
-        epochs = e.epochs ?? 0;
+        epochs = e.epochs;
         line(`== ${e.label}${e.epochs ? ` (${e.epochs} epochs)` : ''}`);
         break;
-      case 'progress': {
-        const p = e.progress;
-        if (p.type === 'baseline') line(`   before: ACC ${fmt(p.acc)}  ASR ${fmt(p.asr)}`);
-        else if (p.type === 'epoch') line(`   epoch ${String(p.epoch).padStart(3)}/${p.epochs}  loss ${p.loss.toFixed(4)}  ACC ${fmt(p.acc)}  ASR ${fmt(p.asr)}  lr ${p.lr}  ${p.seconds.toFixed(1)} s  ${p.imagesPerSecond.toFixed(0)} img/s`);
-        else if (tty && !opts.quiet) {
-          const total = epochs * p.steps;
-          const value = (p.epoch - 1) * p.steps + p.step;
-          if (!bar) {
-            bar = new SingleBar({ format: `   ${phaseLabel.slice(0, 30)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ETA {eta_formatted}`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
-            bar.start(total, value, { epoch: p.epoch, loss: p.loss.toFixed(4) });
-          } else bar.update(value, { epoch: p.epoch, loss: p.loss.toFixed(4) });
-        }
+      case 'baseline':
+        line(`   before: ACC ${fmt(e.acc)}  ASR ${fmt(e.asr)}`);
+        break;
+      case 'epoch':
+        line(`   epoch ${String(e.epoch).padStart(3)}/${e.epochs}  loss ${e.loss.toFixed(4)}  ACC ${fmt(e.acc)}  ASR ${fmt(e.asr)}  lr ${e.lr}  ${e.seconds.toFixed(1)} s  ${e.imagesPerSecond.toFixed(0)} img/s`);
+        break;
+      case 'step': {
+        if (!tty || opts.quiet) break;
+        const total = epochs * e.steps;
+        const value = (e.epoch - 1) * e.steps + e.step;
+        if (!bar) {
+          bar = new SingleBar({ format: `   ${phaseLabel.slice(0, 30)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ETA {eta_formatted}`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
+          bar.start(total, value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
+        } else bar.update(value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
         break;
       }
-      case 'table':
+      case 'series': {
+        const last = e.points[e.points.length - 1];
+        if (last) line(`   ${e.title}: ${e.points.length} points, last at ${e.xLabel} ${last.x}: ACC ${fmt(last.acc)}  ASR ${fmt(last.asr)}`);
         break;
-      case 'attention':
-      case 'samples':
-        break;
+      }
       case 'log':
         line(`   ${e.message}`);
+        break;
+      case 'table':
+      case 'attention':
+      case 'samples':
+      case 'ended':
         break;
       default: {
         const never: never = e;
@@ -62,7 +69,7 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
   return { onEvent, stop: () => bar?.stop() };
 }
 
-const LABELS: Record<ResultRow['model'], string> = {
+const LABELS: Readonly<Record<string, string>> = {
   backdoored: 'Backdoored',
   teacher: 'Teacher (finetuned)',
   erased: 'NAD (erased)',
@@ -73,7 +80,7 @@ const LABELS: Record<ResultRow['model'], string> = {
 
 export function formatTable(rows: readonly ResultRow[]): string {
   const head = ['Model', 'ACC %', 'ASR %'];
-  const body = rows.map((r) => [LABELS[r.model], fmt(r.acc), fmt(r.asr)]);
+  const body = rows.map((r) => [LABELS[r.model] ?? r.model.charAt(0).toUpperCase() + r.model.slice(1), fmt(r.acc), fmt(r.asr)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const row = (cells: string[]): string => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
   return [row(head), '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...body.map(row)].join('\n');

@@ -1,44 +1,17 @@
 // Attention maps of a few fixed test images, clean and triggered, per group: streamed to the panel
-// during a run (the images once at its start, the maps every epoch) and stored in the run folder
-// (maps.json + PNG heatmaps) at its end.
+// during a run (the images once at its start, the maps every epoch); the run layer stores the final
+// ones (src/runs/attention-files.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import { attentionMap } from './attention';
 import { toFloatBatch } from './data/augment';
-import { renderHeatmapPng } from './heatmap';
 import type { Model } from './models';
-import type { RunHandle } from '../runs/run-store';
+import type { AttentionSnapshot, SampleImages } from '../shared/run-events';
 import type { ImageDataset } from './types';
 
 /** The same images without and with the trigger (non-target-class images only). */
 export interface AttentionSamples {
   readonly clean: ImageDataset;
   readonly triggered: ImageDataset;
-}
-
-/** The sample images as the panel and maps.json carry them. */
-export interface SampleImages {
-  readonly height: number;
-  readonly width: number;
-  readonly channels: number;
-  /** base64 of the uint8 HWC pixels, one per sample. */
-  readonly clean: readonly string[];
-  readonly triggered: readonly string[];
-  readonly labels: readonly number[];
-  readonly attackLabels: readonly number[];
-  readonly classNames?: readonly string[];
-}
-
-export interface AttentionSnapshot {
-  /** Which model: backdoored, teacher, erased, ... */
-  readonly model: string;
-  /** Epoch after which it was taken; 0 = before training, -1 = final. */
-  readonly epoch: number;
-  readonly count: number;
-  readonly groups: ReadonlyArray<{ readonly height: number; readonly width: number }>;
-  /** [group][image * h * w + y * w + x], rounded to 5 significant digits. */
-  readonly clean: number[][];
-  readonly triggered: number[][];
-  readonly predictions: { readonly clean: number[]; readonly triggered: number[] };
 }
 
 /** Attention maps (per group) and predictions of `model` on a batch of images. */
@@ -76,41 +49,6 @@ export function attentionSnapshot(name: string, model: Model, samples: Attention
  * Write attention/maps.json (all snapshots and the sample images' labels) and one PNG per model, input,
  * image and group: attention/<model>/<clean|triggered>-<image>-group<g>.png. Returns the number of files.
  */
-export function saveAttentionFiles(run: RunHandle, snaps: readonly AttentionSnapshot[], samples: AttentionSamples): number {
-  let files = 0;
-  const dims = { height: samples.clean.height, width: samples.clean.width, channels: samples.clean.channels };
-  const size = dims.height * dims.width * dims.channels;
-  for (const s of snaps) {
-    for (const input of ['clean', 'triggered'] as const) {
-      const ds = samples[input];
-      s.groups.forEach((g, gi) => {
-        const per = g.height * g.width;
-        const all = s[input][gi];
-        for (let k = 0; k < s.count; k++) {
-          const map = Float32Array.from(all.slice(k * per, (k + 1) * per));
-          const png = renderHeatmapPng(ds.images.subarray(k * size, (k + 1) * size), dims, map, g);
-          run.writeFile(`attention/${s.model}/${input}-${k}-group${gi + 1}.png`, png);
-          files++;
-        }
-      });
-    }
-  }
-  const images = sampleImages(samples);
-  run.writeFile(
-    'attention/maps.json',
-    JSON.stringify({
-      version: 1,
-      image: dims,
-      labels: images.labels,
-      attackLabels: images.attackLabels,
-      classNames: images.classNames ?? null,
-      images: { clean: images.clean, triggered: images.triggered },
-      snapshots: snaps,
-    }) + '\n',
-  );
-  return files + 1;
-}
-
 /** The samples' pixels and labels, encoded once for the live panel (at run start) and for maps.json. */
 export function sampleImages(samples: AttentionSamples): SampleImages {
   const { height, width, channels } = samples.clean;

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './models';
 import type { ImageDataset } from './types';
+import type { EventSink, Phase } from '../shared/run-events';
 import { Rng } from './rng';
 import { Sgd, learningRateAt } from './optim';
 import { attentionLoss, attentionMap } from './attention';
@@ -29,21 +30,6 @@ export interface TrainSettings {
   readonly seed: number;
 }
 
-export type TrainProgress =
-  | { readonly type: 'baseline'; readonly acc: number; readonly asr: number }
-  | { readonly type: 'step'; readonly epoch: number; readonly step: number; readonly steps: number; readonly loss: number }
-  | {
-      readonly type: 'epoch';
-      readonly epoch: number;
-      readonly epochs: number;
-      readonly loss: number;
-      readonly acc: number;
-      readonly asr: number;
-      readonly lr: number;
-      readonly seconds: number;
-      readonly imagesPerSecond: number;
-    };
-
 export interface EpochRecord extends EvalResult {
   readonly epoch: number;
   readonly loss: number;
@@ -60,7 +46,10 @@ export interface TrainArgs {
   readonly settings: TrainSettings;
   /** First epoch to run (0-based), when resuming. */
   readonly startEpoch?: number;
-  readonly onProgress?: (p: TrainProgress) => void;
+  /** The phase the events are tagged with (train, teacher, nad, finetune...). */
+  readonly phase: Phase;
+  /** Receives baseline, step and epoch events. */
+  readonly emit?: EventSink;
   /** Called after each epoch's evaluation (e.g. to save a resumable checkpoint). */
   readonly onEpochEnd?: (epoch: number, record: EpochRecord) => void | Promise<void>;
   readonly signal?: AbortSignal;
@@ -126,7 +115,7 @@ export function trainingStep(a: StepArgs): number {
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 export async function train(args: TrainArgs): Promise<EpochRecord[]> {
-  const { student, teacher, data, evalSets, settings, onProgress, signal } = args;
+  const { student, teacher, data, evalSets, settings, phase, emit, signal } = args;
   const useAttention = teacher !== undefined && settings.betas.some((b) => b !== 0);
   const vars = student.params.trainable();
   const optimizer = new Sgd(vars, settings);
@@ -139,7 +128,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
   try {
     if (startEpoch === 0) {
       const base = evaluate(student, evalSets);
-      onProgress?.({ type: 'baseline', ...base });
+      emit?.({ type: 'baseline', phase, acc: base.acc, asr: base.asr });
     }
     for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
       const lr = learningRateAt(settings.lrSchedule, epoch);
@@ -161,9 +150,9 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
         lossSum += lossValue * n;
         const now = performance.now();
-        if (onProgress && (now - lastReport > 250 || s === steps - 1)) {
+        if (emit && (now - lastReport > 250 || s === steps - 1)) {
           lastReport = now;
-          onProgress({ type: 'step', epoch: epoch + 1, step: s + 1, steps, loss: lossValue });
+          emit({ type: 'step', phase, epoch: epoch + 1, step: s + 1, steps, loss: lossValue });
         }
         await yieldToEventLoop();
       }
@@ -171,7 +160,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
       const result = evaluate(student, evalSets);
       const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / data.count, lr, seconds, imagesPerSecond: data.count / seconds, ...result };
       records.push(record);
-      onProgress?.({ type: 'epoch', epochs: settings.epochs, ...record });
+      emit?.({ type: 'epoch', phase, epochs: settings.epochs, epoch: record.epoch, loss: record.loss, acc: record.acc, asr: record.asr, lr, seconds, imagesPerSecond: record.imagesPerSecond });
       await args.onEpochEnd?.(epoch + 1, record);
     }
   } finally {

@@ -3,21 +3,22 @@
 // the paper's defaults. No vscode import: plain parsing, usable from tests.
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from './config';
+import { InputError } from '../engine/types';
+import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type DefendJobConfig, type JobConfig } from './config';
 import type { TrainSettings } from '../engine/train';
 import type { RunKind } from './run-store';
 
 export const CONFIG_FILE_SUFFIX = '.nad.json';
-const KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'eval', 'attention'];
+const KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'defend', 'eval', 'attention', 'imageAttention'];
 const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
 
 /** A problem with a config file: names the file and the field. */
-export class ConfigFileError extends Error {
+export class ConfigFileError extends InputError {
   constructor(
-    readonly file: string,
+    file: string,
     readonly problem: string,
   ) {
-    super(`${file}: ${problem}`);
+    super(problem, file);
     this.name = 'ConfigFileError';
   }
 }
@@ -28,15 +29,24 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 
 /** Parse, complete with the paper's defaults and resolve the paths of a config file's text. */
 export function parseConfigFile(file: string, text: string): JobConfig {
-  const fail = (problem: string): never => {
-    throw new ConfigFileError(file, problem);
-  };
   let raw: unknown;
   try {
     raw = JSON.parse(text);
   } catch (e) {
-    return fail(`invalid JSON (${(e as Error).message})`);
+    throw new ConfigFileError(file, `invalid JSON (${(e as Error).message})`);
   }
+  return buildJobConfig(raw, file, dirname(file));
+}
+
+/**
+ * The one builder of job configs: checks a config as given (a config file, a config.json to run again,
+ * a job that crossed into the worker), fills in the paper's defaults and resolves relative paths
+ * against `base` (absent: kept as they are). `where` names the source in messages.
+ */
+export function buildJobConfig(raw: unknown, where: string, base?: string): JobConfig {
+  const fail = (problem: string): never => {
+    throw new ConfigFileError(where, problem);
+  };
   if (!isObject(raw)) return fail('expected a JSON object with a "kind"');
   const { backendUsed: _ignored, ...c } = raw;
   const kind = c['kind'];
@@ -54,8 +64,7 @@ export function parseConfigFile(file: string, text: string): JobConfig {
   };
   const backend = c['backend'] ?? 'auto';
   if (!BACKENDS.includes(backend as BackendPreference)) fail(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
-  const base = dirname(file);
-  const path = (p: string): string => (p === 'mnist' ? p : resolve(base, p));
+  const path = (p: string): string => (p === 'mnist' || base === undefined ? p : resolve(base, p));
   const data = kind === 'eval' || kind === 'attention' ? undefined : str('data');
   const test = str('test', data === undefined) ?? (data as string);
   const common = {
@@ -77,7 +86,7 @@ export function parseConfigFile(file: string, text: string): JobConfig {
   switch (kind as RunKind) {
     case 'train': {
       const model = c['model'] ?? 'auto';
-      if (model !== 'auto' && !isObject(model)) fail('"model" must be "auto" or a model spec object');
+      if (model !== 'auto' && model !== 'cnn' && !isObject(model)) fail('"model" must be "auto", "cnn" or { "arch": "wrn", "depth": 16, "widen": 1 }');
       return { ...common, kind: 'train', data: path(data as string), model: model as 'auto', training: training('training', BADNET_TRAINING) };
     }
     case 'finetune':
@@ -95,6 +104,18 @@ export function parseConfigFile(file: string, text: string): JobConfig {
         training: training('training', NAD_TRAINING),
       };
     }
+    case 'defend': {
+      const method = c['method'];
+      if (typeof method !== 'string' || !method) return fail('"method" must name a defense (nad, finetune, fine-pruning...)');
+      const params = c['params'] ?? {};
+      if (!isObject(params)) return fail('"params" must be an object of the defense\'s parameters');
+      // A parameter that names a model file is a path like the others.
+      const withPaths = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' && v && /file|teacher|model/i.test(k) ? path(v) : v]));
+      const t = c['training'] ?? {};
+      if (!isObject(t)) return fail('"training" must be an object of training settings (epochs, batchSize...)');
+      // Only what is given: the defense's own schedule fills in the rest when the run starts.
+      return { ...common, ...clean, kind: 'defend', method, model: path(str('model') as string), data: path(data as string), training: t as Partial<TrainSettings>, params: withPaths as DefendJobConfig['params'] };
+    }
     case 'eval':
       return { ...common, kind: 'eval', model: path(str('model') as string) };
     case 'attention': {
@@ -103,7 +124,7 @@ export function parseConfigFile(file: string, text: string): JobConfig {
       return { ...common, kind: 'attention', models: (models as string[]).map(path), count: numberOr('count', 4) };
     }
     case 'imageAttention':
-      return fail('attention maps of images are made from the Explorer ("NAD: Show Attention Maps" on a PNG/JPEG), not from a config file');
+      return buildImageAttention(c, path, fail);
   }
 }
 
@@ -135,6 +156,9 @@ export function configFileText(config: JobConfig, file: string): string {
     case 'finetune':
       Object.assign(out, { data: rel(config.data), model: rel(config.model) });
       break;
+    case 'defend':
+      Object.assign(out, { data: rel(config.data), model: rel(config.model), params: Object.fromEntries(Object.entries(config.params).map(([k, v]) => [k, typeof v === 'string' && v ? rel(v) : v])) });
+      break;
     case 'erase':
       Object.assign(out, { data: rel(config.data), student: rel(config.student), ...(config.teacher ? { teacher: rel(config.teacher) } : {}) });
       break;
@@ -163,6 +187,7 @@ export function modelPathOf(config: JobConfig): string | undefined {
     case 'erase':
       return config.student;
     case 'finetune':
+    case 'defend':
     case 'eval':
       return config.model;
     case 'attention':
@@ -171,4 +196,31 @@ export function modelPathOf(config: JobConfig): string | undefined {
     case 'train':
       return undefined;
   }
+}
+
+/**
+ * Attention maps of images come from the Explorer ("NAD: Show Attention Maps" on a PNG/JPEG); the
+ * builder checks such a job when it reaches the worker, and a config file may hold one too.
+ */
+function buildImageAttention(c: Json, path: (p: string) => string, fail: (p: string) => never): JobConfig {
+  const list = (key: string): string[] => {
+    const v = c[key];
+    if (!Array.isArray(v) || v.length === 0 || v.some((m) => typeof m !== 'string')) return fail(`"${key}" must be a non-empty list of file paths`);
+    return (v as string[]).map(path);
+  };
+  const given = Object.fromEntries(['trigger', 'targetType', 'targetLabel'].filter((k) => c[k] !== undefined).map((k) => [k, c[k]]));
+  const backdoor = backdoorOf(given, fail, path);
+  const labels = c['labels'];
+  if (labels !== undefined && (!Array.isArray(labels) || labels.some((l) => !Number.isInteger(l)))) fail('"labels" must be a list of class numbers (-1 = unknown)');
+  return {
+    kind: 'imageAttention',
+    ...(typeof c['name'] === 'string' ? { name: c['name'] } : {}),
+    backend: (c['backend'] ?? 'auto') as BackendPreference,
+    images: list('images'),
+    models: list('models'),
+    trigger: backdoor.trigger,
+    targetType: backdoor.targetType,
+    targetLabel: backdoor.targetLabel,
+    ...(labels !== undefined ? { labels: labels as number[] } : {}),
+  };
 }

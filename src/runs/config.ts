@@ -2,8 +2,9 @@
 // Defaults are the paper's (bboylyg/NAD config.py, main.py, train_badnet.py).
 import type { BackendPreference } from '../engine/backend';
 import type { ModelSpec } from '../engine/types';
+import type { ArchChoice } from '../engine/models';
 import type { TrainSettings } from '../engine/train';
-import type { ImageAttentionConfig } from './image-attention';
+import type { ParamValue } from '../engine/defenses/registry';
 import { InputError } from '../engine/types';
 import type { TargetType, TriggerSpec } from '../engine/triggers/spec';
 
@@ -36,8 +37,8 @@ interface Common {
 export interface TrainJobConfig extends Common {
   readonly kind: 'train';
   readonly data: string;
-  /** Architecture; `auto` = WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale. */
-  readonly model: ModelSpec | 'auto';
+  /** Architecture; `auto` = WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale. Sizes come from the data. */
+  readonly model: ArchChoice | ModelSpec;
   readonly training: TrainSettings;
 }
 
@@ -57,6 +58,19 @@ export interface EraseJobConfig extends Common, CleanDataConfig {
   readonly training: TrainSettings;
 }
 
+/** Any defense of the registry (src/engine/defenses/) on a suspect model. */
+export interface DefendJobConfig extends Common, CleanDataConfig {
+  readonly kind: 'defend';
+  /** A defense's registry name: nad, finetune, fine-pruning... */
+  readonly method: string;
+  /** The suspect (backdoored) model file. */
+  readonly model: string;
+  /** Changes to the defense's schedule; the run's config.json holds the complete schedule it ran. */
+  readonly training: Partial<TrainSettings>;
+  /** The defense's own parameters (see its `params`); missing ones take their defaults. */
+  readonly params: Readonly<Record<string, ParamValue>>;
+}
+
 export interface EvalJobConfig extends Common {
   readonly kind: 'eval';
   readonly model: string;
@@ -69,46 +83,32 @@ export interface AttentionJobConfig extends Common {
   readonly count: number;
 }
 
-export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
+/** What config.json records for such a run. */
+export interface ImageAttentionConfig {
+  readonly kind: 'imageAttention';
+  readonly name?: string;
+  readonly backend: BackendPreference;
+  /** PNG/JPEG files, all of the models' input size. */
+  readonly images: readonly string[];
+  /** Model files (PyTorch checkpoints or our safetensors), all taking the same input shape. */
+  readonly models: readonly string[];
+  /** Stamped on a copy of each image for the "triggered" maps. */
+  readonly trigger: TriggerSpec;
+  readonly targetType: TargetType;
+  readonly targetLabel: number;
+  /** Class of each image when known; -1 (or absent) = unknown, shown as such. */
+  readonly labels?: readonly number[];
+}
+
+export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | DefendJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
+
+export { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING } from '../engine/schedules';
 
 export const DEFAULT_BACKDOOR: BackdoorConfig = {
   trigger: { name: 'gridTrigger' },
   targetType: 'all2one',
   targetLabel: 5,
   injectPortion: 0.1,
-};
-
-const SGD = { batchSize: 64, momentum: 0.9, weightDecay: 1e-4, nesterov: true, attentionPower: 2 } as const;
-
-/** NAD erasure (main.py): lr 0.1, 0.01 from epoch 2, 0.0001 from epoch 20; betas 500/1000/1000; augmentation. */
-export const NAD_TRAINING: TrainSettings = {
-  ...SGD,
-  epochs: 20,
-  lrSchedule: [
-    [0, 0.1],
-    [2, 0.01],
-    [20, 0.0001],
-  ],
-  augment: true,
-  betas: [500, 1000, 1000],
-  seed: 0,
-};
-
-/** Teacher finetuning = NAD with all betas 0, 10 epochs (the paper's setting). */
-export const FINETUNE_TRAINING: TrainSettings = { ...NAD_TRAINING, epochs: 10, betas: [0, 0, 0] };
-
-/** train_badnet.py: lr 0.1 for 20 epochs, then 0.001, then 0.0009; no augmentation. */
-export const BADNET_TRAINING: TrainSettings = {
-  ...SGD,
-  epochs: 20,
-  lrSchedule: [
-    [0, 0.1],
-    [20, 0.001],
-    [29, 0.0009],
-  ],
-  augment: false,
-  betas: [0, 0, 0],
-  seed: 0,
 };
 
 /** Check values a hand-edited config or a CLI flag may get wrong; names the offending field. */

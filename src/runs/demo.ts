@@ -2,7 +2,8 @@
 // backdoored model, finetune a teacher on 5% clean data, erase the backdoor with NAD.
 import type { BackendPreference } from '../engine/backend';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING } from './config';
-import { runJob, type JobContext, type ResultRow } from './jobs';
+import type { ResultRow } from '../shared/run-events';
+import { runJob, type JobContext } from './jobs';
 
 export interface DemoOptions {
   readonly backend: BackendPreference;

@@ -2,27 +2,18 @@
 // epoch with the epoch in the metadata; resuming reloads those weights and trains from the next epoch
 // (train() draws each epoch's data order from (seed, epoch), so the data seen is what an uninterrupted
 // run would see; the optimizer's momentum starts afresh).
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { hostname } from 'node:os';
 import { readCheckpoint } from '../engine/checkpoint';
 import type { JobConfig } from './config';
-import { RunHandle, RunStore, writeFileAtomic, type RunKind, type RunState, type RunSummary } from './run-store';
+import { isResumable, MODEL_FILES, readRunEvents, RESUMABLE_KINDS, RunHandle, RunStore, writeFileAtomic } from './run-store';
 import { InputError } from '../engine/types';
 
-/** Runs in these states can be continued: the process died, the user stopped it, or the worker crashed. */
-export const RESUMABLE_STATES: readonly RunState[] = ['interrupted', 'cancelled', 'failed'];
-/** Kinds that train, and so have per-epoch model files to continue from. */
-export const RESUMABLE_KINDS: readonly RunKind[] = ['train', 'finetune', 'erase'];
-
 /** The model files the jobs save after each epoch, in the order their phases run. */
-export const EPOCH_CHECKPOINTS = ['model/teacher.safetensors', 'model/model.safetensors'] as const;
+const EPOCH_CHECKPOINTS = [MODEL_FILES.teacher, MODEL_FILES.model] as const;
 
-export function isResumable(run: Pick<RunSummary, 'status'>): boolean {
-  return RESUMABLE_STATES.includes(run.status.state) && RESUMABLE_KINDS.includes(run.status.kind);
-}
-
-/** What jobs.ts needs to continue a run: the reopened folder and the epochs done per model file. */
+/** What a job needs to continue a run: the reopened folder and the epochs done per model file. */
 export interface ResumePoint {
   readonly run: RunHandle;
   /** Completed epochs per model file of the run folder, e.g. `model/teacher.safetensors` -> 10. */
@@ -57,7 +48,7 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
     const epoch = Number((await readCheckpoint(file)).metadata['epoch']);
     if (Number.isInteger(epoch) && epoch > 0) epochsDone[rel] = epoch;
   }
-  keepEpochMetrics(join(runDir, 'metrics.jsonl'), Object.values(epochsDone).reduce((a, b) => a + b, 0));
+  keepEpochMetrics(runDir, Object.values(epochsDone).reduce((a, b) => a + b, 0));
 
   const run = new RunHandle(id, runDir, status.kind);
   run.setStatus({ state: 'running', kind: status.kind, startedAt: status.startedAt, pid: process.pid, host: hostname(), backend: status.backend, lastEpoch: status.lastEpoch });
@@ -66,21 +57,11 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
   return { config: config as unknown as JobConfig, point: { run, epochsDone } };
 }
 
-/** Keep the first `count` epoch lines (the ones whose model files were saved) and every other line. */
-function keepEpochMetrics(file: string, count: number): void {
+/** Keep the first `count` epoch events (the ones whose model files were saved) and every other event. */
+function keepEpochMetrics(runDir: string, count: number): void {
+  const file = join(runDir, 'metrics.jsonl');
   if (!existsSync(file)) return;
   let epochs = 0;
-  const kept = readFileSync(file, 'utf8')
-    .split('\n')
-    .filter((line) => {
-      if (!line.trim()) return false;
-      try {
-        const e = JSON.parse(line) as { type?: unknown };
-        if (e.type !== 'epoch') return true;
-        return ++epochs <= count;
-      } catch {
-        return false; // a torn last line
-      }
-    });
-  writeFileAtomic(file, kept.length ? kept.join('\n') + '\n' : '');
+  const kept = readRunEvents(runDir).events.filter((e) => e.type !== 'epoch' || ++epochs <= count);
+  writeFileAtomic(file, kept.map((e) => JSON.stringify(e) + '\n').join(''));
 }

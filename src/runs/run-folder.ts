@@ -1,44 +1,67 @@
-// Reads a run folder into what the run panel shows: status.json, config.json, metrics.jsonl,
-// results.json and attention/maps.json. Runs made by the CLI and by the extension read alike.
-// No vscode import.
+// Reads a run folder into what the run panel shows: status.json and config.json for the header, the
+// events of metrics.jsonl folded by the one reducer, attention/maps.json for the final maps.
+// Runs made by the CLI and by the extension read alike. No vscode import.
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { AttentionSnapshot } from '../engine/attention-snapshot';
-import type { Phase, ResultRow } from './jobs';
-import { isResumable } from './resume';
-import { RunStore, runNameOfModelFile, type RunKind, type RunSummary } from './run-store';
-import type { EpochPoint, PanelRunInfo, PanelSnapshot, SampleImages } from '../shared/panel-protocol';
-import { MAX_LOG_LINES } from '../shared/panel-protocol';
+import type { AttentionSnapshot, ResultRow, RunEvent, SampleImages } from '../shared/run-events';
+import { EMPTY_RUN_VIEW, reduceRun, type RunView } from '../shared/run-state';
+import type { PanelRunInfo, PanelSnapshot } from '../shared/panel-protocol';
+import { isResumable, readRunEvents, RunStore, runNameOfModelFile, type RunSummary } from './run-store';
 
 export function readRunSummary(runDir: string): RunSummary | { readonly problem: string } {
   const read = new RunStore('', dirname(runDir)).read(basename(runDir));
   return 'problem' in read ? { problem: read.problem } : read;
 }
 
+/** A run's view from its folder: its stored events folded, the final maps, and (for older runs) results.json. */
+export function replayRun(run: RunSummary): RunView & { readonly problems: readonly string[] } {
+  const { events, problems } = readRunEvents(run.dir);
+  let view = withPhases(events, run.config).reduce<RunView>(reduceRun, EMPTY_RUN_VIEW);
+  const maps = readMaps(run.dir);
+  if (maps) view = { ...view, attention: maps.snapshots, samples: maps.samples };
+  if (view.table.length === 0) view = { ...view, table: readTable(run) };
+  return { ...view, progress: undefined, problems };
+}
+
 /** Everything the panel shows for a run folder, or the reason it cannot be read. */
 export function readRunSnapshot(runDir: string): PanelSnapshot | { readonly problem: string } {
   const run = readRunSummary(runDir);
   if ('problem' in run) return run;
-  const metrics = new RunStore('', dirname(runDir)).metrics(run.id);
-  const phases = phasePlan(run.status.kind, run.config);
-  const epochs: EpochPoint[] = [];
-  const log: string[] = [];
-  let index = 0;
-  for (const m of metrics) {
-    if (m.type === 'log') log.push(m.message);
-    else if (m.type === 'epoch') {
-      epochs.push({ phase: phaseAt(phases, index++), epoch: m.epoch, loss: m.loss, acc: m.acc, asr: m.asr, lr: m.lr, seconds: m.seconds });
-    }
+  const { problems: _problems, ...view } = replayRun(run);
+  return { ...view, run: runInfo(run) };
+}
+
+/** The phases of runs written by version 0.1.0, whose epoch lines did not say their phase. */
+function legacyPhases(config: Record<string, unknown>): ReadonlyArray<{ phase: string; epochs: number }> {
+  const teacherEpochs = (config['teacherTraining'] as { epochs?: unknown } | undefined)?.epochs;
+  switch (config['kind']) {
+    case 'finetune':
+      return [{ phase: 'teacher', epochs: Infinity }];
+    case 'erase':
+      return config['teacher'] || typeof teacherEpochs !== 'number' ? [{ phase: 'nad', epochs: Infinity }] : [{ phase: 'teacher', epochs: teacherEpochs }, { phase: 'nad', epochs: Infinity }];
+    default:
+      return [{ phase: 'train', epochs: Infinity }];
   }
-  const maps = readMaps(runDir);
-  return {
-    run: runInfo(run),
-    epochs,
-    table: readTable(runDir, run),
-    attention: maps?.snapshots ?? [],
-    samples: maps?.samples,
-    log: log.slice(-MAX_LOG_LINES),
-  };
+}
+
+/** Epoch lines of older runs get their phase from the job's plan, in order; newer lines pass through. */
+function withPhases(events: readonly RunEvent[], config: Record<string, unknown>): RunEvent[] {
+  if (!events.some((e) => e.type === 'epoch' && e.phase === undefined)) return [...events];
+  const plan = legacyPhases(config);
+  let index = 0;
+  return events.map((e) => {
+    if (e.type !== 'epoch' || e.phase !== undefined) return e;
+    let left = index++;
+    let phase = plan.length ? plan[plan.length - 1].phase : 'train';
+    for (const p of plan) {
+      if (left < p.epochs) {
+        phase = p.phase;
+        break;
+      }
+      left -= p.epochs;
+    }
+    return { ...e, phase, epochs: e.epochs ?? 0 };
+  });
 }
 
 /** The panel's header for a run folder. */
@@ -60,41 +83,11 @@ export function runInfo(run: RunSummary): PanelRunInfo {
   };
 }
 
-/** The phases a run's epoch lines belong to, in order (epoch lines do not say which phase wrote them). */
-function phasePlan(kind: RunKind, config: Record<string, unknown>): Array<{ phase: Phase; epochs: number }> {
-  const epochsOf = (key: string): number => {
-    const t = config[key];
-    const e = typeof t === 'object' && t !== null ? (t as { epochs?: unknown }).epochs : undefined;
-    return typeof e === 'number' ? e : 0;
-  };
-  switch (kind) {
-    case 'train':
-      return [{ phase: 'train', epochs: Infinity }];
-    case 'finetune':
-      return [{ phase: 'teacher', epochs: Infinity }];
-    case 'erase':
-      return config['teacher'] ? [{ phase: 'nad', epochs: Infinity }] : [{ phase: 'teacher', epochs: epochsOf('teacherTraining') }, { phase: 'nad', epochs: Infinity }];
-    case 'eval':
-    case 'attention':
-    case 'imageAttention':
-      return [{ phase: 'eval', epochs: Infinity }];
-  }
-}
-
-function phaseAt(plan: ReadonlyArray<{ phase: Phase; epochs: number }>, index: number): Phase {
-  let left = index;
-  for (const p of plan) {
-    if (left < p.epochs) return p.phase;
-    left -= p.epochs;
-  }
-  return plan[plan.length - 1].phase;
-}
-
-const MODEL_OF_KIND: Record<RunKind, ResultRow['model']> = { train: 'trained', finetune: 'finetuned', erase: 'erased', eval: 'evaluated', attention: 'evaluated', imageAttention: 'evaluated' };
+const MODEL_OF_KIND: Readonly<Record<string, string>> = { train: 'trained', finetune: 'finetuned', erase: 'erased', defend: 'defended', eval: 'evaluated', attention: 'evaluated', imageAttention: 'evaluated' };
 
 /** results.json when the run wrote one; else the headline numbers of status.json. */
-function readTable(runDir: string, run: RunSummary): ResultRow[] {
-  const file = join(runDir, 'results.json');
+function readTable(run: RunSummary): ResultRow[] {
+  const file = join(run.dir, 'results.json');
   if (existsSync(file)) {
     try {
       const table = (JSON.parse(readFileSync(file, 'utf8')) as { table?: unknown }).table;
@@ -104,7 +97,7 @@ function readTable(runDir: string, run: RunSummary): ResultRow[] {
     }
   }
   const { acc, asr } = run.status;
-  return acc !== undefined && asr !== undefined ? [{ model: MODEL_OF_KIND[run.status.kind], acc, asr }] : [];
+  return acc !== undefined && asr !== undefined ? [{ model: MODEL_OF_KIND[run.status.kind] ?? run.status.kind, acc, asr }] : [];
 }
 
 function readMaps(runDir: string): { snapshots: AttentionSnapshot[]; samples: SampleImages } | undefined {

@@ -5,8 +5,12 @@ import { join, dirname, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
-export type RunKind = 'train' | 'finetune' | 'erase' | 'eval' | 'attention' | 'imageAttention';
-export type RunState = 'running' | 'finished' | 'failed' | 'cancelled' | 'interrupted';
+import { isRunEvent, type RunEvent, type RunKind, type RunState } from '../shared/run-events';
+
+export type { RunKind, RunState };
+
+/** The model files a run writes: `teacher` by a teacher's finetuning, `model` by the run's main phase. */
+export const MODEL_FILES = { teacher: 'model/teacher.safetensors', model: 'model/model.safetensors' } as const;
 
 export interface RunStatus {
   readonly state: RunState;
@@ -38,11 +42,14 @@ export interface BrokenRun {
   readonly problem: string;
 }
 
-/** One metrics.jsonl line. */
-export type MetricEvent =
-  | { readonly type: 'epoch'; readonly epoch: number; readonly loss: number; readonly acc: number; readonly asr: number; readonly lr?: number; readonly seconds: number; readonly imagesPerSecond?: number }
-  | { readonly type: 'eval'; readonly label: string; readonly acc: number; readonly asr: number }
-  | { readonly type: 'log'; readonly message: string };
+/** Runs in these states can be continued: the process died, the user stopped it, or the worker crashed. */
+export const RESUMABLE_STATES: readonly RunState[] = ['interrupted', 'cancelled', 'failed'];
+/** Kinds that train, and so have per-epoch model files to continue from. */
+export const RESUMABLE_KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'defend'];
+
+export function isResumable(run: Pick<RunSummary, 'status'>): boolean {
+  return RESUMABLE_STATES.includes(run.status.state) && RESUMABLE_KINDS.includes(run.status.kind);
+}
 
 export const RUNS_SUBDIR = join('.nad', 'runs');
 
@@ -130,20 +137,9 @@ export class RunStore {
     return { id, dir, status: effective, config: config as Record<string, unknown> };
   }
 
-  /** Metric events of a run; a torn last line (a crash mid-write) is skipped. */
-  metrics(id: string): MetricEvent[] {
-    const file = join(this.runsDir, id, 'metrics.jsonl');
-    if (!existsSync(file)) return [];
-    const out: MetricEvent[] = [];
-    for (const line of readFileSync(file, 'utf8').split('\n')) {
-      if (!line.trim()) continue;
-      try {
-        out.push(JSON.parse(line) as MetricEvent);
-      } catch {
-        // partial line from an interrupted write
-      }
-    }
-    return out;
+  /** A run's stored events (see readRunEvents). */
+  events(id: string): StoredEvents {
+    return readRunEvents(join(this.runsDir, id));
   }
 
   async delete(id: string): Promise<void> {
@@ -171,13 +167,17 @@ export class RunHandle {
     this.setStatus({ ...this.status, ...patch });
   }
 
-  appendMetric(event: MetricEvent): void {
+  appendMetric(event: RunEvent): void {
     appendFileSync(join(this.dir, 'metrics.jsonl'), JSON.stringify(event) + '\n');
   }
 
   /** Path of a file inside the run folder (e.g. `model/model.safetensors`). */
   path(rel: string): string {
     return join(this.dir, rel);
+  }
+
+  exists(rel: string): boolean {
+    return existsSync(this.path(rel));
   }
 
   writeFile(rel: string, data: string | Uint8Array): string {
@@ -208,4 +208,31 @@ function readJson(file: string): unknown {
   } catch (e) {
     return `${basename(file)}: invalid JSON (${(e as Error).message})`;
   }
+}
+
+/** The events of a run folder's metrics.jsonl, and the lines that could not be read (a torn last line is skipped silently). */
+export interface StoredEvents {
+  readonly events: RunEvent[];
+  readonly problems: string[];
+}
+
+/** Reads metrics.jsonl: the one parser of it. Lines of older versions (epoch lines without a phase) come back as they are. */
+export function readRunEvents(runDir: string): StoredEvents {
+  const file = join(runDir, 'metrics.jsonl');
+  const events: RunEvent[] = [];
+  const problems: string[] = [];
+  if (!existsSync(file)) return { events, problems };
+  const lines = readFileSync(file, 'utf8').split('\n');
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    try {
+      const e: unknown = JSON.parse(line);
+      if (isRunEvent(e)) events.push(e);
+      else if (!(typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval')) problems.push(`metrics.jsonl line ${i + 1}: not a run event`);
+    } catch {
+      // The last line may be torn by a crash mid-write; any other bad line is a problem worth showing.
+      if (i !== lines.length - 1) problems.push(`metrics.jsonl line ${i + 1}: invalid JSON`);
+    }
+  });
+  return { events, problems };
 }

@@ -1,9 +1,8 @@
 // Messages between the extension host and the run panel (webview/panel). The host sends a full
-// snapshot when the panel (re)loads, then the same live updates it applies to its own copy: both
-// sides fold them with `applyPanelMessage`, so a reopened panel shows what a live one showed.
-import type { AttentionSnapshot, SampleImages } from '../engine/attention-snapshot';
-import type { Phase, ResultRow } from '../runs/jobs';
-import type { RunKind } from '../runs/run-store';
+// snapshot when the panel (re)loads, then the run's events as they come: both sides fold them with
+// the one reducer (run-state.ts), so a reopened panel shows what a live one showed.
+import type { ResultRow, RunEvent, RunKind } from './run-events';
+import { reduceRun, type RunView } from './run-state';
 
 export const RUN_PANEL_VIEW_TYPE = 'nad.runPanel';
 
@@ -27,55 +26,18 @@ export interface PanelRunInfo {
   readonly resumable: boolean;
 }
 
-export interface EpochPoint {
-  readonly phase: Phase;
-  readonly epoch: number;
-  readonly loss: number;
-  readonly acc: number;
-  readonly asr: number;
-  readonly lr?: number;
-  readonly seconds?: number;
-}
-
-export interface PanelProgress {
-  readonly phase: Phase;
-  readonly label: string;
-  readonly epoch: number;
-  readonly epochs: number;
-  readonly step: number;
-  readonly steps: number;
-  readonly loss?: number;
-  readonly etaSeconds?: number;
-}
-
-/** The images behind the attention maps: sent when a run starts, and read from attention/maps.json after. */
-export type { SampleImages };
-
-export interface PanelSnapshot {
+export interface PanelSnapshot extends RunView {
   readonly run: PanelRunInfo;
-  readonly epochs: readonly EpochPoint[];
-  readonly table: readonly ResultRow[];
-  /** Latest snapshot per model (backdoored, teacher, erased...). */
-  readonly attention: readonly AttentionSnapshot[];
-  readonly samples?: SampleImages;
   /** false in Restricted Mode (an untrusted workspace): the panel offers no Resume or Run Again. */
   readonly canRun?: boolean;
-  /** Last lines of the run's log. */
-  readonly log: readonly string[];
-  readonly progress?: PanelProgress;
 }
 
 /** Host to panel. */
 export type HostToPanel =
   | { readonly type: 'snapshot'; readonly snapshot: PanelSnapshot }
   | { readonly type: 'run'; readonly run: PanelRunInfo }
-  | { readonly type: 'progress'; readonly progress: PanelProgress | undefined }
-  | { readonly type: 'epoch'; readonly point: EpochPoint }
-  | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
-  | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
-  /** The run's sample images, once at its start: live maps are drawn over them before maps.json exists. */
-  | { readonly type: 'samples'; readonly samples: SampleImages }
-  | { readonly type: 'log'; readonly lines: readonly string[] }
+  /** One event of the run, as the worker sent it. */
+  | { readonly type: 'event'; readonly event: RunEvent }
   /** The workspace's trust changed (it can only be granted while the window lives). */
   | { readonly type: 'trust'; readonly canRun: boolean }
   /** Asks the panel what it shows (tests, and the host's own checks): answered by `rendered`. */
@@ -110,8 +72,6 @@ export interface PanelState {
   readonly sample?: number;
 }
 
-export const MAX_LOG_LINES = 400;
-
 /** Folds one update into a snapshot (host and webview alike). */
 export function applyPanelMessage(s: PanelSnapshot, msg: HostToPanel): PanelSnapshot {
   switch (msg.type) {
@@ -119,23 +79,8 @@ export function applyPanelMessage(s: PanelSnapshot, msg: HostToPanel): PanelSnap
       return msg.snapshot;
     case 'run':
       return { ...s, run: msg.run, progress: msg.run.state === 'running' ? s.progress : undefined };
-    case 'progress':
-      return { ...s, progress: msg.progress };
-    case 'epoch': {
-      // A resumed epoch replaces the one it redoes.
-      const kept = s.epochs.filter((p) => !(p.phase === msg.point.phase && p.epoch >= msg.point.epoch));
-      return { ...s, epochs: [...kept, msg.point] };
-    }
-    case 'table':
-      return { ...s, table: msg.rows };
-    case 'attention':
-      return { ...s, attention: [...s.attention.filter((a) => a.model !== msg.snapshot.model), msg.snapshot] };
-    case 'samples':
-      return { ...s, samples: msg.samples };
-    case 'log': {
-      const log = [...s.log, ...msg.lines];
-      return { ...s, log: log.length > MAX_LOG_LINES ? log.slice(log.length - MAX_LOG_LINES) : log };
-    }
+    case 'event':
+      return reduceRun(s, msg.event);
     case 'trust':
       return { ...s, canRun: msg.canRun };
     case 'probe':
@@ -147,8 +92,8 @@ export function applyPanelMessage(s: PanelSnapshot, msg: HostToPanel): PanelSnap
   }
 }
 
-/** Names of the table's rows, in the paper's words. */
-export const MODEL_LABELS: Readonly<Record<ResultRow['model'], string>> = {
+/** Names of the table's rows, in the paper's words; other rows show their own name. */
+const MODEL_LABELS: Readonly<Record<string, string>> = {
   backdoored: 'Backdoored',
   teacher: 'Teacher',
   erased: 'After NAD',
@@ -157,9 +102,6 @@ export const MODEL_LABELS: Readonly<Record<ResultRow['model'], string>> = {
   evaluated: 'Evaluated',
 };
 
-export const PHASE_LABELS: Readonly<Record<Phase, string>> = {
-  train: 'Training',
-  teacher: 'Teacher',
-  nad: 'NAD',
-  eval: 'Evaluation',
-};
+export function modelLabel(model: ResultRow['model']): string {
+  return MODEL_LABELS[model] ?? model;
+}

@@ -1,15 +1,15 @@
 // Messages between the extension host and the run worker (src/worker/main.ts, a forked Node child).
-// One worker process runs one request and exits: tfjs memory and wasm threads go away with it.
-import type { JobConfig } from '../runs/config';
-import type { JobResult, Phase, ResultRow } from '../runs/jobs';
-import type { AttentionSnapshot, SampleImages } from '../engine/attention-snapshot';
-import type { TrainProgress } from '../engine/train';
-import type { BackendPreference } from '../engine/backend';
+// One worker process runs one request and exits: tfjs memory and wasm threads go away with it. The
+// worker forwards the run's events (run-events.ts) unchanged, then one message that ends the request.
+import { isRunEvent, type ResultRow, type RunEvent } from './run-events';
 
-/** What to run: a job config, the MNIST demo (three runs in a row), or an interrupted run continued in its folder. */
+/**
+ * What to run: a job config (checked by the worker with the runs layer's builder, since it crosses a
+ * process boundary), the MNIST demo (three runs in a row), or an interrupted run continued in its folder.
+ */
 export type WorkerJob =
-  | { readonly kind: 'job'; readonly config: JobConfig }
-  | { readonly kind: 'demo'; readonly quick: boolean; readonly backend: BackendPreference; readonly seed: number }
+  | { readonly kind: 'job'; readonly config: object }
+  | { readonly kind: 'demo'; readonly quick: boolean; readonly backend: string; readonly seed: number }
   | { readonly kind: 'resume'; readonly runDir: string };
 
 export interface WorkerRequest {
@@ -35,26 +35,22 @@ export type FailureKind =
   | 'backend'
   | 'internal';
 
-export interface LiveProgress {
-  readonly phase: Phase;
-  /** Epochs of this phase (the `phase` message's count). */
-  readonly epochs: number;
-  readonly progress: TrainProgress;
-  /** Estimated seconds left in this run (this phase and the ones after it), once there is a rate. */
-  readonly etaSeconds?: number;
+/** A finished run's headline, as the host keeps it. */
+export interface RunResult {
+  readonly runId: string;
+  readonly runDir: string;
+  readonly backend: string;
+  readonly acc: number;
+  readonly asr: number;
+  readonly table: readonly ResultRow[];
+  readonly modelPath?: string;
 }
 
-/** Worker to host. Every message after `started` belongs to the run it named, until the next `started`. */
+/** Worker to host: the run's events as they are, then what ended the request. */
 export type WorkerToHost =
-  | { readonly type: 'started'; readonly runId: string; readonly runDir: string; readonly backend: string; readonly resumed: boolean }
-  | { readonly type: 'phase'; readonly phase: Phase; readonly label: string; readonly epochs?: number }
-  | ({ readonly type: 'progress' } & LiveProgress)
-  | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
-  | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
-  | { readonly type: 'samples'; readonly samples: SampleImages }
-  | { readonly type: 'log'; readonly message: string }
+  | RunEvent
   /** A run of the request ended well (the demo sends one per run). */
-  | { readonly type: 'runDone'; readonly result: JobResult }
+  | { readonly type: 'runDone'; readonly result: RunResult }
   /** The whole request ended well; the worker exits next. */
   | { readonly type: 'done' }
   | { readonly type: 'failed'; readonly message: string; readonly kind: FailureKind; readonly file?: string }
@@ -68,12 +64,14 @@ export function isFinal(msg: WorkerToHost): boolean {
 /** Structural check of a message from the other side of an IPC channel (it is untyped there). */
 export function isHostToWorker(value: unknown): value is HostToWorker {
   if (typeof value !== 'object' || value === null) return false;
-  const type = (value as { type?: unknown }).type;
-  return type === 'cancel' || (type === 'start' && typeof (value as { request?: unknown }).request === 'object');
+  const v = value as { type?: unknown; request?: { job?: { kind?: unknown }; cwd?: unknown; runsDir?: unknown } };
+  if (v.type === 'cancel') return true;
+  const r = v.request;
+  return v.type === 'start' && typeof r === 'object' && r !== null && typeof r.cwd === 'string' && typeof r.runsDir === 'string' && ['job', 'demo', 'resume'].includes(r.job?.kind as string);
 }
 
 export function isWorkerToHost(value: unknown): value is WorkerToHost {
-  if (typeof value !== 'object' || value === null) return false;
-  const type = (value as { type?: unknown }).type;
-  return typeof type === 'string' && ['started', 'phase', 'progress', 'table', 'attention', 'samples', 'log', 'runDone', 'done', 'failed', 'cancelled'].includes(type);
+  if (isRunEvent(value)) return true;
+  const type = (value as { type?: unknown } | null)?.type;
+  return typeof type === 'string' && ['runDone', 'done', 'failed', 'cancelled'].includes(type);
 }

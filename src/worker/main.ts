@@ -1,14 +1,15 @@
-// The run worker: a Node child forked by the extension host (src/host/worker-client.ts). It receives
-// one `start` request, runs it with the engine and streams typed messages back; `cancel` aborts the
-// run after the current batch. Training never runs in the extension host, which stays responsive.
+// The run worker: a Node child forked by the extension host (src/host/runs/worker-client.ts). It receives
+// one `start` request, runs it with the runs layer and forwards the run's events unchanged; `cancel`
+// aborts the run after the current batch. Training never runs in the extension host, which stays responsive.
 import type { HostToWorker, WorkerRequest, WorkerToHost, FailureKind } from '../shared/worker-protocol';
 import { isHostToWorker } from '../shared/worker-protocol';
-import { runJob, type JobContext, type JobEvent, type Phase } from '../runs/jobs';
+import { buildJobConfig } from '../runs/config-file';
+import { runJob, type JobContext, type JobResult } from '../runs/jobs';
 import { runDemo } from '../runs/demo';
 import { prepareResume } from '../runs/resume';
+import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
 import { DivergedError, RunCancelledError } from '../engine/train';
 import { InputError } from '../engine/types';
-import { EtaClock } from '../runs/eta';
 
 const controller = new AbortController();
 let started = false;
@@ -20,59 +21,25 @@ function send(msg: WorkerToHost): Promise<void> {
   });
 }
 
-/** Turns engine events into protocol messages, adding the estimated time left. */
-function forward(eta: EtaClock, resumed: boolean): (e: JobEvent) => void {
-  let phase: { phase: Phase; epochs: number } = { phase: 'train', epochs: 1 };
-  return (e) => {
-    switch (e.type) {
-      case 'started':
-        void send({ ...e, resumed });
-        return;
-      case 'phase':
-        phase = { phase: e.phase, epochs: e.epochs ?? 1 };
-        eta.phase(e.phase, e.epochs ?? 1);
-        void send(e);
-        return;
-      case 'progress':
-        void send({ type: 'progress', phase: e.phase, epochs: phase.epochs, progress: e.progress, etaSeconds: eta.update(e.progress) });
-        return;
-      case 'table':
-      case 'attention':
-      case 'samples':
-      case 'log':
-        void send(e);
-        return;
-      default: {
-        const _: never = e;
-        return _;
-      }
-    }
-  };
-}
+const done = ({ runId, runDir, backend, acc, asr, table, modelPath }: JobResult): Promise<void> => send({ type: 'runDone', result: { runId, runDir, backend, acc, asr, table, modelPath } });
 
 async function run(request: WorkerRequest): Promise<void> {
   const { job } = request;
-  const eta = new EtaClock();
-  const ctx = (resumed: boolean): JobContext => ({ cwd: request.cwd, runsDir: request.runsDir, signal: controller.signal, onEvent: forward(eta, resumed) });
+  const ctx: JobContext = { cwd: request.cwd, runsDir: request.runsDir, signal: controller.signal, onEvent: (e) => void send(e) };
   switch (job.kind) {
-    case 'job': {
-      eta.plan(job.config);
-      const result = await runJob(job.config, ctx(false));
-      await send({ type: 'runDone', result });
-      return;
-    }
+    case 'job':
+      // The config crossed a process boundary: the same builder as config files checks it.
+      return done(await runJob(buildJobConfig(job.config, 'the job'), ctx));
     case 'demo': {
+      if (!BACKEND_PREFERENCES.includes(job.backend as BackendPreference)) throw new InputError(`unknown backend '${job.backend}'`);
       // The demo's three runs each report `started`; the last one's result arrives at the end.
-      const result = await runDemo({ backend: job.backend, seed: job.seed, quick: job.quick }, ctx(false));
+      const result = await runDemo({ backend: job.backend as BackendPreference, seed: job.seed, quick: job.quick }, ctx);
       await send({ type: 'log', message: `demo finished: ACC ${result.acc.toFixed(2)}%, ASR ${result.asr.toFixed(2)}% (runs ${result.runIds.join(', ')})` });
       return;
     }
     case 'resume': {
       const { config, point } = await prepareResume(job.runDir);
-      eta.plan(config);
-      const result = await runJob(config, { ...ctx(true), resume: point });
-      await send({ type: 'runDone', result });
-      return;
+      return done(await runJob(config, { ...ctx, resume: point }));
     }
     default: {
       const _: never = job;
@@ -123,7 +90,7 @@ async function handle(msg: HostToWorker): Promise<void> {
 
 process.on('message', (raw: unknown) => {
   if (!isHostToWorker(raw)) {
-    process.stderr.write(`worker: ignoring an unknown message ${JSON.stringify(raw)}\n`);
+    process.stderr.write(`worker: ignoring an unknown message ${JSON.stringify(raw)?.slice(0, 200)}\n`);
     return;
   }
   void handle(raw);

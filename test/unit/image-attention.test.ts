@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { PNG } from 'pngjs';
 import { parseAttentionMaps } from '../../src/host/attention/maps-file';
 import { saveModelFile, specMetadata } from '../../src/engine/checkpoint';
-import { imageAttention, modelNamesOf, type ImageAttentionConfig } from '../../src/runs/image-attention';
+import { imageAttention, modelNamesOf, type ImageAttentionConfig } from '../../src/runs/jobs';
 import { createModel } from '../../src/engine/models';
 import { RunStore } from '../../src/runs/run-store';
 import { CIFAR_DIR, SHARED, hasShared, tempFolder } from '../fixtures/data/paths';

@@ -9,7 +9,8 @@ import { readRunSnapshot } from '../../src/runs/run-folder';
 import { initBackend } from '../../src/engine/backend';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING } from '../../src/runs/config';
 import { cleanSubset, loadDataset } from '../../src/engine/data';
-import { runJob, type JobEvent } from '../../src/runs/jobs';
+import { runJob } from '../../src/runs/jobs';
+import type { RunEvent } from '../../src/shared/run-events';
 import type { ImageDataset } from '../../src/engine/types';
 import { applyPanelMessage, type HostToPanel, type PanelSnapshot } from '../../src/shared/panel-protocol';
 import { tempFolder } from '../fixtures/data/paths';
@@ -35,7 +36,7 @@ test('a finetuning run sends its sample images before its first attention maps; 
     writeIdx(tmp.dir, 'train', train);
     writeIdx(tmp.dir, 't10k', testSet);
     const common = { backend: 'auto' as const, seed: 0, test: tmp.dir, backdoor: DEFAULT_BACKDOOR };
-    const trainEvents: JobEvent[] = [];
+    const trainEvents: RunEvent[] = [];
     const trained = await runJob(
       { ...common, kind: 'train', name: 'live-backdoored', data: tmp.dir, model: 'auto', training: { ...BADNET_TRAINING, epochs: 1, batchSize: 32 } },
       { cwd: tmp.dir, onEvent: (e) => trainEvents.push(e) },
@@ -43,7 +44,7 @@ test('a finetuning run sends its sample images before its first attention maps; 
     // The training run has no live maps, but its images arrive at its start too, once.
     assert.equal(trainEvents.filter((e) => e.type === 'samples').length, 1);
 
-    const events: JobEvent[] = [];
+    const events: RunEvent[] = [];
     const tuned = await runJob(
       { ...common, kind: 'finetune', name: 'live-teacher', model: trained.modelPath as string, data: tmp.dir, cleanCount: 64, training: { ...FINETUNE_TRAINING, epochs: 2, batchSize: 32, augment: false } },
       { cwd: tmp.dir, onEvent: (e) => events.push(e) },
@@ -54,8 +55,8 @@ test('a finetuning run sends its sample images before its first attention maps; 
     const maps = types.indexOf('attention');
     assert.ok(maps > 0, 'no live attention snapshot');
     assert.ok(first >= 0 && first < maps, `samples at ${first}, first attention map at ${maps}`);
-    assert.ok(first < types.indexOf('progress'), 'the images came after training started');
-    const live = (events[first] as Extract<JobEvent, { type: 'samples' }>).samples;
+    assert.ok(first < types.indexOf('step'), 'the images came after training started');
+    const live = (events[first] as Extract<RunEvent, { type: 'samples' }>).samples;
 
     // The same images (and labels) as the run stores with its final maps.
     const file = JSON.parse(readFileSync(join(tuned.runDir, 'attention', 'maps.json'), 'utf8')) as {
@@ -92,10 +93,10 @@ test('a finetuning run sends its sample images before its first attention maps; 
     let panel: PanelSnapshot = { ...start, samples: undefined, attention: [] };
     let imagesWhenFirstMap: PanelSnapshot['samples'];
     for (const e of events) {
-      const msg: HostToPanel | undefined = e.type === 'samples' ? { type: 'samples', samples: e.samples } : e.type === 'attention' ? { type: 'attention', snapshot: e.snapshot } : e.type === 'table' ? { type: 'table', rows: e.rows } : undefined;
-      if (!msg) continue;
+      if (e.type !== 'samples' && e.type !== 'attention' && e.type !== 'table') continue;
+      const msg: HostToPanel = { type: 'event', event: e };
       panel = applyPanelMessage(panel, msg);
-      if (msg.type === 'attention' && imagesWhenFirstMap === undefined) imagesWhenFirstMap = panel.samples;
+      if (e.type === 'attention' && imagesWhenFirstMap === undefined) imagesWhenFirstMap = panel.samples;
     }
     assert.deepEqual(imagesWhenFirstMap, live);
     assert.deepEqual(panel.samples, start.samples);

@@ -37,7 +37,8 @@ test('tf.memory().numTensors is flat across epochs and back to the start after a
     data: ds,
     evalSets: { clean: t },
     settings: { ...settings, betas: [500, 1000, 1000] },
-    onProgress: (p) => p.type === 'epoch' && perEpoch.push(tf.memory().numTensors),
+    phase: 'nad',
+    emit: (e) => e.type === 'epoch' && perEpoch.push(tf.memory().numTensors),
   });
   assert.equal(records.length, 3);
   assert.equal(new Set(perEpoch).size, 1, `tensors per epoch: ${perEpoch.join(', ')}`);
@@ -51,10 +52,10 @@ test('same seed, same run; a run resumed at epoch 2 ends with the same weights a
   const run = async (resumeAt?: number): Promise<Float32Array[]> => {
     const m = createModel(SPEC, 3);
     if (resumeAt === undefined) {
-      await train({ student: m, data: ds, evalSets: { clean: t }, settings: { ...settings, momentum: 0 } });
+      await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0 } });
     } else {
-      await train({ student: m, data: ds, evalSets: { clean: t }, settings: { ...settings, momentum: 0, epochs: resumeAt } });
-      await train({ student: m, data: ds, evalSets: { clean: t }, settings: { ...settings, momentum: 0 }, startEpoch: resumeAt });
+      await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0, epochs: resumeAt } });
+      await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0 }, startEpoch: resumeAt });
     }
     const w = weights(m);
     m.dispose();
@@ -81,7 +82,8 @@ test('an aborted signal stops the run within one batch and reports cancellation'
       evalSets: { clean: t },
       settings,
       signal: ctl.signal,
-      onProgress: (p) => {
+      phase: 'train',
+      emit: (p) => {
         if (p.type !== 'step') return;
         if (abortedAt) stepsAfterAbort++;
         else if (p.step >= 2) {
@@ -102,7 +104,7 @@ test('a diverging run (NaN loss) fails with a clear message', async () => {
   const { train: ds, test: t } = await data();
   const m = createModel(SPEC, 0);
   await assert.rejects(
-    train({ student: m, data: ds, evalSets: { clean: t }, settings: { ...settings, lrSchedule: [[0, 1e30]] } }),
+    train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, lrSchedule: [[0, 1e30]] } }),
     (e: unknown) => e instanceof DivergedError && /NaN|infinite/.test(e.message) && /learning rate/.test(e.message),
   );
   m.dispose();

@@ -1,9 +1,8 @@
 // Attention maps of the fixed sample images, clean and triggered, for each residual group: one row per
 // model (after NAD, teacher, backdoored...), drawn on canvas in viridis over the image when the run
 // folder has the images. Each map is scaled to its own range, as in the paper's figures.
-import type { AttentionSnapshot } from '../../src/engine/attention-snapshot';
-import type { SampleImages } from '../../src/shared/panel-protocol';
-import { MODEL_LABELS } from '../../src/shared/panel-protocol';
+import type { AttentionSnapshot, SampleImages } from '../../src/shared/run-events';
+import { modelLabel } from '../../src/shared/panel-protocol';
 import { viridis, viridisGradient } from '../../src/shared/colormap';
 import { clear, h } from './dom';
 
@@ -11,9 +10,6 @@ const ORDER = ['erased', 'teacher', 'backdoored', 'trained', 'finetuned', 'evalu
 const CELL = 72;
 const INPUTS = ['clean', 'triggered'] as const;
 
-function modelLabel(name: string): string {
-  return (MODEL_LABELS as Record<string, string>)[name] ?? name;
-}
 
 function epochLabel(epoch: number): string {
   return epoch < 0 ? 'final' : epoch === 0 ? 'before training' : `epoch ${epoch}`;

@@ -1,14 +1,15 @@
 // Loss and ACC/ASR per epoch with chart.js (only the parts a line chart needs are registered). Colours
 // come from the theme's --vscode-charts-* variables and follow theme changes.
 import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartDataset, type ScriptableLineSegmentContext } from 'chart.js';
-import type { EpochPoint } from '../../src/shared/panel-protocol';
+import type { EpochPoint } from '../../src/shared/run-state';
 import { cssVar, h } from './dom';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip);
 
-const SHORT = { train: 'T', teacher: 'F', nad: 'N', eval: 'E' } as const;
+const SHORT: Readonly<Record<string, string>> = { train: 'T', teacher: 'F', nad: 'N', eval: 'E' };
+const short = (phase: string): string => SHORT[phase] ?? phase.charAt(0).toUpperCase();
 
-interface Palette {
+export interface Palette {
   readonly fg: string;
   readonly grid: string;
   readonly loss: string;
@@ -17,7 +18,7 @@ interface Palette {
   readonly font: string;
 }
 
-function palette(): Palette {
+export function palette(): Palette {
   return {
     fg: cssVar('--vscode-foreground', '#cccccc'),
     grid: cssVar('--vscode-editorWidget-border', cssVar('--vscode-panel-border', 'rgba(128,128,128,0.35)')),
@@ -28,7 +29,40 @@ function palette(): Palette {
   };
 }
 
-type LineChart = Chart<'line', Array<number | null>, string>;
+export type LineChart = Chart<'line', Array<number | null>, string>;
+
+/** A themed line chart: x labels, y in percent (0-100) or from zero. */
+export function makeLineChart(canvas: HTMLCanvasElement, xTitle: string, percent: boolean): LineChart {
+  const p = palette();
+  return new Chart<'line', Array<number | null>, string>(canvas, {
+    type: 'line',
+    data: { labels: [], datasets: [] },
+    options: {
+      animation: false,
+      responsive: true,
+      maintainAspectRatio: false,
+      interaction: { mode: 'index', intersect: false },
+      plugins: { legend: { labels: { color: p.fg, boxWidth: 12, font: { family: p.font } } }, tooltip: { enabled: true } },
+      scales: {
+        x: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, title: { display: true, text: xTitle, color: p.fg, font: { family: p.font } } },
+        y: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, ...(percent ? { min: 0, max: 100 } : { beginAtZero: true }) },
+      },
+    },
+  });
+}
+
+/** Re-reads the theme's colours into a chart's axes and legend. */
+export function restyleChart(c: LineChart): void {
+  const p = palette();
+  const scales = c.options.scales as Record<string, { ticks?: { color?: string }; grid?: { color?: string }; title?: { color?: string } }>;
+  for (const s of Object.values(scales)) {
+    if (s.ticks) s.ticks.color = p.fg;
+    if (s.grid) s.grid.color = p.grid;
+    if (s.title) s.title.color = p.fg;
+  }
+  const legend = c.options.plugins?.legend?.labels;
+  if (legend) legend.color = p.fg;
+}
 
 export class Curves {
   readonly element: HTMLElement;
@@ -42,34 +76,16 @@ export class Curves {
     this.lossCanvas = h('canvas', { role: 'img', 'aria-label': 'Training loss per epoch' });
     this.ratesCanvas = h('canvas', { role: 'img', 'aria-label': 'Clean accuracy (ACC) and attack success rate (ASR) per epoch' });
     this.element = h('div', { class: 'charts' }, h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.lossCanvas), h('figcaption', {}, 'Loss')), h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.ratesCanvas), h('figcaption', {}, 'ACC and ASR (%)')));
-    this.loss = this.make(this.lossCanvas, false);
-    this.rates = this.make(this.ratesCanvas, true);
+    const xTitle = 'epoch (F = teacher finetuning, N = NAD, T = training)';
+    this.loss = makeLineChart(this.lossCanvas, xTitle, false);
+    this.rates = makeLineChart(this.ratesCanvas, xTitle, true);
     // Theme switches change the body's class: recolour.
     new MutationObserver(() => this.restyle()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
   }
 
-  private make(canvas: HTMLCanvasElement, percent: boolean): LineChart {
-    const p = palette();
-    return new Chart<'line', Array<number | null>, string>(canvas, {
-      type: 'line',
-      data: { labels: [], datasets: [] },
-      options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        interaction: { mode: 'index', intersect: false },
-        plugins: { legend: { labels: { color: p.fg, boxWidth: 12, font: { family: p.font } } }, tooltip: { enabled: true } },
-        scales: {
-          x: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, title: { display: true, text: 'epoch (F = teacher finetuning, N = NAD, T = training)', color: p.fg, font: { family: p.font } } },
-          y: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, ...(percent ? { min: 0, max: 100 } : { beginAtZero: true }) },
-        },
-      },
-    });
-  }
-
   update(epochs: readonly EpochPoint[]): void {
     this.epochs = epochs;
-    const labels = epochs.map((e) => `${SHORT[e.phase]}${e.epoch}`);
+    const labels = epochs.map((e) => `${short(e.phase)}${e.epoch}`);
     const p = palette();
     // Earlier phases (teacher finetuning) dashed, the run's main phase solid.
     const last = epochs.length ? epochs[epochs.length - 1].phase : undefined;
@@ -100,17 +116,8 @@ export class Curves {
   }
 
   private restyle(): void {
-    const p = palette();
-    for (const c of [this.loss, this.rates]) {
-      const scales = c.options.scales as Record<string, { ticks?: { color?: string }; grid?: { color?: string }; title?: { color?: string } }>;
-      for (const s of Object.values(scales)) {
-        if (s.ticks) s.ticks.color = p.fg;
-        if (s.grid) s.grid.color = p.grid;
-        if (s.title) s.title.color = p.fg;
-      }
-      const legend = c.options.plugins?.legend?.labels;
-      if (legend) legend.color = p.fg;
-    }
+    restyleChart(this.loss);
+    restyleChart(this.rates);
     this.update(this.epochs);
   }
 }

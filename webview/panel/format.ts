@@ -1,18 +1,18 @@
 // The panel's numbers as text: the ACC/ASR table and the per-epoch rows as Markdown or CSV.
-import type { EpochPoint } from '../../src/shared/panel-protocol';
-import { MODEL_LABELS, PHASE_LABELS } from '../../src/shared/panel-protocol';
-import type { ResultRow } from '../../src/runs/jobs';
+import { modelLabel } from '../../src/shared/panel-protocol';
+import { phaseLabel, type EpochPoint } from '../../src/shared/run-state';
+import type { ResultRow } from '../../src/shared/run-events';
 
 export const pct = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 
 export function resultCells(rows: readonly ResultRow[]): string[][] {
-  return [['Model', 'ACC %', 'ASR %'], ...rows.map((r) => [MODEL_LABELS[r.model] ?? r.model, pct(r.acc), pct(r.asr)])];
+  return [['Model', 'ACC %', 'ASR %'], ...rows.map((r) => [modelLabel(r.model), pct(r.acc), pct(r.asr)])];
 }
 
 export function epochCells(epochs: readonly EpochPoint[]): string[][] {
   return [
     ['Phase', 'Epoch', 'Loss', 'ACC %', 'ASR %', 'LR', 'Time s'],
-    ...epochs.map((e) => [PHASE_LABELS[e.phase], String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr), e.lr !== undefined ? String(e.lr) : '', e.seconds !== undefined ? e.seconds.toFixed(1) : '']),
+    ...epochs.map((e) => [phaseLabel(e.phase), String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr), e.lr !== undefined ? String(e.lr) : '', e.seconds !== undefined ? e.seconds.toFixed(1) : '']),
   ];
 }
 
@@ -34,8 +34,8 @@ const csvCell = (c: string): string => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '
 /** One CSV table: the result rows, then the per-epoch rows, told apart by the first column. */
 export function toCsv(rows: readonly ResultRow[], epochs: readonly EpochPoint[]): string {
   const out = [['row', 'phase', 'epoch', 'loss', 'acc', 'asr']];
-  for (const r of rows) out.push([MODEL_LABELS[r.model] ?? r.model, '', '', '', pct(r.acc), pct(r.asr)]);
-  for (const e of epochs) out.push(['epoch', PHASE_LABELS[e.phase], String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr)]);
+  for (const r of rows) out.push([modelLabel(r.model), '', '', '', pct(r.acc), pct(r.asr)]);
+  for (const e of epochs) out.push(['epoch', phaseLabel(e.phase), String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr)]);
   return out.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
 

@@ -2,9 +2,10 @@
 // table with copy buttons, per-epoch rows, curves, attention maps and the log. Sections re-render
 // only when their part of the snapshot changes.
 import type { HostToPanel, PanelAction, PanelSnapshot, RenderedPanel } from '../../src/shared/panel-protocol';
-import { MAX_LOG_LINES, PHASE_LABELS } from '../../src/shared/panel-protocol';
+import { MAX_LOG_LINES, phaseLabel } from '../../src/shared/run-state';
 import { AttentionView } from './attention';
 import { Curves } from './charts';
+import { SeriesCharts } from './series';
 import { clear, h } from './dom';
 import { duration, epochCells, resultCells, toCsv, toMarkdown } from './format';
 
@@ -45,6 +46,8 @@ export class PanelView {
   private readonly epochTable = h('table', { id: 'epochs', class: 'data' });
   private readonly epochsNote = h('p', { class: 'muted' });
   private readonly curves = new Curves();
+  private readonly seriesCharts = new SeriesCharts();
+  private seriesSection: HTMLElement | undefined;
   private readonly attention: AttentionView;
   private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
   private ticker: number | undefined;
@@ -62,6 +65,7 @@ export class PanelView {
       section('results-h', 'ACC / ASR', h('p', { class: 'muted' }, 'ACC: accuracy on clean test images. ASR: attack success rate, the share of triggered non-target images classified as the target.'), this.results, copy),
       (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
       (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
+      (this.seriesSection = section('series-h', 'Defense', this.seriesCharts.element)),
       section('attention-h', 'Attention maps', this.attention.element),
       section('log-h', 'Log', this.log),
     );
@@ -70,15 +74,18 @@ export class PanelView {
 
   update(s: PanelSnapshot, msg: HostToPanel): void {
     this.s = s;
-    const changed = msg.type;
+    const changed = msg.type === 'event' ? msg.event.type : msg.type;
     const all = changed === 'snapshot';
     if (all || changed === 'run' || changed === 'trust') this.header();
-    if (all || changed === 'run' || changed === 'progress') this.showProgress();
+    if (all || ['run', 'started', 'phase', 'step', 'epoch', 'ended'].includes(changed)) this.showProgress();
     if (all || changed === 'table' || changed === 'epoch') this.tables();
     if (all || changed === 'epoch') this.curves.update(s.epochs);
+    if (all || changed === 'series') this.seriesCharts.update(s.series);
+    if (this.seriesSection) this.seriesSection.hidden = s.series.length === 0;
     if (all || changed === 'attention' || changed === 'samples') this.attention.update(s.attention, s.samples);
     if (all) this.showLog(s.log, true);
-    else if (msg.type === 'log') this.showLog(msg.lines, false);
+    // log, phase and baseline events each add one line.
+    else if (['log', 'phase', 'baseline'].includes(changed)) this.showLog(s.log.slice(-1), false);
   }
 
   private header(): void {
@@ -131,7 +138,7 @@ export class PanelView {
       this.progressBar.indeterminate = true;
       return;
     }
-    const parts = [`${p.label || PHASE_LABELS[p.phase]}: epoch ${Math.max(1, p.epoch)} of ${p.epochs}`];
+    const parts = [`${p.label || phaseLabel(p.phase)}: epoch ${Math.max(1, p.epoch)} of ${p.epochs}`];
     if (p.steps > 0) parts.push(`step ${p.step} of ${p.steps}`);
     if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
     this.progressText.textContent = parts.join(' · ');
@@ -177,7 +184,7 @@ export class PanelView {
       table: cells,
       epochRows: this.epochTable.querySelectorAll('tbody tr').length,
       attentionMaps: this.attention.count(),
-      chartPoints: this.curves.points(),
+      chartPoints: this.curves.points() + this.seriesCharts.points(),
       logLines: this.log.childElementCount,
     };
   }

@@ -142,8 +142,20 @@ function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
 }
 
 /** The model the paper uses for a dataset: WRN-16-1 for 32x32 colour images, the small CNN for small grayscale ones. */
-export function defaultSpecFor(data: { height: number; width: number; channels: number; numClasses: number }): ModelSpec {
+/** An architecture without the sizes, which come from the data: `auto`, `cnn`, or a WRN's depth and width. */
+export type ArchChoice = 'auto' | 'cnn' | { readonly arch: 'wrn'; readonly depth: number; readonly widen: number };
+
+type DataShape = { readonly height: number; readonly width: number; readonly channels: number; readonly numClasses: number };
+
+/** The full spec of `arch` for this data: classes, channels and image size are the data's. */
+export function specFor(arch: ArchChoice | ModelSpec, data: DataShape): ModelSpec {
   if (data.height !== data.width) throw new InputError(`images must be square; got ${data.height}x${data.width}`);
-  if (data.channels === 1 && data.height <= 28) return { arch: 'cnn', numClasses: data.numClasses, inChannels: 1, imageSize: data.height };
-  return { arch: 'wrn', depth: 16, widen: 1, numClasses: data.numClasses, inChannels: data.channels, imageSize: data.height };
+  const sizes = { numClasses: data.numClasses, inChannels: data.channels, imageSize: data.height };
+  if (arch === 'auto') return data.channels === 1 && data.height <= 28 ? { arch: 'cnn', ...sizes } : { arch: 'wrn', depth: 16, widen: 1, ...sizes };
+  if (arch === 'cnn') return { arch: 'cnn', ...sizes };
+  return arch.arch === 'wrn' ? { arch: 'wrn', depth: arch.depth, widen: arch.widen, ...sizes } : { arch: 'cnn', ...sizes };
+}
+
+export function defaultSpecFor(data: DataShape): ModelSpec {
+  return specFor('auto', data);
 }

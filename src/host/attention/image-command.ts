@@ -1,9 +1,9 @@
 // "Show Attention Maps" on a PNG/JPEG: pick the model(s) and the trigger, have the worker compute the maps
-// (src/runs/image-attention.ts, never in the extension host), then open the run's maps.json.
+// (src/runs/jobs/image-attention.ts, never in the extension host), then open the run's maps.json.
 import * as vscode from 'vscode';
 import { existsSync, readdirSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ImageAttentionConfig } from '../../runs/image-attention';
+import type { ImageAttentionConfig } from '../../runs/config';
 import { PAPER_DEFAULTS, TRIGGER_NAMES, type TargetType, type TriggerSpec } from '../../engine/triggers/spec';
 import { runLabel } from '../history/runs-tree';
 import { displayPath, workspaceRuns, type RunRef } from '../runs/pick';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { RunSummary } from '../../runs/run-store';
 import type { CompareData, CompareHostMessage, CompareRun, CompareViewMessage, CompareViewState, ConfigDiffRow, CurveSegment } from '../../shared/history-protocol';
 import { runLabel } from './runs-tree';
-import { openRun } from './table-page';
+import { openRun } from './open-run';
 import { pickRuns, readRunDir, runsFromArgs } from '../runs/pick';
 import { webviewHtml, webviewOptions } from '../webview-html';
 

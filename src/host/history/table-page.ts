@@ -4,16 +4,12 @@ import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../../shared/history-protocol';
-import type { AttentionEditorProvider } from '../attention/editor';
-import type { ComparePanels } from './compare-page';
+import { canOpenRuns, openRun, revealRun } from './open-run';
 import { runLabel, type RunsTreeProvider } from './runs-tree';
 import { workspaceRuns, type RunRef } from '../runs/pick';
 import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const HISTORY_VIEW_TYPE = 'nad.history';
-/** The run commands (src/host/run-commands.ts) open and reveal runs; used when registered. */
-const OPEN_RUN_COMMAND = 'nad.openRun';
-const REVEAL_RUN_COMMAND = 'nad.revealRunFolder';
 
 function record(v: unknown): Record<string, unknown> | undefined {
   return typeof v === 'object' && v !== null && !Array.isArray(v) ? (v as Record<string, unknown>) : undefined;
@@ -76,28 +72,6 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
 export function historyRows(): { rows: HistoryRow[]; broken: BrokenRow[] } {
   const { runs, broken } = workspaceRuns();
   return { rows: runs.map((r) => historyRow(r)), broken: broken.map((b) => ({ dir: b.broken.dir, id: b.broken.id, problem: b.broken.problem })) };
-}
-
-async function hasCommand(id: string): Promise<boolean> {
-  return (await vscode.commands.getCommands(true)).includes(id);
-}
-
-/** Open a run in its run panel (the run commands' `nad.openRun`), else show its folder in the Explorer. */
-export async function openRun(dir: string): Promise<void> {
-  if (await hasCommand(OPEN_RUN_COMMAND)) await vscode.commands.executeCommand(OPEN_RUN_COMMAND, dir);
-  else await revealRun(dir);
-}
-
-export async function revealRun(dir: string): Promise<void> {
-  if (await hasCommand(REVEAL_RUN_COMMAND)) await vscode.commands.executeCommand(REVEAL_RUN_COMMAND, dir);
-  else await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(dir));
-}
-
-/** The review features in what `activate` returns (integration tests read them). */
-export interface ReviewApi {
-  readonly attention: AttentionEditorProvider;
-  readonly historyPage: HistoryPage;
-  readonly compare: ComparePanels;
 }
 
 /** What the page last reported (tests read it). */
@@ -189,7 +163,7 @@ export class HistoryPage implements vscode.Disposable {
 
   private async post(): Promise<void> {
     if (!this.panel) return;
-    const canOpenRun = await hasCommand(OPEN_RUN_COMMAND);
+    const canOpenRun = await canOpenRuns();
     const msg: HistoryHostMessage = { type: 'runs', ...historyRows(), canOpenRun };
     this.shownDirs = new Set([...msg.rows.map((r) => r.dir), ...msg.broken.map((b) => b.dir)]);
     await this.panel.webview.postMessage(msg);

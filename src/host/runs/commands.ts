@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import { isResumable } from '../../runs/resume';
+import { isResumable } from '../../runs/run-store';
 import { RunStore, type RunSummary } from '../../runs/run-store';
 import { parseConfigFile, ConfigFileError } from '../../runs/config-file';
 import { readRunSummary } from '../../runs/run-folder';

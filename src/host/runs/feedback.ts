@@ -1,7 +1,7 @@
 // What a person sees of runs outside their panel: a progress notification with Cancel, a status bar
 // item, the "NAD" output channel, and a message when a run ends, with the way out when it failed.
 import * as vscode from 'vscode';
-import { PHASE_LABELS, type PanelProgress } from '../../shared/panel-protocol';
+import { phaseLabel, type RunProgress } from '../../shared/run-state';
 import type { RunManager, RunTask } from './manager';
 import { openSettings } from '../settings';
 
@@ -18,9 +18,9 @@ export function formatDuration(seconds: number): string {
 }
 
 /** "NAD epoch 2/5 · step 30/63 · loss 0.4213 · ETA 1m 20s" */
-export function describeProgress(p: PanelProgress | undefined, acc?: number, asr?: number): string {
+export function describeProgress(p: RunProgress | undefined, acc?: number, asr?: number): string {
   if (!p) return 'starting…';
-  const parts = [`${PHASE_LABELS[p.phase]} epoch ${Math.max(1, p.epoch)}/${p.epochs}`];
+  const parts = [`${phaseLabel(p.phase)} epoch ${Math.max(1, p.epoch)}/${p.epochs}`];
   if (p.steps > 0) parts.push(`step ${p.step}/${p.steps}`);
   if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
   if (acc !== undefined && asr !== undefined) parts.push(`ACC ${acc.toFixed(1)}%`, `ASR ${asr.toFixed(1)}%`);
@@ -93,7 +93,7 @@ export class RunFeedback implements vscode.Disposable {
     const first = running[0];
     const queued = active.length - running.length;
     const p = first?.snapshot?.progress;
-    const what = first ? `${PHASE_LABELS[p?.phase ?? 'train']} ${p ? `${Math.max(1, p.epoch)}/${p.epochs}` : '…'}${p?.etaSeconds !== undefined ? ` · ETA ${formatDuration(p.etaSeconds)}` : ''}` : 'queued';
+    const what = first ? `${phaseLabel(p?.phase ?? 'train')} ${p ? `${Math.max(1, p.epoch)}/${p.epochs}` : '…'}${p?.etaSeconds !== undefined ? ` · ETA ${formatDuration(p.etaSeconds)}` : ''}` : 'queued';
     this.status.text = `$(sync~spin) NAD: ${what}${running.length > 1 ? ` (+${running.length - 1} running)` : ''}${queued ? ` (+${queued} queued)` : ''}`;
     this.status.tooltip = active.map((t) => `${t.request.title}: ${t.state === 'queued' ? 'queued' : describeProgress(t.snapshot?.progress)}`).join('\n');
     this.status.command = first?.runDir ? { command: 'nad.openRun', title: 'Open Run', arguments: [first.runDir] } : { command: 'nad.showLog', title: 'Show Log' };

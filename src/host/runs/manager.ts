@@ -1,12 +1,11 @@
 // Starts runs in worker processes, queues them beyond `nad.maxConcurrentRuns`, cancels them, and keeps
 // a live copy of what each run's panel shows. Notifications, status bar and log are in run-feedback.ts.
 import * as vscode from 'vscode';
-import type { JobResult } from '../../runs/jobs';
-import { RunHandle, type RunState } from '../../runs/run-store';
 import type { HostToPanel, PanelSnapshot } from '../../shared/panel-protocol';
-import { applyPanelMessage, PHASE_LABELS } from '../../shared/panel-protocol';
-import type { FailureKind, WorkerJob, WorkerToHost } from '../../shared/worker-protocol';
-import { readRunSnapshot, readRunSummary } from '../../runs/run-folder';
+import { applyPanelMessage } from '../../shared/panel-protocol';
+import { describeEvent } from '../../shared/run-state';
+import type { FailureKind, RunResult, WorkerJob, WorkerToHost } from '../../shared/worker-protocol';
+import { readRunSnapshot } from '../../runs/run-folder';
 import { WorkerClient, type WorkerExit } from './worker-client';
 
 /** A worker that does not stop this long after Cancel is killed. */
@@ -44,7 +43,7 @@ export class RunTask {
   readonly runDirs: string[] = [];
   snapshot: PanelSnapshot | undefined;
   failure: TaskFailure | undefined;
-  readonly results: JobResult[] = [];
+  readonly results: RunResult[] = [];
   worker: WorkerClient | undefined;
   cancelRequested = false;
   private settle: (t: RunTask) => void = () => undefined;
@@ -160,48 +159,13 @@ export class RunManager implements vscode.Disposable {
         task.runDirs.push(msg.runDir);
         const read = readRunSnapshot(msg.runDir);
         const base = 'problem' in read ? undefined : read;
-        // A new run's log lines all follow as messages; the folder may already hold the first of them.
-        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false }, log: msg.resumed ? base.log : [] };
+        // A new run's events all follow as messages; the folder may already hold the first of them.
+        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false }, ...(msg.resumed ? {} : { log: [], table: [], epochs: [], series: [] }) };
         this.say(task, 'info', `${task.request.title}: ${msg.resumed ? 'resumed' : 'writing'} run ${msg.runId} on ${msg.backend}`);
         this.runStarted.fire({ task, runDir: msg.runDir, previous });
         if (task.snapshot) this.toPanel(task, { type: 'snapshot', snapshot: task.snapshot });
         break;
       }
-      case 'phase':
-        this.toPanel(task, { type: 'progress', progress: { phase: msg.phase, label: msg.label, epoch: 0, epochs: msg.epochs ?? 1, step: 0, steps: 0 } });
-        this.toPanel(task, { type: 'log', lines: [`${msg.label} (${msg.epochs ?? 1} epochs)`] });
-        this.say(task, 'info', `${task.request.title}: ${msg.label}`);
-        break;
-      case 'progress': {
-        const p = msg.progress;
-        const label = task.snapshot?.progress?.label ?? PHASE_LABELS[msg.phase];
-        if (p.type === 'baseline') {
-          this.toPanel(task, { type: 'log', lines: [`before training: ACC ${p.acc.toFixed(2)}%, ASR ${p.asr.toFixed(2)}%`] });
-          break;
-        }
-        if (p.type === 'epoch') {
-          this.toPanel(task, { type: 'epoch', point: { phase: msg.phase, epoch: p.epoch, loss: p.loss, acc: p.acc, asr: p.asr, lr: p.lr, seconds: p.seconds } });
-          this.say(task, 'info', `${PHASE_LABELS[msg.phase]} epoch ${p.epoch}/${p.epochs}: loss ${p.loss.toFixed(4)}, ACC ${p.acc.toFixed(2)}%, ASR ${p.asr.toFixed(2)}% (${p.seconds.toFixed(1)} s, ${p.imagesPerSecond.toFixed(0)} img/s)`);
-        }
-        const prev = task.snapshot?.progress;
-        const step = p.type === 'step' ? p.step : (prev?.steps ?? 1);
-        const steps = p.type === 'step' ? p.steps : (prev?.steps ?? 1);
-        this.toPanel(task, { type: 'progress', progress: { phase: msg.phase, label, epoch: p.epoch, epochs: msg.epochs, step, steps, loss: p.loss, etaSeconds: msg.etaSeconds } });
-        break;
-      }
-      case 'table':
-        this.toPanel(task, { type: 'table', rows: msg.rows });
-        break;
-      case 'attention':
-        this.toPanel(task, { type: 'attention', snapshot: msg.snapshot });
-        break;
-      case 'samples':
-        this.toPanel(task, { type: 'samples', samples: msg.samples });
-        break;
-      case 'log':
-        this.toPanel(task, { type: 'log', lines: [msg.message] });
-        this.say(task, 'info', msg.message);
-        break;
       case 'runDone':
         task.results.push(msg.result);
         this.refreshFromFolder(task);
@@ -222,8 +186,10 @@ export class RunManager implements vscode.Disposable {
         task.end('cancelled');
         break;
       default: {
-        const _: never = msg;
-        return _;
+        // Every other message is one of the run's events: fold it, and show it.
+        this.toPanel(task, { type: 'event', event: msg });
+        const line = describeEvent(msg);
+        if (line) this.say(task, 'info', msg.type === 'epoch' || msg.type === 'log' ? line : `${task.request.title}: ${line}`);
       }
     }
     this.changed.fire(task);
@@ -234,7 +200,7 @@ export class RunManager implements vscode.Disposable {
     if (!exit.reported) {
       const how = exit.signal ? `was killed (${exit.signal})` : `exited with code ${exit.code}`;
       if (task.cancelRequested) {
-        if (task.runDir) markRunFolder(task.runDir, 'cancelled');
+        // Killed after Cancel: its folder reads as interrupted, and resumable.
         this.refreshFromFolder(task);
         task.end('cancelled');
       } else {
@@ -243,8 +209,8 @@ export class RunManager implements vscode.Disposable {
         task.failure = { message, kind: 'crash', stderrTail: exit.stderrTail };
         this.say(task, 'error', `${task.request.title} failed: ${message}`);
         for (const line of exit.stderrTail) this.say(task, 'error', `  ${line}`);
-        // The worker could not write its run's status: do it here, so that the folder tells the truth.
-        if (task.runDir) markRunFolder(task.runDir, 'failed', message);
+        // The worker is the only writer of its run's status.json: the folder now reads as interrupted
+        // (its owner is gone), which is the truth, and it can be resumed from its last saved epoch.
         this.refreshFromFolder(task);
         task.end('failed');
       }
@@ -281,12 +247,4 @@ export class RunManager implements vscode.Disposable {
     this.runStarted.dispose();
     this.output.dispose();
   }
-}
-
-/** Set a run folder's final state when its worker could not (it crashed or was killed). */
-export function markRunFolder(runDir: string, state: Extract<RunState, 'failed' | 'cancelled'>, error?: string): void {
-  const read = readRunSummary(runDir);
-  if ('problem' in read || (read.status.state !== 'running' && read.status.state !== 'interrupted')) return;
-  const handle = new RunHandle(read.id, runDir, read.status.kind);
-  handle.setStatus({ ...read.status, state, endedAt: new Date().toISOString(), ...(error ? { error } : {}) });
 }

@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import type { HostToPanel, PanelAction, PanelSnapshot, PanelState, PanelToHost, RenderedPanel } from '../../shared/panel-protocol';
 import { RUN_PANEL_VIEW_TYPE } from '../../shared/panel-protocol';
+import { EMPTY_RUN_VIEW } from '../../shared/run-state';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { readRunSnapshot } from '../../runs/run-folder';
 import type { RunManager } from './manager';
@@ -15,10 +16,7 @@ function problemSnapshot(runDir: string, problem: string): PanelSnapshot {
   const id = basename(runDir);
   return {
     run: { id, dir: runDir, name: id, kind: 'unknown', state: 'failed', error: `The run folder cannot be read: ${problem}`, facts: [], resumable: false },
-    epochs: [],
-    table: [],
-    attention: [],
-    log: [],
+    ...EMPTY_RUN_VIEW,
   };
 }
 

@@ -13,6 +13,7 @@ import { cancelRun, deleteRun, openRun, rerun, resumeRun, revealRunFolder, type 
 import { folderFor, nadSettings, runsDirFor } from '../settings';
 import { requireTrust } from '../trust';
 import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from '../wizards/commands';
+import { defendWizard } from '../wizards/defend';
 
 export interface RunsApi {
   readonly manager: RunManager;
@@ -94,7 +95,7 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
   };
   const panels = new RunPanels(context.extensionUri, manager, log, onAction);
   const feedback = new RunFeedback(manager, log, { openRun: (dir) => panels.open(dir) });
-  const host: RunCommandsHost & WizardHost = { manager, panels, log, refreshRuns, requireTrust };
+  const host: RunCommandsHost & WizardHost = { manager, panels, log, refreshRuns, requireTrust, extensionPath: context.extensionPath };
   // The tree refreshes from file events too; this makes state changes show at once.
   manager.onDidChangeTask((t) => t.state !== 'running' && refreshRuns());
 
@@ -114,6 +115,7 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
     vscode.commands.registerCommand('nad.trainBackdoored', trusted('Training a model', (a?: unknown) => trainWizard(host, uriArg(a)))),
     vscode.commands.registerCommand('nad.finetuneTeacher', trusted('Finetuning a teacher', (a?: unknown) => finetuneWizard(host, uriArg(a)))),
     vscode.commands.registerCommand('nad.evaluateModel', trusted('Evaluating a model', (a?: unknown) => evaluateWizard(host, uriArg(a)))),
+    vscode.commands.registerCommand('nad.defendModel', trusted('Running a defense', (a?: unknown, method?: unknown) => defendWizard(host, uriArg(a), typeof method === 'string' ? method : undefined))),
     vscode.commands.registerCommand(
       'nad.runConfigFile',
       trusted('Running a config file', async (a?: unknown) => {

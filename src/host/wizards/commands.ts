@@ -15,10 +15,10 @@ import {
   type Ask, type JobDraft,
 } from './steps';
 
-type Entry = Ask | readonly [(d: JobDraft) => boolean, Ask];
+export type Entry = Ask | readonly [(d: JobDraft) => boolean, Ask];
 
 /** Ask the questions in order (skipping those whose condition fails); false when dismissed. */
-function ask(title: string, draft: JobDraft, entries: readonly Entry[]): Promise<boolean> {
+export function ask(title: string, draft: JobDraft, entries: readonly Entry[]): Promise<boolean> {
   const norm = entries.map((e) => (typeof e === 'function' ? ([() => true, e] as const) : e));
   const nextFrom = (i: number, d: JobDraft): number => {
     let j = i;
@@ -35,7 +35,7 @@ function ask(title: string, draft: JobDraft, entries: readonly Entry[]): Promise
   return Wizard.run(title, draft, stepAt(first), (d) => norm.filter(([when]) => when(d)).length);
 }
 
-function newDraft(folder: vscode.WorkspaceFolder, model?: string): JobDraft {
+export function newDraft(folder: vscode.WorkspaceFolder, model?: string): JobDraft {
   const s = nadSettings(folder.uri);
   return {
     folder,
@@ -47,27 +47,30 @@ function newDraft(folder: vscode.WorkspaceFolder, model?: string): JobDraft {
     epochs: s.defaultEpochs,
     teacherEpochs: FINETUNE_TRAINING.epochs,
     betas: [...NAD_TRAINING.betas],
+    params: {},
   };
 }
 
-function training(defaults: TrainSettings, d: JobDraft, epochs: number, extra: Partial<TrainSettings> = {}): TrainSettings {
+export function training(defaults: TrainSettings, d: JobDraft, epochs: number, extra: Partial<TrainSettings> = {}): TrainSettings {
   return { ...defaults, epochs, batchSize: nadSettings(d.folder.uri).defaultBatchSize, ...extra };
 }
 
-function backdoorOf(d: JobDraft): BackdoorConfig {
+export function backdoorOf(d: JobDraft): BackdoorConfig {
   return { ...DEFAULT_BACKDOOR, trigger: { name: d.trigger }, targetLabel: d.targetLabel, injectPortion: d.injectPortion };
 }
 
-const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
-const stem = (p: string): string => basename(p).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '');
+export const stamp = (): string => new Date().toISOString().replace(/[-:]/g, '').replace('T', '-').slice(0, 13);
+export const stem = (p: string): string => basename(p).replace(/\.(pth\.tar|pth|pt|safetensors)$/i, '');
 
 export interface WizardHost {
   readonly manager: RunManager;
   readonly log: vscode.LogOutputChannel;
+  /** The extension's folder: dist/defenses.json lists the defenses. */
+  readonly extensionPath: string;
 }
 
 /** Save the config if asked, then queue the run. */
-function launch(host: WizardHost, d: JobDraft, config: JobConfig, title: string, retry: () => void): RunTask {
+export function launch(host: WizardHost, d: JobDraft, config: JobConfig, title: string, retry: () => void): RunTask {
   if (d.saveTo) {
     mkdirSync(dirname(d.saveTo), { recursive: true });
     writeFileSync(d.saveTo, configFileText(config, d.saveTo));
@@ -76,7 +79,7 @@ function launch(host: WizardHost, d: JobDraft, config: JobConfig, title: string,
   return host.manager.start({ title, job: { kind: 'job', config }, cwd: d.folder.uri.fsPath, runsDir: runsDirFor(d.folder), retry, configFile: d.saveTo });
 }
 
-function folderOrWarn(uri?: vscode.Uri): vscode.WorkspaceFolder | undefined {
+export function folderOrWarn(uri?: vscode.Uri): vscode.WorkspaceFolder | undefined {
   const folder = folderFor(uri);
   if (!folder) void vscode.window.showErrorMessage('NAD: open a folder first; runs are stored in the workspace folder (.nad/runs).', 'Open Folder').then((a) => a && vscode.commands.executeCommand('workbench.action.files.openFolder'));
   return folder;

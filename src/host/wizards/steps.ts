@@ -4,6 +4,7 @@ import * as vscode from 'vscode';
 import { basename, dirname, join, relative } from 'node:path';
 import { DEFAULT_BACKDOOR } from '../../runs/config';
 import { TRIGGER_NAMES } from '../../engine/triggers/spec';
+import type { ParamValue } from '../../engine/defenses/types';
 import { integerIn, numberList, parseNumberList, type PickItem, type Wizard } from './multi-step';
 
 export interface JobDraft {
@@ -21,6 +22,9 @@ export interface JobDraft {
   epochs: number;
   teacherEpochs: number;
   betas: number[];
+  /** A defense's registry name and its parameters (NAD: Defend Model). */
+  method?: string;
+  params: Record<string, ParamValue>;
   /** Run only, or save the config first (to this file). */
   saveTo?: string;
 }
@@ -83,6 +87,12 @@ async function pickPath(
 }
 
 const MODEL_FILTERS = { 'Model files': ['pth', 'pt', 'tar', 'safetensors'] };
+
+/** A model file, or none (null) with `noneLabel` saying what happens then. */
+export async function pickModelOrNone(w: Wizard, d: JobDraft, placeholder: string, noneLabel: string, current: string | null | undefined): Promise<string | null> {
+  const items: PickItem<string | null>[] = [{ label: `$(sparkle) ${noneLabel}`, value: null }, ...(await checkpointItems(d.folder)).filter((i) => i.value !== d.model)];
+  return pickPath(w, d, placeholder, items, current === undefined ? null : current, placeholder, false, MODEL_FILTERS);
+}
 
 export function askModel(purpose: string): Ask {
   return async (w, d) => {

@@ -8,7 +8,7 @@ import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
 import type { AttentionEditorState } from '../../../src/host/attention/editor';
 import { parseAttentionMaps } from '../../../src/host/attention/maps-file';
-import type { ReviewApi } from '../../../src/host/history/table-page';
+import type { ReviewApi } from '../../../src/host/api';
 import { RunStore } from '../../../src/runs/run-store';
 import { makeAttentionRun, type AttentionFixture } from '../fixtures/attention-runs';
 import type { FixtureWorkspace } from '../fixtures/workspace';

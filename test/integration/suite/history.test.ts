@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
 import { configDiff, flattenConfig, readCurves, type CompareRendered } from '../../../src/host/history/compare-page';
-import { historyRow, type HistoryRendered, type ReviewApi } from '../../../src/host/history/table-page';
+import { historyRow, type HistoryRendered } from '../../../src/host/history/table-page';
+import type { ReviewApi } from '../../../src/host/api';
 import { RunStore, type RunSummary } from '../../../src/runs/run-store';
 import { FINISHED_ACC, FINISHED_ASR, type FixtureWorkspace } from '../fixtures/workspace';
 
@@ -49,7 +50,7 @@ function nextReport<T>(event: vscode.Event<T>, ok: (r: T) => boolean, what: stri
 /** A finished run with epoch metrics, written by the real RunStore. */
 function trainedRun(name: string, config: Record<string, unknown>, epochs: Array<[number, number, number, number]>): RunSummary {
   const run = store().create((config['kind'] as 'train' | undefined) ?? 'train', { name, ...config }, name);
-  for (const [epoch, loss, acc, asr] of epochs) run.appendMetric({ type: 'epoch', epoch, loss, acc, asr, seconds: 1 });
+  for (const [epoch, loss, acc, asr] of epochs) run.appendMetric({ type: 'epoch', phase: 'train', epochs: epochs.length, epoch, loss, acc, asr, lr: 0.1, seconds: 1, imagesPerSecond: 100 });
   const last = epochs[epochs.length - 1];
   run.update({ lastEpoch: last[0] });
   run.finish({ acc: last[2], asr: last[3] });

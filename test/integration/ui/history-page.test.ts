@@ -20,7 +20,7 @@ function addRuns(dir: string): void {
   const store = new RunStore(dir);
   const write = (kind: 'train' | 'erase', name: string, config: Record<string, unknown>, epochs: Array<[number, number, number, number]>): void => {
     const run = store.create(kind, { name, backendUsed: 'wasm', backdoor, ...config }, name);
-    for (const [epoch, loss, acc, asr] of epochs) run.appendMetric({ type: 'epoch', epoch, loss, acc, asr, seconds: 2 });
+    for (const [epoch, loss, acc, asr] of epochs) run.appendMetric({ type: 'epoch', phase: kind === 'erase' ? 'nad' : 'train', epochs: epochs.length, epoch, loss, acc, asr, lr: 0.1, seconds: 2, imagesPerSecond: 100 });
     const last = epochs[epochs.length - 1];
     run.update({ lastEpoch: last[0], backend: 'wasm (SIMD, 2 threads)' });
     run.finish({ acc: last[2], asr: last[3] });

@@ -21,7 +21,7 @@ const QUICK = '.quick-input-widget';
 const EVALUATE_KEY = 'Control+Alt+E';
 /** Commands that read checkpoints or data, or run jobs: hidden in Restricted Mode. */
 const RUN_COMMANDS = [
-  'NAD: Erase Backdoor', 'NAD: Train Backdoored Model', 'NAD: Finetune Teacher', 'NAD: Evaluate Model',
+  'NAD: Erase Backdoor', 'NAD: Defend Model…', 'NAD: Train Backdoored Model', 'NAD: Finetune Teacher', 'NAD: Evaluate Model',
   'NAD: Run Demo', 'NAD: Run Config File', 'NAD: Resume Run', 'NAD: Run Again',
 ];
 /** Commands that only read run folders: offered in Restricted Mode. */

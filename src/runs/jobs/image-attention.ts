@@ -1,42 +1,17 @@
 // Attention maps of any PNG/JPEG images under one or more models, written as a run of kind `attention`
 // in the same layout as every run's attention/ (maps.json + PNG heatmaps), so one viewer reads both.
 // Images are not resized: a resize would change what the model sees, so a size mismatch is an error.
-import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import { attentionSnapshot, saveAttentionFiles, type AttentionSnapshot } from '../engine/attention-snapshot';
-import type { BackendPreference } from '../engine/backend';
-import { readCheckpoint } from '../engine/checkpoint';
-import { decodeImageFile } from '../engine/data/image-folder';
-import { runJob, type JobContext, type JobResult } from './jobs';
-import { modelFromStateDict, type Model } from '../engine/models';
-import { runNameOfModelFile, type RunHandle } from './run-store';
-import { RunCancelledError } from '../engine/train';
-import { attackLabel, createTrigger, type TargetType, type TriggerSpec } from '../engine/triggers';
-import { InputError, type ImageDataset, type ModelSpec } from '../engine/types';
-
-/** What config.json records for such a run. */
-export interface ImageAttentionConfig {
-  readonly kind: 'imageAttention';
-  readonly name?: string;
-  readonly backend: BackendPreference;
-  /** PNG/JPEG files, all of the models' input size. */
-  readonly images: readonly string[];
-  /** Model files (PyTorch checkpoints or our safetensors), all taking the same input shape. */
-  readonly models: readonly string[];
-  /** Stamped on a copy of each image for the "triggered" maps. */
-  readonly trigger: TriggerSpec;
-  readonly targetType: TargetType;
-  readonly targetLabel: number;
-  /** Class of each image when known; -1 (or absent) = unknown, shown as such. */
-  readonly labels?: readonly number[];
-}
-
-export interface ImageAttentionResult extends JobResult {
-  /** attention/maps.json inside the run folder. */
-  readonly mapsFile: string;
-  /** Per model (in config order): its prediction for each image, clean and triggered. */
-  readonly predictions: ReadonlyArray<{ readonly model: string; readonly clean: number[]; readonly triggered: number[] }>;
-}
+import { basename } from 'node:path';
+import { attentionSnapshot } from '../../engine/attention-snapshot';
+import { saveAttentionFiles } from '../attention-files';
+import { readCheckpoint } from '../../engine/checkpoint';
+import { decodeImageFile } from '../../engine/data/image-folder';
+import type { ImageAttentionConfig } from '../config';
+import { modelFromStateDict, type Model } from '../../engine/models';
+import { runNameOfModelFile, type RunHandle } from '../run-store';
+import { RunCancelledError } from '../../engine/train';
+import { attackLabel, createTrigger } from '../../engine/triggers';
+import { InputError, type ImageDataset, type ModelSpec } from '../../engine/types';
 
 /**
  * Snapshot name of a model file: its file name without the weights extension, or for a run's model the
@@ -121,12 +96,4 @@ export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHand
   } finally {
     for (const [, m] of models) m.dispose();
   }
-}
-
-/** Run it as a job (a run folder of its own) and read back the maps file and the predictions. */
-export async function imageAttention(cfg: ImageAttentionConfig, ctx: JobContext): Promise<ImageAttentionResult> {
-  const result = await runJob(cfg, ctx);
-  const mapsFile = join(result.runDir, 'attention', 'maps.json');
-  const maps = JSON.parse(readFileSync(mapsFile, 'utf8')) as { snapshots: AttentionSnapshot[] };
-  return { ...result, mapsFile, predictions: maps.snapshots.map((s) => ({ model: s.model, clean: s.predictions.clean, triggered: s.predictions.triggered })) };
 }

@@ -1,0 +1,48 @@
+// Checks a defense's parameters as given (a config file, CLI flags, the wizard) and fills in defaults.
+import { InputError } from '../types';
+import type { ParamSpec, ParamValue, ParamValues } from './types';
+
+function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
+  const fail = (what: string): never => {
+    throw new InputError(`${where}: ${spec.key} ${what}, got ${JSON.stringify(value)}`);
+  };
+  switch (spec.type) {
+    case 'number': {
+      if (typeof value !== 'number' || !Number.isFinite(value)) return fail('must be a number');
+      const v = value as number;
+      if (spec.integer && !Number.isInteger(v)) fail('must be a whole number');
+      if (spec.min !== undefined && v < spec.min) fail(`must be >= ${spec.min}`);
+      if (spec.max !== undefined && v > spec.max) fail(`must be <= ${spec.max}`);
+      return v;
+    }
+    case 'boolean':
+      return typeof value === 'boolean' ? value : fail('must be true or false');
+    case 'choice':
+      return typeof value === 'string' && spec.choices.includes(value) ? value : fail(`must be one of ${spec.choices.join(', ')}`);
+    case 'numbers': {
+      if (!Array.isArray(value) || value.some((x) => typeof x !== 'number' || !Number.isFinite(x))) return fail('must be a list of numbers');
+      const v = value as number[];
+      if (spec.min !== undefined && v.some((x) => x < (spec.min as number))) fail(`must all be >= ${spec.min}`);
+      return v;
+    }
+    case 'modelFile':
+      return typeof value === 'string' ? value : fail('must be a file path (or "" for none)');
+    default: {
+      const _: never = spec;
+      return _;
+    }
+  }
+}
+
+/** Every declared parameter, checked, defaults filled in; an undeclared key is an error (a typo would be ignored). */
+export function checkParams(specs: readonly ParamSpec[], given: Readonly<Record<string, unknown>> | undefined, where: string): ParamValues {
+  const out: Record<string, ParamValue> = {};
+  for (const key of Object.keys(given ?? {})) {
+    if (!specs.some((s) => s.key === key)) throw new InputError(`${where}: unknown parameter '${key}' (known: ${specs.map((s) => s.key).join(', ') || 'none'})`);
+  }
+  for (const spec of specs) {
+    const value = given?.[spec.key];
+    out[spec.key] = value === undefined ? spec.default : checkOne(spec, value, where);
+  }
+  return out;
+}

@@ -1,0 +1,14 @@
+// Every defense the product offers. Adding one: a module in this folder and one line here; the CLI
+// (`nad defend <name>`), the "NAD: Defend Model…" wizard, the ETA and the run panel pick it up.
+import { finePruning } from './fine-pruning';
+import { finetune } from './finetune';
+import { nad } from './nad';
+import type { Defense } from './types';
+
+export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning];
+
+export function defenseNamed(name: string): Defense | undefined {
+  return DEFENSES.find((d) => d.name === name);
+}
+
+export type { Defense, DefenseInput, DefenseOutput, ParamSpec, ParamValue, ParamValues, PhaseRequest, TrainPhase } from './types';

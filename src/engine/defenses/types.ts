@@ -1,0 +1,100 @@
+// The defense interface: every defense (NAD, finetuning, Fine-Pruning, ...) is one module that declares
+// its name, what it needs, its parameters with defaults, its phases, and a `run` over plain inputs.
+// The CLI's options, the wizard's questions, the ETA and the run panel all come from these declarations
+// (see docs/adding-a-defense.md). A defense never sees run folders or processes: the run layer hands
+// it a `trainPhase` that saves, resumes and reports each epoch.
+import type { AttentionSamples } from '../attention-snapshot';
+import type { EvalSets } from '../evaluate';
+import type { Model } from '../models';
+import type { TrainSettings } from '../train';
+import type { ImageDataset } from '../types';
+import type { EventSink, Phase, ResultRow } from '../../shared/run-events';
+
+export type ParamValue = number | boolean | string | readonly number[];
+export type ParamValues = Readonly<Record<string, ParamValue>>;
+
+interface ParamBase {
+  /** camelCase key in config.json's `params`; the CLI flag is its kebab-case form. */
+  readonly key: string;
+  /** Short label for the wizard's question. */
+  readonly label: string;
+  /** One sentence: what it does, and the paper's value. */
+  readonly description: string;
+}
+
+export type ParamSpec =
+  | (ParamBase & { readonly type: 'number'; readonly default: number; readonly min?: number; readonly max?: number; readonly integer?: boolean })
+  | (ParamBase & { readonly type: 'boolean'; readonly default: boolean })
+  | (ParamBase & { readonly type: 'choice'; readonly default: string; readonly choices: readonly string[] })
+  | (ParamBase & { readonly type: 'numbers'; readonly default: readonly number[]; readonly min?: number })
+  /** A model file; '' = not given (the defense then makes its own, e.g. NAD finetunes a teacher). */
+  | (ParamBase & { readonly type: 'modelFile'; readonly default: '' });
+
+/** A training phase the run layer runs for a defense: epochs are reported, saved and resumable. */
+export interface PhaseRequest {
+  readonly student: Model;
+  /** With a teacher and non-zero betas the loss adds attention distillation (NAD). */
+  readonly teacher?: Model;
+  readonly data: ImageDataset;
+  readonly settings: TrainSettings;
+  readonly phase: Phase;
+  readonly label: string;
+  /** Which model file of the run the epochs are saved to. */
+  readonly output: 'teacher' | 'model';
+  /** Name of the attention snapshot sent after each epoch (e.g. `erased`); none when absent. */
+  readonly attentionAs?: string;
+}
+
+export type TrainPhase = (request: PhaseRequest) => Promise<{ readonly acc: number; readonly asr: number }>;
+
+export interface DefenseInput {
+  /** A fresh copy of the suspect (backdoored) model on each call; the run layer disposes them all. */
+  readonly suspect: () => Model;
+  /** Loads a model file a parameter names (checked against the data); disposed by the run layer. */
+  readonly loadModel: (file: string) => Promise<Model>;
+  /** The defender's clean data. */
+  readonly clean: ImageDataset;
+  /** Test sets for the ACC/ASR the defense reports (never used to make a decision). */
+  readonly test: EvalSets;
+  /** Images whose attention maps are shown. */
+  readonly samples: AttentionSamples;
+  /** The finetuning schedule. */
+  readonly training: TrainSettings;
+  /** The schedule of a teacher finetuned first (NAD), when the config gives one. */
+  readonly teacherTraining?: TrainSettings;
+  /** Every declared parameter, defaults applied and checked. */
+  readonly params: ParamValues;
+  readonly seed: number;
+  readonly emit: EventSink;
+  readonly signal?: AbortSignal;
+  readonly trainPhase: TrainPhase;
+}
+
+export interface DefenseOutput {
+  /** The repaired model; the run layer saves it as model/model.safetensors. */
+  readonly model: Model;
+  /** The ACC/ASR table, first row the suspect model as given. */
+  readonly rows: readonly ResultRow[];
+  /** Method-specific results (pruned channels, chosen t, flagged classes...): JSON, in --json and results.json. */
+  readonly report?: Readonly<Record<string, unknown>>;
+  /** Models whose final attention maps are stored, by name. */
+  readonly attention: ReadonlyArray<readonly [string, Model]>;
+}
+
+export interface Defense {
+  /** Registry key and CLI name (`nad defend <name>`). */
+  readonly name: string;
+  readonly title: string;
+  /** One line for the wizard's pick and `nad defend --help`. */
+  readonly description: string;
+  /** What data and models it needs, one line. */
+  readonly needs: string;
+  /** The paper, and BackdoorBench where its defaults are used. */
+  readonly citation: string;
+  readonly params: readonly ParamSpec[];
+  /** Default finetuning schedule (the CLI's --epochs, --lr... start from it). */
+  readonly training: TrainSettings;
+  /** The training phases it will run, in order, for the ETA and the panel. */
+  phases(params: ParamValues, training: TrainSettings): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }>;
+  run(input: DefenseInput): Promise<DefenseOutput>;
+}

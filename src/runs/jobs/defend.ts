@@ -1,0 +1,91 @@
+// Runs any defense of the registry on a suspect model: loads the clean and test data, hands the defense
+// its inputs (model copies, a trainPhase bound to this run), saves the repaired model and the maps.
+// `erase` and `finetune` configs are NAD and finetuning in their historical shape.
+import { defenseNamed, type Defense, type ParamValues } from '../../engine/defenses/registry';
+import { checkParams } from '../../engine/defenses/params';
+import type { Model } from '../../engine/models';
+import type { TrainSettings } from '../../engine/train';
+import { InputError } from '../../engine/types';
+import type { Phase } from '../../shared/run-events';
+import type { DefendJobConfig, EraseJobConfig, FinetuneJobConfig } from '../config';
+import { MODEL_FILES } from '../run-store';
+import { writeAttention } from './evaluate';
+import { loadCleanData, loadModelFile, loadTestData, readModelFile } from './inputs';
+import type { Env, JobOutcome } from './lifecycle';
+import { saveModel, trainPhaseIn } from './train-phase';
+
+export type DefenseConfig = DefendJobConfig | EraseJobConfig | FinetuneJobConfig;
+
+/** A defense job in one shape: the defense, its checked parameters and schedules. */
+export interface DefenseJob {
+  readonly defense: Defense;
+  readonly suspectFile: string;
+  readonly params: ParamValues;
+  readonly training: TrainSettings;
+  readonly teacherTraining?: TrainSettings;
+}
+
+export function defenseJobOf(cfg: DefenseConfig): DefenseJob {
+  const named = (name: string): Defense => {
+    const d = defenseNamed(name);
+    if (!d) throw new InputError(`unknown defense '${name}'`);
+    return d;
+  };
+  switch (cfg.kind) {
+    case 'erase': {
+      const defense = named('nad');
+      const params = checkParams(defense.params, { ...(cfg.teacher ? { teacher: cfg.teacher } : {}), teacherEpochs: cfg.teacherTraining.epochs }, 'erase');
+      return { defense, suspectFile: cfg.student, params, training: cfg.training, teacherTraining: cfg.teacherTraining };
+    }
+    case 'finetune':
+      return { defense: named('finetune'), suspectFile: cfg.model, params: {}, training: cfg.training };
+    case 'defend': {
+      const defense = named(cfg.method);
+      return { defense, suspectFile: cfg.model, params: checkParams(defense.params, cfg.params, `defense ${cfg.method}`), training: { ...defense.training, seed: cfg.seed, ...cfg.training } };
+    }
+    default: {
+      const _: never = cfg;
+      return _;
+    }
+  }
+}
+
+export function defensePhases(job: DefenseJob): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }> {
+  return job.defense.phases(job.params, job.training);
+}
+
+export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcome> {
+  const job = defenseJobOf(cfg);
+  const clean = await loadCleanData(cfg);
+  env.emit({ type: 'log', message: `clean data: ${clean.count} images from ${clean.source}` });
+  const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
+  const suspect = await readModelFile(job.suspectFile, clean);
+  const models: Model[] = [];
+  const track = (m: Model): Model => {
+    models.push(m);
+    return m;
+  };
+  try {
+    const out = await job.defense.run({
+      suspect: () => track(suspect.make()),
+      loadModel: async (file) => track(await loadModelFile(file, clean)),
+      clean,
+      test: test.evalSets,
+      samples: test.samples,
+      training: job.training,
+      teacherTraining: job.teacherTraining,
+      params: job.params,
+      seed: cfg.seed,
+      emit: env.emit,
+      signal: env.signal,
+      trainPhase: trainPhaseIn(env, test),
+    });
+    const final = out.rows[out.rows.length - 1];
+    // A defense that trained its model last saved it after each epoch; one that did not (pruning alone) is saved here.
+    if (!models.includes(out.model) || !env.run.exists(MODEL_FILES.model)) await saveModel(env, MODEL_FILES.model, out.model, {});
+    await writeAttention(env, out.attention, test.samples);
+    return { acc: final.acc, asr: final.asr, table: out.rows, modelPath: env.run.path(MODEL_FILES.model), report: out.report };
+  } finally {
+    for (const m of models) m.dispose();
+  }
+}

@@ -1,0 +1,86 @@
+// A run's life: choose the backend, create (or reopen) its folder, tag and store its events, and leave
+// the folder's status truthful whatever happens. This process (the CLI or the worker) is the only
+// writer of the run's status.json; metrics.jsonl stores the same events the worker forwards.
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../engine/backend';
+import { RunCancelledError } from '../../engine/train';
+import { LIVE_ONLY_EVENTS, type EngineEvent, type EventSink, type ResultRow, type RunEvent } from '../../shared/run-events';
+import type { JobConfig } from '../config';
+import { EtaClock, type PlannedPhase } from '../eta';
+import type { ResumePoint } from '../resume';
+import { RunStore, type RunHandle } from '../run-store';
+
+export interface JobContext {
+  /** Working folder: runs are stored in <cwd>/.nad/runs unless `runsDir` is given. */
+  readonly cwd: string;
+  readonly runsDir?: string;
+  /** Every event of the run, as stored (plus the live-only ones). */
+  readonly onEvent?: (e: RunEvent) => void;
+  readonly signal?: AbortSignal;
+  /** Continue an interrupted run in its folder instead of creating one (see resume.ts). */
+  readonly resume?: ResumePoint;
+}
+
+export interface JobResult {
+  readonly runId: string;
+  readonly runDir: string;
+  readonly backend: string;
+  /** Headline numbers of the produced/evaluated model, percent. */
+  readonly acc: number;
+  readonly asr: number;
+  readonly table: readonly ResultRow[];
+  /** The produced model file, if the job produced one. */
+  readonly modelPath?: string;
+  /** A defense's own results (pruned channels, flagged classes...). */
+  readonly report?: Readonly<Record<string, unknown>>;
+}
+
+/** What a job body gets: its run folder, the event sink, cancellation and the resume point. */
+export interface Env {
+  readonly run: RunHandle;
+  readonly emit: EventSink;
+  readonly signal?: AbortSignal;
+  readonly resume?: ResumePoint;
+}
+
+export type JobOutcome = Omit<JobResult, 'runId' | 'runDir' | 'backend'>;
+
+/** Run `body` as one run: `plan` is the phases it will train, for the ETA. */
+export async function withRun(config: JobConfig, plan: readonly PlannedPhase[], ctx: JobContext, body: (env: Env) => Promise<JobOutcome>): Promise<JobResult> {
+  const backend = await initBackend(config.backend);
+  const store = new RunStore(ctx.cwd, ctx.runsDir);
+  const run = ctx.resume?.run ?? store.create(config.kind, { ...config, backendUsed: backend.name }, config.name);
+  run.update({ backend: backend.description });
+  const eta = new EtaClock(plan);
+  const publish = (e: RunEvent): void => {
+    if (!LIVE_ONLY_EVENTS.has(e.type)) run.appendMetric(e);
+    if (e.type === 'epoch') run.update({ lastEpoch: e.epoch });
+    ctx.onEvent?.(e);
+  };
+  const emit = (e: EngineEvent): void => {
+    const etaSeconds = eta.update(e);
+    publish((e.type === 'step' || e.type === 'epoch') && etaSeconds !== undefined ? { ...e, etaSeconds } : e);
+  };
+  publish({ type: 'started', runId: run.id, runDir: run.dir, kind: config.kind, backend: backend.description, resumed: ctx.resume !== undefined });
+  for (const reason of backend.fallbackReasons) emit({ type: 'log', message: `backend: ${reason}` });
+  emit({ type: 'log', message: `backend: ${backend.description}` });
+  const tensorsBefore = tf.memory().numTensors;
+  try {
+    const out = await body({ run, emit, signal: ctx.signal, resume: ctx.resume });
+    // Every finished run stores its table (and a defense's report), for scripts and older readers.
+    run.writeFile('results.json', JSON.stringify({ table: out.table, ...(out.report ? { report: out.report } : {}) }, null, 2) + '\n');
+    publish({ type: 'ended', state: 'finished' });
+    run.finish({ acc: out.acc, asr: out.asr });
+    return { ...out, runId: run.id, runDir: run.dir, backend: backend.description };
+  } catch (e) {
+    const cancelled = e instanceof RunCancelledError;
+    const error = e instanceof Error ? e.message : String(e);
+    publish(cancelled ? { type: 'ended', state: 'cancelled' } : { type: 'ended', state: 'failed', error });
+    if (cancelled) run.cancel();
+    else run.fail(error);
+    throw e;
+  } finally {
+    const leaked = tf.memory().numTensors - tensorsBefore;
+    if (leaked > 0) emit({ type: 'log', message: `warning: ${leaked} tensors were not released by this run` });
+  }
+}

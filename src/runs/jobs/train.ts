@@ -1,0 +1,32 @@
+// Training a backdoored model from scratch (the paper's train_badnet.py): poisoned data, no augmentation.
+import { loadDataset } from '../../engine/data';
+import { createModel, describeSpec, specFor } from '../../engine/models';
+import { poisonTrainingSet } from '../../engine/triggers';
+import { validateBackdoor, type TrainJobConfig } from '../config';
+import { MODEL_FILES } from '../run-store';
+import { loadTestData } from './inputs';
+import type { Env, JobOutcome } from './lifecycle';
+import { writeAttention } from './evaluate';
+import { trainPhaseIn } from './train-phase';
+
+export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcome> {
+  const full = await loadDataset(cfg.data, { split: 'train' });
+  validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
+  const { trigger, targetType, targetLabel, injectPortion } = cfg.backdoor;
+  const poisoned = poisonTrainingSet(full, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
+  env.emit({ type: 'log', message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${trigger.name}` });
+  const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
+  // The data decides the classes, channels and image size, whatever a config file says of them.
+  const spec = specFor(cfg.model, full);
+  const model = createModel(spec, cfg.seed);
+  env.emit({ type: 'log', message: `model: ${describeSpec(spec)}, ${model.params.parameterCount()} parameters` });
+  try {
+    const r = await trainPhaseIn(env, test)({ student: model, data: poisoned, settings: cfg.training, phase: 'train', label: 'Training the backdoored model', output: 'model' });
+    const table = [{ model: 'trained', ...r }];
+    env.emit({ type: 'table', rows: table });
+    await writeAttention(env, [['backdoored', model]], test.samples);
+    return { ...r, table, modelPath: env.run.path(MODEL_FILES.model) };
+  } finally {
+    model.dispose();
+  }
+}

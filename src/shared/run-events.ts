@@ -1,0 +1,103 @@
+// The one event stream of a run. The engine emits these events, the run layer adds `started`/`ended`
+// and the ETA, the worker forwards them unchanged, metrics.jsonl stores them (all but the live-only
+// kinds below), and one reducer (run-state.ts) folds them into what a run shows: live in the host,
+// on replay from disk, and in the run panel. Plain types only: every bundle imports this file.
+
+/** A training phase of a run: `train`, `teacher`, `nad`, `finetune`, or a defense's own (e.g. `prune`). */
+export type Phase = string;
+
+export type RunKind = 'train' | 'finetune' | 'erase' | 'defend' | 'eval' | 'attention' | 'imageAttention';
+export type RunState = 'running' | 'finished' | 'failed' | 'cancelled' | 'interrupted';
+
+/** One row of the ACC/ASR table: `model` names the row (backdoored, teacher, erased, pruned...). */
+export interface ResultRow {
+  readonly model: string;
+  readonly acc: number;
+  readonly asr: number;
+}
+
+/** The sample images as the panel and maps.json carry them. */
+export interface SampleImages {
+  readonly height: number;
+  readonly width: number;
+  readonly channels: number;
+  /** base64 of the uint8 HWC pixels, one per sample. */
+  readonly clean: readonly string[];
+  readonly triggered: readonly string[];
+  readonly labels: readonly number[];
+  readonly attackLabels: readonly number[];
+  readonly classNames?: readonly string[];
+}
+
+export interface AttentionSnapshot {
+  /** Which model: backdoored, teacher, erased, or a model file's name. */
+  readonly model: string;
+  /** Epoch after which it was taken; 0 = before training, -1 = final. */
+  readonly epoch: number;
+  readonly count: number;
+  readonly groups: ReadonlyArray<{ readonly height: number; readonly width: number }>;
+  /** [group][image * h * w + y * w + x], rounded to 5 significant digits. */
+  readonly clean: ReadonlyArray<readonly number[]>;
+  readonly triggered: ReadonlyArray<readonly number[]>;
+  readonly predictions: { readonly clean: readonly number[]; readonly triggered: readonly number[] };
+}
+
+/** A defense's own curve (e.g. ACC/ASR against channels pruned): the panel draws every series it gets. */
+export interface SeriesPoint {
+  readonly x: number;
+  readonly acc: number;
+  readonly asr: number;
+}
+
+export interface EpochEvent {
+  readonly type: 'epoch';
+  readonly phase: Phase;
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly loss: number;
+  readonly acc: number;
+  readonly asr: number;
+  readonly lr: number;
+  readonly seconds: number;
+  readonly imagesPerSecond: number;
+  /** Seconds left in the whole run, once there is a pace (added by the run layer). */
+  readonly etaSeconds?: number;
+}
+
+export type RunEvent =
+  | { readonly type: 'started'; readonly runId: string; readonly runDir: string; readonly kind: RunKind; readonly backend: string; readonly resumed: boolean }
+  | { readonly type: 'phase'; readonly phase: Phase; readonly label: string; readonly epochs: number }
+  /** ACC/ASR of the model a phase starts from. */
+  | { readonly type: 'baseline'; readonly phase: Phase; readonly acc: number; readonly asr: number }
+  | {
+      readonly type: 'step';
+      readonly phase: Phase;
+      readonly epoch: number;
+      readonly step: number;
+      readonly steps: number;
+      readonly loss: number;
+      readonly etaSeconds?: number;
+    }
+  | EpochEvent
+  | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
+  | { readonly type: 'series'; readonly id: string; readonly title: string; readonly xLabel: string; readonly points: readonly SeriesPoint[] }
+  | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
+  /** The images the attention maps are of, once per run before any map: a live panel draws the maps over them. */
+  | { readonly type: 'samples'; readonly samples: SampleImages }
+  | { readonly type: 'log'; readonly message: string }
+  | { readonly type: 'ended'; readonly state: Exclude<RunState, 'running' | 'interrupted'>; readonly error?: string };
+
+/** Events the engine emits; `started` and `ended` belong to the run layer. */
+export type EngineEvent = Exclude<RunEvent, { type: 'started' } | { type: 'ended' }>;
+
+export type EventSink = (event: EngineEvent) => void;
+
+/** Kinds that only matter while a run is live: metrics.jsonl leaves them out (maps.json keeps the final maps). */
+export const LIVE_ONLY_EVENTS: ReadonlySet<RunEvent['type']> = new Set(['step', 'attention', 'samples']);
+
+const EVENT_TYPES: ReadonlySet<string> = new Set(['started', 'phase', 'baseline', 'step', 'epoch', 'table', 'series', 'attention', 'samples', 'log', 'ended']);
+
+/** Structural check of an event read from disk or received over IPC (untyped there). */
+export function isRunEvent(value: unknown): value is RunEvent {
+  return typeof value === 'object' && value !== null && EVENT_TYPES.has((value as { type?: unknown }).type as string);
+}

@@ -1,0 +1,70 @@
+// `nad defend <method>` and `nad defenses` as a user runs them: commands and flags come from the
+// defense registry; the JSON result has the repaired model's ACC/ASR and the defense's own report.
+import { test, before } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { readRunEvents } from '../../src/runs/run-store';
+import { writeSmallMnist, trainSmallModel } from '../integration/fixtures/small-mnist';
+
+const ROOT = join(__dirname, '..', '..');
+const CLI = join(ROOT, 'dist', 'cli.js');
+let dir = '';
+let data = '';
+let model = '';
+
+before(() => {
+  if (!existsSync(CLI)) execFileSync(process.execPath, [join(ROOT, 'scripts', 'build.mjs')], { cwd: ROOT, stdio: 'inherit' });
+  dir = mkdtempSync(join(tmpdir(), 'nad-defend-'));
+  data = writeSmallMnist(join(dir, 'digits'), { train: 300, test: 100, repoRoot: ROOT });
+  model = join(trainSmallModel(data, join(dir, '.nad', 'runs'), 'suspect', dir), 'model', 'model.safetensors');
+});
+
+function nad(args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: dir, encoding: 'utf8', timeout: 300_000 });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+test('nad defenses lists every defense of the registry with its parameters', () => {
+  const o = nad(['defenses', '--json']);
+  assert.equal(o.code, 0, o.stderr);
+  const list = JSON.parse(o.stdout) as Array<{ name: string; params: Array<{ key: string }> }>;
+  assert.deepEqual(
+    list.map((d) => d.name),
+    ['nad', 'finetune', 'fine-pruning'],
+  );
+  assert.deepEqual(
+    list.find((d) => d.name === 'fine-pruning')?.params.map((p) => p.key),
+    ['maxAccDrop', 'step'],
+  );
+});
+
+test('nad defend fine-pruning: flags from its parameters, the pruning curve stored, the report in --json', () => {
+  const o = nad(['defend', 'fine-pruning', '--model', model, '--data', data, '--clean-count', '200', '--epochs', '1', '--no-augment', '--max-acc-drop', '0.2', '--json', '-q']);
+  assert.equal(o.code, 0, o.stderr);
+  const r = JSON.parse(o.stdout) as { acc: number; asr: number; runDir: string; prunedChannels: number; totalChannels: number; table: Array<{ model: string }> };
+  assert.ok(r.acc > 10 && r.acc <= 100, `ACC ${r.acc}`);
+  assert.ok(r.asr >= 0 && r.asr <= 100, `ASR ${r.asr}`);
+  assert.ok(r.prunedChannels >= 0 && r.prunedChannels < r.totalChannels, `${r.prunedChannels} of ${r.totalChannels}`);
+  assert.deepEqual(
+    r.table.map((row) => row.model),
+    ['backdoored', 'pruned', 'fine-pruned'],
+  );
+  const events = readRunEvents(r.runDir).events;
+  const curve = events.find((e) => e.type === 'series');
+  assert.ok(curve && curve.type === 'series' && curve.points.length > 1 && curve.points[0].x === 0, 'no pruning curve stored');
+  assert.ok(events.some((e) => e.type === 'epoch' && e.phase === 'finetune'));
+});
+
+test('nad defend refuses bad parameter values with exit code 2, naming the flag, before any run', () => {
+  const o = nad(['defend', 'fine-pruning', '--model', model, '--data', data, '--max-acc-drop', '2', '--json']);
+  assert.equal(o.code, 2, o.stderr);
+  assert.match(o.stderr, /--max-acc-drop must be <= 1, got 2/);
+  const unknown = nad(['defend', 'no-such-defense', '--model', model]);
+  assert.notEqual(unknown.code, 0);
+  assert.match(unknown.stderr, /unknown command 'no-such-defense'/);
+});
+
+test.after(() => rmSync(dir, { recursive: true, force: true }));
