@@ -14,13 +14,47 @@ const nodeExternal = ['@tensorflow/tfjs-node', '@tensorflow/tfjs-node-gpu', 'vsc
 const common = { bundle: true, sourcemap: !production, minify: production, logLevel: 'warning' };
 
 const targets = [
-  { entryPoints: ['src/cli/main.ts'], outfile: 'dist/cli.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal, banner: { js: '#!/usr/bin/env node' } },
-  { entryPoints: ['src/worker/main.ts'], outfile: 'dist/worker.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
-  { entryPoints: ['src/extension.ts'], outfile: 'dist/extension.js', platform: 'node', format: 'cjs', target: 'node20', external: nodeExternal },
+  {
+    entryPoints: ['src/cli/main.ts'],
+    outfile: 'dist/cli.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternal,
+    banner: { js: '#!/usr/bin/env node' },
+  },
+  {
+    entryPoints: ['src/worker/main.ts'],
+    outfile: 'dist/worker.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternal,
+  },
+  {
+    entryPoints: ['src/extension.ts'],
+    outfile: 'dist/extension.js',
+    platform: 'node',
+    format: 'cjs',
+    target: 'node20',
+    external: nodeExternal,
+  },
   { entryPoints: ['webview/panel/main.ts'], outfile: 'dist/webview/panel.js', platform: 'browser', format: 'iife', target: 'es2022' },
-  { entryPoints: ['webview/attention/main.ts'], outfile: 'dist/webview/attention.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  {
+    entryPoints: ['webview/attention/main.ts'],
+    outfile: 'dist/webview/attention.js',
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+  },
   { entryPoints: ['webview/history/main.ts'], outfile: 'dist/webview/history.js', platform: 'browser', format: 'iife', target: 'es2022' },
-  { entryPoints: ['webview/history/compare.ts'], outfile: 'dist/webview/compare.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  {
+    entryPoints: ['webview/history/compare.ts'],
+    outfile: 'dist/webview/compare.js',
+    platform: 'browser',
+    format: 'iife',
+    target: 'es2022',
+  },
 ].filter((t) => existsSync(t.entryPoints[0]));
 
 // The wasm backend loads its .wasm binaries from next to the bundle at run time.

@@ -20,7 +20,14 @@ export function activate(context: ExtensionContext): NadApi & ReviewApi {
   const attention = registerAttentionEditor(context, imageAttentionInWorker(runs.manager));
   const compare = registerCompare(context);
   const historyPage = registerHistoryPage(context, history.runs, async (dirs) => compare.open(dirs));
-  return { ...history, ...runs, attention, compare, historyPage, activation: { loadMs: EVALUATED_AT - LOADED_AT, activateMs: performance.now() - started } };
+  return {
+    ...history,
+    ...runs,
+    attention,
+    compare,
+    historyPage,
+    activation: { loadMs: EVALUATED_AT - LOADED_AT, activateMs: performance.now() - started },
+  };
 }
 
 export function deactivate(): void {

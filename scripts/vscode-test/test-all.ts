@@ -73,12 +73,15 @@ function runStage(stage: Stage): Promise<StageResult> {
     // SIGTERM first, so that the harness kills its servers and browsers; SIGKILL what is left.
     let killTimer: NodeJS.Timeout | undefined;
     let timedOut = false;
-    const timer = setTimeout(() => {
-      timedOut = true;
-      console.error(`\n[test-all] ${stage.name} tests still running after ${timeoutOf(stage)} s: stopping them`);
-      signalGroup('SIGTERM');
-      killTimer = setTimeout(() => signalGroup('SIGKILL'), 5_000);
-    }, timeoutOf(stage) * 1000);
+    const timer = setTimeout(
+      () => {
+        timedOut = true;
+        console.error(`\n[test-all] ${stage.name} tests still running after ${timeoutOf(stage)} s: stopping them`);
+        signalGroup('SIGTERM');
+        killTimer = setTimeout(() => signalGroup('SIGKILL'), 5_000);
+      },
+      timeoutOf(stage) * 1000,
+    );
     const stopOnSignal = (): void => {
       interrupted = true;
       signalGroup('SIGTERM');
@@ -96,7 +99,13 @@ function runStage(stage: Stage): Promise<StageResult> {
       clearTimeout(killTimer);
       process.removeListener('SIGINT', stopOnSignal);
       process.removeListener('SIGTERM', stopOnSignal);
-      resolve({ stage, exitCode: code ?? (signal ? 128 : 1), timedOut, counts: parseCounts(output), seconds: (Date.now() - started) / 1000 });
+      resolve({
+        stage,
+        exitCode: code ?? (signal ? 128 : 1),
+        timedOut,
+        counts: parseCounts(output),
+        seconds: (Date.now() - started) / 1000,
+      });
     });
   });
 }
@@ -128,7 +137,9 @@ async function main(): Promise<number> {
     total.failed += stageFailed;
     total.skipped += c?.skipped ?? 0;
     const counts = c ? `${c.passed} passed, ${c.failed} failed${c.skipped ? `, ${c.skipped} skipped` : ''}` : 'no counts';
-    console.log(`${r.stage.name.padEnd(15)} ${counts.padEnd(32)} ${r.seconds.toFixed(1).padStart(6)} s${problems.length ? `  FAILED: ${problems.join('; ')}` : ''}`);
+    console.log(
+      `${r.stage.name.padEnd(15)} ${counts.padEnd(32)} ${r.seconds.toFixed(1).padStart(6)} s${problems.length ? `  FAILED: ${problems.join('; ')}` : ''}`,
+    );
   }
   console.log(`${total.passed} passed, ${total.failed} failed${total.skipped ? `, ${total.skipped} skipped` : ''}`);
   return ok && !interrupted ? 0 : 1;

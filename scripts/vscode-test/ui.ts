@@ -38,7 +38,10 @@ export async function runCommand(page: Page, title: string, timeoutMs = 30_000):
     // Right after start the workbench can take the focus back, which closes the palette: start over then.
     const filled = await openQuickInput(page, 'F1')
       .then((input) => input.fill(`>${title}`, { timeout: 3_000 }))
-      .then(() => true, () => false);
+      .then(
+        () => true,
+        () => false,
+      );
     // Wait for the list to settle on the filter, then pick the row whose label is exactly the title.
     const index = filled ? await waitForRow(page, title, 2_000) : -1;
     if (index >= 0) {
@@ -74,7 +77,13 @@ export async function paletteLists(page: Page, title: string, timeoutMs = 10_000
       const key = JSON.stringify(labels);
       if (key !== last) [last, since] = [key, Date.now()];
       // Every matching row is rendered (the list is virtual: aria-setsize is the whole count).
-      const total = Number((await page.locator(PALETTE_ROWS).first().getAttribute('aria-setsize').catch(() => null)) ?? '0');
+      const total = Number(
+        (await page
+          .locator(PALETTE_ROWS)
+          .first()
+          .getAttribute('aria-setsize')
+          .catch(() => null)) ?? '0',
+      );
       if (labels.length > 0 && labels.length === total && Date.now() - since >= 800) return false;
       if (Date.now() > deadline) throw new Error(`the palette's answer to "${title}" did not settle; it listed: ${key}`);
       await sleep(100);
@@ -102,8 +111,16 @@ export async function setColorTheme(page: Page, label: string): Promise<void> {
     await runCommand(page, 'Preferences: Color Theme');
     await waitForQuestion(page, /Color Theme/);
     await page.locator(PALETTE_INPUT).fill(label);
-    const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-    if (await row.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) {
+    const row = page
+      .locator(PALETTE_ROWS)
+      .filter({ has: page.locator('.label-name', { hasText: label }) })
+      .first();
+    if (
+      await row.waitFor({ state: 'visible', timeout: 3_000 }).then(
+        () => true,
+        () => false,
+      )
+    ) {
       await row.click();
       break;
     }
@@ -120,10 +137,15 @@ export async function waitForQuestion(page: Page, question: RegExp, timeoutMs = 
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (await widget.isVisible()) {
-      const placeholder = (await widget.locator('.quick-input-box input').getAttribute('placeholder', { timeout: 500 }).catch(() => null)) ?? '';
+      const placeholder =
+        (await widget
+          .locator('.quick-input-box input')
+          .getAttribute('placeholder', { timeout: 500 })
+          .catch(() => null)) ?? '';
       const texts = await widget.locator('.quick-input-title, .quick-input-message').allInnerTexts();
       if ([placeholder, ...texts].some((t) => question.test(t))) return;
-      if (Date.now() > deadline) throw new Error(`the quick input did not ask ${question}; it showed ${JSON.stringify([placeholder, ...texts])}`);
+      if (Date.now() > deadline)
+        throw new Error(`the quick input did not ask ${question}; it showed ${JSON.stringify([placeholder, ...texts])}`);
     } else if (Date.now() > deadline) {
       throw new Error(`no quick input asked ${question}`);
     }
@@ -133,7 +155,10 @@ export async function waitForQuestion(page: Page, question: RegExp, timeoutMs = 
 
 /** Click the row of the open quick pick whose label contains `label` (or matches it). */
 export async function pickItem(page: Page, label: string | RegExp, timeoutMs = 20_000): Promise<void> {
-  const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
+  const row = page
+    .locator(PALETTE_ROWS)
+    .filter({ has: page.locator('.label-name', { hasText: label }) })
+    .first();
   await row.waitFor({ state: 'visible', timeout: timeoutMs });
   await row.click();
 }
@@ -164,7 +189,13 @@ async function openQuickInput(page: Page, key: string): Promise<Locator> {
   const input = page.locator(PALETTE_INPUT);
   for (let attempt = 1; ; attempt++) {
     await page.keyboard.press(key);
-    if (await input.waitFor({ state: 'visible', timeout: 3_000 }).then(() => true, () => false)) return input;
+    if (
+      await input.waitFor({ state: 'visible', timeout: 3_000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return input;
     if (attempt === 4) throw new Error(`the quick input did not open on ${key}`);
     // The focus can sit in an iframe (a webview) or nowhere right after start: move it to the page.
     await page.evaluate(() => {
@@ -181,7 +212,16 @@ async function rowLabels(page: Page): Promise<string[]> {
 /** Index of the row labelled exactly `label`, once listed; -1 when it is not within `timeoutMs`. */
 async function waitForRow(page: Page, label: string, timeoutMs: number): Promise<number> {
   const row = page.locator(PALETTE_ROWS).filter({ has: page.locator('.label-name', { hasText: label }) });
-  if (!(await row.first().waitFor({ state: 'visible', timeout: timeoutMs }).then(() => true, () => false))) return -1;
+  if (
+    !(await row
+      .first()
+      .waitFor({ state: 'visible', timeout: timeoutMs })
+      .then(
+        () => true,
+        () => false,
+      ))
+  )
+    return -1;
   return (await rowLabels(page)).indexOf(label);
 }
 
@@ -204,7 +244,8 @@ export async function treeRows(container: Locator, minRows = 1, timeoutMs = 15_0
   const rows = container.locator('.monaco-list-row');
   const deadline = Date.now() + timeoutMs;
   while ((await rows.count()) < minRows) {
-    if (Date.now() > deadline) throw new Error(`tree shows ${await rows.count()} rows, expected at least ${minRows} within ${timeoutMs / 1000} s`);
+    if (Date.now() > deadline)
+      throw new Error(`tree shows ${await rows.count()} rows, expected at least ${minRows} within ${timeoutMs / 1000} s`);
     await sleep(200);
   }
   // No helper functions inside: the callback is serialized into the page, without tsx's helpers.
@@ -212,7 +253,9 @@ export async function treeRows(container: Locator, minRows = 1, timeoutMs = 15_0
     els.map((el) => ({
       label: el.querySelector('.label-name')?.textContent?.trim() ?? '',
       description: el.querySelector('.label-description')?.textContent?.trim() ?? '',
-      icon: Array.from(el.querySelector('.custom-view-tree-node-item-icon')?.classList ?? []).find((c) => c.startsWith('codicon-'))?.slice('codicon-'.length),
+      icon: Array.from(el.querySelector('.custom-view-tree-node-item-icon')?.classList ?? [])
+        .find((c) => c.startsWith('codicon-'))
+        ?.slice('codicon-'.length),
       ariaLabel: el.getAttribute('aria-label') ?? '',
     })),
   );

@@ -14,8 +14,14 @@ export const REPO_ROOT = resolve(__dirname, '..', '..');
 export const RESULTS_DIR = join(REPO_ROOT, 'test-results');
 const CHROMIUM = process.env.NAD_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
-  '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-  '--disable-component-update', '--disable-sync', '--disable-dev-shm-usage',
+  '--no-sandbox',
+  '--disable-gpu',
+  '--disable-quic',
+  '--no-first-run',
+  '--disable-background-networking',
+  '--disable-component-update',
+  '--disable-sync',
+  '--disable-dev-shm-usage',
 ];
 
 const QUIET_SETTINGS = {
@@ -70,7 +76,10 @@ export function codeServerDir(): string {
   const fromEnv = process.env.NAD_CODE_SERVER_DIR;
   if (fromEnv) return fromEnv;
   // Its messages are shown only when it fails: `npm test` has run it already, so it has nothing to do.
-  const setup = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'setup-vscode-test.sh')], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+  const setup = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'setup-vscode-test.sh')], {
+    encoding: 'utf8',
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   if (setup.status !== 0) throw new Error(`scripts/setup-vscode-test.sh failed (${setup.status ?? setup.signal}):\n${setup.stderr}`);
   const dir = setup.stdout.trim().split('\n').pop() ?? '';
   process.env.NAD_CODE_SERVER_DIR = dir;
@@ -115,11 +124,15 @@ export function installVsix(vsix: string, extensionsDir: string): string {
   const serverMain = join(codeServerDir(), 'lib', 'vscode', 'out', 'server-main.js');
   const home = mkdtempSync(join(tmpdir(), 'nad-vsix-install-'));
   try {
-    return execFileSync(process.execPath, [serverMain, '--install-extension', vsix, '--extensions-dir', extensionsDir, '--accept-server-license-terms'], {
-      encoding: 'utf8',
-      env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, 'config'), XDG_DATA_HOME: join(home, 'data') },
-      timeout: 120_000,
-    });
+    return execFileSync(
+      process.execPath,
+      [serverMain, '--install-extension', vsix, '--extensions-dir', extensionsDir, '--accept-server-license-terms'],
+      {
+        encoding: 'utf8',
+        env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, 'config'), XDG_DATA_HOME: join(home, 'data') },
+        timeout: 120_000,
+      },
+    );
   } finally {
     rmSync(home, { recursive: true, force: true });
   }
@@ -159,19 +172,37 @@ export class Workbench {
       const settings = restricted ? { ...QUIET_SETTINGS, ...RESTRICTED_MODE_SETTINGS } : QUIET_SETTINGS;
       writeFileSync(join(root, 'user-data', scope, 'settings.json'), JSON.stringify(settings, null, 2));
     }
-    if (options.keybindings) writeFileSync(join(root, 'user-data', 'User', 'keybindings.json'), JSON.stringify(options.keybindings, null, 2));
+    if (options.keybindings)
+      writeFileSync(join(root, 'user-data', 'User', 'keybindings.json'), JSON.stringify(options.keybindings, null, 2));
     const port = await freePort();
     const smoke = options.smokeTestDriver ?? options.extensionTestsPath !== undefined;
     const args = [
-      serverMain, '--host', '127.0.0.1', '--port', String(port), '--without-connection-token', '--accept-server-license-terms',
-      '--disable-telemetry', ...(restricted ? [] : ['--disable-workspace-trust']), '--user-data-dir', join(root, 'user-data'),
-      '--extensions-dir', options.extensionsDir ?? join(root, 'extensions'), ...(smoke ? ['--enable-smoke-test-driver'] : []),
+      serverMain,
+      '--host',
+      '127.0.0.1',
+      '--port',
+      String(port),
+      '--without-connection-token',
+      '--accept-server-license-terms',
+      '--disable-telemetry',
+      ...(restricted ? [] : ['--disable-workspace-trust']),
+      '--user-data-dir',
+      join(root, 'user-data'),
+      '--extensions-dir',
+      options.extensionsDir ?? join(root, 'extensions'),
+      ...(smoke ? ['--enable-smoke-test-driver'] : []),
     ];
     // A clean environment: no VS Code of the caller's (a terminal inside VS Code sets VSCODE_*).
-    const env: NodeJS.ProcessEnv = Object.fromEntries(Object.entries(process.env).filter(([k]) => !k.startsWith('VSCODE_') && k !== 'ELECTRON_RUN_AS_NODE'));
+    const env: NodeJS.ProcessEnv = Object.fromEntries(
+      Object.entries(process.env).filter(([k]) => !k.startsWith('VSCODE_') && k !== 'ELECTRON_RUN_AS_NODE'),
+    );
     Object.assign(env, {
-      HOME: join(root, 'home'), TMPDIR: join(root, 'tmp'), XDG_CONFIG_HOME: join(root, 'config'),
-      XDG_DATA_HOME: join(root, 'data'), XDG_CACHE_HOME: join(root, 'cache'), ...options.env,
+      HOME: join(root, 'home'),
+      TMPDIR: join(root, 'tmp'),
+      XDG_CONFIG_HOME: join(root, 'config'),
+      XDG_DATA_HOME: join(root, 'data'),
+      XDG_CACHE_HOME: join(root, 'cache'),
+      ...options.env,
     });
     // Own process group, so that closing kills the server with its extension host and watchers.
     const server = spawn(process.execPath, args, { env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -208,7 +239,8 @@ export class Workbench {
 
   url(): string {
     const payload: [string, string][] = [];
-    if (this.options.extensionDevelopmentPath) payload.push(['extensionDevelopmentPath', this.remoteUri(this.options.extensionDevelopmentPath)]);
+    if (this.options.extensionDevelopmentPath)
+      payload.push(['extensionDevelopmentPath', this.remoteUri(this.options.extensionDevelopmentPath)]);
     if (this.options.extensionTestsPath) payload.push(['extensionTestsPath', this.remoteUri(this.options.extensionTestsPath)]);
     const query = [`folder=${encodeURIComponent(this.options.workspace)}`];
     if (payload.length) query.push(`payload=${encodeURIComponent(JSON.stringify(payload))}`);
@@ -231,7 +263,10 @@ export class Workbench {
     if (!this.exitCode) throw new Error('workbench not started');
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`extension-host tests did not finish within ${Math.round(timeoutMs / 1000)} s`)), timeoutMs);
+      timer = setTimeout(
+        () => reject(new Error(`extension-host tests did not finish within ${Math.round(timeoutMs / 1000)} s`)),
+        timeoutMs,
+      );
     });
     try {
       return await Promise.race([this.exitCode, timeout]);
@@ -280,7 +315,14 @@ export class Workbench {
       if (statSync(file).size === 0) continue;
       out.push(`--- ${relative(this.root, file)} (last 150 lines):`, text.slice(-150).join('\n'));
     }
-    out.push(`--- other logs under ${this.userDataDir}/logs: ${logs.filter((f) => !isMain(f)).map((f) => relative(this.userDataDir, f)).join(', ') || 'none'}`);
+    out.push(
+      `--- other logs under ${this.userDataDir}/logs: ${
+        logs
+          .filter((f) => !isMain(f))
+          .map((f) => relative(this.userDataDir, f))
+          .join(', ') || 'none'
+      }`,
+    );
     out.push('--- browser console (last 200 lines):', this.consoleTail.text() || '(empty)');
     out.push('--- server output (last 40 lines):', this.serverTail.text().split('\n').slice(-40).join('\n') || '(empty)');
     out.push(`--- temp folder kept for inspection: ${this.root}`);
@@ -330,7 +372,11 @@ function trackServer(server: ChildProcess): void {
   exitHandlersInstalled = true;
   const killAll = (): void => liveServers.forEach(killGroup);
   process.on('exit', killAll);
-  for (const [signal, code] of [['SIGINT', 130], ['SIGTERM', 143], ['SIGHUP', 129]] as const) {
+  for (const [signal, code] of [
+    ['SIGINT', 130],
+    ['SIGTERM', 143],
+    ['SIGHUP', 129],
+  ] as const) {
     process.on(signal, () => {
       console.error(`[vscode-test] ${signal}: stopping the VS Code server and the browser`);
       killAll();

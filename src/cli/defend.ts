@@ -65,7 +65,11 @@ function addDefense(parent: Command, d: Defense): void {
     .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
     .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)');
   for (const p of d.params) addParam(cmd, p);
-  addTraining(addBackdoor(cmd, false), d.training, d.training.betas.some((b) => b !== 0)).action(async (f: Flags) => {
+  addTraining(
+    addBackdoor(cmd, false),
+    d.training,
+    d.training.betas.some((b) => b !== 0),
+  ).action(async (f: Flags) => {
     const seed = num(f.seed, '--seed', { int: true });
     const params = Object.fromEntries(d.params.map((p) => [p.key, paramValue(p, f[p.key])]).filter(([, v]) => v !== undefined));
     await execute(f, {
@@ -87,7 +91,15 @@ function addDefense(parent: Command, d: Defense): void {
 
 /** What the registry declares, as data: `nad defenses --json`, and dist/defenses.json for the extension's wizard. */
 export function describeDefenses(): object[] {
-  return DEFENSES.map(({ name, title, description, needs, citation, params, training }) => ({ name, title, description, needs, citation, params, training }));
+  return DEFENSES.map(({ name, title, description, needs, citation, params, training }) => ({
+    name,
+    title,
+    description,
+    needs,
+    citation,
+    params,
+    training,
+  }));
 }
 
 export function addDefendCommands(program: Command): void {
@@ -104,7 +116,8 @@ export function addDefendCommands(program: Command): void {
       }
       for (const d of DEFENSES) {
         process.stdout.write(`${d.name.padEnd(14)} ${d.title}: ${d.description}\n${' '.repeat(15)}needs ${d.needs}\n`);
-        for (const p of d.params) process.stdout.write(`${' '.repeat(15)}--${kebab(p.key)}  ${p.description} (default ${JSON.stringify(p.default)})\n`);
+        for (const p of d.params)
+          process.stdout.write(`${' '.repeat(15)}--${kebab(p.key)}  ${p.description} (default ${JSON.stringify(p.default)})\n`);
       }
     });
 }

@@ -28,7 +28,11 @@ const program = new Command('nad')
 
 addTraining(
   addBackdoor(
-    addCommon(program.command('train').description('train a backdoored model from scratch (the paper\'s train_badnet: poisoned data, no augmentation)'))
+    addCommon(
+      program
+        .command('train')
+        .description("train a backdoored model from scratch (the paper's train_badnet: poisoned data, no augmentation)"),
+    )
       .requiredOption('--data <path>', "training data: 'mnist', a CIFAR-10 .bin/folder, IDX files, or a folder of class folders")
       .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)')
       .option('--arch <arch>', 'auto | cnn | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-16-2, wrn-40-1, wrn-40-2)', 'auto'),
@@ -39,7 +43,17 @@ addTraining(
 ).action(async (f: Flags) => {
   const seed = num(f.seed, '--seed', { int: true });
   const arch = parseModelArch(f.arch as string);
-  await execute(f, { kind: 'train', name: f.name, backend: backendOf(f), seed, data: f.data as string, test: (f.test as string) ?? (f.data as string), model: arch, backdoor: backdoorOf(f), training: trainingOf(f, BADNET_TRAINING, seed) });
+  await execute(f, {
+    kind: 'train',
+    name: f.name,
+    backend: backendOf(f),
+    seed,
+    data: f.data as string,
+    test: (f.test as string) ?? (f.data as string),
+    model: arch,
+    backdoor: backdoorOf(f),
+    training: trainingOf(f, BADNET_TRAINING, seed),
+  });
 });
 
 addTraining(
@@ -56,7 +70,18 @@ addTraining(
   false,
 ).action(async (f: Flags) => {
   const seed = num(f.seed, '--seed', { int: true });
-  await execute(f, { kind: 'finetune', name: f.name, backend: backendOf(f), seed, model: f.model as string, data: f.data as string, ...cleanOf(f), test: (f.test as string) ?? (f.data as string), backdoor: backdoorOf(f), training: trainingOf(f, FINETUNE_TRAINING, seed) });
+  await execute(f, {
+    kind: 'finetune',
+    name: f.name,
+    backend: backendOf(f),
+    seed,
+    model: f.model as string,
+    data: f.data as string,
+    ...cleanOf(f),
+    test: (f.test as string) ?? (f.data as string),
+    backdoor: backdoorOf(f),
+    training: trainingOf(f, FINETUNE_TRAINING, seed),
+  });
 });
 
 addTraining(
@@ -75,10 +100,24 @@ addTraining(
   true,
 ).action(async (f: Flags) => {
   const seed = num(f.seed, '--seed', { int: true });
-  const teacherTraining = { ...trainingOf(f, FINETUNE_TRAINING, seed), betas: [0, 0, 0], epochs: num(f.teacherEpochs as string, '--teacher-epochs', { int: true, min: 1 }) };
+  const teacherTraining = {
+    ...trainingOf(f, FINETUNE_TRAINING, seed),
+    betas: [0, 0, 0],
+    epochs: num(f.teacherEpochs as string, '--teacher-epochs', { int: true, min: 1 }),
+  };
   await execute(f, {
-    kind: 'erase', name: f.name, backend: backendOf(f), seed, student: f.student as string, ...(f.teacher ? { teacher: f.teacher as string } : {}),
-    data: f.data as string, ...cleanOf(f), test: (f.test as string) ?? (f.data as string), backdoor: backdoorOf(f), teacherTraining, training: trainingOf(f, NAD_TRAINING, seed),
+    kind: 'erase',
+    name: f.name,
+    backend: backendOf(f),
+    seed,
+    student: f.student as string,
+    ...(f.teacher ? { teacher: f.teacher as string } : {}),
+    data: f.data as string,
+    ...cleanOf(f),
+    test: (f.test as string) ?? (f.data as string),
+    backdoor: backdoorOf(f),
+    teacherTraining,
+    training: trainingOf(f, NAD_TRAINING, seed),
   });
 });
 
@@ -88,18 +127,39 @@ addBackdoor(
     .requiredOption('--data <path>', 'test data'),
   false,
 ).action(async (f: Flags) => {
-  await execute(f, { kind: 'eval', name: f.name, backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), model: f.model as string, test: f.data as string, backdoor: backdoorOf(f) });
+  await execute(f, {
+    kind: 'eval',
+    name: f.name,
+    backend: backendOf(f),
+    seed: num(f.seed, '--seed', { int: true }),
+    model: f.model as string,
+    test: f.data as string,
+    backdoor: backdoorOf(f),
+  });
 });
 
 addBackdoor(
-  addCommon(program.command('attention').description('attention maps (per residual group, clean and triggered) of one or more models, as PNG heatmaps and JSON'))
+  addCommon(
+    program
+      .command('attention')
+      .description('attention maps (per residual group, clean and triggered) of one or more models, as PNG heatmaps and JSON'),
+  )
     .requiredOption('--model <files...>', 'model file(s)')
     .requiredOption('--data <path>', 'images to look at (test split)')
     .option('--count <n>', 'number of images', '4'),
   false,
 ).action(async (f: Flags) => {
   const models = (f.model as unknown as string[]) ?? [];
-  await execute(f, { kind: 'attention', name: f.name, backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), models, test: f.data as string, count: num(f.count as string, '--count', { int: true, min: 1, max: 64 }), backdoor: backdoorOf(f) });
+  await execute(f, {
+    kind: 'attention',
+    name: f.name,
+    backend: backendOf(f),
+    seed: num(f.seed, '--seed', { int: true }),
+    models,
+    test: f.data as string,
+    count: num(f.count as string, '--count', { int: true, min: 1, max: 64 }),
+    backdoor: backdoorOf(f),
+  });
 });
 
 program
@@ -124,15 +184,23 @@ program
 
 addDefendCommands(program);
 
-addCommon(program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'))
+addCommon(
+  program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'),
+)
   .option('--quick', 'shorter schedules (a smoke test)')
   .action(async (f: Flags) => {
     const reporter = createReporter({ quiet: Boolean(f.quiet) });
     const t0 = Date.now();
-    const r = await runDemo({ backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), quick: Boolean(f.quick) }, { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal });
+    const r = await runDemo(
+      { backend: backendOf(f), seed: num(f.seed, '--seed', { int: true }), quick: Boolean(f.quick) },
+      { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal },
+    );
     reporter.stop();
     printResult(f, { ...r, seconds: (Date.now() - t0) / 1000 });
-    if (!f.json) process.stdout.write(`\nbackend ${r.backend}; ${((Date.now() - t0) / 1000).toFixed(0)} s; runs: ${r.runIds.join(', ')} (see \`nad runs\`)\n`);
+    if (!f.json)
+      process.stdout.write(
+        `\nbackend ${r.backend}; ${((Date.now() - t0) / 1000).toFixed(0)} s; runs: ${r.runIds.join(', ')} (see \`nad runs\`)\n`,
+      );
   });
 
 program

@@ -27,7 +27,11 @@ export function addCommon(cmd: Command): Command {
 
 export function addBackdoor(cmd: Command, train: boolean): Command {
   cmd
-    .option('--trigger <name>', 'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive (short: grid, square, ...)', 'gridTrigger')
+    .option(
+      '--trigger <name>',
+      'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive (short: grid, square, ...)',
+      'gridTrigger',
+    )
     .option('--target <label>', 'target label of the backdoor', String(DEFAULT_BACKDOOR.targetLabel))
     .option('--target-type <type>', 'all2one | all2all | cleanLabel', DEFAULT_BACKDOOR.targetType)
     .option('--trigger-size <n>', 'squareTrigger side (trig_w = trig_h)')
@@ -43,12 +47,21 @@ export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: bo
     .option('--epochs <n>', 'epochs', String(defaults.epochs))
     .option('--batch-size <n>', 'batch size', String(defaults.batchSize))
     .option('--lr <lr>', 'initial learning rate (later steps of the schedule unchanged)')
-    .option('--lr-schedule <steps>', `learning-rate steps "epoch:lr,..." (default ${defaults.lrSchedule.map(([e, l]) => `${e}:${l}`).join(',')})`)
+    .option(
+      '--lr-schedule <steps>',
+      `learning-rate steps "epoch:lr,..." (default ${defaults.lrSchedule.map(([e, l]) => `${e}:${l}`).join(',')})`,
+    )
     .option('--momentum <m>', 'SGD momentum', String(defaults.momentum))
     .option('--weight-decay <wd>', 'weight decay', String(defaults.weightDecay))
-    .option(defaults.augment ? '--no-augment' : '--augment', defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation')
+    .option(
+      defaults.augment ? '--no-augment' : '--augment',
+      defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation',
+    )
     .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)');
-  if (withBetas) cmd.option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(',')).option('--p <p>', 'attention map power', String(defaults.attentionPower));
+  if (withBetas)
+    cmd
+      .option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(','))
+      .option('--p <p>', 'attention map power', String(defaults.attentionPower));
   return cmd;
 }
 

@@ -35,21 +35,31 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
         line(`   before: ACC ${fmt(e.acc)}  ASR ${fmt(e.asr)}`);
         break;
       case 'epoch':
-        line(`   epoch ${String(e.epoch).padStart(3)}/${e.epochs}  loss ${e.loss.toFixed(4)}  ACC ${fmt(e.acc)}  ASR ${fmt(e.asr)}  lr ${e.lr}  ${e.seconds.toFixed(1)} s  ${e.imagesPerSecond.toFixed(0)} img/s`);
+        line(
+          `   epoch ${String(e.epoch).padStart(3)}/${e.epochs}  loss ${e.loss.toFixed(4)}  ACC ${fmt(e.acc)}  ASR ${fmt(e.asr)}  lr ${e.lr}  ${e.seconds.toFixed(1)} s  ${e.imagesPerSecond.toFixed(0)} img/s`,
+        );
         break;
       case 'step': {
         if (!tty || opts.quiet) break;
         const total = epochs * e.steps;
         const value = (e.epoch - 1) * e.steps + e.step;
         if (!bar) {
-          bar = new SingleBar({ format: `   ${phaseLabel.slice(0, 30)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ETA {eta_formatted}`, hideCursor: true, stream: process.stderr }, Presets.shades_classic);
+          bar = new SingleBar(
+            {
+              format: `   ${phaseLabel.slice(0, 30)} [{bar}] {percentage}% | epoch {epoch} | loss {loss} | ETA {eta_formatted}`,
+              hideCursor: true,
+              stream: process.stderr,
+            },
+            Presets.shades_classic,
+          );
           bar.start(total, value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
         } else bar.update(value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
         break;
       }
       case 'series': {
         const last = e.points[e.points.length - 1];
-        if (last) line(`   ${e.title}: ${e.points.length} points, last at ${e.xLabel} ${last.x}: ACC ${fmt(last.acc)}  ASR ${fmt(last.asr)}`);
+        if (last)
+          line(`   ${e.title}: ${e.points.length} points, last at ${e.xLabel} ${last.x}: ACC ${fmt(last.acc)}  ASR ${fmt(last.asr)}`);
         break;
       }
       case 'log':
@@ -82,6 +92,11 @@ export function formatTable(rows: readonly ResultRow[]): string {
   const head = ['Model', 'ACC %', 'ASR %'];
   const body = rows.map((r) => [LABELS[r.model] ?? r.model.charAt(0).toUpperCase() + r.model.slice(1), fmt(r.acc), fmt(r.asr)]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
-  const row = (cells: string[]): string => '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
-  return [row(head), '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|', ...body.map(row)].join('\n');
+  const row = (cells: string[]): string =>
+    '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';
+  return [
+    row(head),
+    '|' + widths.map((w, i) => (i === 0 ? '-'.repeat(w + 2) : '-'.repeat(w + 1) + ':')).join('|') + '|',
+    ...body.map(row),
+  ].join('\n');
 }

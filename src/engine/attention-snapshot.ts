@@ -15,7 +15,11 @@ export interface AttentionSamples {
 }
 
 /** Attention maps (per group) and predictions of `model` on a batch of images. */
-export function attentionOf(model: Model, ds: ImageDataset, p = 2): { maps: Float32Array[]; shapes: Array<{ height: number; width: number }>; predictions: Int32Array } {
+export function attentionOf(
+  model: Model,
+  ds: ImageDataset,
+  p = 2,
+): { maps: Float32Array[]; shapes: Array<{ height: number; width: number }>; predictions: Int32Array } {
   const idx = Int32Array.from({ length: ds.count }, (_, i) => i);
   const x = toFloatBatch(ds, idx, new Float32Array(ds.count * ds.height * ds.width * ds.channels));
   const outs = tf.tidy(() => {
@@ -53,7 +57,8 @@ export function attentionSnapshot(name: string, model: Model, samples: Attention
 export function sampleImages(samples: AttentionSamples): SampleImages {
   const { height, width, channels } = samples.clean;
   const size = height * width * channels;
-  const encode = (ds: ImageDataset): string[] => Array.from({ length: ds.count }, (_, k) => Buffer.from(ds.images.subarray(k * size, (k + 1) * size)).toString('base64'));
+  const encode = (ds: ImageDataset): string[] =>
+    Array.from({ length: ds.count }, (_, k) => Buffer.from(ds.images.subarray(k * size, (k + 1) * size)).toString('base64'));
   return {
     height,
     width,

@@ -114,7 +114,9 @@ function prepareNodeThreads(): void {
   if (workerScriptPath) return;
   /* eslint-disable @typescript-eslint/no-require-imports */
   const glue = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.js') as (...a: unknown[]) => unknown;
-  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as { wasmWorkerContents: string };
+  const { wasmWorkerContents } = require('@tensorflow/tfjs-backend-wasm/wasm-out/tfjs-backend-wasm-threaded-simd.worker.js') as {
+    wasmWorkerContents: string;
+  };
   /* eslint-enable @typescript-eslint/no-require-imports */
   const blobLoad =
     'if(typeof e.data.urlOrBlob=="string"){importScripts(e.data.urlOrBlob)}else{var objectUrl=URL.createObjectURL(e.data.urlOrBlob);importScripts(objectUrl);URL.revokeObjectURL(objectUrl)}';
@@ -225,7 +227,8 @@ function info(name: BackendName, reasons: string[]): BackendInfo {
 }
 
 function describe(name: BackendName, threads: number): string {
-  if (name === 'tensorflow') return `tensorflow (${(tensorflowPackage ?? '@tensorflow/tfjs-node').replace('@tensorflow/', '')}, native libtensorflow)`;
+  if (name === 'tensorflow')
+    return `tensorflow (${(tensorflowPackage ?? '@tensorflow/tfjs-node').replace('@tensorflow/', '')}, native libtensorflow)`;
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const k = simdKernelThreads();

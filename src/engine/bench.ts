@@ -89,7 +89,7 @@ export function nadStep(student: Model, teacher: Model, sgd: Sgd, xs: Float32Arr
 
 function randomInputs(n: number, seed: number): { xs: Float32Array; labels: Int32Array } {
   let s = seed >>> 0 || 1;
-  const next = () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32);
+  const next = () => (s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32;
   return { xs: Float32Array.from({ length: n * SIZE * SIZE * 3 }, next), labels: Int32Array.from({ length: n }, (_, i) => i % 10) };
 }
 
@@ -98,14 +98,26 @@ function median(v: readonly number[]): number {
   return s[Math.floor(s.length / 2)];
 }
 
-async function benchBackend(name: BackendName, o: Required<Pick<BenchOptions, 'steps' | 'warmup'>> & BenchOptions): Promise<BackendBenchResult> {
+async function benchBackend(
+  name: BackendName,
+  o: Required<Pick<BenchOptions, 'steps' | 'warmup'>> & BenchOptions,
+): Promise<BackendBenchResult> {
   // Pure JS is ~100x slower: a short sample at a smaller batch says enough.
   const sample = name === 'cpu';
   const batchSize = sample ? 8 : 64;
   const inferenceBatchSize = sample ? 32 : 256;
   const steps = sample ? 2 : o.steps;
   const warmup = sample ? 1 : o.warmup;
-  const empty = { backend: name, batchSize, inferenceBatchSize, nadImgPerSec: null, nadImgPerSecBest: null, stepMs: [], inferenceImgPerSec: null, numTensorsFlat: null };
+  const empty = {
+    backend: name,
+    batchSize,
+    inferenceBatchSize,
+    nadImgPerSec: null,
+    nadImgPerSecBest: null,
+    stepMs: [],
+    inferenceImgPerSec: null,
+    numTensorsFlat: null,
+  };
   let info;
   try {
     info = await switchBackend(name, { wasmThreads: o.wasmThreads });
@@ -178,7 +190,14 @@ async function benchPytorch(o: BenchOptions & { steps: number; warmup: number })
       o.onProgress?.(`PyTorch (${python}): NAD step, batch 64`);
       const out = await runPython(python, [String(o.steps), String(o.warmup), String(o.wasmThreads ?? availableCores())], 300_000);
       const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Omit<PytorchBenchResult, 'python'>;
-      return { python, torch: r.torch, threads: r.threads, nadImgPerSec: r.nadImgPerSec, nadImgPerSecBest: r.nadImgPerSecBest, inferenceImgPerSec: r.inferenceImgPerSec };
+      return {
+        python,
+        torch: r.torch,
+        threads: r.threads,
+        nadImgPerSec: r.nadImgPerSec,
+        nadImgPerSecBest: r.nadImgPerSecBest,
+        inferenceImgPerSec: r.inferenceImgPerSec,
+      };
     } catch (e) {
       errors.push(e instanceof Error ? e.message : String(e));
     }

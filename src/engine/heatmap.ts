@@ -52,7 +52,14 @@ export function renderHeatmapPng(
       const p = (iy * w + ix) * c;
       const base = c === 1 ? [image[p], image[p], image[p]] : [image[p], image[p + 1], image[p + 2]];
       // Map cell centres: output pixel centre -> map coordinates.
-      const v = sampleBilinear(map, 0, mapDims.height, mapDims.width, ((Y + 0.5) / H) * mapDims.height - 0.5, ((X + 0.5) / W) * mapDims.width - 0.5);
+      const v = sampleBilinear(
+        map,
+        0,
+        mapDims.height,
+        mapDims.width,
+        ((Y + 0.5) / H) * mapDims.height - 0.5,
+        ((X + 0.5) / W) * mapDims.width - 0.5,
+      );
       const col = viridis((v - vmin) / range);
       const o = (Y * outW + X) * 4;
       for (let k = 0; k < 3; k++) png.data[o + k] = Math.round(base[k] * (1 - alpha) + col[k] * alpha);

@@ -68,7 +68,9 @@ export class DivergedError extends Error {
     readonly step: number,
     readonly lr: number,
   ) {
-    super(`training diverged: the loss became NaN/infinite at epoch ${epoch}, step ${step} (lr ${lr}); lower the learning rate or the betas`);
+    super(
+      `training diverged: the loss became NaN/infinite at epoch ${epoch}, step ${step} (lr ${lr}); lower the learning rate or the betas`,
+    );
     this.name = 'DivergedError';
   }
 }
@@ -97,7 +99,9 @@ export function trainingStep(a: StepArgs): number {
     const x = tf.tensor4d(a.xs, [n, h, w, c]);
     const y = tf.oneHot(tf.tensor1d(a.ys, 'int32'), a.numClasses);
     // The teacher is fixed: its maps are constants, computed outside the gradient tape.
-    const teacherMaps = a.teacher ? tf.tidy(() => (a.teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, a.attentionPower))) : [];
+    const teacherMaps = a.teacher
+      ? tf.tidy(() => (a.teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, a.attentionPower)))
+      : [];
     const { value, grads } = tf.variableGrads(() => {
       const out = a.student.forward(x, true);
       let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
@@ -144,9 +148,22 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         const idx = order.subarray(s * settings.batchSize, Math.min((s + 1) * settings.batchSize, data.count));
         const n = idx.length;
         const view = buf.subarray(0, n * h * w * c);
-        const xs = settings.augment ? augmentBatch(data, idx, augRng, view, { flip: settings.hflip ?? true }) : toFloatBatch(data, idx, view);
+        const xs = settings.augment
+          ? augmentBatch(data, idx, augRng, view, { flip: settings.hflip ?? true })
+          : toFloatBatch(data, idx, view);
         const ys = Int32Array.from(idx, (i) => data.labels[i]);
-        const lossValue = trainingStep({ student, teacher: useAttention ? teacher : undefined, optimizer, xs, ys, imageShape: [h, w, c], numClasses: data.numClasses, betas: settings.betas, attentionPower: settings.attentionPower, lr });
+        const lossValue = trainingStep({
+          student,
+          teacher: useAttention ? teacher : undefined,
+          optimizer,
+          xs,
+          ys,
+          imageShape: [h, w, c],
+          numClasses: data.numClasses,
+          betas: settings.betas,
+          attentionPower: settings.attentionPower,
+          lr,
+        });
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
         lossSum += lossValue * n;
         const now = performance.now();
@@ -158,9 +175,27 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
       }
       const seconds = (performance.now() - t0) / 1000;
       const result = evaluate(student, evalSets);
-      const record: EpochRecord = { epoch: epoch + 1, loss: lossSum / data.count, lr, seconds, imagesPerSecond: data.count / seconds, ...result };
+      const record: EpochRecord = {
+        epoch: epoch + 1,
+        loss: lossSum / data.count,
+        lr,
+        seconds,
+        imagesPerSecond: data.count / seconds,
+        ...result,
+      };
       records.push(record);
-      emit?.({ type: 'epoch', phase, epochs: settings.epochs, epoch: record.epoch, loss: record.loss, acc: record.acc, asr: record.asr, lr, seconds, imagesPerSecond: record.imagesPerSecond });
+      emit?.({
+        type: 'epoch',
+        phase,
+        epochs: settings.epochs,
+        epoch: record.epoch,
+        loss: record.loss,
+        acc: record.acc,
+        asr: record.asr,
+        lr,
+        seconds,
+        imagesPerSecond: record.imagesPerSecond,
+      });
       await args.onEpochEnd?.(epoch + 1, record);
     }
   } finally {

@@ -51,4 +51,3 @@ export const SETTINGS_QUERY = '@ext:nad-vscode.nad-vscode';
 export function openSettings(key?: string): Thenable<unknown> {
   return vscode.commands.executeCommand('workbench.action.openSettings', key ? `nad.${key}` : SETTINGS_QUERY);
 }
-

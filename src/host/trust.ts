@@ -6,7 +6,10 @@ import * as vscode from 'vscode';
 export function requireTrust(what: string): boolean {
   if (vscode.workspace.isTrusted) return true;
   void vscode.window
-    .showErrorMessage(`NAD: ${what} is disabled in Restricted Mode: it reads model and data files of this workspace. Trust the workspace to enable it.`, 'Manage Workspace Trust')
+    .showErrorMessage(
+      `NAD: ${what} is disabled in Restricted Mode: it reads model and data files of this workspace. Trust the workspace to enable it.`,
+      'Manage Workspace Trust',
+    )
     .then((a) => a && vscode.commands.executeCommand('workbench.trust.manage'));
   return false;
 }

@@ -40,4 +40,3 @@ export function saveAttentionFiles(run: RunHandle, snaps: readonly AttentionSnap
   );
   return files + 1;
 }
-

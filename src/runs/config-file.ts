@@ -4,7 +4,15 @@
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import { InputError } from '../engine/types';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type DefendJobConfig, type JobConfig } from './config';
+import {
+  BADNET_TRAINING,
+  DEFAULT_BACKDOOR,
+  FINETUNE_TRAINING,
+  NAD_TRAINING,
+  type BackdoorConfig,
+  type DefendJobConfig,
+  type JobConfig,
+} from './config';
 import type { TrainSettings } from '../engine/train';
 import type { RunKind } from './run-store';
 
@@ -50,11 +58,13 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
   if (!isObject(raw)) return fail('expected a JSON object with a "kind"');
   const { backendUsed: _ignored, ...c } = raw;
   const kind = c['kind'];
-  if (typeof kind !== 'string' || !KINDS.includes(kind as RunKind)) return fail(`"kind" must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
+  if (typeof kind !== 'string' || !KINDS.includes(kind as RunKind))
+    return fail(`"kind" must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);
   const str = (key: string, required = true): string | undefined => {
     const v = c[key];
     if (v === undefined && !required) return undefined;
-    if (typeof v !== 'string' || !v.trim()) return fail(`"${key}" must be a path (a non-empty string)${v === undefined ? ' and is missing' : ''}`);
+    if (typeof v !== 'string' || !v.trim())
+      return fail(`"${key}" must be a path (a non-empty string)${v === undefined ? ' and is missing' : ''}`);
     return v;
   };
   const numberOr = (key: string, dflt: number): number => {
@@ -63,7 +73,8 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
     return v;
   };
   const backend = c['backend'] ?? 'auto';
-  if (!BACKENDS.includes(backend as BackendPreference)) fail(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
+  if (!BACKENDS.includes(backend as BackendPreference))
+    fail(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
   const path = (p: string): string => (p === 'mnist' || base === undefined ? p : resolve(base, p));
   const data = kind === 'eval' || kind === 'attention' ? undefined : str('data');
   const test = str('test', data === undefined) ?? (data as string);
@@ -86,11 +97,25 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
   switch (kind as RunKind) {
     case 'train': {
       const model = c['model'] ?? 'auto';
-      if (model !== 'auto' && model !== 'cnn' && !isObject(model)) fail('"model" must be "auto", "cnn" or { "arch": "wrn", "depth": 16, "widen": 1 }');
-      return { ...common, kind: 'train', data: path(data as string), model: model as 'auto', training: training('training', BADNET_TRAINING) };
+      if (model !== 'auto' && model !== 'cnn' && !isObject(model))
+        fail('"model" must be "auto", "cnn" or { "arch": "wrn", "depth": 16, "widen": 1 }');
+      return {
+        ...common,
+        kind: 'train',
+        data: path(data as string),
+        model: model as 'auto',
+        training: training('training', BADNET_TRAINING),
+      };
     }
     case 'finetune':
-      return { ...common, ...clean, kind: 'finetune', model: path(str('model') as string), data: path(data as string), training: training('training', FINETUNE_TRAINING) };
+      return {
+        ...common,
+        ...clean,
+        kind: 'finetune',
+        model: path(str('model') as string),
+        data: path(data as string),
+        training: training('training', FINETUNE_TRAINING),
+      };
     case 'erase': {
       const teacher = str('teacher', false);
       return {
@@ -110,17 +135,29 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
       const params = c['params'] ?? {};
       if (!isObject(params)) return fail('"params" must be an object of the defense\'s parameters');
       // A parameter that names a model file is a path like the others.
-      const withPaths = Object.fromEntries(Object.entries(params).map(([k, v]) => [k, typeof v === 'string' && v && /file|teacher|model/i.test(k) ? path(v) : v]));
+      const withPaths = Object.fromEntries(
+        Object.entries(params).map(([k, v]) => [k, typeof v === 'string' && v && /file|teacher|model/i.test(k) ? path(v) : v]),
+      );
       const t = c['training'] ?? {};
       if (!isObject(t)) return fail('"training" must be an object of training settings (epochs, batchSize...)');
       // Only what is given: the defense's own schedule fills in the rest when the run starts.
-      return { ...common, ...clean, kind: 'defend', method, model: path(str('model') as string), data: path(data as string), training: t as Partial<TrainSettings>, params: withPaths as DefendJobConfig['params'] };
+      return {
+        ...common,
+        ...clean,
+        kind: 'defend',
+        method,
+        model: path(str('model') as string),
+        data: path(data as string),
+        training: t as Partial<TrainSettings>,
+        params: withPaths as DefendJobConfig['params'],
+      };
     }
     case 'eval':
       return { ...common, kind: 'eval', model: path(str('model') as string) };
     case 'attention': {
       const models = c['models'];
-      if (!Array.isArray(models) || models.length === 0 || models.some((m) => typeof m !== 'string')) return fail('"models" must be a non-empty list of model file paths');
+      if (!Array.isArray(models) || models.length === 0 || models.some((m) => typeof m !== 'string'))
+        return fail('"models" must be a non-empty list of model file paths');
       return { ...common, kind: 'attention', models: (models as string[]).map(path), count: numberOr('count', 4) };
     }
     case 'imageAttention':
@@ -132,7 +169,8 @@ function backdoorOf(v: unknown, fail: (p: string) => never, path: (p: string) =>
   if (v === undefined) return DEFAULT_BACKDOOR;
   if (!isObject(v)) return fail('"backdoor" must be an object ({ "trigger": { "name": "gridTrigger" }, "targetLabel": 5 })');
   const merged = { ...DEFAULT_BACKDOOR, ...v } as BackdoorConfig;
-  if (!isObject(merged.trigger) || typeof merged.trigger.name !== 'string') return fail('"backdoor.trigger" must be an object with a "name", e.g. { "name": "gridTrigger" }');
+  if (!isObject(merged.trigger) || typeof merged.trigger.name !== 'string')
+    return fail('"backdoor.trigger" must be an object with a "name", e.g. { "name": "gridTrigger" }');
   const maskFile = merged.trigger.maskFile;
   return maskFile ? { ...merged, trigger: { ...merged.trigger, maskFile: path(maskFile) } } : merged;
 }
@@ -157,10 +195,18 @@ export function configFileText(config: JobConfig, file: string): string {
       Object.assign(out, { data: rel(config.data), model: rel(config.model) });
       break;
     case 'defend':
-      Object.assign(out, { data: rel(config.data), model: rel(config.model), params: Object.fromEntries(Object.entries(config.params).map(([k, v]) => [k, typeof v === 'string' && v ? rel(v) : v])) });
+      Object.assign(out, {
+        data: rel(config.data),
+        model: rel(config.model),
+        params: Object.fromEntries(Object.entries(config.params).map(([k, v]) => [k, typeof v === 'string' && v ? rel(v) : v])),
+      });
       break;
     case 'erase':
-      Object.assign(out, { data: rel(config.data), student: rel(config.student), ...(config.teacher ? { teacher: rel(config.teacher) } : {}) });
+      Object.assign(out, {
+        data: rel(config.data),
+        student: rel(config.student),
+        ...(config.teacher ? { teacher: rel(config.teacher) } : {}),
+      });
       break;
     case 'eval':
       out['model'] = rel(config.model);
@@ -205,13 +251,15 @@ export function modelPathOf(config: JobConfig): string | undefined {
 function buildImageAttention(c: Json, path: (p: string) => string, fail: (p: string) => never): JobConfig {
   const list = (key: string): string[] => {
     const v = c[key];
-    if (!Array.isArray(v) || v.length === 0 || v.some((m) => typeof m !== 'string')) return fail(`"${key}" must be a non-empty list of file paths`);
+    if (!Array.isArray(v) || v.length === 0 || v.some((m) => typeof m !== 'string'))
+      return fail(`"${key}" must be a non-empty list of file paths`);
     return (v as string[]).map(path);
   };
   const given = Object.fromEntries(['trigger', 'targetType', 'targetLabel'].filter((k) => c[k] !== undefined).map((k) => [k, c[k]]));
   const backdoor = backdoorOf(given, fail, path);
   const labels = c['labels'];
-  if (labels !== undefined && (!Array.isArray(labels) || labels.some((l) => !Number.isInteger(l)))) fail('"labels" must be a list of class numbers (-1 = unknown)');
+  if (labels !== undefined && (!Array.isArray(labels) || labels.some((l) => !Number.isInteger(l))))
+    fail('"labels" must be a list of class numbers (-1 = unknown)');
   return {
     kind: 'imageAttention',
     ...(typeof c['name'] === 'string' ? { name: c['name'] } : {}),

@@ -100,7 +100,8 @@ export interface ImageAttentionConfig {
   readonly labels?: readonly number[];
 }
 
-export type JobConfig = TrainJobConfig | FinetuneJobConfig | EraseJobConfig | DefendJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
+export type JobConfig =
+  TrainJobConfig | FinetuneJobConfig | EraseJobConfig | DefendJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
 
 export { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING } from '../engine/schedules';
 
@@ -120,7 +121,8 @@ export function validateTraining(t: TrainSettings, where: string): void {
   if (!Number.isInteger(t.batchSize) || t.batchSize < 2) fail(`batch size must be an integer >= 2, got ${t.batchSize}`);
   if (!Array.isArray(t.lrSchedule) || t.lrSchedule.length === 0) fail('lrSchedule must be a non-empty list of [epoch, lr]');
   for (const step of t.lrSchedule) {
-    if (!Array.isArray(step) || step.length !== 2 || !(step[1] > 0)) fail(`lrSchedule entries must be [epoch, lr > 0], got ${JSON.stringify(step)}`);
+    if (!Array.isArray(step) || step.length !== 2 || !(step[1] > 0))
+      fail(`lrSchedule entries must be [epoch, lr > 0], got ${JSON.stringify(step)}`);
   }
   if (!(t.momentum >= 0 && t.momentum < 1)) fail(`momentum must be in [0, 1), got ${t.momentum}`);
   if (!(t.weightDecay >= 0)) fail(`weight decay must be >= 0, got ${t.weightDecay}`);
@@ -136,5 +138,6 @@ export function validateBackdoor(b: BackdoorConfig, numClasses: number, where: s
   if (!['all2one', 'all2all', 'cleanLabel'].includes(b.targetType)) {
     throw new InputError(`${where}: target type must be all2one, all2all or cleanLabel, got ${b.targetType}`);
   }
-  if (!(b.injectPortion >= 0 && b.injectPortion <= 1)) throw new InputError(`${where}: inject portion must be in [0, 1], got ${b.injectPortion}`);
+  if (!(b.injectPortion >= 0 && b.injectPortion <= 1))
+    throw new InputError(`${where}: inject portion must be in [0, 1], got ${b.injectPortion}`);
 }

@@ -29,14 +29,36 @@ export async function runDemo(opts: DemoOptions, ctx: JobContext): Promise<DemoR
   const digits = { augment: false, seed };
   // Quick: the paper's schedule shape compressed (lr 0.1, then 0.01 from the second epoch); two epochs
   // at 0.1 cost the erased model ~16 points of accuracy.
-  const quickSchedule = opts.quick ? { lrSchedule: [[0, 0.1], [1, 0.01]] as const } : {};
+  const quickSchedule = opts.quick
+    ? {
+        lrSchedule: [
+          [0, 0.1],
+          [1, 0.01],
+        ] as const,
+      }
+    : {};
   const trained = await runJob(
-    { ...common, kind: 'train', name: 'demo-backdoored', data: 'mnist', model: 'auto', training: { ...BADNET_TRAINING, epochs: opts.quick ? 2 : 3, seed } },
+    {
+      ...common,
+      kind: 'train',
+      name: 'demo-backdoored',
+      data: 'mnist',
+      model: 'auto',
+      training: { ...BADNET_TRAINING, epochs: opts.quick ? 2 : 3, seed },
+    },
     ctx,
   );
   const model = trained.modelPath as string;
   const teacher = await runJob(
-    { ...common, kind: 'finetune', name: 'demo-teacher', model, data: 'mnist', cleanRatio: 0.05, training: { ...FINETUNE_TRAINING, ...digits, ...quickSchedule, epochs: opts.quick ? 2 : 10 } },
+    {
+      ...common,
+      kind: 'finetune',
+      name: 'demo-teacher',
+      model,
+      data: 'mnist',
+      cleanRatio: 0.05,
+      training: { ...FINETUNE_TRAINING, ...digits, ...quickSchedule, epochs: opts.quick ? 2 : 10 },
+    },
     ctx,
   );
   const erased = await runJob(
@@ -56,8 +78,14 @@ export async function runDemo(opts: DemoOptions, ctx: JobContext): Promise<DemoR
   const row = (r: ResultRow | undefined, model: ResultRow['model']): ResultRow => ({ model, acc: r?.acc ?? NaN, asr: r?.asr ?? NaN });
   const table = [
     row(trained.table[0], 'backdoored'),
-    row(teacher.table.find((r) => r.model === 'finetuned'), 'finetuned'),
-    row(erased.table.find((r) => r.model === 'erased'), 'erased'),
+    row(
+      teacher.table.find((r) => r.model === 'finetuned'),
+      'finetuned',
+    ),
+    row(
+      erased.table.find((r) => r.model === 'erased'),
+      'erased',
+    ),
   ];
   return { table, runIds: [trained.runId, teacher.runId, erased.runId], acc: erased.acc, asr: erased.asr, backend: erased.backend };
 }

@@ -35,11 +35,14 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
   if ('problem' in read) throw new InputError(`the run folder cannot be read (${read.problem})`, runDir);
   const { status } = read;
   if (!isResumable(read)) {
-    const why = RESUMABLE_KINDS.includes(status.kind) ? `it is ${status.state}` : `a ${status.kind} run does not train; run it again instead`;
+    const why = RESUMABLE_KINDS.includes(status.kind)
+      ? `it is ${status.state}`
+      : `a ${status.kind} run does not train; run it again instead`;
     throw new InputError(`this run cannot be resumed: ${why}`, runDir);
   }
   const { backendUsed: _backendUsed, ...config } = read.config as Record<string, unknown> & { backendUsed?: unknown };
-  if (config['kind'] !== status.kind) throw new InputError(`config.json's kind (${String(config['kind'])}) is not the run's (${status.kind})`, join(runDir, 'config.json'));
+  if (config['kind'] !== status.kind)
+    throw new InputError(`config.json's kind (${String(config['kind'])}) is not the run's (${status.kind})`, join(runDir, 'config.json'));
 
   const epochsDone: Record<string, number> = {};
   for (const rel of EPOCH_CHECKPOINTS) {
@@ -48,12 +51,26 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
     const epoch = Number((await readCheckpoint(file)).metadata['epoch']);
     if (Number.isInteger(epoch) && epoch > 0) epochsDone[rel] = epoch;
   }
-  keepEpochMetrics(runDir, Object.values(epochsDone).reduce((a, b) => a + b, 0));
+  keepEpochMetrics(
+    runDir,
+    Object.values(epochsDone).reduce((a, b) => a + b, 0),
+  );
 
   const run = new RunHandle(id, runDir, status.kind);
-  run.setStatus({ state: 'running', kind: status.kind, startedAt: status.startedAt, pid: process.pid, host: hostname(), backend: status.backend, lastEpoch: status.lastEpoch });
+  run.setStatus({
+    state: 'running',
+    kind: status.kind,
+    startedAt: status.startedAt,
+    pid: process.pid,
+    host: hostname(),
+    backend: status.backend,
+    lastEpoch: status.lastEpoch,
+  });
   const done = Object.entries(epochsDone).map(([rel, n]) => `${basename(rel, '.safetensors')} ${n}`);
-  run.appendMetric({ type: 'log', message: `resumed (${done.length ? `epochs done: ${done.join(', ')}` : 'no epoch was saved; starting over'})` });
+  run.appendMetric({
+    type: 'log',
+    message: `resumed (${done.length ? `epochs done: ${done.join(', ')}` : 'no epoch was saved; starting over'})`,
+  });
   return { config: config as unknown as JobConfig, point: { run, epochsDone } };
 }
 

@@ -38,7 +38,12 @@ function legacyPhases(config: Record<string, unknown>): ReadonlyArray<{ phase: s
     case 'finetune':
       return [{ phase: 'teacher', epochs: Infinity }];
     case 'erase':
-      return config['teacher'] || typeof teacherEpochs !== 'number' ? [{ phase: 'nad', epochs: Infinity }] : [{ phase: 'teacher', epochs: teacherEpochs }, { phase: 'nad', epochs: Infinity }];
+      return config['teacher'] || typeof teacherEpochs !== 'number'
+        ? [{ phase: 'nad', epochs: Infinity }]
+        : [
+            { phase: 'teacher', epochs: teacherEpochs },
+            { phase: 'nad', epochs: Infinity },
+          ];
     default:
       return [{ phase: 'train', epochs: Infinity }];
   }
@@ -83,7 +88,15 @@ export function runInfo(run: RunSummary): PanelRunInfo {
   };
 }
 
-const MODEL_OF_KIND: Readonly<Record<string, string>> = { train: 'trained', finetune: 'finetuned', erase: 'erased', defend: 'defended', eval: 'evaluated', attention: 'evaluated', imageAttention: 'evaluated' };
+const MODEL_OF_KIND: Readonly<Record<string, string>> = {
+  train: 'trained',
+  finetune: 'finetuned',
+  erase: 'erased',
+  defend: 'defended',
+  eval: 'evaluated',
+  attention: 'evaluated',
+  imageAttention: 'evaluated',
+};
 
 /** results.json when the run wrote one; else the headline numbers of status.json. */
 function readTable(run: RunSummary): ResultRow[] {
@@ -91,7 +104,11 @@ function readTable(run: RunSummary): ResultRow[] {
   if (existsSync(file)) {
     try {
       const table = (JSON.parse(readFileSync(file, 'utf8')) as { table?: unknown }).table;
-      if (Array.isArray(table)) return table.filter((r): r is ResultRow => typeof r === 'object' && r !== null && typeof r.model === 'string' && typeof r.acc === 'number' && typeof r.asr === 'number');
+      if (Array.isArray(table))
+        return table.filter(
+          (r): r is ResultRow =>
+            typeof r === 'object' && r !== null && typeof r.model === 'string' && typeof r.acc === 'number' && typeof r.asr === 'number',
+        );
     } catch {
       // fall back to status.json
     }
@@ -114,7 +131,14 @@ function readMaps(runDir: string): { snapshots: AttentionSnapshot[]; samples: Sa
     };
     return {
       snapshots: m.snapshots,
-      samples: { ...m.image, clean: m.images.clean, triggered: m.images.triggered, labels: m.labels, attackLabels: m.attackLabels, ...(m.classNames ? { classNames: m.classNames } : {}) },
+      samples: {
+        ...m.image,
+        clean: m.images.clean,
+        triggered: m.images.triggered,
+        labels: m.labels,
+        attackLabels: m.attackLabels,
+        ...(m.classNames ? { classNames: m.classNames } : {}),
+      },
     };
   } catch {
     return undefined;
@@ -138,7 +162,8 @@ export function runFacts(config: Record<string, unknown>): Array<[string, string
     if (value) facts.push([label, value]);
   };
   const arch = config['model'];
-  if (config['kind'] === 'train') add('Architecture', arch === 'auto' || arch === undefined ? 'auto (from the data)' : JSON.stringify(arch));
+  if (config['kind'] === 'train')
+    add('Architecture', arch === 'auto' || arch === undefined ? 'auto (from the data)' : JSON.stringify(arch));
   else add('Model', file(config['student']) ?? file(arch));
   add('Teacher', config['kind'] === 'erase' ? (file(config['teacher']) ?? 'finetuned from the clean data') : undefined);
   add('Data', file(config['data']));

@@ -1,6 +1,16 @@
 // The run store: one folder per run under <workspace>/.nad/runs/. History is derived by reading the
 // folders (no second index that could drift), so runs made by the CLI and the extension look alike.
-import { promises as fs, existsSync, readdirSync, readFileSync, renameSync, writeFileSync, mkdirSync, appendFileSync, rmSync } from 'node:fs';
+import {
+  promises as fs,
+  existsSync,
+  readdirSync,
+  readFileSync,
+  renameSync,
+  writeFileSync,
+  mkdirSync,
+  appendFileSync,
+  rmSync,
+} from 'node:fs';
 import { join, dirname, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
@@ -115,7 +125,9 @@ export class RunStore {
       if ('problem' in read) broken.push(read);
       else runs.push(read);
     }
-    runs.sort((a, b) => (a.status.startedAt < b.status.startedAt ? 1 : a.status.startedAt > b.status.startedAt ? -1 : b.id.localeCompare(a.id)));
+    runs.sort((a, b) =>
+      a.status.startedAt < b.status.startedAt ? 1 : a.status.startedAt > b.status.startedAt ? -1 : b.id.localeCompare(a.id),
+    );
     return { runs, broken };
   }
 
@@ -228,7 +240,8 @@ export function readRunEvents(runDir: string): StoredEvents {
     try {
       const e: unknown = JSON.parse(line);
       if (isRunEvent(e)) events.push(e);
-      else if (!(typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval')) problems.push(`metrics.jsonl line ${i + 1}: not a run event`);
+      else if (!(typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval'))
+        problems.push(`metrics.jsonl line ${i + 1}: not a run event`);
     } catch {
       // The last line may be torn by a crash mid-write; any other bad line is a problem worth showing.
       if (i !== lines.length - 1) problems.push(`metrics.jsonl line ${i + 1}: invalid JSON`);

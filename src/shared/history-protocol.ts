@@ -34,7 +34,8 @@ export interface BrokenRow {
   readonly problem: string;
 }
 
-export type HistoryColumn = 'name' | 'kind' | 'state' | 'dataset' | 'trigger' | 'target' | 'epochs' | 'acc' | 'asr' | 'backend' | 'startedAt' | 'durationMs';
+export type HistoryColumn =
+  'name' | 'kind' | 'state' | 'dataset' | 'trigger' | 'target' | 'epochs' | 'acc' | 'asr' | 'backend' | 'startedAt' | 'durationMs';
 
 /** Page state kept across reloads (webview state) and restored by the panel serializer. */
 export interface HistoryViewState {
@@ -45,7 +46,12 @@ export interface HistoryViewState {
   readonly selected: readonly string[];
 }
 
-export type HistoryHostMessage = { readonly type: 'runs'; readonly rows: readonly HistoryRow[]; readonly broken: readonly BrokenRow[]; readonly canOpenRun: boolean };
+export type HistoryHostMessage = {
+  readonly type: 'runs';
+  readonly rows: readonly HistoryRow[];
+  readonly broken: readonly BrokenRow[];
+  readonly canOpenRun: boolean;
+};
 
 export type HistoryViewMessage =
   | { readonly type: 'ready' }

@@ -65,7 +65,14 @@ export interface EpochEvent {
 }
 
 export type RunEvent =
-  | { readonly type: 'started'; readonly runId: string; readonly runDir: string; readonly kind: RunKind; readonly backend: string; readonly resumed: boolean }
+  | {
+      readonly type: 'started';
+      readonly runId: string;
+      readonly runDir: string;
+      readonly kind: RunKind;
+      readonly backend: string;
+      readonly resumed: boolean;
+    }
   | { readonly type: 'phase'; readonly phase: Phase; readonly label: string; readonly epochs: number }
   /** ACC/ASR of the model a phase starts from. */
   | { readonly type: 'baseline'; readonly phase: Phase; readonly acc: number; readonly asr: number }
@@ -80,7 +87,13 @@ export type RunEvent =
     }
   | EpochEvent
   | { readonly type: 'table'; readonly rows: readonly ResultRow[] }
-  | { readonly type: 'series'; readonly id: string; readonly title: string; readonly xLabel: string; readonly points: readonly SeriesPoint[] }
+  | {
+      readonly type: 'series';
+      readonly id: string;
+      readonly title: string;
+      readonly xLabel: string;
+      readonly points: readonly SeriesPoint[];
+    }
   | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
   /** The images the attention maps are of, once per run before any map: a live panel draws the maps over them. */
   | { readonly type: 'samples'; readonly samples: SampleImages }
@@ -95,7 +108,19 @@ export type EventSink = (event: EngineEvent) => void;
 /** Kinds that only matter while a run is live: metrics.jsonl leaves them out (maps.json keeps the final maps). */
 export const LIVE_ONLY_EVENTS: ReadonlySet<RunEvent['type']> = new Set(['step', 'attention', 'samples']);
 
-const EVENT_TYPES: ReadonlySet<string> = new Set(['started', 'phase', 'baseline', 'step', 'epoch', 'table', 'series', 'attention', 'samples', 'log', 'ended']);
+const EVENT_TYPES: ReadonlySet<string> = new Set([
+  'started',
+  'phase',
+  'baseline',
+  'step',
+  'epoch',
+  'table',
+  'series',
+  'attention',
+  'samples',
+  'log',
+  'ended',
+]);
 
 /** Structural check of an event read from disk or received over IPC (untyped there). */
 export function isRunEvent(value: unknown): value is RunEvent {

@@ -75,13 +75,18 @@ export function reduceRun<T extends RunView>(v: T, e: RunEvent): T {
     case 'started':
       return { ...v, progress: undefined };
     case 'phase':
-      return appendLog({ ...v, progress: { phase: e.phase, label: e.label, epoch: 0, epochs: e.epochs, step: 0, steps: 0 } }, [`${e.label} (${e.epochs} epochs)`]);
+      return appendLog({ ...v, progress: { phase: e.phase, label: e.label, epoch: 0, epochs: e.epochs, step: 0, steps: 0 } }, [
+        `${e.label} (${e.epochs} epochs)`,
+      ]);
     case 'baseline':
       return appendLog(v, [`before ${phaseLabel(e.phase).toLowerCase()}: ACC ${pct(e.acc)}, ASR ${pct(e.asr)}`]);
     case 'step': {
       const label = v.progress?.phase === e.phase ? v.progress.label : phaseLabel(e.phase);
       const epochs = v.progress?.phase === e.phase ? v.progress.epochs : e.epoch;
-      return { ...v, progress: { phase: e.phase, label, epoch: e.epoch, epochs, step: e.step, steps: e.steps, loss: e.loss, etaSeconds: e.etaSeconds } };
+      return {
+        ...v,
+        progress: { phase: e.phase, label, epoch: e.epoch, epochs, step: e.step, steps: e.steps, loss: e.loss, etaSeconds: e.etaSeconds },
+      };
     }
     case 'epoch': {
       // A resumed epoch replaces the one it redoes.
@@ -89,7 +94,16 @@ export function reduceRun<T extends RunView>(v: T, e: RunEvent): T {
       const point: EpochPoint = { phase: e.phase, epoch: e.epoch, loss: e.loss, acc: e.acc, asr: e.asr, lr: e.lr, seconds: e.seconds };
       const prev = v.progress?.phase === e.phase ? v.progress : undefined;
       const steps = prev?.steps || 1;
-      const progress: RunProgress = { phase: e.phase, label: prev?.label ?? phaseLabel(e.phase), epoch: e.epoch, epochs: e.epochs, step: steps, steps, loss: e.loss, etaSeconds: e.etaSeconds };
+      const progress: RunProgress = {
+        phase: e.phase,
+        label: prev?.label ?? phaseLabel(e.phase),
+        epoch: e.epoch,
+        epochs: e.epochs,
+        step: steps,
+        steps,
+        loss: e.loss,
+        etaSeconds: e.etaSeconds,
+      };
       return { ...v, epochs: [...kept, point], progress };
     }
     case 'table':

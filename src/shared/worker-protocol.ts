@@ -67,7 +67,14 @@ export function isHostToWorker(value: unknown): value is HostToWorker {
   const v = value as { type?: unknown; request?: { job?: { kind?: unknown }; cwd?: unknown; runsDir?: unknown } };
   if (v.type === 'cancel') return true;
   const r = v.request;
-  return v.type === 'start' && typeof r === 'object' && r !== null && typeof r.cwd === 'string' && typeof r.runsDir === 'string' && ['job', 'demo', 'resume'].includes(r.job?.kind as string);
+  return (
+    v.type === 'start' &&
+    typeof r === 'object' &&
+    r !== null &&
+    typeof r.cwd === 'string' &&
+    typeof r.runsDir === 'string' &&
+    ['job', 'demo', 'resume'].includes(r.job?.kind as string)
+  );
 }
 
 export function isWorkerToHost(value: unknown): value is WorkerToHost {

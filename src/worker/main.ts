@@ -21,7 +21,8 @@ function send(msg: WorkerToHost): Promise<void> {
   });
 }
 
-const done = ({ runId, runDir, backend, acc, asr, table, modelPath }: JobResult): Promise<void> => send({ type: 'runDone', result: { runId, runDir, backend, acc, asr, table, modelPath } });
+const done = ({ runId, runDir, backend, acc, asr, table, modelPath }: JobResult): Promise<void> =>
+  send({ type: 'runDone', result: { runId, runDir, backend, acc, asr, table, modelPath } });
 
 async function run(request: WorkerRequest): Promise<void> {
   const { job } = request;
@@ -34,7 +35,10 @@ async function run(request: WorkerRequest): Promise<void> {
       if (!BACKEND_PREFERENCES.includes(job.backend as BackendPreference)) throw new InputError(`unknown backend '${job.backend}'`);
       // The demo's three runs each report `started`; the last one's result arrives at the end.
       const result = await runDemo({ backend: job.backend as BackendPreference, seed: job.seed, quick: job.quick }, ctx);
-      await send({ type: 'log', message: `demo finished: ACC ${result.acc.toFixed(2)}%, ASR ${result.asr.toFixed(2)}% (runs ${result.runIds.join(', ')})` });
+      await send({
+        type: 'log',
+        message: `demo finished: ACC ${result.acc.toFixed(2)}%, ASR ${result.asr.toFixed(2)}% (runs ${result.runIds.join(', ')})`,
+      });
       return;
     }
     case 'resume': {

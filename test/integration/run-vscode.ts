@@ -71,7 +71,9 @@ async function main(): Promise<number> {
   }
   // The reporter above showed each failure with its stack; name them once more next to the counts.
   if (results.failed.length) console.error(`failed: ${results.failed.map((f) => f.title).join('; ')}`);
-  console.log(`extension-host: ${results.passes} passed, ${results.failures} failed${results.pending ? `, ${results.pending} skipped` : ''} (${seconds} s, ${desktop ? 'desktop VS Code' : 'VS Code server + Chromium'})`);
+  console.log(
+    `extension-host: ${results.passes} passed, ${results.failures} failed${results.pending ? `, ${results.pending} skipped` : ''} (${seconds} s, ${desktop ? 'desktop VS Code' : 'VS Code server + Chromium'})`,
+  );
   return results.failures > 0 || runError ? 1 : 0;
 }
 

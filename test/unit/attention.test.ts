@@ -58,10 +58,18 @@ describe('attention loss', () => {
         xv.fill(0, 2 * 6 * 5 * 8);
         const x = tf.tensor4d(xv, [3, 6, 5, 8]);
         const t = attentionMap(tf.tensor4d(values(3 * 6 * 5 * 4, 2), [3, 6, 5, 4]));
-        const g = tf.grad((a: tf.Tensor) => attentionLoss(a as tf.Tensor4D, t))(x).dataSync() as Float32Array;
+        const g = tf
+          .grad((a: tf.Tensor) => attentionLoss(a as tf.Tensor4D, t))(x)
+          .dataSync() as Float32Array;
         assert.ok(g.every(Number.isFinite), 'gradient finite');
-        assert.ok(g.subarray(2 * 6 * 5 * 8).every((v) => v === 0), 'zero image: zero gradient');
-        assert.ok(g.subarray(0, 2 * 6 * 5 * 8).some((v) => v !== 0), 'other images: a gradient');
+        assert.ok(
+          g.subarray(2 * 6 * 5 * 8).every((v) => v === 0),
+          'zero image: zero gradient',
+        );
+        assert.ok(
+          g.subarray(0, 2 * 6 * 5 * 8).some((v) => v !== 0),
+          'other images: a gradient',
+        );
       });
     });
   }

@@ -19,7 +19,9 @@ function installed(pkg: string): boolean {
 }
 
 const present = installed('@tensorflow/tfjs-node') || installed('@tensorflow/tfjs-node-gpu');
-const skip = present ? false : '@tensorflow/tfjs-node is not installed here (its install downloads libtensorflow, which needs the internet)';
+const skip = present
+  ? false
+  : '@tensorflow/tfjs-node is not installed here (its install downloads libtensorflow, which needs the internet)';
 
 /** Loss and every updated weight after two NAD steps from seeded models on random data. */
 function twoNadSteps(): { loss: number; weights: Map<string, Float32Array> } {

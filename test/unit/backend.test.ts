@@ -27,7 +27,11 @@ function convBnStep(): Float32Array[] {
     const beta = tf.tensor1d(values(16, 5));
     const r = tf.tensor4d(values(8 * 8 * 8 * 32, 6), [8, 8, 8, 32]);
     const loss = (a: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const h = batchNormReluTrain(conv2d(a as tf.Tensor4D, w1 as tf.Tensor4D, 1, 1), { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D, eps: 1e-5 }).y;
+      const h = batchNormReluTrain(conv2d(a as tf.Tensor4D, w1 as tf.Tensor4D, 1, 1), {
+        gamma: g as tf.Tensor1D,
+        beta: b as tf.Tensor1D,
+        eps: 1e-5,
+      }).y;
       return tf.sum(tf.mul(conv2d(h, w2 as tf.Tensor4D, 2, 1), r));
     };
     const { value, grads } = tf.valueAndGrads(loss)([x, f1, f2, gamma, beta]);
@@ -82,13 +86,17 @@ describe(`backend (wasm, ${THREADS} threads)`, { skip: cores < 2 ? 'needs 2 core
     assert.equal(tf.memory().numTensors, n);
   });
 
-  it('runBenchmark measures the NAD step and inference and reports the CLI fields', { skip: THREADS !== 2 ? 'once is enough' : false }, async () => {
-    const r = await runBenchmark({ backends: ['tensorflow', 'wasm'], steps: 1, warmup: 1, pytorch: false });
-    assert.equal(r.backend, 'wasm');
-    assert.ok((r.nadImgPerSec ?? 0) > 0 && (r.inferenceImgPerSec ?? 0) > 0);
-    assert.equal(r.pytorchImgPerSec, null);
-    const wasm = r.backends.find((b) => b.backend === 'wasm');
-    assert.equal(wasm?.numTensorsFlat, true);
-    assert.equal(r.backends.find((b) => b.backend === 'tensorflow')?.available !== undefined, true);
-  });
+  it(
+    'runBenchmark measures the NAD step and inference and reports the CLI fields',
+    { skip: THREADS !== 2 ? 'once is enough' : false },
+    async () => {
+      const r = await runBenchmark({ backends: ['tensorflow', 'wasm'], steps: 1, warmup: 1, pytorch: false });
+      assert.equal(r.backend, 'wasm');
+      assert.ok((r.nadImgPerSec ?? 0) > 0 && (r.inferenceImgPerSec ?? 0) > 0);
+      assert.equal(r.pytorchImgPerSec, null);
+      const wasm = r.backends.find((b) => b.backend === 'wasm');
+      assert.equal(wasm?.numTensorsFlat, true);
+      assert.equal(r.backends.find((b) => b.backend === 'tensorflow')?.available !== undefined, true);
+    },
+  );
 });

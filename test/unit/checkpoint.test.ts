@@ -120,7 +120,7 @@ describe('torch checkpoints', () => {
     assert.deepEqual(ckpt.metadata, { best_acc: '91.5', epoch: '7' });
   });
 
-  test('the NAD authors\' checkpoints (../shared)', async (t) => {
+  test("the NAD authors' checkpoints (../shared)", async (t) => {
     if (!haveShared) return t.skip('../shared absent');
     const pinned: [string, number[], number][] = [
       [STUDENT, [0.2528459429740906, 0.523759126663208, 0.4152204692363739], -0.2939912580186501],
@@ -166,7 +166,10 @@ describe('safetensors model files', () => {
     // Extension deliberately not .safetensors: the format is recognised by content.
     const path = join(scratch, 'roundtrip.model');
     await saveModelFile(path, ckpt.stateDict, { ...specMetadata(ckpt.spec), format: 'overridden?', trainedOn: 'cifar10' });
-    assert.deepEqual(readdirSync(scratch).filter((f) => f.endsWith('.tmp')), []);
+    assert.deepEqual(
+      readdirSync(scratch).filter((f) => f.endsWith('.tmp')),
+      [],
+    );
 
     const loaded = await loadModelFile(path);
     assert.deepEqual(loaded.metadata, { format: MODEL_FILE_FORMAT, version: '1', spec: JSON.stringify(ckpt.spec), trainedOn: 'cifar10' });
@@ -278,7 +281,7 @@ describe('bad input is refused with an InputError naming the file', () => {
 
   test('random bytes', async () => {
     let seed = 12345;
-    const bytes = Uint8Array.from({ length: 4096 }, () => ((seed = (seed * 1103515245 + 12345) >>> 0) >>> 24));
+    const bytes = Uint8Array.from({ length: 4096 }, () => (seed = (seed * 1103515245 + 12345) >>> 0) >>> 24);
     bytes[0] = 0x13;
     await rejectsWith(readCheckpoint(scratchFile('random.bin', bytes)), 'random.bin', /not a PyTorch checkpoint/);
   });
@@ -322,7 +325,9 @@ describe('bad input is refused with an InputError naming the file', () => {
   test('damaged bytes only ever give InputErrors (small deterministic fuzz)', () => {
     let seed = 7;
     const random = () => (seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32;
-    const sources = ['tensors_legacy.pt', 'tensors_zip.pt', 'plain_protocol0.pkl', 'plain_protocol4.pkl'].map((f) => readFileSync(join(FIXTURES, f)));
+    const sources = ['tensors_legacy.pt', 'tensors_zip.pt', 'plain_protocol0.pkl', 'plain_protocol4.pkl'].map((f) =>
+      readFileSync(join(FIXTURES, f)),
+    );
     for (let i = 0; i < 200; i++) {
       const bytes = Uint8Array.from(sources[i % sources.length]);
       for (let j = 0; j < 3; j++) bytes[Math.floor(random() * bytes.length)] = Math.floor(random() * 256);

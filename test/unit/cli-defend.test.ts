@@ -42,9 +42,32 @@ test('nad defenses lists every defense of the registry with its parameters', () 
 });
 
 test('nad defend fine-pruning: flags from its parameters, the pruning curve stored, the report in --json', () => {
-  const o = nad(['defend', 'fine-pruning', '--model', model, '--data', data, '--clean-count', '200', '--epochs', '1', '--no-augment', '--max-acc-drop', '0.2', '--json', '-q']);
+  const o = nad([
+    'defend',
+    'fine-pruning',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--clean-count',
+    '200',
+    '--epochs',
+    '1',
+    '--no-augment',
+    '--max-acc-drop',
+    '0.2',
+    '--json',
+    '-q',
+  ]);
   assert.equal(o.code, 0, o.stderr);
-  const r = JSON.parse(o.stdout) as { acc: number; asr: number; runDir: string; prunedChannels: number; totalChannels: number; table: Array<{ model: string }> };
+  const r = JSON.parse(o.stdout) as {
+    acc: number;
+    asr: number;
+    runDir: string;
+    prunedChannels: number;
+    totalChannels: number;
+    table: Array<{ model: string }>;
+  };
   assert.ok(r.acc > 10 && r.acc <= 100, `ACC ${r.acc}`);
   assert.ok(r.asr >= 0 && r.asr <= 100, `ASR ${r.asr}`);
   assert.ok(r.prunedChannels >= 0 && r.prunedChannels < r.totalChannels, `${r.prunedChannels} of ${r.totalChannels}`);

@@ -41,7 +41,7 @@ function assertFailed(o: Outcome, ...patterns: RegExp[]): void {
   for (const r of runs) assert.notEqual(r.status.state, 'finished', `run ${r.id} marked finished`);
 }
 
-test('nad eval reproduces the PyTorch reference on the authors\' checkpoints (ACC/ASR within 0.3)', { skip: skipShared }, () => {
+test("nad eval reproduces the PyTorch reference on the authors' checkpoints (ACC/ASR within 0.3)", { skip: skipShared }, () => {
   const expected: Array<[string, number, number]> = [
     [STUDENT, 86.29, 100.0],
     [TEACHER, 86.14, 2.7],

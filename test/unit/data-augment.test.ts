@@ -65,7 +65,11 @@ function observe(batch: Float32Array, k: number): Observed {
 test('augmentBatch: crop offsets uniform over 0..8, flips about half, cutout a 2x2 zero patch', () => {
   const n = 1000;
   const ds = coordinateImages(n);
-  const batch = augmentBatch(ds, Array.from({ length: n }, (_, i) => i), new Rng(42));
+  const batch = augmentBatch(
+    ds,
+    Array.from({ length: n }, (_, i) => i),
+    new Rng(42),
+  );
   const offsets = new Array<number>(9).fill(0);
   let flips = 0;
   let fullPatches = 0;
@@ -83,7 +87,10 @@ test('augmentBatch: crop offsets uniform over 0..8, flips about half, cutout a 2
       if (o.cut.length === 4) fullPatches++;
     }
   }
-  assert.ok(offsets.every((m) => m > 150 && m < 300), `crop offsets 0..8 (rows and columns) spread: ${offsets}`);
+  assert.ok(
+    offsets.every((m) => m > 150 && m < 300),
+    `crop offsets 0..8 (rows and columns) spread: ${offsets}`,
+  );
   assert.ok(flips > 440 && flips < 560, `flips ${flips} of ${n}`);
   // P(2x2) = P(y >= 1, x >= 1) = (31/32)^2, less where the patch falls on padding.
   assert.ok(fullPatches > 700, `full 2x2 patches ${fullPatches}`);
@@ -118,18 +125,22 @@ test('toFloatBatch: x / 255 in float32 (ToTensor, no normalisation), NHWC', { sk
   assert.equal(toFloatBatch(ds, [5], new Float32Array(4 * 3072)).length, 3072, 'a view of the first n images');
 });
 
-test('augmentBatch is fast: a 64-image CIFAR batch in a few milliseconds (2 ms measured on 2 busy cores)', { skip: !hasShared() && '../shared absent' }, async () => {
-  const ds = await loadDataset(join(CIFAR_DIR, 'train.bin'), { split: 'train' });
-  const rng = new Rng(0);
-  const out = new Float32Array(64 * 3072);
-  const idx = new Int32Array(64);
-  const t0 = process.hrtime.bigint();
-  const steps = 200;
-  for (let s = 0; s < steps; s++) {
-    for (let k = 0; k < 64; k++) idx[k] = rng.int(ds.count);
-    augmentBatch(ds, idx, rng, out);
-  }
-  const ms = Number(process.hrtime.bigint() - t0) / 1e6 / steps;
-  // Generous bound for shared machines; it catches per-pixel allocation, not small slowdowns.
-  assert.ok(ms < 20, `${ms.toFixed(3)} ms per batch`);
-});
+test(
+  'augmentBatch is fast: a 64-image CIFAR batch in a few milliseconds (2 ms measured on 2 busy cores)',
+  { skip: !hasShared() && '../shared absent' },
+  async () => {
+    const ds = await loadDataset(join(CIFAR_DIR, 'train.bin'), { split: 'train' });
+    const rng = new Rng(0);
+    const out = new Float32Array(64 * 3072);
+    const idx = new Int32Array(64);
+    const t0 = process.hrtime.bigint();
+    const steps = 200;
+    for (let s = 0; s < steps; s++) {
+      for (let k = 0; k < 64; k++) idx[k] = rng.int(ds.count);
+      augmentBatch(ds, idx, rng, out);
+    }
+    const ms = Number(process.hrtime.bigint() - t0) / 1e6 / steps;
+    // Generous bound for shared machines; it catches per-pixel allocation, not small slowdowns.
+    assert.ok(ms < 20, `${ms.toFixed(3)} ms per batch`);
+  },
+);

@@ -21,7 +21,16 @@ const expected: Record<string, number[]> = {
   f8: base.map((v) => v / 4),
   b1: base.map((v) => (((v % 3) + 3) % 3 === 0 ? 1 : 0)),
 };
-const dtypeOf: Record<string, string> = { u1: 'uint8', i1: 'int8', i2: 'int16', i4: 'int32', i8: 'int64', f4: 'float32', f8: 'float64', b1: 'bool' };
+const dtypeOf: Record<string, string> = {
+  u1: 'uint8',
+  i1: 'int8',
+  i2: 'int16',
+  i4: 'int32',
+  i8: 'int64',
+  f4: 'float32',
+  f8: 'float64',
+  b1: 'bool',
+};
 
 test('npy: every supported dtype, C and Fortran order, read as C-order values', () => {
   for (const [code, values] of Object.entries(expected)) {
@@ -52,9 +61,15 @@ test('npy: bad input is an InputError naming the file', () => {
   try {
     const bad = join(dir, 'bad.npy');
     writeFileSync(bad, 'hello world');
-    assert.throws(() => readArrayFile(bad), (e: unknown) => e instanceof InputError && e.file === bad && /neither a \.npy nor a \.npz/.test(e.message));
+    assert.throws(
+      () => readArrayFile(bad),
+      (e: unknown) => e instanceof InputError && e.file === bad && /neither a \.npy nor a \.npz/.test(e.message),
+    );
     const bytes = readFileSync(join(NPY, 'f8-c.npy'));
-    assert.throws(() => parseNpy(bytes.subarray(0, bytes.length - 8), 'cut.npy'), /\.npy data is 184 bytes but shape \(2, 3, 4\) of <f8 needs 192/);
+    assert.throws(
+      () => parseNpy(bytes.subarray(0, bytes.length - 8), 'cut.npy'),
+      /\.npy data is 184 bytes but shape \(2, 3, 4\) of <f8 needs 192/,
+    );
     const big = Buffer.from(bytes);
     big.write("'>f8'", big.indexOf("'<f8'"), 'latin1');
     assert.throws(() => parseNpy(big, 'be.npy'), /unsupported \.npy dtype '>f8'/);

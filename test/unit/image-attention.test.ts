@@ -31,46 +31,68 @@ function cifarPng(index: number, file: string): number {
 }
 
 function config(images: string[], models: string[], labels?: number[]): ImageAttentionConfig {
-  return { kind: 'imageAttention', backend: 'auto', images, models, trigger: { name: 'gridTrigger' }, targetType: 'all2one', targetLabel: 5, labels };
+  return {
+    kind: 'imageAttention',
+    backend: 'auto',
+    images,
+    models,
+    trigger: { name: 'gridTrigger' },
+    targetType: 'all2one',
+    targetLabel: 5,
+    labels,
+  };
 }
 
-test('maps of a PNG under the backdoored model and its teacher: the same maps.json layout, the backdoor in the predictions', { skip: skipShared }, async () => {
-  const tmp = tempFolder('image-attention');
-  try {
-    const image = join(tmp.dir, 'cat.png');
-    const label = cifarPng(0, image);
-    assert.equal(label, 3, 'the first test image is a cat');
-    const r = await imageAttention(config([image], [STUDENT, TEACHER]), { cwd: tmp.dir });
-    const parsed = parseAttentionMaps(readFileSync(r.mapsFile, 'utf8'));
-    assert.ok('maps' in parsed, 'problem' in parsed ? parsed.problem : '');
-    const { maps } = parsed;
-    assert.deepEqual(maps.image, { height: 32, width: 32, channels: 3 });
-    assert.deepEqual(maps.snapshots.map((s) => s.model), ['wrn16-1_badnets-grid_target5', 'wrn16-1_teacher-finetuned']);
-    assert.deepEqual(maps.snapshots.map((s) => s.groups.map((g) => g.height)), [[32, 16, 8], [32, 16, 8]]);
-    // No label given: unknown (-1); all2one's attack label is the target whatever the image.
-    assert.deepEqual(maps.labels, [-1]);
-    assert.deepEqual(maps.attackLabels, [5]);
-    assert.deepEqual(r.predictions, [
-      { model: 'wrn16-1_badnets-grid_target5', clean: [3], triggered: [5] },
-      { model: 'wrn16-1_teacher-finetuned', clean: [3], triggered: [3] },
-    ]);
-    // The stored image is the PNG's pixels, and the triggered one differs only in the trigger's corner.
-    const clean = Buffer.from(maps.images.clean[0], 'base64');
-    const triggered = Buffer.from(maps.images.triggered[0], 'base64');
-    const changed = new Set<number>();
-    for (let i = 0; i < clean.length; i++) if (clean[i] !== triggered[i]) changed.add(Math.floor(i / 3));
-    for (const p of changed) assert.ok(p % 32 >= 29 && Math.floor(p / 32) >= 29, `pixel ${p} changed outside the grid trigger`);
-    assert.ok(changed.size > 0);
-    const run = new RunStore(tmp.dir).read(r.runId);
-    assert.ok(!('problem' in run));
-    assert.equal(run.status.state, 'finished');
-    assert.equal(run.status.kind, 'imageAttention');
-    assert.deepEqual(run.config['images'], [image]);
-    assert.ok(existsSync(join(r.runDir, 'attention', 'wrn16-1_badnets-grid_target5', 'triggered-0-group1.png')));
-  } finally {
-    tmp.remove();
-  }
-});
+test(
+  'maps of a PNG under the backdoored model and its teacher: the same maps.json layout, the backdoor in the predictions',
+  { skip: skipShared },
+  async () => {
+    const tmp = tempFolder('image-attention');
+    try {
+      const image = join(tmp.dir, 'cat.png');
+      const label = cifarPng(0, image);
+      assert.equal(label, 3, 'the first test image is a cat');
+      const r = await imageAttention(config([image], [STUDENT, TEACHER]), { cwd: tmp.dir });
+      const parsed = parseAttentionMaps(readFileSync(r.mapsFile, 'utf8'));
+      assert.ok('maps' in parsed, 'problem' in parsed ? parsed.problem : '');
+      const { maps } = parsed;
+      assert.deepEqual(maps.image, { height: 32, width: 32, channels: 3 });
+      assert.deepEqual(
+        maps.snapshots.map((s) => s.model),
+        ['wrn16-1_badnets-grid_target5', 'wrn16-1_teacher-finetuned'],
+      );
+      assert.deepEqual(
+        maps.snapshots.map((s) => s.groups.map((g) => g.height)),
+        [
+          [32, 16, 8],
+          [32, 16, 8],
+        ],
+      );
+      // No label given: unknown (-1); all2one's attack label is the target whatever the image.
+      assert.deepEqual(maps.labels, [-1]);
+      assert.deepEqual(maps.attackLabels, [5]);
+      assert.deepEqual(r.predictions, [
+        { model: 'wrn16-1_badnets-grid_target5', clean: [3], triggered: [5] },
+        { model: 'wrn16-1_teacher-finetuned', clean: [3], triggered: [3] },
+      ]);
+      // The stored image is the PNG's pixels, and the triggered one differs only in the trigger's corner.
+      const clean = Buffer.from(maps.images.clean[0], 'base64');
+      const triggered = Buffer.from(maps.images.triggered[0], 'base64');
+      const changed = new Set<number>();
+      for (let i = 0; i < clean.length; i++) if (clean[i] !== triggered[i]) changed.add(Math.floor(i / 3));
+      for (const p of changed) assert.ok(p % 32 >= 29 && Math.floor(p / 32) >= 29, `pixel ${p} changed outside the grid trigger`);
+      assert.ok(changed.size > 0);
+      const run = new RunStore(tmp.dir).read(r.runId);
+      assert.ok(!('problem' in run));
+      assert.equal(run.status.state, 'finished');
+      assert.equal(run.status.kind, 'imageAttention');
+      assert.deepEqual(run.config['images'], [image]);
+      assert.ok(existsSync(join(r.runDir, 'attention', 'wrn16-1_badnets-grid_target5', 'triggered-0-group1.png')));
+    } finally {
+      tmp.remove();
+    }
+  },
+);
 
 test('an image of another size is refused, naming it and both sizes; the run is marked failed', { skip: skipShared }, async () => {
   const tmp = tempFolder('image-attention-size');
@@ -112,7 +134,10 @@ test('a grayscale model takes gray PNGs (stored with one channel) and refuses co
     gray.data[1] = 0;
     const colourFile = join(tmp.dir, 'colour.png');
     writeFileSync(colourFile, PNG.sync.write(gray));
-    await assert.rejects(imageAttention(config([colourFile], [file]), { cwd: tmp.dir }), /colour\.png: the model takes grayscale images but this image is in colour/);
+    await assert.rejects(
+      imageAttention(config([colourFile], [file]), { cwd: tmp.dir }),
+      /colour\.png: the model takes grayscale images but this image is in colour/,
+    );
   } finally {
     tmp.remove();
   }

@@ -38,7 +38,14 @@ test('a finetuning run sends its sample images before its first attention maps; 
     const common = { backend: 'auto' as const, seed: 0, test: tmp.dir, backdoor: DEFAULT_BACKDOOR };
     const trainEvents: RunEvent[] = [];
     const trained = await runJob(
-      { ...common, kind: 'train', name: 'live-backdoored', data: tmp.dir, model: 'auto', training: { ...BADNET_TRAINING, epochs: 1, batchSize: 32 } },
+      {
+        ...common,
+        kind: 'train',
+        name: 'live-backdoored',
+        data: tmp.dir,
+        model: 'auto',
+        training: { ...BADNET_TRAINING, epochs: 1, batchSize: 32 },
+      },
       { cwd: tmp.dir, onEvent: (e) => trainEvents.push(e) },
     );
     // The training run has no live maps, but its images arrive at its start too, once.
@@ -46,7 +53,15 @@ test('a finetuning run sends its sample images before its first attention maps; 
 
     const events: RunEvent[] = [];
     const tuned = await runJob(
-      { ...common, kind: 'finetune', name: 'live-teacher', model: trained.modelPath as string, data: tmp.dir, cleanCount: 64, training: { ...FINETUNE_TRAINING, epochs: 2, batchSize: 32, augment: false } },
+      {
+        ...common,
+        kind: 'finetune',
+        name: 'live-teacher',
+        model: trained.modelPath as string,
+        data: tmp.dir,
+        cleanCount: 64,
+        training: { ...FINETUNE_TRAINING, epochs: 2, batchSize: 32, augment: false },
+      },
       { cwd: tmp.dir, onEvent: (e) => events.push(e) },
     );
     const types = events.map((e) => e.type);
@@ -73,17 +88,26 @@ test('a finetuning run sends its sample images before its first attention maps; 
     // Real test digits of other classes than the target, and their triggered copies: same pixels except
     // in the grid trigger's bottom-right corner.
     assert.equal(live.clean.length, 4);
-    assert.ok(live.labels.every((l) => l !== DEFAULT_BACKDOOR.targetLabel), `labels ${live.labels.join(', ')}`);
+    assert.ok(
+      live.labels.every((l) => l !== DEFAULT_BACKDOOR.targetLabel),
+      `labels ${live.labels.join(', ')}`,
+    );
     assert.ok(live.attackLabels.every((l) => l === DEFAULT_BACKDOOR.targetLabel));
     for (let k = 0; k < live.clean.length; k++) {
       const clean: Buffer = Buffer.from(live.clean[k], 'base64');
       const triggered: Buffer = Buffer.from(live.triggered[k], 'base64');
       assert.equal(clean.length, 28 * 28);
-      assert.ok(clean.some((v) => v > 128), 'a blank image');
+      assert.ok(
+        clean.some((v) => v > 128),
+        'a blank image',
+      );
       const changed: number[] = [];
       for (let p = 0; p < clean.length; p++) if (clean[p] !== triggered[p]) changed.push(p);
       assert.ok(changed.length > 0, `image ${k}: the trigger changed nothing`);
-      assert.ok(changed.every((p) => p % 28 >= 24 && Math.floor(p / 28) >= 24), `image ${k}: pixels outside the trigger's corner changed`);
+      assert.ok(
+        changed.every((p) => p % 28 >= 24 && Math.floor(p / 28) >= 24),
+        `image ${k}: pixels outside the trigger's corner changed`,
+      );
     }
 
     // The panel: folding the live messages as the run manager does gives the images before the first

@@ -103,10 +103,21 @@ describe('ops', () => {
         const [dx, df] = tf.grads((a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor4D, b as tf.Tensor4D), r)))([x, f]);
         return [y, dx, df];
       };
-      const pads: [[number, number], [number, number], [number, number], [number, number]] = [[0, 0], [c.pad, c.pad], [c.pad, c.pad], [0, 0]];
-      const expected = await on('cpu', run((x, f) => tf.conv2d(x, f, c.stride, pads)));
+      const pads: [[number, number], [number, number], [number, number], [number, number]] = [
+        [0, 0],
+        [c.pad, c.pad],
+        [c.pad, c.pad],
+        [0, 0],
+      ];
+      const expected = await on(
+        'cpu',
+        run((x, f) => tf.conv2d(x, f, c.stride, pads)),
+      );
       for (const b of BACKENDS) {
-        const got = await on(b, run((x, f) => conv2d(x, f, c.stride, c.pad)));
+        const got = await on(
+          b,
+          run((x, f) => conv2d(x, f, c.stride, c.pad)),
+        );
         // F(4x4, 3x3)'s transforms (coefficients up to 8 and down to 1/24) round several times more
         // than a direct sum (measured 4e-6..8e-6 of the largest value; F(2x2, 3x3) stayed under 2e-6).
         const tol = b === 'wasm' && c.k === 3 && c.stride === 1 && c.pad === 1 ? 1e-5 : 2e-6;
@@ -129,7 +140,12 @@ describe('ops', () => {
     });
   });
 
-  for (const [h, c, relu] of [[5, 3, 0], [8, 16, 0], [5, 3, 1], [8, 16, 1]]) {
+  for (const [h, c, relu] of [
+    [5, 3, 0],
+    [8, 16, 0],
+    [5, 3, 1],
+    [8, 16, 1],
+  ]) {
     it(`batchNorm${relu ? 'Relu' : ''}Train on 3x${h}x${h}x${c}: values, statistics and gradients (incl. through mean/variance)`, async () => {
       const n = 3;
       const xv = randomValues(n * h * h * c, 6).map((v, i) => v * 2 + (i % c) * 0.5);
@@ -144,7 +160,8 @@ describe('ops', () => {
         const bn = tf.batchNorm4d(x, m.mean as tf.Tensor1D, m.variance as tf.Tensor1D, b, g, eps);
         return { y: relu ? tf.relu(bn) : bn, mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D };
       };
-      const ours = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) => (relu ? batchNormReluTrain : batchNormTrain)(x, { gamma: g, beta: b, eps });
+      const ours = (x: tf.Tensor4D, g: tf.Tensor1D, b: tf.Tensor1D) =>
+        (relu ? batchNormReluTrain : batchNormTrain)(x, { gamma: g, beta: b, eps });
       const run = (op: typeof ours) => () => {
         const x = tf.tensor4d(xv, [n, h, h, c]);
         const g = tf.tensor1d(gv);
@@ -152,9 +169,14 @@ describe('ops', () => {
         const out = op(x, g, b);
         const loss = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => {
           const o = op(a as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D);
-          return tf.addN([tf.sum(tf.mul(o.y, tf.tensor4d(rv, [n, h, h, c]))), tf.sum(tf.mul(o.mean, tf.tensor1d(r2))), tf.sum(tf.mul(o.variance, tf.tensor1d(r3)))]);
+          return tf.addN([
+            tf.sum(tf.mul(o.y, tf.tensor4d(rv, [n, h, h, c]))),
+            tf.sum(tf.mul(o.mean, tf.tensor1d(r2))),
+            tf.sum(tf.mul(o.variance, tf.tensor1d(r3))),
+          ]);
         };
-        const yOnly = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) => tf.sum(tf.mul(op(a as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D).y, tf.tensor4d(rv, [n, h, h, c])));
+        const yOnly = (a: tf.Tensor, gg: tf.Tensor, bb: tf.Tensor) =>
+          tf.sum(tf.mul(op(a as tf.Tensor4D, gg as tf.Tensor1D, bb as tf.Tensor1D).y, tf.tensor4d(rv, [n, h, h, c])));
         return [out.y, out.mean, out.variance, ...tf.grads(loss)([x, g, b]), ...tf.grads(yOnly)([x, g, b])];
       };
       const expected = await on('cpu', run(stock));
@@ -172,7 +194,8 @@ describe('ops', () => {
     const run = (relu: boolean) => () => {
       const x = tf.tensor4d(xv, [2, 2, 1, 2]);
       const p = { gamma: tf.tensor1d([2, 1]), beta: tf.tensor1d([0, -1]), eps: 0 };
-      const op = (a: tf.Tensor) => (relu ? batchNormReluEval : batchNormEval)(a as tf.Tensor4D, p, tf.tensor1d([1, 2]), tf.tensor1d([4, 1]));
+      const op = (a: tf.Tensor) =>
+        (relu ? batchNormReluEval : batchNormEval)(a as tf.Tensor4D, p, tf.tensor1d([1, 2]), tf.tensor1d([4, 1]));
       return [op(x), tf.grad((a: tf.Tensor) => tf.sum(tf.mul(op(a), tf.reshape(tf.range(1, 9), [2, 2, 1, 2]))))(x)];
     };
     const expected = (relu: boolean) => {
@@ -209,7 +232,8 @@ describe('ops', () => {
       const x = tf.tensor4d(randomValues(2 * 8 * 8 * 8, 20), [2, 8, 8, 8]);
       const f = tf.tensor4d(randomValues(9 * 8 * 16, 21), [3, 3, 8, 16]);
       const p = { gamma: tf.ones([16]) as tf.Tensor1D, beta: tf.zeros([16]) as tf.Tensor1D, eps: 1e-5 };
-      const loss = (a: tf.Tensor, b: tf.Tensor) => tf.sum(tf.square(batchNormReluTrain(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1), p).y));
+      const loss = (a: tf.Tensor, b: tf.Tensor) =>
+        tf.sum(tf.square(batchNormReluTrain(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1), p).y));
       return tf.grads(loss)([x, f]);
     };
     const fast = await on('wasm', run);
@@ -225,7 +249,12 @@ describe('ops', () => {
   it('sgdUpdate follows torch.optim.SGD (momentum, weight decay, Nesterov or not)', async () => {
     for (const nesterov of [false, true]) {
       const run = () => {
-        const out = sgdUpdate(tf.tensor1d(randomValues(37, 30)), tf.tensor1d(randomValues(37, 31)), tf.tensor1d(randomValues(37, 32)), { lr: 0.1, momentum: 0.9, weightDecay: 1e-4, nesterov });
+        const out = sgdUpdate(tf.tensor1d(randomValues(37, 30)), tf.tensor1d(randomValues(37, 31)), tf.tensor1d(randomValues(37, 32)), {
+          lr: 0.1,
+          momentum: 0.9,
+          weightDecay: 1e-4,
+          nesterov,
+        });
         return [out.param, out.buffer];
       };
       const p = randomValues(37, 30);
@@ -251,7 +280,10 @@ describe('ops', () => {
       const x = tf.tensor4d(randomValues(2 * 8 * 8 * 3, 13), [2, 8, 8, 3]);
       const step = () =>
         tf.tidy(() => {
-          const { grads } = tf.variableGrads(() => tf.mean(tf.square(batchNormTrain(conv2d(x, f, 2, 1), { gamma, beta, eps: 1e-5 }).y)), [f, gamma, beta]);
+          const { grads } = tf.variableGrads(
+            () => tf.mean(tf.square(batchNormTrain(conv2d(x, f, 2, 1), { gamma, beta, eps: 1e-5 }).y)),
+            [f, gamma, beta],
+          );
           f.assign(tf.sub(f, tf.mul(grads[f.name], 0.1)));
         });
       step();

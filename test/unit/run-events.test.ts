@@ -24,7 +24,10 @@ function tmp(): { dir: string; remove: () => void } {
 }
 
 /** A small IDX folder of real digits (train and t10k splits), and the job fields that use it. */
-function smallDigits(dir: string): { data: string; common: { backend: 'auto'; seed: number; test: string; backdoor: typeof DEFAULT_BACKDOOR } } {
+function smallDigits(dir: string): {
+  data: string;
+  common: { backend: 'auto'; seed: number; test: string; backdoor: typeof DEFAULT_BACKDOOR };
+} {
   const data = writeSmallMnist(join(dir, 'digits'), { train: 300, test: 100, repoRoot: ROOT });
   return { data, common: { backend: 'auto', seed: 0, test: data, backdoor: DEFAULT_BACKDOOR } };
 }
@@ -41,7 +44,15 @@ test('live events folded by the reducer equal the folder replayed; epochs carry 
     const { model, data, common } = await trainSmall(t.dir);
     const events: RunEvent[] = [];
     const r = await runJob(
-      { ...common, kind: 'erase', student: model, data, cleanCount: 200, teacherTraining: { ...FINETUNE_TRAINING, epochs: 1, augment: false }, training: { ...NAD_TRAINING, epochs: 2, augment: false } },
+      {
+        ...common,
+        kind: 'erase',
+        student: model,
+        data,
+        cleanCount: 200,
+        teacherTraining: { ...FINETUNE_TRAINING, epochs: 1, augment: false },
+        training: { ...NAD_TRAINING, epochs: 2, augment: false },
+      },
       { cwd: t.dir, onEvent: (e) => events.push(e) },
     );
     const live = events.reduce<RunView>(reduceRun, EMPTY_RUN_VIEW);
@@ -76,8 +87,12 @@ test("older runs' epoch lines (no phase) get the phases of their job's plan; a t
   try {
     const store = new RunStore(t.dir);
     const run = store.create('erase', { kind: 'erase', name: 'old', teacherTraining: { epochs: 2 } });
-    const line = (epoch: number): string => JSON.stringify({ type: 'epoch', epoch, loss: 1, acc: 50 + epoch, asr: 10, lr: 0.1, seconds: 1, imagesPerSecond: 9 }) + '\n';
-    writeFileSync(join(run.dir, 'metrics.jsonl'), line(1) + line(2) + '{"type":"eval","label":"x","acc":1,"asr":2}\n' + line(1) + line(2) + line(3));
+    const line = (epoch: number): string =>
+      JSON.stringify({ type: 'epoch', epoch, loss: 1, acc: 50 + epoch, asr: 10, lr: 0.1, seconds: 1, imagesPerSecond: 9 }) + '\n';
+    writeFileSync(
+      join(run.dir, 'metrics.jsonl'),
+      line(1) + line(2) + '{"type":"eval","label":"x","acc":1,"asr":2}\n' + line(1) + line(2) + line(3),
+    );
     run.finish({ acc: 53, asr: 10 });
     const snap = readRunSnapshot(run.dir);
     assert.ok(!('problem' in snap));
@@ -100,13 +115,28 @@ test("the registry's `defend nad` gives the `erase` job's numbers to the digit; 
     const { model, data, common } = await trainSmall(t.dir);
     const training = { ...NAD_TRAINING, epochs: 2, augment: false };
     const teacherTraining = { ...training, epochs: 1, betas: [0, 0, 0] };
-    const erase = await runJob({ ...common, kind: 'erase', student: model, data, cleanCount: 200, teacherTraining, training }, { cwd: t.dir });
+    const erase = await runJob(
+      { ...common, kind: 'erase', student: model, data, cleanCount: 200, teacherTraining, training },
+      { cwd: t.dir },
+    );
     const defend = await runJob(
-      { ...common, kind: 'defend', method: 'nad', model, data, cleanCount: 200, training: { epochs: 2, augment: false }, params: { teacherEpochs: 1 } },
+      {
+        ...common,
+        kind: 'defend',
+        method: 'nad',
+        model,
+        data,
+        cleanCount: 200,
+        training: { epochs: 2, augment: false },
+        params: { teacherEpochs: 1 },
+      },
       { cwd: t.dir },
     );
     assert.deepEqual(defend.table, erase.table);
-    const stored = JSON.parse(readFileSync(join(defend.runDir, 'config.json'), 'utf8')) as { training: Record<string, unknown>; params: Record<string, unknown> };
+    const stored = JSON.parse(readFileSync(join(defend.runDir, 'config.json'), 'utf8')) as {
+      training: Record<string, unknown>;
+      params: Record<string, unknown>;
+    };
     assert.deepEqual(stored.training.betas, NAD_TRAINING.betas);
     assert.deepEqual(stored.params, { teacher: '', teacherEpochs: 1 });
     assert.deepEqual(phasesOf(buildJobConfig(stored, 'config.json')), [
@@ -121,11 +151,29 @@ test("the registry's `defend nad` gives the `erase` job's numbers to the digit; 
 test('the builder refuses a defense it does not know, or a parameter the defense does not declare, naming it', async () => {
   const t = tmp();
   try {
-    const base = { backend: 'auto', seed: 0, test: 'mnist', kind: 'defend', model: 'm.safetensors', data: 'mnist', training: {}, params: {} };
+    const base = {
+      backend: 'auto',
+      seed: 0,
+      test: 'mnist',
+      kind: 'defend',
+      model: 'm.safetensors',
+      data: 'mnist',
+      training: {},
+      params: {},
+    };
     await assert.rejects(runJob(buildJobConfig({ ...base, method: 'no-such' }, 'x'), { cwd: t.dir }), /unknown defense 'no-such'/);
-    await assert.rejects(runJob(buildJobConfig({ ...base, method: 'nad', params: { betaz: 1 } }, 'x'), { cwd: t.dir }), /unknown parameter 'betaz' \(known: teacher, teacherEpochs\)/);
-    await assert.rejects(runJob(buildJobConfig({ ...base, method: 'nad', params: { teacherEpochs: 0 } }, 'x'), { cwd: t.dir }), /teacherEpochs must be >= 1/);
-    assert.throws(() => buildJobConfig({ ...base, method: 'nad', params: [] }, 'cfg.nad.json'), /cfg\.nad\.json: "params" must be an object/);
+    await assert.rejects(
+      runJob(buildJobConfig({ ...base, method: 'nad', params: { betaz: 1 } }, 'x'), { cwd: t.dir }),
+      /unknown parameter 'betaz' \(known: teacher, teacherEpochs\)/,
+    );
+    await assert.rejects(
+      runJob(buildJobConfig({ ...base, method: 'nad', params: { teacherEpochs: 0 } }, 'x'), { cwd: t.dir }),
+      /teacherEpochs must be >= 1/,
+    );
+    assert.throws(
+      () => buildJobConfig({ ...base, method: 'nad', params: [] }, 'cfg.nad.json'),
+      /cfg\.nad\.json: "params" must be an object/,
+    );
     // Nothing was started: no run folder for a config that cannot run.
     assert.equal(new RunStore(t.dir).list().runs.length, 0);
   } finally {

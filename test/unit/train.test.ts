@@ -54,8 +54,21 @@ test('same seed, same run; a run resumed at epoch 2 ends with the same weights a
     if (resumeAt === undefined) {
       await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0 } });
     } else {
-      await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0, epochs: resumeAt } });
-      await train({ student: m, data: ds, evalSets: { clean: t }, phase: 'train', settings: { ...settings, momentum: 0 }, startEpoch: resumeAt });
+      await train({
+        student: m,
+        data: ds,
+        evalSets: { clean: t },
+        phase: 'train',
+        settings: { ...settings, momentum: 0, epochs: resumeAt },
+      });
+      await train({
+        student: m,
+        data: ds,
+        evalSets: { clean: t },
+        phase: 'train',
+        settings: { ...settings, momentum: 0 },
+        startEpoch: resumeAt,
+      });
     }
     const w = weights(m);
     m.dispose();

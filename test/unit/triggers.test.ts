@@ -44,11 +44,18 @@ test("every CIFAR trigger equals the paper's code on all 700 test images", { ski
   }
 });
 
-test("grid, square, fourCorner and sig equal the paper's code on 28x28x1 Fashion-MNIST", { skip: !hasFashion() && 'dataset-fashion-mnist not installed' }, async () => {
-  const fashion = await loadDataset(FASHION_DIR, { split: 'test' });
-  const ds = selectImages(fashion, Array.from({ length: paper.fashion.count }, (_, i) => i));
-  for (const [name, want] of Object.entries(paper.fashion.triggers)) assert.equal(sha(applyTrigger(ds, { name }).images), want.all, name);
-});
+test(
+  "grid, square, fourCorner and sig equal the paper's code on 28x28x1 Fashion-MNIST",
+  { skip: !hasFashion() && 'dataset-fashion-mnist not installed' },
+  async () => {
+    const fashion = await loadDataset(FASHION_DIR, { split: 'test' });
+    const ds = selectImages(
+      fashion,
+      Array.from({ length: paper.fashion.count }, (_, i) => i),
+    );
+    for (const [name, want] of Object.entries(paper.fashion.triggers)) assert.equal(sha(applyTrigger(ds, { name }).images), want.all, name);
+  },
+);
 
 test('grid, square, fourCorner: explicit pixels in every channel, nothing else changed', { skip: noShared }, async () => {
   const ds = await cifarTest();
@@ -99,10 +106,11 @@ test('grid, square, fourCorner: explicit pixels in every channel, nothing else c
   check('fourCorner', corners);
   // Size and distance move the square: 5x5 at distance 0 covers rows/cols 27..31.
   const big = applyTrigger(ds, { name: 'square', size: 5, distance: 0 });
-  for (let r = 26; r < 32; r++) for (let c = 26; c < 32; c++) assert.equal(px(big, n, r, c, 1) === 255, r >= 27 && c >= 27 || px(ds, n, r, c, 1) === 255);
+  for (let r = 26; r < 32; r++)
+    for (let c = 26; c < 32; c++) assert.equal(px(big, n, r, c, 1) === 255, (r >= 27 && c >= 27) || px(ds, n, r, c, 1) === 255);
 });
 
-test("signal and trojan follow their formulas with the masks from ../shared", { skip: noShared }, async () => {
+test('signal and trojan follow their formulas with the masks from ../shared', { skip: noShared }, async () => {
   const ds = await cifarTest();
   const mask = readNpy(join(TRIGGER_DIR, 'signal_cifar10_mask.npy')).data;
   const x = readArrayFile(join(TRIGGER_DIR, 'best_square_trigger_cifar10.npz')).data;
@@ -164,7 +172,10 @@ test('user mask files: the shared files as maskFile give the built-in results; m
   assert.deepEqual(applyTrigger(ds, { name: 'signal', maskFile: signalFile }).images, applyTrigger(ds, { name: 'signal' }).images);
   assert.deepEqual(applyTrigger(ds, { name: 'trojan', maskFile: trojanFile }).images, applyTrigger(ds, { name: 'trojan' }).images);
   const mnistShape = { height: 28, width: 28, channels: 1 };
-  assert.throws(() => createTrigger({ name: 'signal' }, mnistShape), /signalTrigger's built-in mask is \(32, 32\) for 32x32 CIFAR-10 images; for 28x28x1 data give a mask file/);
+  assert.throws(
+    () => createTrigger({ name: 'signal' }, mnistShape),
+    /signalTrigger's built-in mask is \(32, 32\) for 32x32 CIFAR-10 images; for 28x28x1 data give a mask file/,
+  );
   assert.throws(
     () => createTrigger({ name: 'trojan', maskFile: signalFile }, mnistShape),
     (e: unknown) => e instanceof InputError && e.file === signalFile && /mask shape \(32, 32\) does not fit 28x28x1 images/.test(e.message),
@@ -208,17 +219,30 @@ test('blend: seeded noise pattern, shared by all images; randomPixel: fresh nois
 
 test('trigger names: paper and short names, case and separators; unknown names list the valid ones', () => {
   const pairs: Array<[string, string]> = [
-    ['gridTrigger', 'gridTrigger'], ['grid', 'gridTrigger'], ['squareTrigger', 'squareTrigger'], ['square', 'squareTrigger'],
-    ['fourCornerTrigger', 'fourCornerTrigger'], ['four-corner', 'fourCornerTrigger'], ['randomPixel', 'randomPixelTrigger'],
-    ['signal', 'signalTrigger'], ['TROJAN', 'trojanTrigger'], ['blend', 'blend'], ['blendTrigger', 'blend'], ['sig', 'sig'],
+    ['gridTrigger', 'gridTrigger'],
+    ['grid', 'gridTrigger'],
+    ['squareTrigger', 'squareTrigger'],
+    ['square', 'squareTrigger'],
+    ['fourCornerTrigger', 'fourCornerTrigger'],
+    ['four-corner', 'fourCornerTrigger'],
+    ['randomPixel', 'randomPixelTrigger'],
+    ['signal', 'signalTrigger'],
+    ['TROJAN', 'trojanTrigger'],
+    ['blend', 'blend'],
+    ['blendTrigger', 'blend'],
+    ['sig', 'sig'],
     ['sig_additive', 'sigAdditive'],
   ];
   for (const [given, want] of pairs) assert.equal(parseTriggerName(given), want, given);
   assert.throws(
     () => parseTriggerName('checkerboard'),
-    (e: unknown) => e instanceof InputError && TRIGGER_NAMES.every((n) => e.message.includes(n)) && /unknown trigger 'checkerboard'/.test(e.message),
+    (e: unknown) =>
+      e instanceof InputError && TRIGGER_NAMES.every((n) => e.message.includes(n)) && /unknown trigger 'checkerboard'/.test(e.message),
   );
-  assert.throws(() => createTrigger({ name: 'square', size: 0 }, { height: 32, width: 32, channels: 3 }), /size must be a whole number >= 1/);
+  assert.throws(
+    () => createTrigger({ name: 'square', size: 0 }, { height: 32, width: 32, channels: 3 }),
+    /size must be a whole number >= 1/,
+  );
   assert.throws(() => createTrigger({ name: 'blend', alpha: 2 }, { height: 32, width: 32, channels: 3 }), /alpha must be in \[0, 1\]/);
 });
 
@@ -228,10 +252,13 @@ test('single images: the same stamp as on a dataset, on 28x28x1 too', async () =
   const first = mnist.images.subarray(0, 784);
   const one = applyTriggerToImage(first, shape, { name: 'grid' });
   assert.deepEqual(one, applyTrigger(selectImages(mnist, [0]), { name: 'grid' }).images);
-  assert.deepEqual([25, 26, 27].map((r) => [25, 26, 27].map((c) => one[r * 28 + c])), [
-    [0, 0, 255],
-    [0, 255, 0],
-    [255, 0, 255],
-  ]);
+  assert.deepEqual(
+    [25, 26, 27].map((r) => [25, 26, 27].map((c) => one[r * 28 + c])),
+    [
+      [0, 0, 255],
+      [0, 255, 0],
+      [255, 0, 255],
+    ],
+  );
   assert.deepEqual(first, mnist.images.subarray(0, 784), 'the input image is not modified');
 });

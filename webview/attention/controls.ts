@@ -14,7 +14,13 @@ export function checkbox(label: string, checked: boolean, onChange: (checked: bo
  * A radio group. The group moves the check with the arrow keys without firing `change`, so the checked
  * radio is read after clicks and key presses too; `onSelect` runs when it differs from `current()`.
  */
-export function radioGroup(name: string, labelledBy: string, options: ReadonlyArray<readonly [string, string]>, current: () => string, onSelect: (value: string) => void): HTMLElement {
+export function radioGroup(
+  name: string,
+  labelledBy: string,
+  options: ReadonlyArray<readonly [string, string]>,
+  current: () => string,
+  onSelect: (value: string) => void,
+): HTMLElement {
   const radios = options.map(([value, label]) => h('vscode-radio', { name, value, checked: value === current() }, label) as Checkable);
   const group = h('vscode-radio-group', { 'aria-labelledby': labelledBy, 'data-name': name }, ...radios);
   const read = (): void => {
@@ -28,7 +34,13 @@ export function radioGroup(name: string, labelledBy: string, options: ReadonlyAr
 }
 
 /** A single select; `onSelect` gets the chosen value. */
-export function select(id: string, labelledBy: string, options: ReadonlyArray<readonly [string, string]>, selected: string, onSelect: (value: string) => void): HTMLElement {
+export function select(
+  id: string,
+  labelledBy: string,
+  options: ReadonlyArray<readonly [string, string]>,
+  selected: string,
+  onSelect: (value: string) => void,
+): HTMLElement {
   const opts = options.map(([value, label]) => h('vscode-option', { value, selected: value === selected }, label));
   const el = h('vscode-single-select', { id, 'aria-labelledby': labelledBy }, ...opts) as HTMLElement & { value: string };
   el.addEventListener('change', () => onSelect(el.value));

@@ -6,7 +6,14 @@ import '@vscode-elements/elements/dist/vscode-radio/index.js';
 import '@vscode-elements/elements/dist/vscode-radio-group/index.js';
 import '@vscode-elements/elements/dist/vscode-single-select/index.js';
 import '@vscode-elements/elements/dist/vscode-option/index.js';
-import type { AttentionHostMessage, AttentionMapsData, AttentionSource, AttentionViewMessage, AttentionViewState, ColourScale } from '../../src/shared/attention-protocol';
+import type {
+  AttentionHostMessage,
+  AttentionMapsData,
+  AttentionSource,
+  AttentionViewMessage,
+  AttentionViewState,
+  ColourScale,
+} from '../../src/shared/attention-protocol';
 import { connect, h, onThemeChange, themeColour } from '../common/vscode-api';
 import { checkbox, radioGroup, select } from './controls';
 import { decodePixels, drawColourBar, drawOverlay, formatValue, mapRange, parseColour, scaleFunction, type Rgb } from './render';
@@ -14,7 +21,15 @@ import { decodePixels, drawColourBar, drawOverlay, formatValue, mapRange, parseC
 const channel = connect<AttentionViewMessage, AttentionViewState>();
 const root = document.getElementById('root') as HTMLElement;
 
-const DEFAULT_VIEW: AttentionViewState = { image: 0, group: 0, input: 'triggered', hidden: [], scale: 'viridis', opacity: 0.6, sharedRange: true };
+const DEFAULT_VIEW: AttentionViewState = {
+  image: 0,
+  group: 0,
+  input: 'triggered',
+  hidden: [],
+  scale: 'viridis',
+  opacity: 0.6,
+  sharedRange: true,
+};
 
 interface Loaded {
   readonly source: AttentionSource;
@@ -62,7 +77,8 @@ function syncControls(maps: AttentionMapsData): void {
   set('next-image', view.image >= count - 1);
   const counter = document.getElementById('image-count');
   if (counter) counter.textContent = `Image ${view.image + 1} of ${count}`;
-  for (const r of Array.from(document.querySelectorAll<HTMLElement & { checked: boolean }>('vscode-radio[name="input"]'))) r.checked = r.getAttribute('value') === view.input;
+  for (const r of Array.from(document.querySelectorAll<HTMLElement & { checked: boolean }>('vscode-radio[name="input"]')))
+    r.checked = r.getAttribute('value') === view.input;
 }
 
 function className(maps: AttentionMapsData, label: number): string {
@@ -79,7 +95,11 @@ function snapshotTitle(maps: AttentionMapsData, i: number): string {
 
 function themeStops(): Rgb[] {
   const get = (name: string, fallback: Rgb): Rgb => parseColour(themeColour(name, '')) ?? fallback;
-  return [get('--vscode-charts-blue', [55, 148, 255]), get('--vscode-charts-yellow', [204, 167, 0]), get('--vscode-charts-red', [241, 76, 76])];
+  return [
+    get('--vscode-charts-blue', [55, 148, 255]),
+    get('--vscode-charts-yellow', [204, 167, 0]),
+    get('--vscode-charts-red', [241, 76, 76]),
+  ];
 }
 
 function visibleSnapshots(maps: AttentionMapsData): number[] {
@@ -91,12 +111,25 @@ function build(data: Loaded): void {
   const { maps, source } = data;
   const count = maps.labels.length;
   const groups = maps.snapshots[0].groups;
-  const prev = h('vscode-button', { id: 'prev-image', secondary: true, 'aria-label': 'Previous image', title: 'Previous image (PageUp)' }, '◀ Previous');
-  const next = h('vscode-button', { id: 'next-image', secondary: true, 'aria-label': 'Next image', title: 'Next image (PageDown)' }, 'Next ▶');
+  const prev = h(
+    'vscode-button',
+    { id: 'prev-image', secondary: true, 'aria-label': 'Previous image', title: 'Previous image (PageUp)' },
+    '◀ Previous',
+  );
+  const next = h(
+    'vscode-button',
+    { id: 'next-image', secondary: true, 'aria-label': 'Next image', title: 'Next image (PageDown)' },
+    'Next ▶',
+  );
   prev.addEventListener('click', () => setView({ image: view.image - 1 }));
   next.addEventListener('click', () => setView({ image: view.image + 1 }));
   const models = maps.snapshots.map((_, i) =>
-    checkbox(snapshotTitle(maps, i), !view.hidden.includes(i), (on) => setView({ hidden: on ? view.hidden.filter((k) => k !== i) : [...view.hidden, i] }), `model-${i}`),
+    checkbox(
+      snapshotTitle(maps, i),
+      !view.hidden.includes(i),
+      (on) => setView({ hidden: on ? view.hidden.filter((k) => k !== i) : [...view.hidden, i] }),
+      `model-${i}`,
+    ),
   );
   const header = h(
     'header',
@@ -107,26 +140,88 @@ function build(data: Loaded): void {
   const toolbar = h(
     'section',
     { class: 'toolbar', 'aria-label': 'What to show' },
-    h('div', { class: 'field nav' }, prev, h('span', { class: 'image-count', id: 'image-count', 'aria-live': 'polite' }, `Image ${view.image + 1} of ${count}`), next),
-    h('div', { class: 'field' }, h('span', { class: 'field-label', id: 'input-label' }, 'Input'),
-      radioGroup('input', 'input-label', [['clean', 'Clean'], ['triggered', 'Triggered']], () => view.input, (v) => setView({ input: v === 'clean' ? 'clean' : 'triggered' }))),
-    h('div', { class: 'field' }, h('span', { class: 'field-label', id: 'group-label' }, 'Layer'),
-      radioGroup('group', 'group-label', groups.map((g, k) => [String(k), `Group ${k + 1} (${g.height}×${g.width})`]), () => String(view.group), (v) => { cursor = undefined; setView({ group: Number(v) }); })),
+    h(
+      'div',
+      { class: 'field nav' },
+      prev,
+      h('span', { class: 'image-count', id: 'image-count', 'aria-live': 'polite' }, `Image ${view.image + 1} of ${count}`),
+      next,
+    ),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', { class: 'field-label', id: 'input-label' }, 'Input'),
+      radioGroup(
+        'input',
+        'input-label',
+        [
+          ['clean', 'Clean'],
+          ['triggered', 'Triggered'],
+        ],
+        () => view.input,
+        (v) => setView({ input: v === 'clean' ? 'clean' : 'triggered' }),
+      ),
+    ),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', { class: 'field-label', id: 'group-label' }, 'Layer'),
+      radioGroup(
+        'group',
+        'group-label',
+        groups.map((g, k) => [String(k), `Group ${k + 1} (${g.height}×${g.width})`]),
+        () => String(view.group),
+        (v) => {
+          cursor = undefined;
+          setView({ group: Number(v) });
+        },
+      ),
+    ),
   );
   const display = h(
     'section',
     { class: 'toolbar', 'aria-label': 'Models and colours' },
-    h('div', { class: 'field models', role: 'group', 'aria-labelledby': 'models-label' }, h('span', { class: 'field-label', id: 'models-label' }, 'Models'), ...models),
-    h('div', { class: 'field' }, h('span', { class: 'field-label', id: 'scale-label' }, 'Colours'),
-      select('scale', 'scale-label', [['viridis', 'Viridis'], ['theme', 'Theme colours']], view.scale, (v) => setView({ scale: v as ColourScale }))),
+    h(
+      'div',
+      { class: 'field models', role: 'group', 'aria-labelledby': 'models-label' },
+      h('span', { class: 'field-label', id: 'models-label' }, 'Models'),
+      ...models,
+    ),
+    h(
+      'div',
+      { class: 'field' },
+      h('span', { class: 'field-label', id: 'scale-label' }, 'Colours'),
+      select(
+        'scale',
+        'scale-label',
+        [
+          ['viridis', 'Viridis'],
+          ['theme', 'Theme colours'],
+        ],
+        view.scale,
+        (v) => setView({ scale: v as ColourScale }),
+      ),
+    ),
     h('div', { class: 'field' }, h('label', { class: 'field-label', for: 'opacity' }, 'Opacity'), opacitySlider()),
-    h('div', { class: 'field' }, checkbox('Same colour range for all models', view.sharedRange, (on) => setView({ sharedRange: on }), 'shared-range')),
+    h(
+      'div',
+      { class: 'field' },
+      checkbox('Same colour range for all models', view.sharedRange, (on) => setView({ sharedRange: on }), 'shared-range'),
+    ),
   );
   legendEl = h('div', { class: 'legend', role: 'img', id: 'legend' });
   panelsEl = h('div', { class: 'panels', id: 'panels' });
-  readoutEl = h('p', { class: 'readout', id: 'readout', 'aria-live': 'polite' }, 'Point at a map, or focus it and use the arrow keys, to read its values.');
-  const note = h('p', { class: 'note' }, 'Attention of a residual group: its activations squared, summed over channels and L2-normalised over space (the paper’s AT). ',
-    'Brighter = where the group responds most. A backdoored model’s attention on a triggered image collapses onto the trigger; NAD’s erased model should look like the teacher’s.');
+  readoutEl = h(
+    'p',
+    { class: 'readout', id: 'readout', 'aria-live': 'polite' },
+    'Point at a map, or focus it and use the arrow keys, to read its values.',
+  );
+  const note = h(
+    'p',
+    { class: 'note' },
+    'Attention of a residual group: its activations squared, summed over channels and L2-normalised over space (the paper’s AT). ',
+    'Brighter = where the group responds most. A backdoored model’s attention on a triggered image collapses onto the trigger; NAD’s erased model should look like the teacher’s.',
+  );
   root.replaceChildren(header, toolbar, display, legendEl, panelsEl, readoutEl, note);
   root.setAttribute('aria-busy', 'false');
   syncControls(maps);
@@ -134,7 +229,15 @@ function build(data: Loaded): void {
 }
 
 function opacitySlider(): HTMLInputElement {
-  const input = h('input', { type: 'range', id: 'opacity', min: '0', max: '1', step: '0.05', value: String(view.opacity), 'aria-valuetext': `${Math.round(view.opacity * 100)}%` });
+  const input = h('input', {
+    type: 'range',
+    id: 'opacity',
+    min: '0',
+    max: '1',
+    step: '0.05',
+    value: String(view.opacity),
+    'aria-valuetext': `${Math.round(view.opacity * 100)}%`,
+  });
   input.addEventListener('input', () => {
     input.setAttribute('aria-valuetext', `${Math.round(Number(input.value) * 100)}%`);
     setView({ opacity: Number(input.value) });
@@ -169,31 +272,81 @@ function renderPanels(): void {
     const size = gd.height * gd.width;
     const range = view.sharedRange ? shared : ranges[n];
     const canvas = h('canvas', {
-      class: 'map', tabindex: '0', width: String(maps.image.width * scale), height: String(maps.image.height * scale),
+      class: 'map',
+      tabindex: '0',
+      width: String(maps.image.width * scale),
+      height: String(maps.image.height * scale),
       'aria-label': `${snapshotTitle(maps, i)}: attention of group ${g + 1} on the ${input} image ${k + 1}. Arrow keys move the cursor.`,
       'data-model': s.model,
     });
     const ctx = canvas.getContext('2d');
-    if (ctx) drawOverlay(ctx, scale, { pixels: pixels[input][k], height: maps.image.height, width: maps.image.width, channels: maps.image.channels, map: s[input][g], offset: k * size, mapHeight: gd.height, mapWidth: gd.width, min: range.min, max: range.max, opacity: view.opacity, colour });
+    if (ctx)
+      drawOverlay(ctx, scale, {
+        pixels: pixels[input][k],
+        height: maps.image.height,
+        width: maps.image.width,
+        channels: maps.image.channels,
+        map: s[input][g],
+        offset: k * size,
+        mapHeight: gd.height,
+        mapWidth: gd.width,
+        min: range.min,
+        max: range.max,
+        opacity: view.opacity,
+        colour,
+      });
     const cursorEl = h('div', { class: 'cursor', hidden: true, 'aria-hidden': 'true' });
     const stack = h('div', { class: 'stack' }, canvas, cursorEl);
     attachPointer(canvas, gd.height, gd.width);
     const pred = s.predictions[input][k];
-    const predictionClass = input === 'triggered' && attack >= 0 && pred === attack && attack !== label ? 'backdoor' : label >= 0 && pred === label ? 'correct' : label >= 0 ? 'wrong' : '';
-    const verdict = predictionClass === 'backdoor' ? ' — the backdoor’s target' : predictionClass === 'correct' ? ' ✓' : predictionClass === 'wrong' ? ' ✗' : '';
-    return h('figure', { class: 'panel', 'data-model': s.model },
-      h('figcaption', {}, h('h2', {}, snapshotTitle(maps, i)),
+    const predictionClass =
+      input === 'triggered' && attack >= 0 && pred === attack && attack !== label
+        ? 'backdoor'
+        : label >= 0 && pred === label
+          ? 'correct'
+          : label >= 0
+            ? 'wrong'
+            : '';
+    const verdict =
+      predictionClass === 'backdoor'
+        ? ' — the backdoor’s target'
+        : predictionClass === 'correct'
+          ? ' ✓'
+          : predictionClass === 'wrong'
+            ? ' ✗'
+            : '';
+    return h(
+      'figure',
+      { class: 'panel', 'data-model': s.model },
+      h(
+        'figcaption',
+        {},
+        h('h2', {}, snapshotTitle(maps, i)),
         h('p', { class: `prediction ${predictionClass}` }, `Predicts ${className(maps, pred)}${verdict}`),
-        h('p', { class: 'label' }, `Label ${className(maps, label)}${input === 'triggered' && attack >= 0 && attack !== label ? ` · attack target ${className(maps, attack)}` : ''}`)),
+        h(
+          'p',
+          { class: 'label' },
+          `Label ${className(maps, label)}${input === 'triggered' && attack >= 0 && attack !== label ? ` · attack target ${className(maps, attack)}` : ''}`,
+        ),
+      ),
       stack,
       view.sharedRange ? '' : legendFor(range, colour),
-      h('p', { class: 'value', 'data-model': s.model }, ' '));
+      h('p', { class: 'value', 'data-model': s.model }, ' '),
+    );
   });
   panelsEl.replaceChildren(...panels);
   updateReadout();
   channel.post({
     type: 'rendered',
-    rendered: { state: view, panels: visible.map((i, n) => ({ model: maps.snapshots[i].model, min: (view.sharedRange ? shared : ranges[n]).min, max: (view.sharedRange ? shared : ranges[n]).max, prediction: maps.snapshots[i].predictions[input][k] })) },
+    rendered: {
+      state: view,
+      panels: visible.map((i, n) => ({
+        model: maps.snapshots[i].model,
+        min: (view.sharedRange ? shared : ranges[n]).min,
+        max: (view.sharedRange ? shared : ranges[n]).max,
+        prediction: maps.snapshots[i].predictions[input][k],
+      })),
+    },
   });
 }
 
@@ -215,7 +368,16 @@ function renderLegend(el: HTMLElement, range: { min: number; max: number } | und
   if (ctx) drawColourBar(ctx, 256, 12, colour);
   const mid = (range.min + range.max) / 2;
   el.setAttribute('aria-label', `Colour scale from ${formatValue(range.min)} to ${formatValue(range.max)}`);
-  el.replaceChildren(bar, h('div', { class: 'ticks' }, h('span', {}, formatValue(range.min)), h('span', {}, formatValue(mid)), h('span', {}, formatValue(range.max))));
+  el.replaceChildren(
+    bar,
+    h(
+      'div',
+      { class: 'ticks' },
+      h('span', {}, formatValue(range.min)),
+      h('span', {}, formatValue(mid)),
+      h('span', {}, formatValue(range.max)),
+    ),
+  );
 }
 
 /** Pointer and arrow keys move one shared cursor over the map cells; every panel reads its value there. */
@@ -282,8 +444,17 @@ function showProblem(source: AttentionSource, problem: string): void {
   loaded = undefined;
   root.replaceChildren(
     h('header', { class: 'header' }, h('h1', {}, 'Attention maps'), h('p', { class: 'source' }, h('code', {}, source.file))),
-    h('div', { class: 'problem', role: 'alert' }, h('h2', {}, 'This file cannot be shown'), h('p', {}, h('code', {}, source.file), `: ${problem}`),
-      h('p', {}, 'Nothing was changed or deleted. Fix or regenerate the file (for example with “nad attention”) and this view reloads by itself.')),
+    h(
+      'div',
+      { class: 'problem', role: 'alert' },
+      h('h2', {}, 'This file cannot be shown'),
+      h('p', {}, h('code', {}, source.file), `: ${problem}`),
+      h(
+        'p',
+        {},
+        'Nothing was changed or deleted. Fix or regenerate the file (for example with “nad attention”) and this view reloads by itself.',
+      ),
+    ),
   );
   root.setAttribute('aria-busy', 'false');
   channel.post({ type: 'problemShown', problem });
@@ -294,7 +465,11 @@ window.addEventListener('message', (event: MessageEvent<AttentionHostMessage>) =
   switch (msg.type) {
     case 'show': {
       const { maps } = msg;
-      loaded = { source: msg.source, maps, pixels: { clean: maps.images.clean.map(decodePixels), triggered: maps.images.triggered.map(decodePixels) } };
+      loaded = {
+        source: msg.source,
+        maps,
+        pixels: { clean: maps.images.clean.map(decodePixels), triggered: maps.images.triggered.map(decodePixels) },
+      };
       view = clampView(view, maps);
       channel.save(view);
       build(loaded);
@@ -316,7 +491,8 @@ window.addEventListener('keydown', (e) => {
   const count = loaded.maps.labels.length;
   if (e.key === 'PageDown' && view.image < count - 1) setView({ image: view.image + 1 });
   else if (e.key === 'PageUp' && view.image > 0) setView({ image: view.image - 1 });
-  else if ((e.key === 't' || e.key === 'T') && !(e.target instanceof HTMLInputElement)) setView({ input: view.input === 'clean' ? 'triggered' : 'clean' });
+  else if ((e.key === 't' || e.key === 'T') && !(e.target instanceof HTMLInputElement))
+    setView({ input: view.input === 'clean' ? 'triggered' : 'clean' });
 });
 
 onThemeChange(() => {

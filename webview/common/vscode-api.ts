@@ -25,7 +25,11 @@ export function connect<Out, State>(): Channel<Out, State> {
 }
 
 /** Create an element with attributes and children (text or nodes). */
-export function h<K extends keyof HTMLElementTagNameMap>(tag: K, attrs?: Record<string, string | boolean | undefined>, ...children: Array<Node | string>): HTMLElementTagNameMap[K];
+export function h<K extends keyof HTMLElementTagNameMap>(
+  tag: K,
+  attrs?: Record<string, string | boolean | undefined>,
+  ...children: Array<Node | string>
+): HTMLElementTagNameMap[K];
 export function h(tag: string, attrs?: Record<string, string | boolean | undefined>, ...children: Array<Node | string>): HTMLElement;
 export function h(tag: string, attrs: Record<string, string | boolean | undefined> = {}, ...children: Array<Node | string>): HTMLElement {
   const el = document.createElement(tag);

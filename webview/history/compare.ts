@@ -1,7 +1,25 @@
 // Compare runs: ACC, ASR and loss per epoch overlaid (Chart.js), the final numbers, and the configs' diff.
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
-import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Title, Tooltip, type ChartDataset } from 'chart.js';
-import type { CompareData, CompareHostMessage, CompareRun, CompareViewMessage, CompareViewState, CurveSegment } from '../../src/shared/history-protocol';
+import {
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Title,
+  Tooltip,
+  type ChartDataset,
+} from 'chart.js';
+import type {
+  CompareData,
+  CompareHostMessage,
+  CompareRun,
+  CompareViewMessage,
+  CompareViewState,
+  CurveSegment,
+} from '../../src/shared/history-protocol';
 import { connect, h, onThemeChange, themeColour } from '../common/vscode-api';
 import { formatPercent } from './format';
 
@@ -24,7 +42,9 @@ const METRICS = [
 
 /** One colour per run from the theme's chart palette, so lines stay readable in every theme. */
 function runColours(n: number): string[] {
-  const palette = ['blue', 'red', 'green', 'yellow', 'purple', 'orange'].map((c, i) => themeColour(`--vscode-charts-${c}`, ['#3794ff', '#f14c4c', '#89d185', '#cca700', '#b180d7', '#d18616'][i]));
+  const palette = ['blue', 'red', 'green', 'yellow', 'purple', 'orange'].map((c, i) =>
+    themeColour(`--vscode-charts-${c}`, ['#3794ff', '#f14c4c', '#89d185', '#cca700', '#b180d7', '#d18616'][i]),
+  );
   return Array.from({ length: n }, (_, i) => palette[i % palette.length]);
 }
 
@@ -60,7 +80,10 @@ function renderCharts(container: HTMLElement): void {
   const grid = themeColour('--vscode-editorWidget-border', themeColour('--vscode-panel-border', '#80808040'));
   const font = { family: themeColour('--vscode-font-family', 'sans-serif'), size: 12 };
   const figures = METRICS.map((m) => {
-    const canvas = h('canvas', { role: 'img', 'aria-label': `${m.title} per epoch for ${data?.runs.map((r) => r.name).join(', ')}; the same numbers are in the results table below.` });
+    const canvas = h('canvas', {
+      role: 'img',
+      'aria-label': `${m.title} per epoch for ${data?.runs.map((r) => r.name).join(', ')}; the same numbers are in the results table below.`,
+    });
     const chart = new Chart(canvas, {
       type: 'line',
       data: { datasets: datasets(data?.runs ?? [], m.key) },
@@ -77,7 +100,12 @@ function renderCharts(container: HTMLElement): void {
           tooltip: { mode: 'nearest', intersect: false },
         },
         scales: {
-          x: { type: 'linear', title: { display: true, text: 'epoch', color: fg, font }, ticks: { color: fg, font, precision: 0 }, grid: { color: grid } },
+          x: {
+            type: 'linear',
+            title: { display: true, text: 'epoch', color: fg, font },
+            ticks: { color: fg, font, precision: 0 },
+            grid: { color: grid },
+          },
           y: { ...(m.fixedPercent ? { min: 0, max: 100 } : { grace: '5%' }), ticks: { color: fg, font }, grid: { color: grid } },
         },
       },
@@ -96,23 +124,53 @@ function resultsTable(runs: readonly CompareRun[]): HTMLElement {
     const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
     swatch.style.background = colours[i];
     const last = r.segments[r.segments.length - 1];
-    return h('tr', {}, h('th', { scope: 'row' }, swatch, open), h('td', {}, r.kind), h('td', { class: `state-${r.state}` }, r.state),
-      h('td', { class: 'num' }, last ? String(last.epochs[last.epochs.length - 1]) : '–'), h('td', { class: 'num' }, formatPercent(r.acc)), h('td', { class: 'num' }, formatPercent(r.asr)));
+    return h(
+      'tr',
+      {},
+      h('th', { scope: 'row' }, swatch, open),
+      h('td', {}, r.kind),
+      h('td', { class: `state-${r.state}` }, r.state),
+      h('td', { class: 'num' }, last ? String(last.epochs[last.epochs.length - 1]) : '–'),
+      h('td', { class: 'num' }, formatPercent(r.acc)),
+      h('td', { class: 'num' }, formatPercent(r.asr)),
+    );
   });
-  return h('table', { class: 'results', id: 'results' },
+  return h(
+    'table',
+    { class: 'results', id: 'results' },
     h('caption', {}, 'Final numbers (the run’s status.json)'),
-    h('thead', {}, h('tr', {}, ...['Run', 'Kind', 'State', 'Last epoch', 'ACC', 'ASR'].map((t, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : '' }, t)))),
-    h('tbody', {}, ...body));
+    h(
+      'thead',
+      {},
+      h(
+        'tr',
+        {},
+        ...['Run', 'Kind', 'State', 'Last epoch', 'ACC', 'ASR'].map((t, i) => h('th', { scope: 'col', class: i >= 3 ? 'num' : '' }, t)),
+      ),
+    ),
+    h('tbody', {}, ...body),
+  );
 }
 
 function configTable(d: CompareData): HTMLElement {
   const rows = d.config.filter((r) => r.differs || !state.onlyDifferences);
   const head = h('tr', {}, h('th', { scope: 'col' }, 'Key'), ...d.runs.map((r) => h('th', { scope: 'col' }, r.name)));
   const body = rows.map((r) =>
-    h('tr', { class: r.differs ? 'differs' : '', 'data-key': r.key },
-      h('th', { scope: 'row' }, r.differs ? h('span', { class: 'marker', title: 'differs' }, '≠ ') : '', h('code', {}, r.key), r.differs ? h('span', { class: 'visually-hidden' }, ' (differs)') : ''),
-      ...r.values.map((v) => h('td', { class: v === undefined ? 'absent' : '' }, v === undefined ? '(not set)' : v))));
-  if (body.length === 0) body.push(h('tr', {}, h('td', { colspan: String(d.runs.length + 1), class: 'empty' }, 'The configs are identical.')));
+    h(
+      'tr',
+      { class: r.differs ? 'differs' : '', 'data-key': r.key },
+      h(
+        'th',
+        { scope: 'row' },
+        r.differs ? h('span', { class: 'marker', title: 'differs' }, '≠ ') : '',
+        h('code', {}, r.key),
+        r.differs ? h('span', { class: 'visually-hidden' }, ' (differs)') : '',
+      ),
+      ...r.values.map((v) => h('td', { class: v === undefined ? 'absent' : '' }, v === undefined ? '(not set)' : v)),
+    ),
+  );
+  if (body.length === 0)
+    body.push(h('tr', {}, h('td', { colspan: String(d.runs.length + 1), class: 'empty' }, 'The configs are identical.')));
   return h('table', { class: 'config', id: 'config' }, h('thead', {}, head), h('tbody', {}, ...body));
 }
 
@@ -120,7 +178,9 @@ function render(): void {
   if (!data) return;
   const d = data;
   const chartsEl = h('div', { class: 'charts', id: 'charts' });
-  const only = h('vscode-checkbox', { id: 'only-differences', checked: state.onlyDifferences }, 'Only keys that differ') as HTMLElement & { checked: boolean };
+  const only = h('vscode-checkbox', { id: 'only-differences', checked: state.onlyDifferences }, 'Only keys that differ') as HTMLElement & {
+    checked: boolean;
+  };
   const configEl = h('div', { class: 'table-wrap' }, configTable(d));
   only.addEventListener('change', () => {
     state = { ...state, onlyDifferences: only.checked };
@@ -128,7 +188,11 @@ function render(): void {
     configEl.replaceChildren(configTable(d));
   });
   const hasEarlier = d.runs.some((r) => r.segments.length > 1);
-  const earlier = h('vscode-checkbox', { id: 'show-earlier', checked: showEarlier }, 'Show earlier phases (e.g. the teacher’s finetuning), dashed') as HTMLElement & { checked: boolean };
+  const earlier = h(
+    'vscode-checkbox',
+    { id: 'show-earlier', checked: showEarlier },
+    'Show earlier phases (e.g. the teacher’s finetuning), dashed',
+  ) as HTMLElement & { checked: boolean };
   earlier.addEventListener('change', () => {
     showEarlier = earlier.checked;
     renderCharts(chartsEl);
@@ -136,16 +200,46 @@ function render(): void {
   const problems = [...d.missing.map((m) => `${m.dir}: ${m.problem}`), ...d.runs.flatMap((r) => r.problems.map((p) => `${r.name}: ${p}`))];
   const differing = d.config.filter((r) => r.differs).length;
   root.replaceChildren(
-    h('header', { class: 'header' }, h('h1', {}, `Compare ${d.runs.length} runs`), h('p', { class: 'source' }, d.runs.map((r) => r.name).join(' · '))),
-    problems.length ? h('div', { class: 'problem', role: 'alert' }, h('h2', {}, 'Some data could not be read'), h('ul', {}, ...problems.map((p) => h('li', {}, p)))) : '',
-    h('section', { 'aria-label': 'Curves' }, h('h2', {}, 'Curves per epoch'), hasEarlier ? earlier : '',
-      d.runs.every((r) => r.segments.length === 0) ? h('p', { class: 'empty' }, 'None of these runs has epoch metrics (metrics.jsonl) yet.') : chartsEl),
+    h(
+      'header',
+      { class: 'header' },
+      h('h1', {}, `Compare ${d.runs.length} runs`),
+      h('p', { class: 'source' }, d.runs.map((r) => r.name).join(' · ')),
+    ),
+    problems.length
+      ? h(
+          'div',
+          { class: 'problem', role: 'alert' },
+          h('h2', {}, 'Some data could not be read'),
+          h('ul', {}, ...problems.map((p) => h('li', {}, p))),
+        )
+      : '',
+    h(
+      'section',
+      { 'aria-label': 'Curves' },
+      h('h2', {}, 'Curves per epoch'),
+      hasEarlier ? earlier : '',
+      d.runs.every((r) => r.segments.length === 0)
+        ? h('p', { class: 'empty' }, 'None of these runs has epoch metrics (metrics.jsonl) yet.')
+        : chartsEl,
+    ),
     resultsTable(d.runs),
-    h('section', { 'aria-label': 'Configuration' }, h('h2', {}, `Configuration (${differing} of ${d.config.length} keys differ)`), only, configEl),
+    h(
+      'section',
+      { 'aria-label': 'Configuration' },
+      h('h2', {}, `Configuration (${differing} of ${d.config.length} keys differ)`),
+      only,
+      configEl,
+    ),
   );
   root.setAttribute('aria-busy', 'false');
   renderCharts(chartsEl);
-  channel.post({ type: 'rendered', runs: d.runs.length, differing: d.config.filter((r) => r.differs).map((r) => r.key), charts: charts.length });
+  channel.post({
+    type: 'rendered',
+    runs: d.runs.length,
+    differing: d.config.filter((r) => r.differs).map((r) => r.key),
+    charts: charts.length,
+  });
 }
 
 window.addEventListener('message', (event: MessageEvent<CompareHostMessage>) => {

@@ -4,7 +4,14 @@
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
-import type { BrokenRow, HistoryColumn, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../../src/shared/history-protocol';
+import type {
+  BrokenRow,
+  HistoryColumn,
+  HistoryHostMessage,
+  HistoryRow,
+  HistoryViewMessage,
+  HistoryViewState,
+} from '../../src/shared/history-protocol';
 import { connect, h } from '../common/vscode-api';
 import { formatDuration, formatPercent, formatStarted } from './format';
 
@@ -45,8 +52,15 @@ function save(patch: Partial<HistoryViewState>): void {
 
 function matches(r: HistoryRow, filter: string): boolean {
   if (!filter.trim()) return true;
-  const hay = [r.name, r.id, r.kind, r.state, r.dataset, r.trigger, r.target, r.targetType, r.backend, r.workspace].filter(Boolean).join(' ').toLowerCase();
-  return filter.toLowerCase().split(/\s+/).filter(Boolean).every((w) => hay.includes(w));
+  const hay = [r.name, r.id, r.kind, r.state, r.dataset, r.trigger, r.target, r.targetType, r.backend, r.workspace]
+    .filter(Boolean)
+    .join(' ')
+    .toLowerCase();
+  return filter
+    .toLowerCase()
+    .split(/\s+/)
+    .filter(Boolean)
+    .every((w) => hay.includes(w));
 }
 
 /** Sorted by the chosen column; runs without a value go last whichever the direction. */
@@ -56,13 +70,19 @@ function sorted(list: readonly HistoryRow[]): HistoryRow[] {
     const va = a[sort];
     const vb = b[sort];
     if (va === undefined || vb === undefined) return va === vb ? 0 : va === undefined ? 1 : -1;
-    const c = typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va).localeCompare(String(vb), undefined, { numeric: true });
+    const c =
+      typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va).localeCompare(String(vb), undefined, { numeric: true });
     return descending ? -c : c;
   });
 }
 
 function build(): void {
-  const filter = h('vscode-textfield', { id: 'filter', placeholder: 'Filter runs (name, kind, state, dataset, trigger…)', 'aria-label': 'Filter runs', value: state.filter }) as HTMLElement & { value: string };
+  const filter = h('vscode-textfield', {
+    id: 'filter',
+    placeholder: 'Filter runs (name, kind, state, dataset, trigger…)',
+    'aria-label': 'Filter runs',
+    value: state.filter,
+  }) as HTMLElement & { value: string };
   filter.addEventListener('input', () => {
     save({ filter: filter.value });
     renderRows();
@@ -76,9 +96,17 @@ function build(): void {
     const [dir] = liveSelection();
     if (dir) channel.post({ type, dir });
   };
-  mapsButton = h('vscode-button', { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' }, 'Attention Maps');
+  mapsButton = h(
+    'vscode-button',
+    { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' },
+    'Attention Maps',
+  );
   mapsButton.addEventListener('click', single('attention'));
-  revealButton = h('vscode-button', { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' }, 'Reveal Folder');
+  revealButton = h(
+    'vscode-button',
+    { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' },
+    'Reveal Folder',
+  );
   revealButton.addEventListener('click', single('reveal'));
   const refresh = h('vscode-button', { secondary: true, id: 'refresh' }, 'Refresh');
   refresh.addEventListener('click', () => channel.post({ type: 'refresh' }));
@@ -88,7 +116,16 @@ function build(): void {
   const table = h('table', { class: 'runs', id: 'runs', 'aria-describedby': 'status' }, h('thead', {}, headRow), tableBody);
   brokenEl = h('section', { class: 'broken', id: 'broken', 'aria-label': 'Unreadable run folders' });
   root.replaceChildren(
-    h('header', { class: 'header' }, h('h1', {}, 'Experiment history'), h('p', { class: 'source' }, 'Every run folder of this workspace. Click a name to open the run. Select two or more runs to compare them, or one to show its attention maps or folder.')),
+    h(
+      'header',
+      { class: 'header' },
+      h('h1', {}, 'Experiment history'),
+      h(
+        'p',
+        { class: 'source' },
+        'Every run folder of this workspace. Click a name to open the run. Select two or more runs to compare them, or one to show its attention maps or folder.',
+      ),
+    ),
     h('div', { class: 'toolbar' }, filter, compareButton, mapsButton, revealButton, refresh, statusEl),
     h('div', { class: 'table-wrap' }, table),
     brokenEl,
@@ -107,13 +144,27 @@ function renderHead(): void {
   });
   const cells = COLUMNS.map((c) => {
     const active = state.sort === c.key;
-    const button = h('button', { class: 'sort', type: 'button', title: `Sort by ${c.title}` }, c.title, h('span', { class: 'arrow', 'aria-hidden': 'true' }, active ? (state.descending ? ' ▼' : ' ▲') : ''));
+    const button = h(
+      'button',
+      { class: 'sort', type: 'button', title: `Sort by ${c.title}` },
+      c.title,
+      h('span', { class: 'arrow', 'aria-hidden': 'true' }, active ? (state.descending ? ' ▼' : ' ▲') : ''),
+    );
     button.addEventListener('click', () => {
       save({ sort: c.key, descending: active ? !state.descending : c.numeric === true || c.key === 'startedAt' });
       renderHead();
       renderRows();
     });
-    return h('th', { scope: 'col', class: c.numeric ? 'num' : '', 'aria-sort': active ? (state.descending ? 'descending' : 'ascending') : 'none', 'data-column': c.key }, button);
+    return h(
+      'th',
+      {
+        scope: 'col',
+        class: c.numeric ? 'num' : '',
+        'aria-sort': active ? (state.descending ? 'descending' : 'ascending') : 'none',
+        'data-column': c.key,
+      },
+      button,
+    );
   });
   headRow.replaceChildren(h('th', { scope: 'col', class: 'select' }, all), ...cells);
 }
@@ -139,15 +190,22 @@ function renderRows(): void {
   const shown = sorted(rows.filter((r) => matches(r, state.filter)));
   const selected = new Set(state.selected);
   const trs = shown.map((r) => {
-    const pick = h('vscode-checkbox', { 'aria-label': `Select ${r.name}`, checked: selected.has(r.dir) }) as HTMLElement & { checked: boolean };
+    const pick = h('vscode-checkbox', { 'aria-label': `Select ${r.name}`, checked: selected.has(r.dir) }) as HTMLElement & {
+      checked: boolean;
+    };
     pick.addEventListener('change', () => {
       save({ selected: pick.checked ? [...state.selected, r.dir] : state.selected.filter((d) => d !== r.dir) });
       updateSelection();
     });
-    const open = h('button', { class: 'link', type: 'button', title: canOpenRun ? `Open ${r.name}` : `Reveal ${r.id} in the Explorer` }, r.name);
+    const open = h(
+      'button',
+      { class: 'link', type: 'button', title: canOpenRun ? `Open ${r.name}` : `Reveal ${r.id} in the Explorer` },
+      r.name,
+    );
     open.addEventListener('click', () => channel.post({ type: 'open', dir: r.dir }));
     const cells = COLUMNS.map((c) => {
-      if (c.key === 'name') return h('th', { scope: 'row', class: 'name', title: r.id }, open, r.workspace ? h('span', { class: 'where' }, r.workspace) : '');
+      if (c.key === 'name')
+        return h('th', { scope: 'row', class: 'name', title: r.id }, open, r.workspace ? h('span', { class: 'where' }, r.workspace) : '');
       const td = h('td', { class: `${c.numeric ? 'num' : ''} col-${c.key}`, 'data-column': c.key }, cellText(r, c.key));
       if (c.key === 'state') td.classList.add(`state-${r.state}`);
       if (c.key === 'state' && r.error) td.title = r.error;
@@ -156,10 +214,18 @@ function renderRows(): void {
       if (c.key === 'startedAt') td.title = new Date(r.startedAt).toString();
       return td;
     });
-    return h('tr', { 'data-dir': r.dir, 'data-id': r.id, class: selected.has(r.dir) ? 'selected' : '' }, h('td', { class: 'select' }, pick), ...cells);
+    return h(
+      'tr',
+      { 'data-dir': r.dir, 'data-id': r.id, class: selected.has(r.dir) ? 'selected' : '' },
+      h('td', { class: 'select' }, pick),
+      ...cells,
+    );
   });
   if (trs.length === 0) {
-    const empty = rows.length === 0 ? 'No runs yet: train, finetune or erase a model (NAD commands or the nad CLI) and it appears here.' : 'No run matches the filter.';
+    const empty =
+      rows.length === 0
+        ? 'No runs yet: train, finetune or erase a model (NAD commands or the nad CLI) and it appears here.'
+        : 'No run matches the filter.';
     trs.push(h('tr', {}, h('td', { colspan: String(COLUMNS.length + 1), class: 'empty' }, empty)));
   }
   tableBody.replaceChildren(...trs);
@@ -182,7 +248,8 @@ function updateSelection(): void {
   const shown = rows.filter((r) => matches(r, state.filter)).length;
   statusEl.textContent = `${shown} of ${rows.length} run${rows.length === 1 ? '' : 's'}${live.length ? ` · ${live.length} selected` : ''}`;
   compareButton.toggleAttribute('disabled', live.length < 2);
-  for (const tr of Array.from(tableBody.querySelectorAll<HTMLElement>('tr[data-dir]'))) tr.classList.toggle('selected', live.includes(tr.dataset.dir ?? ''));
+  for (const tr of Array.from(tableBody.querySelectorAll<HTMLElement>('tr[data-dir]')))
+    tr.classList.toggle('selected', live.includes(tr.dataset.dir ?? ''));
 }
 
 function renderBroken(): void {

@@ -10,7 +10,6 @@ const ORDER = ['erased', 'teacher', 'backdoored', 'trained', 'finetuned', 'evalu
 const CELL = 72;
 const INPUTS = ['clean', 'triggered'] as const;
 
-
 function epochLabel(epoch: number): string {
   return epoch < 0 ? 'final' : epoch === 0 ? 'before training' : `epoch ${epoch}`;
 }
@@ -37,7 +36,13 @@ function drawImage(ctx: CanvasRenderingContext2D, pixels: Uint8Array, s: SampleI
   ctx.drawImage(tmp, 0, 0, size, size);
 }
 
-function drawMap(canvas: HTMLCanvasElement, map: ArrayLike<number>, mh: number, mw: number, under?: { pixels: Uint8Array; samples: SampleImages }): void {
+function drawMap(
+  canvas: HTMLCanvasElement,
+  map: ArrayLike<number>,
+  mh: number,
+  mw: number,
+  under?: { pixels: Uint8Array; samples: SampleImages },
+): void {
   const dpr = window.devicePixelRatio || 1;
   const size = Math.round(CELL * dpr);
   canvas.width = size;
@@ -74,7 +79,10 @@ export class AttentionView {
   private drawn = 0;
   private last: { snaps: readonly AttentionSnapshot[]; samples?: SampleImages } = { snaps: [] };
 
-  constructor(private readonly onSample: (index: number) => void, initialSample = 0) {
+  constructor(
+    private readonly onSample: (index: number) => void,
+    initialSample = 0,
+  ) {
     this.sample = initialSample;
     this.picker = h('vscode-radio-group', { 'aria-label': 'Sample image' });
     this.picker.addEventListener('change', (e) => {
@@ -85,7 +93,13 @@ export class AttentionView {
         this.render();
       }
     });
-    const legend = (this.legend = h('div', { class: 'legend' }, h('span', {}, 'low'), h('span', { class: 'scale', 'aria-hidden': 'true' }), h('span', {}, 'high attention (each map scaled to its own range)')));
+    const legend = (this.legend = h(
+      'div',
+      { class: 'legend' },
+      h('span', {}, 'low'),
+      h('span', { class: 'scale', 'aria-hidden': 'true' }),
+      h('span', {}, 'high attention (each map scaled to its own range)'),
+    ));
     (legend.querySelector('.scale') as HTMLElement).style.background = viridisGradient();
     this.grid = h('div', { class: 'attention-grid' });
     this.element = h('div', {}, h('div', { class: 'attention-controls' }, this.picker, legend), this.grid);
@@ -108,7 +122,13 @@ export class AttentionView {
     if (this.legend) this.legend.hidden = snaps.length === 0;
     if (snaps.length === 0) {
       this.picker.hidden = true;
-      this.grid.append(h('p', { class: 'muted' }, 'Attention maps appear after the first epoch of finetuning or NAD, and for every model when the run ends.'));
+      this.grid.append(
+        h(
+          'p',
+          { class: 'muted' },
+          'Attention maps appear after the first epoch of finetuning or NAD, and for every model when the run ends.',
+        ),
+      );
       return;
     }
     const ordered = [...snaps].sort((a, b) => (ORDER.indexOf(a.model) + 1 || 99) - (ORDER.indexOf(b.model) + 1 || 99));
@@ -127,7 +147,16 @@ export class AttentionView {
     table.append(h('thead', {}, head1, head2));
     const body = h('tbody');
     if (samples && this.sample < samples.clean.length) {
-      const row = h('tr', {}, h('th', { scope: 'row' }, 'Input', h('div', { class: 'muted small' }, `label ${samples.labels[this.sample]}, target ${samples.attackLabels[this.sample]}`)));
+      const row = h(
+        'tr',
+        {},
+        h(
+          'th',
+          { scope: 'row' },
+          'Input',
+          h('div', { class: 'muted small' }, `label ${samples.labels[this.sample]}, target ${samples.attackLabels[this.sample]}`),
+        ),
+      );
       for (let g = 0; g < groups; g++) {
         for (const input of INPUTS) {
           const canvas = h('canvas', { role: 'img', 'aria-label': `${input} input image ${this.sample + 1}` });
@@ -150,9 +179,18 @@ export class AttentionView {
           if (shape && this.sample < s.count) {
             const pred = s.predictions[input][this.sample];
             const attacked = input === 'triggered' && samples !== undefined && pred === samples.attackLabels[this.sample];
-            const canvas = h('canvas', { role: 'img', 'aria-label': `${modelLabel(s.model)}, group ${g + 1}, ${input} image ${this.sample + 1}: predicted ${pred}` });
+            const canvas = h('canvas', {
+              role: 'img',
+              'aria-label': `${modelLabel(s.model)}, group ${g + 1}, ${input} image ${this.sample + 1}: predicted ${pred}`,
+            });
             const pixels = samples ? decode(samples[input][this.sample]) : undefined;
-            drawMap(canvas, s[input][g].slice(this.sample * per, (this.sample + 1) * per), shape.height, shape.width, pixels && samples ? { pixels, samples } : undefined);
+            drawMap(
+              canvas,
+              s[input][g].slice(this.sample * per, (this.sample + 1) * per),
+              shape.height,
+              shape.width,
+              pixels && samples ? { pixels, samples } : undefined,
+            );
             cell.append(canvas, h('div', { class: `pred${attacked ? ' attacked' : ''}` }, `pred ${pred}${attacked ? ' (target)' : ''}`));
             this.drawn++;
           }
@@ -168,10 +206,15 @@ export class AttentionView {
   private renderPicker(count: number): void {
     this.picker.hidden = count <= 1;
     if (this.picker.childElementCount === count) {
-      this.picker.querySelectorAll('vscode-radio').forEach((r, i) => ((r as HTMLElement & { checked: boolean }).checked = i === this.sample));
+      this.picker
+        .querySelectorAll('vscode-radio')
+        .forEach((r, i) => ((r as HTMLElement & { checked: boolean }).checked = i === this.sample));
       return;
     }
     clear(this.picker);
-    for (let i = 0; i < count; i++) this.picker.append(h('vscode-radio', { name: 'sample', value: String(i), label: `Image ${i + 1}`, checked: i === this.sample }, `Image ${i + 1}`));
+    for (let i = 0; i < count; i++)
+      this.picker.append(
+        h('vscode-radio', { name: 'sample', value: String(i), label: `Image ${i + 1}`, checked: i === this.sample }, `Image ${i + 1}`),
+      );
   }
 }

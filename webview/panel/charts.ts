@@ -1,6 +1,17 @@
 // Loss and ACC/ASR per epoch with chart.js (only the parts a line chart needs are registered). Colours
 // come from the theme's --vscode-charts-* variables and follow theme changes.
-import { CategoryScale, Chart, Legend, LinearScale, LineController, LineElement, PointElement, Tooltip, type ChartDataset, type ScriptableLineSegmentContext } from 'chart.js';
+import {
+  CategoryScale,
+  Chart,
+  Legend,
+  LinearScale,
+  LineController,
+  LineElement,
+  PointElement,
+  Tooltip,
+  type ChartDataset,
+  type ScriptableLineSegmentContext,
+} from 'chart.js';
 import type { EpochPoint } from '../../src/shared/run-state';
 import { cssVar, h } from './dom';
 
@@ -44,8 +55,16 @@ export function makeLineChart(canvas: HTMLCanvasElement, xTitle: string, percent
       interaction: { mode: 'index', intersect: false },
       plugins: { legend: { labels: { color: p.fg, boxWidth: 12, font: { family: p.font } } }, tooltip: { enabled: true } },
       scales: {
-        x: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, title: { display: true, text: xTitle, color: p.fg, font: { family: p.font } } },
-        y: { ticks: { color: p.fg, font: { family: p.font } }, grid: { color: p.grid }, ...(percent ? { min: 0, max: 100 } : { beginAtZero: true }) },
+        x: {
+          ticks: { color: p.fg, font: { family: p.font } },
+          grid: { color: p.grid },
+          title: { display: true, text: xTitle, color: p.fg, font: { family: p.font } },
+        },
+        y: {
+          ticks: { color: p.fg, font: { family: p.font } },
+          grid: { color: p.grid },
+          ...(percent ? { min: 0, max: 100 } : { beginAtZero: true }),
+        },
       },
     },
   });
@@ -75,7 +94,12 @@ export class Curves {
   constructor() {
     this.lossCanvas = h('canvas', { role: 'img', 'aria-label': 'Training loss per epoch' });
     this.ratesCanvas = h('canvas', { role: 'img', 'aria-label': 'Clean accuracy (ACC) and attack success rate (ASR) per epoch' });
-    this.element = h('div', { class: 'charts' }, h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.lossCanvas), h('figcaption', {}, 'Loss')), h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.ratesCanvas), h('figcaption', {}, 'ACC and ASR (%)')));
+    this.element = h(
+      'div',
+      { class: 'charts' },
+      h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.lossCanvas), h('figcaption', {}, 'Loss')),
+      h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.ratesCanvas), h('figcaption', {}, 'ACC and ASR (%)')),
+    );
     const xTitle = 'epoch (F = teacher finetuning, N = NAD, T = training)';
     this.loss = makeLineChart(this.lossCanvas, xTitle, false);
     this.rates = makeLineChart(this.ratesCanvas, xTitle, true);
@@ -89,7 +113,8 @@ export class Curves {
     const p = palette();
     // Earlier phases (teacher finetuning) dashed, the run's main phase solid.
     const last = epochs.length ? epochs[epochs.length - 1].phase : undefined;
-    const dashed = (ctx: ScriptableLineSegmentContext): number[] | undefined => (epochs[ctx.p1DataIndex]?.phase !== last ? [5, 4] : undefined);
+    const dashed = (ctx: ScriptableLineSegmentContext): number[] | undefined =>
+      epochs[ctx.p1DataIndex]?.phase !== last ? [5, 4] : undefined;
     const line = (label: string, color: string, values: number[]): ChartDataset<'line', Array<number | null>> => ({
       label,
       data: values,
@@ -100,14 +125,39 @@ export class Curves {
       segment: { borderDash: dashed },
     });
     this.loss.data.labels = labels;
-    this.loss.data.datasets = [line('loss', p.loss, epochs.map((e) => e.loss))];
+    this.loss.data.datasets = [
+      line(
+        'loss',
+        p.loss,
+        epochs.map((e) => e.loss),
+      ),
+    ];
     this.rates.data.labels = labels;
-    this.rates.data.datasets = [line('ACC', p.acc, epochs.map((e) => e.acc)), line('ASR', p.asr, epochs.map((e) => e.asr))];
+    this.rates.data.datasets = [
+      line(
+        'ACC',
+        p.acc,
+        epochs.map((e) => e.acc),
+      ),
+      line(
+        'ASR',
+        p.asr,
+        epochs.map((e) => e.asr),
+      ),
+    ];
     this.loss.update();
     this.rates.update();
     const lastPoint = epochs[epochs.length - 1];
-    this.lossCanvas.setAttribute('aria-label', lastPoint ? `Loss per epoch; last ${lastPoint.loss.toFixed(4)} after ${labels[labels.length - 1]}` : 'Loss per epoch; no epoch yet');
-    this.ratesCanvas.setAttribute('aria-label', lastPoint ? `ACC and ASR per epoch; last ACC ${lastPoint.acc.toFixed(2)}%, ASR ${lastPoint.asr.toFixed(2)}%` : 'ACC and ASR per epoch; no epoch yet');
+    this.lossCanvas.setAttribute(
+      'aria-label',
+      lastPoint ? `Loss per epoch; last ${lastPoint.loss.toFixed(4)} after ${labels[labels.length - 1]}` : 'Loss per epoch; no epoch yet',
+    );
+    this.ratesCanvas.setAttribute(
+      'aria-label',
+      lastPoint
+        ? `ACC and ASR per epoch; last ACC ${lastPoint.acc.toFixed(2)}%, ASR ${lastPoint.asr.toFixed(2)}%`
+        : 'ACC and ASR per epoch; no epoch yet',
+    );
   }
 
   /** Data points drawn (for the host's probe). */

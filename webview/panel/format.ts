@@ -12,7 +12,15 @@ export function resultCells(rows: readonly ResultRow[]): string[][] {
 export function epochCells(epochs: readonly EpochPoint[]): string[][] {
   return [
     ['Phase', 'Epoch', 'Loss', 'ACC %', 'ASR %', 'LR', 'Time s'],
-    ...epochs.map((e) => [phaseLabel(e.phase), String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr), e.lr !== undefined ? String(e.lr) : '', e.seconds !== undefined ? e.seconds.toFixed(1) : '']),
+    ...epochs.map((e) => [
+      phaseLabel(e.phase),
+      String(e.epoch),
+      e.loss.toFixed(4),
+      pct(e.acc),
+      pct(e.asr),
+      e.lr !== undefined ? String(e.lr) : '',
+      e.seconds !== undefined ? e.seconds.toFixed(1) : '',
+    ]),
   ];
 }
 

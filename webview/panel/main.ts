@@ -14,14 +14,18 @@ let snapshot: PanelSnapshot | undefined;
 let sample = vscode.getState()?.sample ?? 0;
 
 const root = document.getElementById('root') as HTMLElement;
-const view = new PanelView(root, {
-  action: (action) => vscode.postMessage({ type: 'action', action }),
-  copy: (format, text) => vscode.postMessage({ type: 'copy', format, text }),
-  sample: (index) => {
-    sample = index;
-    if (snapshot) vscode.setState({ runDir: snapshot.run.dir, sample });
+const view = new PanelView(
+  root,
+  {
+    action: (action) => vscode.postMessage({ type: 'action', action }),
+    copy: (format, text) => vscode.postMessage({ type: 'copy', format, text }),
+    sample: (index) => {
+      sample = index;
+      if (snapshot) vscode.setState({ runDir: snapshot.run.dir, sample });
+    },
   },
-}, sample);
+  sample,
+);
 
 window.addEventListener('message', (event: MessageEvent<HostToPanel>) => {
   const msg = event.data;

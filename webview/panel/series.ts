@@ -27,12 +27,33 @@ export class SeriesCharts {
         entry = { chart: makeLineChart(canvas, s.xLabel, true), canvas };
         this.charts.set(s.id, entry);
       }
-      const line = (label: string, color: string, values: number[]) => ({ label, data: values, borderColor: color, backgroundColor: color, pointRadius: s.points.length > 40 ? 0 : 3, borderWidth: 2 });
+      const line = (label: string, color: string, values: number[]) => ({
+        label,
+        data: values,
+        borderColor: color,
+        backgroundColor: color,
+        pointRadius: s.points.length > 40 ? 0 : 3,
+        borderWidth: 2,
+      });
       entry.chart.data.labels = s.points.map((q) => String(q.x));
-      entry.chart.data.datasets = [line('ACC', p.acc, s.points.map((q) => q.acc)), line('ASR', p.asr, s.points.map((q) => q.asr))];
+      entry.chart.data.datasets = [
+        line(
+          'ACC',
+          p.acc,
+          s.points.map((q) => q.acc),
+        ),
+        line(
+          'ASR',
+          p.asr,
+          s.points.map((q) => q.asr),
+        ),
+      ];
       entry.chart.update();
       const last = s.points[s.points.length - 1];
-      entry.canvas.setAttribute('aria-label', `${s.title}: ${s.points.length} points${last ? `; at ${s.xLabel} ${last.x}: ACC ${last.acc.toFixed(2)}%, ASR ${last.asr.toFixed(2)}%` : ''}`);
+      entry.canvas.setAttribute(
+        'aria-label',
+        `${s.title}: ${s.points.length} points${last ? `; at ${s.xLabel} ${last.x}: ACC ${last.acc.toFixed(2)}%, ASR ${last.asr.toFixed(2)}%` : ''}`,
+      );
     }
   }
 

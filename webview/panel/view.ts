@@ -15,7 +15,14 @@ export interface ViewCallbacks {
   readonly sample: (index: number) => void;
 }
 
-const STATE_TEXT: Record<string, string> = { queued: 'Queued', running: 'Running', finished: 'Finished', failed: 'Failed', cancelled: 'Cancelled', interrupted: 'Interrupted' };
+const STATE_TEXT: Record<string, string> = {
+  queued: 'Queued',
+  running: 'Running',
+  finished: 'Finished',
+  failed: 'Failed',
+  cancelled: 'Cancelled',
+  interrupted: 'Interrupted',
+};
 
 function button(label: string, onClick: () => void, secondary = true): HTMLElement {
   const b = h('vscode-button', { secondary }, label);
@@ -28,7 +35,13 @@ function fillTable(table: HTMLTableElement, cells: readonly (readonly string[])[
   table.append(h('caption', { class: 'visually-hidden' }, caption));
   const [head, ...body] = cells;
   table.append(h('thead', {}, h('tr', {}, ...head.map((c, i) => h('th', { scope: 'col', class: i > 0 ? 'num' : undefined }, c)))));
-  table.append(h('tbody', {}, ...body.map((r) => h('tr', {}, ...r.map((c, i) => (i === 0 ? h('th', { scope: 'row' }, c) : h('td', { class: 'num' }, c)))))));
+  table.append(
+    h(
+      'tbody',
+      {},
+      ...body.map((r) => h('tr', {}, ...r.map((c, i) => (i === 0 ? h('th', { scope: 'row' }, c) : h('td', { class: 'num' }, c))))),
+    ),
+  );
 }
 
 export class PanelView {
@@ -38,7 +51,11 @@ export class PanelView {
   private readonly facts = h('dl', { class: 'facts' });
   private readonly times = h('dl', { class: 'facts times' });
   private readonly progressText = h('div', { class: 'progress-text', 'aria-live': 'polite' });
-  private readonly progressBar = h('vscode-progress-bar', { 'aria-label': 'Run progress' }) as HTMLElement & { value?: number; max: number; indeterminate: boolean };
+  private readonly progressBar = h('vscode-progress-bar', { 'aria-label': 'Run progress' }) as HTMLElement & {
+    value?: number;
+    max: number;
+    indeterminate: boolean;
+  };
   private readonly progress = h('div', { class: 'progress' }, this.progressText, this.progressBar);
   private readonly error = h('p', { class: 'error', role: 'alert' });
   private readonly actions = h('div', { class: 'actions' });
@@ -54,15 +71,43 @@ export class PanelView {
   private epochsSection: HTMLElement | undefined;
   private curvesSection: HTMLElement | undefined;
 
-  constructor(root: HTMLElement, private readonly cb: ViewCallbacks, initialSample: number) {
+  constructor(
+    root: HTMLElement,
+    private readonly cb: ViewCallbacks,
+    initialSample: number,
+  ) {
     this.attention = new AttentionView(cb.sample, initialSample);
     const section = (id: string, heading: string, ...children: Array<Node | string>): HTMLElement =>
       h('section', { 'aria-labelledby': id }, h('h2', { id }, heading), ...children);
-    const copy = h('div', { class: 'actions' }, button('Copy as Markdown', () => this.copy('markdown')), button('Copy as CSV', () => this.copy('csv')));
+    const copy = h(
+      'div',
+      { class: 'actions' },
+      button('Copy as Markdown', () => this.copy('markdown')),
+      button('Copy as CSV', () => this.copy('csv')),
+    );
     clear(root);
     root.append(
-      h('header', {}, h('div', { class: 'title-row' }, this.title, this.state), this.facts, this.times, this.progress, this.error, this.actions),
-      section('results-h', 'ACC / ASR', h('p', { class: 'muted' }, 'ACC: accuracy on clean test images. ASR: attack success rate, the share of triggered non-target images classified as the target.'), this.results, copy),
+      h(
+        'header',
+        {},
+        h('div', { class: 'title-row' }, this.title, this.state),
+        this.facts,
+        this.times,
+        this.progress,
+        this.error,
+        this.actions,
+      ),
+      section(
+        'results-h',
+        'ACC / ASR',
+        h(
+          'p',
+          { class: 'muted' },
+          'ACC: accuracy on clean test images. ASR: attack success rate, the share of triggered non-target images classified as the target.',
+        ),
+        this.results,
+        copy,
+      ),
       (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
       (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
       (this.seriesSection = section('series-h', 'Defense', this.seriesCharts.element)),
@@ -109,7 +154,10 @@ export class PanelView {
     const canRun = s.canRun !== false;
     if (canRun && r.resumable && !running) this.actions.append(button('Resume', () => this.cb.action('resume'), false));
     if (canRun && !running && r.kind !== 'unknown') this.actions.append(button('Run Again', () => this.cb.action('rerun')));
-    this.actions.append(button('Reveal Folder', () => this.cb.action('revealFolder')), button('Show Log', () => this.cb.action('showLog')));
+    this.actions.append(
+      button('Reveal Folder', () => this.cb.action('revealFolder')),
+      button('Show Log', () => this.cb.action('showLog')),
+    );
     window.clearInterval(this.ticker);
     this.ticker = running ? window.setInterval(() => this.showTimes(), 1000) : undefined;
     this.showTimes();
@@ -152,7 +200,16 @@ export class PanelView {
   private tables(): void {
     const s = this.s;
     if (!s) return;
-    fillTable(this.results, s.table.length ? resultCells(s.table) : [['Model', 'ACC %', 'ASR %'], ['–', '–', '–']], 'ACC and ASR of each model');
+    fillTable(
+      this.results,
+      s.table.length
+        ? resultCells(s.table)
+        : [
+            ['Model', 'ACC %', 'ASR %'],
+            ['–', '–', '–'],
+          ],
+      'ACC and ASR of each model',
+    );
     fillTable(this.epochTable, epochCells(s.epochs), 'Loss, ACC and ASR after each epoch');
     this.epochsNote.textContent = s.epochs.length ? '' : 'No epoch has finished yet.';
     this.epochsNote.hidden = s.epochs.length > 0;
@@ -177,7 +234,9 @@ export class PanelView {
   }
 
   rendered(): RenderedPanel {
-    const cells = Array.from(this.results.querySelectorAll('tr')).map((tr) => Array.from(tr.children).map((c) => c.textContent?.trim() ?? ''));
+    const cells = Array.from(this.results.querySelectorAll('tr')).map((tr) =>
+      Array.from(tr.children).map((c) => c.textContent?.trim() ?? ''),
+    );
     return {
       title: this.title.textContent ?? '',
       state: this.state.textContent ?? '',

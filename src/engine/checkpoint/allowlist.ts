@@ -68,7 +68,8 @@ function rebuildTensor(args: PickleValue[], dtypeArg: PickleValue | undefined, f
   }
   let dtype = storage.dtype;
   if (dtypeArg !== undefined) {
-    if (!(dtypeArg instanceof PyGlobal) || !dtypeArg.dtype) throw new InputError('a tensor in the checkpoint has an unsupported dtype', file);
+    if (!(dtypeArg instanceof PyGlobal) || !dtypeArg.dtype)
+      throw new InputError('a tensor in the checkpoint has an unsupported dtype', file);
     dtype = dtypeArg.dtype;
   }
   return new TensorRef(storage, offset, size, strides, dtype);
@@ -110,7 +111,8 @@ function allowed(qualified: string, file: string): PyGlobal | undefined {
     case 'torch._tensor._rebuild_from_type_v2':
       // (func, new_type, args, state): func is itself allow-listed; the subclass type is dropped.
       return g(([func, _type, args]) => {
-        if (!(func instanceof PyGlobal) || !func.call || !Array.isArray(args)) throw new InputError('a tensor in the checkpoint is malformed', file);
+        if (!(func instanceof PyGlobal) || !func.call || !Array.isArray(args))
+          throw new InputError('a tensor in the checkpoint is malformed', file);
         return func.call(args);
       });
     case 'torch.Tensor':
@@ -156,7 +158,10 @@ export function resolveGlobal(module: string, name: string, file: string, data: 
   }
   if (module === 'torch' && Object.hasOwn(TORCH_DTYPES, name)) return new PyGlobal(qualified, undefined, undefined, TORCH_DTYPES[name]);
   if (module === 'torch' && /^(u?int\d+|float\d.*|bfloat\d.*|complex\d+|c?half|cfloat|cdouble|qu?int\w+|bits\w+)$/.test(name)) {
-    throw new InputError(`checkpoint has a tensor of dtype torch.${name}, which this reader does not convert (it reads ${Object.keys(TORCH_DTYPES).join(', ')})`, file);
+    throw new InputError(
+      `checkpoint has a tensor of dtype torch.${name}, which this reader does not convert (it reads ${Object.keys(TORCH_DTYPES).join(', ')})`,
+      file,
+    );
   }
   const known = allowed(qualified, file);
   if (known) return known;

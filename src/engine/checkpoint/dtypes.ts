@@ -3,19 +3,7 @@ import type { NamedTensor } from '../types';
 
 /** Storage element types we can read (PyTorch's names). */
 export type StorageDType =
-  | 'float32'
-  | 'float64'
-  | 'float16'
-  | 'bfloat16'
-  | 'int64'
-  | 'int32'
-  | 'int16'
-  | 'int8'
-  | 'uint8'
-  | 'uint16'
-  | 'uint32'
-  | 'uint64'
-  | 'bool';
+  'float32' | 'float64' | 'float16' | 'bfloat16' | 'int64' | 'int32' | 'int16' | 'int8' | 'uint8' | 'uint16' | 'uint32' | 'uint64' | 'bool';
 
 export const ELEMENT_SIZE: Readonly<Record<StorageDType, number>> = {
   float32: 4,

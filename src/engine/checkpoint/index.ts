@@ -43,19 +43,13 @@ export async function readCheckpoint(path: string): Promise<Checkpoint> {
     // A torch file's scalars (epoch, ...) are not model metadata: infer the spec from the keys alone.
     return { stateDict, metadata, format, spec: inferSpec(stateDict, path) };
   }
-  if (isTar(bytes)) throw new InputError('an old tar-based torch.save file (PyTorch < 0.4); load and re-save it with a recent PyTorch', path);
+  if (isTar(bytes))
+    throw new InputError('an old tar-based torch.save file (PyTorch < 0.4); load and re-save it with a recent PyTorch', path);
   throw new InputError('not a PyTorch checkpoint or safetensors model file (its content is neither)', path);
 }
 
 export { loadTorchCheckpoint, parseTorchCheckpoint } from './torch';
 export type { TorchCheckpoint, TorchFormat } from './torch';
-export {
-  MODEL_FILE_FORMAT,
-  MODEL_FILE_VERSION,
-  encodeSafetensors,
-  loadModelFile,
-  parseSafetensors,
-  saveModelFile,
-} from './safetensors';
+export { MODEL_FILE_FORMAT, MODEL_FILE_VERSION, encodeSafetensors, loadModelFile, parseSafetensors, saveModelFile } from './safetensors';
 export type { ModelFile } from './safetensors';
 export { inferSpec, parseSpec, specMetadata } from './spec';

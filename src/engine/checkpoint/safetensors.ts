@@ -72,12 +72,14 @@ export function parseSafetensors(bytes: Uint8Array, file: string): ModelFile {
   } catch (err) {
     throw new InputError(`a damaged safetensors header (${(err as Error).message})`, file);
   }
-  if (typeof header !== 'object' || header === null || Array.isArray(header)) throw new InputError('a damaged safetensors header (not a JSON object)', file);
+  if (typeof header !== 'object' || header === null || Array.isArray(header))
+    throw new InputError('a damaged safetensors header (not a JSON object)', file);
 
   const metadata: Record<string, string> = {};
   const rawMeta = (header as Record<string, unknown>).__metadata__;
   if (rawMeta !== undefined) {
-    if (typeof rawMeta !== 'object' || rawMeta === null) throw new InputError('a damaged safetensors header (__metadata__ is not a map)', file);
+    if (typeof rawMeta !== 'object' || rawMeta === null)
+      throw new InputError('a damaged safetensors header (__metadata__ is not a map)', file);
     for (const [k, v] of Object.entries(rawMeta)) {
       if (typeof v !== 'string') throw new InputError(`a damaged safetensors header (__metadata__.${k} is not a string)`, file);
       metadata[k] = v;
@@ -89,9 +91,15 @@ export function parseSafetensors(bytes: Uint8Array, file: string): ModelFile {
     if (name === '__metadata__') continue;
     const { dtype, shape, data_offsets: offsets } = (info ?? {}) as { dtype?: unknown; shape?: unknown; data_offsets?: unknown };
     const type = typeof dtype === 'string' && Object.hasOwn(READ_DTYPES, dtype) ? READ_DTYPES[dtype] : undefined;
-    if (!type) throw new InputError(`tensor ${name} has an unsupported dtype ${String(dtype)} (supported: ${Object.keys(READ_DTYPES).join(', ')})`, file);
-    if (!isIntArray(shape) || !isIntArray(offsets, 2) || offsets[0] > offsets[1]) throw new InputError(`tensor ${name} has a malformed shape or data_offsets`, file);
-    if ((offsets[1] - offsets[0]) !== numelOf(shape) * ELEMENT_SIZE[type]) throw new InputError(`tensor ${name}: its data size does not match its shape`, file);
+    if (!type)
+      throw new InputError(
+        `tensor ${name} has an unsupported dtype ${String(dtype)} (supported: ${Object.keys(READ_DTYPES).join(', ')})`,
+        file,
+      );
+    if (!isIntArray(shape) || !isIntArray(offsets, 2) || offsets[0] > offsets[1])
+      throw new InputError(`tensor ${name} has a malformed shape or data_offsets`, file);
+    if (offsets[1] - offsets[0] !== numelOf(shape) * ELEMENT_SIZE[type])
+      throw new InputError(`tensor ${name}: its data size does not match its shape`, file);
     if (dataStart + offsets[1] > bytes.length) throw new InputError(`the file ends before the data of tensor ${name} (truncated?)`, file);
     entries.push({ name, dtype: type, shape, begin: offsets[0], end: offsets[1] });
   }
@@ -109,7 +117,8 @@ function writeTensor(out: DataView, at: number, t: NamedTensor, dtype: string): 
   const d = t.data;
   switch (dtype) {
     case 'F32':
-      if (LITTLE_ENDIAN_HOST) new Uint8Array(out.buffer, out.byteOffset + at, d.byteLength).set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
+      if (LITTLE_ENDIAN_HOST)
+        new Uint8Array(out.buffer, out.byteOffset + at, d.byteLength).set(new Uint8Array(d.buffer, d.byteOffset, d.byteLength));
       else for (let i = 0; i < d.length; i++) out.setFloat32(at + 4 * i, d[i], true);
       break;
     case 'I64':
@@ -141,7 +150,9 @@ export function encodeSafetensors(stateDict: StateDict, metadata: Record<string,
   let offset = 0;
   for (const [name, tensor] of stateDict) {
     if (numelOf(tensor.shape) !== tensor.data.length) {
-      throw new Error(`tensor ${name}: shape [${tensor.shape.join(', ')}] needs ${numelOf(tensor.shape)} values, has ${tensor.data.length}`);
+      throw new Error(
+        `tensor ${name}: shape [${tensor.shape.join(', ')}] needs ${numelOf(tensor.shape)} values, has ${tensor.data.length}`,
+      );
     }
     const dtype = WRITE_DTYPES[tensor.dtype];
     const size = tensor.data.length * WRITE_SIZE[dtype];
@@ -178,7 +189,10 @@ export async function saveModelFile(path: string, stateDict: StateDict, metadata
 export function checkModelFileVersion(metadata: Record<string, string>, file: string): void {
   const { format, version } = metadata;
   if (format === MODEL_FILE_FORMAT && version !== MODEL_FILE_VERSION) {
-    throw new InputError(`model file version ${version ?? '(none)'} is not one this version reads (${MODEL_FILE_VERSION}); update the extension`, file);
+    throw new InputError(
+      `model file version ${version ?? '(none)'} is not one this version reads (${MODEL_FILE_VERSION}); update the extension`,
+      file,
+    );
   }
 }
 

@@ -25,7 +25,14 @@ export function parseSpec(json: string, file: string): ModelSpec {
   const s = (raw ?? {}) as Record<string, unknown>;
   const common = positiveInt(s.numClasses) && positiveInt(s.inChannels) && positiveInt(s.imageSize);
   if (s.arch === 'wrn' && common && positiveInt(s.depth) && positiveInt(s.widen)) {
-    return { arch: 'wrn', depth: s.depth, widen: s.widen, numClasses: s.numClasses as number, inChannels: s.inChannels as number, imageSize: s.imageSize as number };
+    return {
+      arch: 'wrn',
+      depth: s.depth,
+      widen: s.widen,
+      numClasses: s.numClasses as number,
+      inChannels: s.inChannels as number,
+      imageSize: s.imageSize as number,
+    };
   }
   if (s.arch === 'cnn' && common) {
     return { arch: 'cnn', numClasses: s.numClasses as number, inChannels: s.inChannels as number, imageSize: s.imageSize as number };
@@ -62,7 +69,8 @@ function wideResNetSpec(sd: StateDict, file: string, imageSize: number): ModelSp
   if (!Number.isInteger(widen) || widen < 1 || width(2) !== 32 * widen || width(3) !== 64 * widen) {
     bad(`its group widths ${width(1)}, ${width(2)}, ${width(3)} are not 16k, 32k, 64k`);
   }
-  if (fc.shape.length !== 2 || fc.shape[1] !== 64 * widen) bad(`fc.weight has shape [${fc.shape.join(', ')}], expected [classes, ${64 * widen}]`);
+  if (fc.shape.length !== 2 || fc.shape[1] !== 64 * widen)
+    bad(`fc.weight has shape [${fc.shape.join(', ')}], expected [classes, ${64 * widen}]`);
   return { arch: 'wrn', depth: 6 * (n as number) + 4, widen, numClasses: fc.shape[0], inChannels: conv1.shape[1], imageSize };
 }
 
@@ -86,7 +94,10 @@ export function inferSpec(stateDict: StateDict, file: string, metadata: Record<s
   if (cnn) return cnn;
   const names = [...stateDict.keys()];
   const shown = names.slice(0, 6).join(', ') + (names.length > 6 ? ', …' : '');
-  throw new InputError(`does not look like a model this extension supports (keys: ${shown}; ${names.length} tensors in all). ${SUPPORTED}`, file);
+  throw new InputError(
+    `does not look like a model this extension supports (keys: ${shown}; ${names.length} tensors in all). ${SUPPORTED}`,
+    file,
+  );
 }
 
 /**

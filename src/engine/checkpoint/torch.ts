@@ -87,7 +87,8 @@ function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
     const dtype = dtypes.get(key);
     if (!dtype) throw new InputError(`a damaged torch.save file (storage ${key} is not used by any tensor)`, file);
     if (pos + 8 > bytes.length) throw truncated(file);
-    const count = view.getUint32(pos + (littleEndian ? 0 : 4), littleEndian) + view.getUint32(pos + (littleEndian ? 4 : 0), littleEndian) * 4294967296;
+    const count =
+      view.getUint32(pos + (littleEndian ? 0 : 4), littleEndian) + view.getUint32(pos + (littleEndian ? 4 : 0), littleEndian) * 4294967296;
     const size = count * ELEMENT_SIZE[dtype];
     if (pos + 8 + size > bytes.length) throw truncated(file);
     storages.set(key, bytes.subarray(pos + 8, pos + 8 + size));
@@ -145,7 +146,10 @@ function findStateDict(root: PickleValue, file: string): Map<PickleValue, Pickle
   const where = root instanceof Map ? ` (top-level keys: ${keyList(root)})` : '';
   for (const v of walk(root)) {
     if (v instanceof TensorRef) {
-      throw new InputError(`holds tensors but no state_dict: expected a dict of tensors, or one under 'state_dict' or 'model'${where}`, file);
+      throw new InputError(
+        `holds tensors but no state_dict: expected a dict of tensors, or one under 'state_dict' or 'model'${where}`,
+        file,
+      );
     }
   }
   throw new InputError(`a PyTorch file with no tensors in it, so no model weights${where}`, file);
@@ -179,7 +183,8 @@ function toCheckpoint(
     const name = String(rawName).replace(/^module\./, '');
     if (stateDict.has(name)) throw new InputError(`has the tensor ${name} twice (with and without 'module.')`, file);
     // A 2^30-element float32 tensor is 4 GB: beyond anything we train, so a damaged or hostile shape.
-    if (numelOf(value.shape) > 2 ** 30) throw new InputError(`tensor ${name} claims ${numelOf(value.shape)} elements, too many to load`, file);
+    if (numelOf(value.shape) > 2 ** 30)
+      throw new InputError(`tensor ${name} claims ${numelOf(value.shape)} elements, too many to load`, file);
     const storage = storageData(value.storage, value.dtype);
     const data = gatherStrided(storage, (value.storage.view?.offset ?? 0) + value.offset, value.shape, value.stride);
     if (!data) throw new InputError(`a damaged checkpoint (tensor ${name} reaches outside its storage)`, file);

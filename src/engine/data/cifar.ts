@@ -8,7 +8,16 @@ import { listFolder, pathKind, readBytes } from './files';
 export const CIFAR_SIDE = 32;
 export const CIFAR_RECORD_BYTES = 1 + 3 * CIFAR_SIDE * CIFAR_SIDE;
 export const CIFAR10_CLASSES: readonly string[] = [
-  'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck',
+  'airplane',
+  'automobile',
+  'bird',
+  'cat',
+  'deer',
+  'dog',
+  'frog',
+  'horse',
+  'ship',
+  'truck',
 ];
 const TRAIN_BATCHES = [1, 2, 3, 4, 5].map((i) => `data_batch_${i}.bin`);
 const TEST_BATCH = 'test_batch.bin';

@@ -58,7 +58,8 @@ function loadDataFolder(folder: string, split: Split): ImageDataset {
   if (cifar) return readCifarFiles(cifar, folder);
   if (isIdxFolder(folder)) return loadIdx(folder, split);
   const names = listFolder(folder);
-  const splitFolder = names.find((n) => n.toLowerCase() === split) ?? (split === 'test' ? names.find((n) => /^(val|valid|validation)$/i.test(n)) : undefined);
+  const splitFolder =
+    names.find((n) => n.toLowerCase() === split) ?? (split === 'test' ? names.find((n) => /^(val|valid|validation)$/i.test(n)) : undefined);
   if (splitFolder && pathKind(join(folder, splitFolder)) === 'folder' && classFolders(join(folder, splitFolder)).length > 0) {
     return loadImageFolder(join(folder, splitFolder), folder);
   }

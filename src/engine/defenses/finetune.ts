@@ -7,7 +7,7 @@ import type { Defense } from './types';
 export const finetune: Defense = {
   name: 'finetune',
   title: 'Finetuning',
-  description: 'Finetune the model on clean data with augmentation (the NAD teacher; the paper\'s baseline).',
+  description: "Finetune the model on clean data with augmentation (the NAD teacher; the paper's baseline).",
   needs: 'clean data (the paper: 5% of the training set)',
   citation: 'Li et al., Neural Attention Distillation, ICLR 2021 (teacher finetuning); Liu et al. 2018',
   params: [],
@@ -17,12 +17,27 @@ export const finetune: Defense = {
     const backdoored = input.suspect();
     const model = input.suspect();
     const before = evaluate(backdoored, input.test);
-    const r = await input.trainPhase({ student: model, data: input.clean, settings: input.training, phase: 'teacher', label: `Finetuning on ${input.clean.count} clean images`, output: 'model', attentionAs: 'teacher' });
+    const r = await input.trainPhase({
+      student: model,
+      data: input.clean,
+      settings: input.training,
+      phase: 'teacher',
+      label: `Finetuning on ${input.clean.count} clean images`,
+      output: 'model',
+      attentionAs: 'teacher',
+    });
     const rows = [
       { model: 'backdoored', ...before },
       { model: 'finetuned', ...r },
     ];
     input.emit({ type: 'table', rows });
-    return { model, rows, attention: [['backdoored', backdoored], ['teacher', model]] };
+    return {
+      model,
+      rows,
+      attention: [
+        ['backdoored', backdoored],
+        ['teacher', model],
+      ],
+    };
   },
 };

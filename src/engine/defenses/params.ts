@@ -20,7 +20,8 @@ function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
     case 'choice':
       return typeof value === 'string' && spec.choices.includes(value) ? value : fail(`must be one of ${spec.choices.join(', ')}`);
     case 'numbers': {
-      if (!Array.isArray(value) || value.some((x) => typeof x !== 'number' || !Number.isFinite(x))) return fail('must be a list of numbers');
+      if (!Array.isArray(value) || value.some((x) => typeof x !== 'number' || !Number.isFinite(x)))
+        return fail('must be a list of numbers');
       const v = value as number[];
       if (spec.min !== undefined && v.some((x) => x < (spec.min as number))) fail(`must all be >= ${spec.min}`);
       return v;
@@ -38,7 +39,8 @@ function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
 export function checkParams(specs: readonly ParamSpec[], given: Readonly<Record<string, unknown>> | undefined, where: string): ParamValues {
   const out: Record<string, ParamValue> = {};
   for (const key of Object.keys(given ?? {})) {
-    if (!specs.some((s) => s.key === key)) throw new InputError(`${where}: unknown parameter '${key}' (known: ${specs.map((s) => s.key).join(', ') || 'none'})`);
+    if (!specs.some((s) => s.key === key))
+      throw new InputError(`${where}: unknown parameter '${key}' (known: ${specs.map((s) => s.key).join(', ') || 'none'})`);
   }
   for (const spec of specs) {
     const value = given?.[spec.key];

@@ -23,7 +23,13 @@ interface ParamBase {
 }
 
 export type ParamSpec =
-  | (ParamBase & { readonly type: 'number'; readonly default: number; readonly min?: number; readonly max?: number; readonly integer?: boolean })
+  | (ParamBase & {
+      readonly type: 'number';
+      readonly default: number;
+      readonly min?: number;
+      readonly max?: number;
+      readonly integer?: boolean;
+    })
   | (ParamBase & { readonly type: 'boolean'; readonly default: boolean })
   | (ParamBase & { readonly type: 'choice'; readonly default: string; readonly choices: readonly string[] })
   | (ParamBase & { readonly type: 'numbers'; readonly default: readonly number[]; readonly min?: number })

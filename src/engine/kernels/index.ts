@@ -116,14 +116,27 @@ export function dilate(x: tf.Tensor4D, stride: number, outH?: number, outW?: num
   const [n, h, w, c] = x.shape;
   const oh = outH ?? (h - 1) * stride + 1;
   const ow = outW ?? (w - 1) * stride + 1;
-  if (oh < (h - 1) * stride + 1 || ow < (w - 1) * stride + 1) throw new Error(`dilate: output ${oh}x${ow} too small for ${h}x${w} at stride ${stride}`);
+  if (oh < (h - 1) * stride + 1 || ow < (w - 1) * stride + 1)
+    throw new Error(`dilate: output ${oh}x${ow} too small for ${h}x${w} at stride ${stride}`);
   if (stride === 1 && oh === h && ow === w) return x;
   if (simdKernelsActive()) return run('NadDilate', [x], { stride, oh, ow })[0] as tf.Tensor4D;
   return tf.tidy(() => {
-    const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, stride - 1], [0, 0], [0, stride - 1], [0, 0]]);
+    const spread = tf.pad(tf.reshape(x, [n, h, 1, w, 1, c]), [
+      [0, 0],
+      [0, 0],
+      [0, stride - 1],
+      [0, 0],
+      [0, stride - 1],
+      [0, 0],
+    ]);
     const full = tf.reshape(spread, [n, h * stride, w * stride, c]) as tf.Tensor4D;
     const cut = tf.slice(full, [0, 0, 0, 0], [n, Math.min(oh, h * stride), Math.min(ow, w * stride), c]);
-    return tf.pad(cut, [[0, 0], [0, oh - cut.shape[1]], [0, ow - cut.shape[2]], [0, 0]]);
+    return tf.pad(cut, [
+      [0, 0],
+      [0, oh - cut.shape[1]],
+      [0, ow - cut.shape[2]],
+      [0, 0],
+    ]);
   });
 }
 
@@ -132,7 +145,14 @@ export function dilate(x: tf.Tensor4D, stride: number, outH?: number, outW?: num
  * where it does not apply (other backends; co not a multiple of 8) and callers use
  * another formulation.
  */
-export function convFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D | undefined {
+export function convFilterGrad(
+  x: tf.Tensor4D,
+  dy: tf.Tensor4D,
+  kh: number,
+  kw: number,
+  stride: number,
+  pad: number,
+): tf.Tensor4D | undefined {
   const [ci, co] = [x.shape[3], dy.shape[3]];
   if (!simdKernelsActive() || co % 8 !== 0 || 4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
@@ -187,9 +207,19 @@ export interface SgdUpdateOptions {
  * torch.optim.SGD's update of one parameter in one kernel: returns the new parameter and momentum
  * buffer (the caller assigns both). g = grad + wd*p; buf' = m*buf + g; step = nesterov ? g + m*buf' : buf'.
  */
-export function sgdUpdate(param: tf.Tensor, grad: tf.Tensor, buffer: tf.Tensor, o: SgdUpdateOptions): { param: tf.Tensor; buffer: tf.Tensor } {
+export function sgdUpdate(
+  param: tf.Tensor,
+  grad: tf.Tensor,
+  buffer: tf.Tensor,
+  o: SgdUpdateOptions,
+): { param: tf.Tensor; buffer: tf.Tensor } {
   if (simdKernelsActive() && param.dtype === 'float32') {
-    const [p, b] = run('NadSgdUpdate', [param, grad, buffer], { lr: o.lr, momentum: o.momentum, weightDecay: o.weightDecay, nesterov: o.nesterov ? 1 : 0 });
+    const [p, b] = run('NadSgdUpdate', [param, grad, buffer], {
+      lr: o.lr,
+      momentum: o.momentum,
+      weightDecay: o.weightDecay,
+      nesterov: o.nesterov ? 1 : 0,
+    });
     return { param: p, buffer: b };
   }
   return tf.tidy(() => {
@@ -204,7 +234,8 @@ export function sgdUpdate(param: tf.Tensor, grad: tf.Tensor, buffer: tf.Tensor, 
 export function phaseFilters3x3(flipped: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D] {
   const out = simdKernelsActive()
     ? run('NadPhaseFilters3x3', [flipped])
-    : [0, 1].flatMap((u) => [0, 1].map((v) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, ...flipped.shape.slice(2)], [2, 2, 1, 1])));
+    : [0, 1].flatMap((u) =>
+        [0, 1].map((v) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, ...flipped.shape.slice(2)], [2, 2, 1, 1])),
+      );
   return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 }
-

@@ -10,29 +10,87 @@ type Ptr = number;
 
 interface KernelExports {
   readonly __stack_pointer: WebAssembly.Global;
-  bn_forward(x: Ptr, m: number, c: number, gamma: Ptr, beta: Ptr, eps: number, relu: number, y: Ptr, mean: Ptr, variance: Ptr, invStd: Ptr): void;
+  bn_forward(
+    x: Ptr,
+    m: number,
+    c: number,
+    gamma: Ptr,
+    beta: Ptr,
+    eps: number,
+    relu: number,
+    y: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    invStd: Ptr,
+  ): void;
   bn_eval(x: Ptr, m: number, c: number, mean: Ptr, variance: Ptr, gamma: Ptr, beta: Ptr, eps: number, relu: number, y: Ptr): void;
   bn_backward(
-    dy: Ptr, x: Ptr, y: Ptr, m: number, c: number, relu: number, mean: Ptr, invStd: Ptr,
-    gamma: Ptr, dMean: Ptr, dVar: Ptr, dx: Ptr, dGamma: Ptr, dBeta: Ptr,
+    dy: Ptr,
+    x: Ptr,
+    y: Ptr,
+    m: number,
+    c: number,
+    relu: number,
+    mean: Ptr,
+    invStd: Ptr,
+    gamma: Ptr,
+    dMean: Ptr,
+    dVar: Ptr,
+    dx: Ptr,
+    dGamma: Ptr,
+    dBeta: Ptr,
   ): void;
   swap_batch_channels(x: Ptr, n: number, p: number, c: number, out: Ptr): void;
   batch_to_inner(x: Ptr, n: number, p: number, c: number, out: Ptr): void;
   dilate(x: Ptr, n: number, h: number, w: number, c: number, stride: number, oh: number, ow: number, out: Ptr): void;
   conv_filter_grad(
-    x: Ptr, dy: Ptr, n: number, h: number, w: number, ci: number, ho: number, wo: number, co: number,
-    kh: number, kw: number, stride: number, pad: number, out: Ptr,
+    x: Ptr,
+    dy: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    ho: number,
+    wo: number,
+    co: number,
+    kh: number,
+    kw: number,
+    stride: number,
+    pad: number,
+    out: Ptr,
   ): void;
   conv_filter_grad_winograd: KernelExports['conv_filter_grad'];
   conv3x3_winograd(
-    x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr,
-    mean: Ptr, variance: Ptr, gamma: Ptr, beta: Ptr, eps: number,
+    x: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    filter: Ptr,
+    co: number,
+    y: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    gamma: Ptr,
+    beta: Ptr,
+    eps: number,
   ): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
   phase_filters3x3(f: Ptr, co: number, ci: number, p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr): void;
   sum_parts(parts: Ptr, count: number, size: number, out: Ptr): void;
-  sgd_update(p: Ptr, grad: Ptr, buf: Ptr, n: number, lr: number, momentum: number, wd: number, nesterov: number, pOut: Ptr, bufOut: Ptr): void;
+  sgd_update(
+    p: Ptr,
+    grad: Ptr,
+    buf: Ptr,
+    n: number,
+    lr: number,
+    momentum: number,
+    wd: number,
+    nesterov: number,
+    pOut: Ptr,
+    bufOut: Ptr,
+  ): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm we use (its typings live in a package we load lazily). */
@@ -131,7 +189,14 @@ const SPLIT_MIN_MACS = 1 << 20;
 const DIRECT_FILTER_GRAD = process.env.NAD_DIRECT_FILTER_GRAD === '1';
 
 type Attrs = Record<string, number>;
-type Body = (l: Loaded, ptr: (t: tf.TensorInfo) => Ptr, inputs: tf.TensorInfo[], outputs: tf.TensorInfo[], attrs: Attrs, b: WasmBackendView) => void;
+type Body = (
+  l: Loaded,
+  ptr: (t: tf.TensorInfo) => Ptr,
+  inputs: tf.TensorInfo[],
+  outputs: tf.TensorInfo[],
+  attrs: Attrs,
+  b: WasmBackendView,
+) => void;
 
 function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: Body): void {
   tf.registerKernel({
@@ -178,88 +243,160 @@ export function registerSimdKernels(): void {
   });
   const vec = (t: tf.TensorInfo) => [channels(t)];
   // inputs x, gamma, beta; attrs eps, relu -> y, mean, variance, invStd
-  define('NadBatchNormForward', ([x]) => [x.shape, vec(x), vec(x), vec(x)], ({ k }, p, [x, g, be], [y, mean, v, is], a) =>
-    k.bn_forward(p(x), rows(x), channels(x), p(g), p(be), a.eps, a.relu, p(y), p(mean), p(v), p(is)),
+  define(
+    'NadBatchNormForward',
+    ([x]) => [x.shape, vec(x), vec(x), vec(x)],
+    ({ k }, p, [x, g, be], [y, mean, v, is], a) =>
+      k.bn_forward(p(x), rows(x), channels(x), p(g), p(be), a.eps, a.relu, p(y), p(mean), p(v), p(is)),
   );
   // inputs x, mean, variance, gamma, beta; attrs eps, relu -> y
-  define('NadBatchNormEval', ([x]) => [x.shape], ({ k }, p, [x, mean, v, g, be], [y], a) =>
-    k.bn_eval(p(x), rows(x), channels(x), p(mean), p(v), p(g), p(be), a.eps, a.relu, p(y)),
+  define(
+    'NadBatchNormEval',
+    ([x]) => [x.shape],
+    ({ k }, p, [x, mean, v, g, be], [y], a) => k.bn_eval(p(x), rows(x), channels(x), p(mean), p(v), p(g), p(be), a.eps, a.relu, p(y)),
   );
   // inputs dy, x, y, mean, invStd, gamma, dMean, dVar; attrs relu -> dx, dGamma, dBeta
-  define('NadBatchNormBackward', ([dy]) => [dy.shape, vec(dy), vec(dy)], ({ k }, p, [dy, x, y, mean, is, g, dm, dv], [dx, dg, db], a) =>
-    k.bn_backward(p(dy), p(x), p(y), rows(dy), channels(dy), a.relu, p(mean), p(is), p(g), p(dm), p(dv), p(dx), p(dg), p(db)),
+  define(
+    'NadBatchNormBackward',
+    ([dy]) => [dy.shape, vec(dy), vec(dy)],
+    ({ k }, p, [dy, x, y, mean, is, g, dm, dv], [dx, dg, db], a) =>
+      k.bn_backward(p(dy), p(x), p(y), rows(dy), channels(dy), a.relu, p(mean), p(is), p(g), p(dm), p(dv), p(dx), p(dg), p(db)),
   );
-  define('NadSwapBatchChannels', ([x]) => [[x.shape[3], x.shape[1], x.shape[2], x.shape[0]]], ({ k }, p, [x], [out]) =>
-    k.swap_batch_channels(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
+  define(
+    'NadSwapBatchChannels',
+    ([x]) => [[x.shape[3], x.shape[1], x.shape[2], x.shape[0]]],
+    ({ k }, p, [x], [out]) => k.swap_batch_channels(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
   );
-  define('NadBatchToInner', ([x]) => [[x.shape[1], x.shape[2], x.shape[0], x.shape[3]]], ({ k }, p, [x], [out]) =>
-    k.batch_to_inner(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
+  define(
+    'NadBatchToInner',
+    ([x]) => [[x.shape[1], x.shape[2], x.shape[0], x.shape[3]]],
+    ({ k }, p, [x], [out]) => k.batch_to_inner(p(x), x.shape[0], x.shape[1] * x.shape[2], x.shape[3], p(out)),
   );
   // input x [n, h, w, c]; attrs stride, oh, ow -> [n, oh, ow, c]
-  define('NadDilate', ([x], a) => [[x.shape[0], a.oh, a.ow, x.shape[3]]], ({ k }, p, [x], [out], a) =>
-    k.dilate(p(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3], a.stride, a.oh, a.ow, p(out)),
+  define(
+    'NadDilate',
+    ([x], a) => [[x.shape[0], a.oh, a.ow, x.shape[3]]],
+    ({ k }, p, [x], [out], a) => k.dilate(p(x), x.shape[0], x.shape[1], x.shape[2], x.shape[3], a.stride, a.oh, a.ow, p(out)),
   );
   // input filter [kh, kw, ci, co] -> [kh, kw, co, ci] rotated 180 degrees
-  define('NadFlipFilter', ([f]) => [[f.shape[0], f.shape[1], f.shape[3], f.shape[2]]], ({ k }, p, [f], [out]) =>
-    k.flip_filter(p(f), f.shape[0], f.shape[1], f.shape[2], f.shape[3], p(out)),
+  define(
+    'NadFlipFilter',
+    ([f]) => [[f.shape[0], f.shape[1], f.shape[3], f.shape[2]]],
+    ({ k }, p, [f], [out]) => k.flip_filter(p(f), f.shape[0], f.shape[1], f.shape[2], f.shape[3], p(out)),
   );
   // inputs the four phases [n, h, w, c] (even/even, even/odd, odd/even, odd/odd) -> [n, 2h, 2w, c]
-  define('NadInterleave2', ([q]) => [[q.shape[0], 2 * q.shape[1], 2 * q.shape[2], q.shape[3]]], ({ k }, p, [a, b, c, d], [out]) =>
-    k.interleave2(p(a), p(b), p(c), p(d), a.shape[0], a.shape[1], a.shape[2], a.shape[3], p(out)),
+  define(
+    'NadInterleave2',
+    ([q]) => [[q.shape[0], 2 * q.shape[1], 2 * q.shape[2], q.shape[3]]],
+    ({ k }, p, [a, b, c, d], [out]) => k.interleave2(p(a), p(b), p(c), p(d), a.shape[0], a.shape[1], a.shape[2], a.shape[3], p(out)),
   );
   // input flipped filter [3, 3, co, ci] -> the stride-2 phase filters [1,1|1,2|2,1|2,2, co, ci]
-  define('NadPhaseFilters3x3', ([f]) => [1, 2].flatMap((r) => [1, 2].map((c) => [r, c, f.shape[2], f.shape[3]])), ({ k }, p, [f], [a, b, c, d]) =>
-    k.phase_filters3x3(p(f), f.shape[2], f.shape[3], p(a), p(b), p(c), p(d)),
+  define(
+    'NadPhaseFilters3x3',
+    ([f]) => [1, 2].flatMap((r) => [1, 2].map((c) => [r, c, f.shape[2], f.shape[3]])),
+    ({ k }, p, [f], [a, b, c, d]) => k.phase_filters3x3(p(f), f.shape[2], f.shape[3], p(a), p(b), p(c), p(d)),
   );
   // inputs param, grad, momentum buffer; attrs lr, momentum, weightDecay, nesterov -> new param, new buffer
-  define('NadSgdUpdate', ([v]) => [v.shape, v.shape], ({ k }, p, [v, g, buf], [vOut, bufOut], a) =>
-    k.sgd_update(p(v), p(g), p(buf), v.shape.reduce((x, d) => x * d, 1), a.lr, a.momentum, a.weightDecay, a.nesterov, p(vOut), p(bufOut)),
+  define(
+    'NadSgdUpdate',
+    ([v]) => [v.shape, v.shape],
+    ({ k }, p, [v, g, buf], [vOut, bufOut], a) =>
+      k.sgd_update(
+        p(v),
+        p(g),
+        p(buf),
+        v.shape.reduce((x, d) => x * d, 1),
+        a.lr,
+        a.momentum,
+        a.weightDecay,
+        a.nesterov,
+        p(vOut),
+        p(bufOut),
+      ),
   );
   // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
-  define('NadConvFilterGrad', ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]], (l, p, [x, dy], [out], a, b) => {
-    const [n, h, w, ci] = x.shape;
-    const [, ho, wo, co] = dy.shape;
-    // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
-    const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
-    const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
-    const size = a.kh * a.kw * ci * co;
-    // Fixed chunks of images, each summed into its own zeroed part, the parts then added in order:
-    // the result does not depend on which thread took which chunk, nor on the thread count.
-    const chunk = FILTER_GRAD_CHUNK;
-    const count = Math.ceil(n / chunk);
-    const parts = b.wasm._malloc(count * size * 4);
-    new Float32Array(l.memory.buffer, parts, count * size).fill(0);
-    type Args = Parameters<KernelExports['conv_filter_grad']>;
-    const args: Args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts];
-    const perImage = [[0, h * w * ci * 4], [1, ho * wo * co * 4]] as const;
-    if (l.helper && count > 1 && n * ho * wo * ci * co * a.kh * a.kw >= SPLIT_MIN_MACS) {
-      l.helper.runBatch({ fn: name, args, countArg: 2, perImage, perChunk: [[13, size * 4]], images: n, chunk }, (...c) => l.k[name](...(c as Args)));
-    } else {
-      for (let c = 0; c < count; c++) {
-        const start = c * chunk;
-        l.k[name](args[0] + start * perImage[0][1], args[1] + start * perImage[1][1], Math.min(chunk, n - start), h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts + c * size * 4);
+  define(
+    'NadConvFilterGrad',
+    ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]],
+    (l, p, [x, dy], [out], a, b) => {
+      const [n, h, w, ci] = x.shape;
+      const [, ho, wo, co] = dy.shape;
+      // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
+      const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
+      const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
+      const size = a.kh * a.kw * ci * co;
+      // Fixed chunks of images, each summed into its own zeroed part, the parts then added in order:
+      // the result does not depend on which thread took which chunk, nor on the thread count.
+      const chunk = FILTER_GRAD_CHUNK;
+      const count = Math.ceil(n / chunk);
+      const parts = b.wasm._malloc(count * size * 4);
+      new Float32Array(l.memory.buffer, parts, count * size).fill(0);
+      type Args = Parameters<KernelExports['conv_filter_grad']>;
+      const args: Args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts];
+      const perImage = [
+        [0, h * w * ci * 4],
+        [1, ho * wo * co * 4],
+      ] as const;
+      if (l.helper && count > 1 && n * ho * wo * ci * co * a.kh * a.kw >= SPLIT_MIN_MACS) {
+        l.helper.runBatch({ fn: name, args, countArg: 2, perImage, perChunk: [[13, size * 4]], images: n, chunk }, (...c) =>
+          l.k[name](...(c as Args)),
+        );
+      } else {
+        for (let c = 0; c < count; c++) {
+          const start = c * chunk;
+          l.k[name](
+            args[0] + start * perImage[0][1],
+            args[1] + start * perImage[1][1],
+            Math.min(chunk, n - start),
+            h,
+            w,
+            ci,
+            ho,
+            wo,
+            co,
+            a.kh,
+            a.kw,
+            a.stride,
+            a.pad,
+            parts + c * size * 4,
+          );
+        }
       }
-    }
-    l.k.sum_parts(parts, count, size, p(out));
-    b.wasm._free(parts);
-  });
+      l.k.sum_parts(parts, count, size, p(out));
+      b.wasm._free(parts);
+    },
+  );
   // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images shared between threads
   // ... or inputs x, filter, mean, variance, gamma, beta; attr eps: conv of relu(batch norm(x)), evaluation mode
-  define('NadConv3x3Winograd', ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]], (l, p, [x, f, mean, v, g, be], [y], a) => {
-    const [n, h, w, ci] = x.shape;
-    const co = f.shape[3];
-    const bn = mean ? [p(mean), p(v), p(g), p(be), a.eps] : [0, 0, 0, 0, 0];
-    const args = [p(x), n, h, w, ci, p(f), co, p(y), ...bn] as Parameters<KernelExports['conv3x3_winograd']>;
-    const fn = 'conv3x3_winograd';
-    if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
-      l.k[fn](...args);
-      return;
-    }
-    l.helper.runBatch(
-      { fn, args, countArg: 1, perImage: [[0, h * w * ci * 4], [7, h * w * co * 4]], images: n, chunk: chunkFor(n) },
-      (...c) => l.k[fn](...(c as typeof args)),
-    );
-  });
+  define(
+    'NadConv3x3Winograd',
+    ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]],
+    (l, p, [x, f, mean, v, g, be], [y], a) => {
+      const [n, h, w, ci] = x.shape;
+      const co = f.shape[3];
+      const bn = mean ? [p(mean), p(v), p(g), p(be), a.eps] : [0, 0, 0, 0, 0];
+      const args = [p(x), n, h, w, ci, p(f), co, p(y), ...bn] as Parameters<KernelExports['conv3x3_winograd']>;
+      const fn = 'conv3x3_winograd';
+      if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
+        l.k[fn](...args);
+        return;
+      }
+      l.helper.runBatch(
+        {
+          fn,
+          args,
+          countArg: 1,
+          perImage: [
+            [0, h * w * ci * 4],
+            [7, h * w * co * 4],
+          ],
+          images: n,
+          chunk: chunkFor(n),
+        },
+        (...c) => l.k[fn](...(c as typeof args)),
+      );
+    },
+  );
 }
 
 // Images per filter-gradient chunk: fixed (not derived from the thread count) for reproducible sums.

@@ -26,7 +26,9 @@ export function describeSpec(spec: ModelSpec): string {
 
 export function validateSpec(spec: ModelSpec): void {
   if (spec.arch === 'wrn' && ((spec.depth - 4) % 6 !== 0 || spec.depth < 10 || spec.widen < 1)) {
-    throw new InputError(`WideResNet depth must be 6n+4 (10, 16, 22, 28, 40...) and widen >= 1; got depth ${spec.depth}, widen ${spec.widen}`);
+    throw new InputError(
+      `WideResNet depth must be 6n+4 (10, 16, 22, 28, 40...) and widen >= 1; got depth ${spec.depth}, widen ${spec.widen}`,
+    );
   }
   if (spec.numClasses < 2) throw new InputError(`a classifier needs at least 2 classes; got ${spec.numClasses}`);
 }
@@ -151,7 +153,8 @@ type DataShape = { readonly height: number; readonly width: number; readonly cha
 export function specFor(arch: ArchChoice | ModelSpec, data: DataShape): ModelSpec {
   if (data.height !== data.width) throw new InputError(`images must be square; got ${data.height}x${data.width}`);
   const sizes = { numClasses: data.numClasses, inChannels: data.channels, imageSize: data.height };
-  if (arch === 'auto') return data.channels === 1 && data.height <= 28 ? { arch: 'cnn', ...sizes } : { arch: 'wrn', depth: 16, widen: 1, ...sizes };
+  if (arch === 'auto')
+    return data.channels === 1 && data.height <= 28 ? { arch: 'cnn', ...sizes } : { arch: 'wrn', depth: 16, widen: 1, ...sizes };
   if (arch === 'cnn') return { arch: 'cnn', ...sizes };
   return arch.arch === 'wrn' ? { arch: 'wrn', depth: arch.depth, widen: arch.widen, ...sizes } : { arch: 'cnn', ...sizes };
 }

@@ -4,7 +4,15 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import type { Rng } from '../rng';
-import { batchNormEval, batchNormReluEval, batchNormReluTrain, batchNormTrain, bnReluConv3x3Eval, conv2d, type BatchNormParams } from '../ops';
+import {
+  batchNormEval,
+  batchNormReluEval,
+  batchNormReluTrain,
+  batchNormTrain,
+  bnReluConv3x3Eval,
+  conv2d,
+  type BatchNormParams,
+} from '../ops';
 
 type Layout = 'conv' | 'linear' | 'plain';
 
@@ -92,7 +100,11 @@ export class ParamSet {
 
   private batchNormParams(name: string): { p: BatchNormParams; rm: tf.Variable<tf.Rank.R1>; rv: tf.Variable<tf.Rank.R1> } {
     const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
-    return { p, rm: this.get(name + '.running_mean') as tf.Variable<tf.Rank.R1>, rv: this.get(name + '.running_var') as tf.Variable<tf.Rank.R1> };
+    return {
+      p,
+      rm: this.get(name + '.running_mean') as tf.Variable<tf.Rank.R1>,
+      rv: this.get(name + '.running_var') as tf.Variable<tf.Rank.R1>,
+    };
   }
 
   /** Expected PyTorch shapes, for validating an imported state_dict. */

@@ -6,12 +6,27 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
 import { batchNormReluEval, type BatchNormParams } from './batchnorm';
-import { conv3x3Winograd, convFilterGrad, simdKernelsActive, dilate, flipFilter, interleave2, moveBatchInside, phaseFilters3x3, swapBatchAndChannels } from '../kernels';
+import {
+  conv3x3Winograd,
+  convFilterGrad,
+  simdKernelsActive,
+  dilate,
+  flipFilter,
+  interleave2,
+  moveBatchInside,
+  phaseFilters3x3,
+  swapBatchAndChannels,
+} from '../kernels';
 
 type Pad4 = [[number, number], [number, number], [number, number], [number, number]];
 
 function explicitPad(top: number, bottom: number, left: number, right: number): Pad4 {
-  return [[0, 0], [top, bottom], [left, right], [0, 0]];
+  return [
+    [0, 0],
+    [top, bottom],
+    [left, right],
+    [0, 0],
+  ];
 }
 
 /** A forward convolution by the fastest kernel that applies: Winograd for 3x3/stride 1/pad 1, else tfjs's. */
@@ -29,7 +44,13 @@ function forwardConv(x: tf.Tensor4D, filter: tf.Tensor4D, stride: number, pad: n
  * separate kernels, without writing the normalised map out and reading it back). Not differentiable:
  * for inference only (evaluation, the teacher's forward pass).
  */
-export function bnReluConv3x3Eval(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, filter: tf.Tensor4D): tf.Tensor4D {
+export function bnReluConv3x3Eval(
+  x: tf.Tensor4D,
+  p: BatchNormParams,
+  runningMean: tf.Tensor1D,
+  runningVar: tf.Tensor1D,
+  filter: tf.Tensor4D,
+): tf.Tensor4D {
   const fused = conv3x3Winograd(x, filter, { mean: runningMean, variance: runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
   return fused ?? tf.tidy(() => conv2d(batchNormReluEval(x, p, runningMean, runningVar), filter, 1, 1));
 }
@@ -44,7 +65,20 @@ function winogradWithChannelPadding(x: tf.Tensor4D, filter: tf.Tensor4D): tf.Ten
   if (kh !== 3 || kw !== 3 || ci % 4 === 0 || co % 8 !== 0 || !simdKernelsActive()) return undefined;
   const extra = 4 - (ci % 4);
   return tf.tidy(() => {
-    const y = conv3x3Winograd(tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]]), tf.pad(filter, [[0, 0], [0, 0], [0, extra], [0, 0]]));
+    const y = conv3x3Winograd(
+      tf.pad(x, [
+        [0, 0],
+        [0, 0],
+        [0, 0],
+        [0, extra],
+      ]),
+      tf.pad(filter, [
+        [0, 0],
+        [0, 0],
+        [0, extra],
+        [0, 0],
+      ]),
+    );
     return y ?? tf.conv2d(x, filter, 1, explicitPad(1, 1, 1, 1));
   });
 }
@@ -119,14 +153,7 @@ function inputGradStride2(dy: tf.Tensor4D, flipped: tf.Tensor4D): tf.Tensor4D {
  * else a forward convolution of x, with batch and channels swapped, by dy used as the filter (batch as
  * its input channels), dilated by the forward stride.
  */
-export function conv2dFilterGrad(
-  x: tf.Tensor4D,
-  dy: tf.Tensor4D,
-  kh: number,
-  kw: number,
-  stride: number,
-  pad: number,
-): tf.Tensor4D {
+export function conv2dFilterGrad(x: tf.Tensor4D, dy: tf.Tensor4D, kh: number, kw: number, stride: number, pad: number): tf.Tensor4D {
   const direct = convFilterGrad(x, dy, kh, kw, stride, pad);
   if (direct) return direct;
   return tf.tidy(() => {

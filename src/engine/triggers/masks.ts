@@ -86,12 +86,19 @@ export function signalMask(shape: ImageShape, maskFile?: string, maskKey?: strin
 
 /** float32 HxWxC, as the paper adds it (uint8 + float32). */
 export function trojanMask(shape: ImageShape, maskFile?: string, maskKey?: string): Float32Array {
-  const m = maskFile ? readMaskFile(maskFile, maskKey, shape, true, false) : builtInFor('trojanTrigger', builtInTrojanMask(), BUILT_IN_TROJAN, shape, true);
+  const m = maskFile
+    ? readMaskFile(maskFile, maskKey, shape, true, false)
+    : builtInFor('trojanTrigger', builtInTrojanMask(), BUILT_IN_TROJAN, shape, true);
   return Float32Array.from(m);
 }
 
 /** blend's pattern: the user's file, else uniform 0..255 noise (HxWxC) from `patternSeed`. */
-export function blendPattern(shape: ImageShape, maskFile: string | undefined, maskKey: string | undefined, patternSeed: number): Float64Array {
+export function blendPattern(
+  shape: ImageShape,
+  maskFile: string | undefined,
+  maskKey: string | undefined,
+  patternSeed: number,
+): Float64Array {
   if (maskFile) return readMaskFile(maskFile, maskKey, shape, false, true);
   const rng = new Rng(patternSeed);
   const out = new Float64Array(shape.height * shape.width * shape.channels);

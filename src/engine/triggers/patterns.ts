@@ -98,7 +98,7 @@ export function addTrojanMask(img: Uint8Array, s: ImageShape, maskHWC: Float32Ar
 /** plant_sin_trigger's pattern row: float32(delta * sin(2 pi j f / m)) for column j, m = image width. */
 export function sinusoidRow(width: number, delta: number, frequency: number): Float32Array {
   const row = new Float32Array(width);
-  for (let j = 0; j < width; j++) row[j] = delta * Math.sin((((2 * Math.PI) * j) * frequency) / width);
+  for (let j = 0; j < width; j++) row[j] = delta * Math.sin((2 * Math.PI * j * frequency) / width);
   return row;
 }
 

@@ -39,9 +39,10 @@ function checkAttack(ds: ImageDataset, opts: AttackOptions): { targetType: Targe
     throw new InputError(`target label ${target} is out of range for ${ds.numClasses} classes (0..${ds.numClasses - 1})`);
   }
   const t = opts.trigger;
-  const trigger = 'stamp' in t && t.shape.height === ds.height && t.shape.width === ds.width && t.shape.channels === ds.channels
-    ? t
-    : createTrigger('stamp' in t ? t.spec : t, ds);
+  const trigger =
+    'stamp' in t && t.shape.height === ds.height && t.shape.width === ds.width && t.shape.channels === ds.channels
+      ? t
+      : createTrigger('stamp' in t ? t.spec : t, ds);
   return { targetType, target, trigger };
 }
 

@@ -44,12 +44,18 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
   resolveCustomEditor(document: MapsDocument, panel: vscode.WebviewPanel): void {
     const { webview } = panel;
     webview.options = webviewOptions(this.extensionUri);
-    webview.html = webviewHtml(webview, this.extensionUri, { script: 'attention.js', styles: ['page.css', 'attention.css'], title: 'Attention maps' });
+    webview.html = webviewHtml(webview, this.extensionUri, {
+      script: 'attention.js',
+      styles: ['page.css', 'attention.css'],
+      title: 'Attention maps',
+    });
     const key = document.uri.toString();
     const post = (m: AttentionHostMessage): void => void webview.postMessage(m);
     const send = async (): Promise<void> => post(await loadMaps(document.uri));
     // The engine rewrites maps.json atomically (rename): follow it, so a re-run shows its new maps.
-    const watcher = vscode.workspace.createFileSystemWatcher(new vscode.RelativePattern(vscode.Uri.file(dirname(document.uri.fsPath)), basename(document.uri.fsPath)));
+    const watcher = vscode.workspace.createFileSystemWatcher(
+      new vscode.RelativePattern(vscode.Uri.file(dirname(document.uri.fsPath)), basename(document.uri.fsPath)),
+    );
     let timer: NodeJS.Timeout | undefined;
     const onFile = (): void => {
       if (timer) clearTimeout(timer);
@@ -139,7 +145,12 @@ async function showAttentionMaps(arg: unknown, start: StartImageAttention | unde
     dir = ref.run.dir;
     label = runLabel(ref.run);
   } else {
-    const [picked] = await pickRuns({ title: 'Show the attention maps of which run?', many: false, filter: (r) => hasMaps(r.run.dir), emptyMessage: 'No run has attention maps yet: runs write them (attention/maps.json) when they finish.' });
+    const [picked] = await pickRuns({
+      title: 'Show the attention maps of which run?',
+      many: false,
+      filter: (r) => hasMaps(r.run.dir),
+      emptyMessage: 'No run has attention maps yet: runs write them (attention/maps.json) when they finish.',
+    });
     if (!picked) return;
     dir = picked.run.dir;
     label = runLabel(picked.run);
@@ -155,7 +166,10 @@ async function showAttentionMaps(arg: unknown, start: StartImageAttention | unde
 export function registerAttentionEditor(context: vscode.ExtensionContext, start?: StartImageAttention): AttentionEditorProvider {
   const provider = new AttentionEditorProvider(context.extensionUri);
   context.subscriptions.push(
-    vscode.window.registerCustomEditorProvider(ATTENTION_VIEW_TYPE, provider, { webviewOptions: { retainContextWhenHidden: false }, supportsMultipleEditorsPerDocument: true }),
+    vscode.window.registerCustomEditorProvider(ATTENTION_VIEW_TYPE, provider, {
+      webviewOptions: { retainContextWhenHidden: false },
+      supportsMultipleEditorsPerDocument: true,
+    }),
     vscode.commands.registerCommand('nad.showAttentionMaps', (arg: unknown) => showAttentionMaps(arg, start)),
   );
   return provider;

@@ -19,7 +19,10 @@ export interface ImageAttentionRequest {
 }
 
 /** Runs the job in the worker and resolves with the maps file it wrote; rejects with the job's error. */
-export type StartImageAttention = (request: ImageAttentionRequest, token: vscode.CancellationToken) => Promise<{ readonly mapsFile: string }>;
+export type StartImageAttention = (
+  request: ImageAttentionRequest,
+  token: vscode.CancellationToken,
+) => Promise<{ readonly mapsFile: string }>;
 
 interface ModelItem extends vscode.QuickPickItem {
   readonly file?: string;
@@ -76,7 +79,11 @@ async function pickModels(image: vscode.Uri): Promise<ModelItem[]> {
   if (!picked || picked.length === 0) return [];
   const chosen = picked.filter((p) => !p.browse);
   if (picked.some((p) => p.browse)) {
-    const files = await vscode.window.showOpenDialog({ canSelectMany: true, openLabel: 'Use model', filters: { 'Model files': ['pth', 'pt', 'tar', 'safetensors'] } });
+    const files = await vscode.window.showOpenDialog({
+      canSelectMany: true,
+      openLabel: 'Use model',
+      filters: { 'Model files': ['pth', 'pt', 'tar', 'safetensors'] },
+    });
     for (const f of files ?? []) chosen.push({ label: basename(f.fsPath), file: f.fsPath });
   }
   return chosen;
@@ -85,12 +92,24 @@ async function pickModels(image: vscode.Uri): Promise<ModelItem[]> {
 async function pickBackdoor(models: readonly ModelItem[]): Promise<Backdoor | undefined> {
   const known = models.map((m) => backdoorOf(m.run)).find((b) => b !== undefined);
   if (known) return known;
-  const items = TRIGGER_NAMES.map((name) => ({ label: name, description: name === PAPER_DEFAULTS.triggerType ? 'the paper’s default' : undefined }));
-  const picked = await vscode.window.showQuickPick(items, { title: 'Which trigger to stamp for the “triggered” maps?', placeHolder: 'The models’ backdoor trigger (not recorded for these model files)' });
-  return picked ? { trigger: { name: picked.label }, targetType: PAPER_DEFAULTS.targetType, targetLabel: PAPER_DEFAULTS.targetLabel } : undefined;
+  const items = TRIGGER_NAMES.map((name) => ({
+    label: name,
+    description: name === PAPER_DEFAULTS.triggerType ? 'the paper’s default' : undefined,
+  }));
+  const picked = await vscode.window.showQuickPick(items, {
+    title: 'Which trigger to stamp for the “triggered” maps?',
+    placeHolder: 'The models’ backdoor trigger (not recorded for these model files)',
+  });
+  return picked
+    ? { trigger: { name: picked.label }, targetType: PAPER_DEFAULTS.targetType, targetLabel: PAPER_DEFAULTS.targetLabel }
+    : undefined;
 }
 
-export async function showImageAttention(image: vscode.Uri, start: StartImageAttention | undefined, open: (maps: vscode.Uri) => Promise<void>): Promise<void> {
+export async function showImageAttention(
+  image: vscode.Uri,
+  start: StartImageAttention | undefined,
+  open: (maps: vscode.Uri) => Promise<void>,
+): Promise<void> {
   if (!start) throw new Error('attention maps of images need the NAD run worker, which is not running');
   const models = await pickModels(image);
   const files = models.map((m) => m.file).filter((f): f is string => f !== undefined);

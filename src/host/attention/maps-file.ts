@@ -47,7 +47,8 @@ function mapLists(v: unknown, groups: AttentionSnapshotData['groups'], count: nu
   return v.map((values: unknown, g) => {
     const expected = count * groups[g].height * groups[g].width;
     if (!Array.isArray(values)) fail(`${where}[${g}] must be a list of numbers`);
-    if (values.length !== expected) fail(`${where}[${g}] has ${values.length} values, expected ${expected} (${count} images x ${groups[g].height} x ${groups[g].width})`);
+    if (values.length !== expected)
+      fail(`${where}[${g}] has ${values.length} values, expected ${expected} (${count} images x ${groups[g].height} x ${groups[g].width})`);
     for (let i = 0; i < values.length; i++) {
       const x: unknown = values[i];
       if (typeof x !== 'number' || !Number.isFinite(x)) fail(`${where}[${g}][${i}] is not a finite number (${JSON.stringify(x)})`);
@@ -97,7 +98,11 @@ export function parseAttentionMaps(text: string): ParsedMaps {
     if (raw.version !== 1) fail(`version ${JSON.stringify(raw.version)} is not one this extension reads (expected 1)`);
     const image = raw.image;
     if (!isObject(image)) fail('image must be { height, width, channels }');
-    const dims = { height: positiveInt(image.height, 'image.height'), width: positiveInt(image.width, 'image.width'), channels: positiveInt(image.channels, 'image.channels') };
+    const dims = {
+      height: positiveInt(image.height, 'image.height'),
+      width: positiveInt(image.width, 'image.width'),
+      channels: positiveInt(image.channels, 'image.channels'),
+    };
     if (dims.channels !== 1 && dims.channels !== 3) fail(`image.channels must be 1 or 3, got ${dims.channels}`);
     if (!Array.isArray(raw.labels) || raw.labels.length === 0) fail('labels must list one class per image');
     const count = raw.labels.length;
@@ -105,13 +110,17 @@ export function parseAttentionMaps(text: string): ParsedMaps {
     const attackLabels = raw.attackLabels === undefined ? labels.map(() => -1) : intArray(raw.attackLabels, count, 'attackLabels');
     let classNames: string[] | null = null;
     if (raw.classNames !== null && raw.classNames !== undefined) {
-      if (!Array.isArray(raw.classNames) || raw.classNames.some((n) => typeof n !== 'string')) fail('classNames must be a list of names or null');
+      if (!Array.isArray(raw.classNames) || raw.classNames.some((n) => typeof n !== 'string'))
+        fail('classNames must be a list of names or null');
       classNames = raw.classNames as string[];
     }
     const images = raw.images;
     if (!isObject(images)) fail('images must be { clean, triggered }');
     const bytes = dims.height * dims.width * dims.channels;
-    const imgs = { clean: imageList(images.clean, count, bytes, 'images.clean'), triggered: imageList(images.triggered, count, bytes, 'images.triggered') };
+    const imgs = {
+      clean: imageList(images.clean, count, bytes, 'images.clean'),
+      triggered: imageList(images.triggered, count, bytes, 'images.triggered'),
+    };
     if (!Array.isArray(raw.snapshots) || raw.snapshots.length === 0) fail('snapshots must list at least one model');
     const snapshots = raw.snapshots.map((s: unknown, i) => snapshot(s, count, i));
     return { maps: { version: 1, image: dims, labels, attackLabels, classNames, images: imgs, snapshots } };

@@ -4,7 +4,15 @@ import * as vscode from 'vscode';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { RunSummary } from '../../runs/run-store';
-import type { CompareData, CompareHostMessage, CompareRun, CompareViewMessage, CompareViewState, ConfigDiffRow, CurveSegment } from '../../shared/history-protocol';
+import type {
+  CompareData,
+  CompareHostMessage,
+  CompareRun,
+  CompareViewMessage,
+  CompareViewState,
+  ConfigDiffRow,
+  CurveSegment,
+} from '../../shared/history-protocol';
 import { runLabel } from './runs-tree';
 import { openRun } from './open-run';
 import { pickRuns, readRunDir, runsFromArgs } from '../runs/pick';
@@ -103,7 +111,16 @@ export function compareData(dirs: readonly string[]): CompareData {
       continue;
     }
     const { segments, problems } = readCurves(read);
-    runs.push({ dir, name: runLabel(read), kind: read.status.kind, state: read.status.state, acc: read.status.acc, asr: read.status.asr, segments, problems });
+    runs.push({
+      dir,
+      name: runLabel(read),
+      kind: read.status.kind,
+      state: read.status.state,
+      acc: read.status.acc,
+      asr: read.status.asr,
+      segments,
+      problems,
+    });
     configs.push(read.config);
   }
   return { runs, config: configDiff(configs), missing };
@@ -124,7 +141,12 @@ export class ComparePanels implements vscode.Disposable {
   constructor(private readonly extensionUri: vscode.Uri) {}
 
   open(dirs: readonly string[]): void {
-    const panel = vscode.window.createWebviewPanel(COMPARE_VIEW_TYPE, 'NAD: Compare Runs', vscode.ViewColumn.Active, webviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      COMPARE_VIEW_TYPE,
+      'NAD: Compare Runs',
+      vscode.ViewColumn.Active,
+      webviewOptions(this.extensionUri),
+    );
     this.attach(panel, { dirs, onlyDifferences: false });
   }
 
@@ -132,7 +154,11 @@ export class ComparePanels implements vscode.Disposable {
   attach(panel: vscode.WebviewPanel, state: CompareViewState): void {
     this.panels.add(panel);
     panel.webview.options = webviewOptions(this.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'compare.js', styles: ['page.css', 'history.css'], title: 'Compare runs' });
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, {
+      script: 'compare.js',
+      styles: ['page.css', 'history.css'],
+      title: 'Compare runs',
+    });
     const data = (): CompareData => compareData(state.dirs);
     panel.title = `NAD: Compare ${state.dirs.length} Runs`;
     const sub = panel.webview.onDidReceiveMessage(async (m: CompareViewMessage) => {
@@ -168,7 +194,12 @@ export class ComparePanels implements vscode.Disposable {
 }
 
 function isCompareState(v: unknown): v is CompareViewState {
-  return typeof v === 'object' && v !== null && Array.isArray((v as CompareViewState).dirs) && (v as CompareViewState).dirs.every((d) => typeof d === 'string');
+  return (
+    typeof v === 'object' &&
+    v !== null &&
+    Array.isArray((v as CompareViewState).dirs) &&
+    (v as CompareViewState).dirs.every((d) => typeof d === 'string')
+  );
 }
 
 /** "NAD: Compare Runs" from the palette (asks) or the Runs tree (the selected rows). */
@@ -185,13 +216,23 @@ export function registerCompare(context: vscode.ExtensionContext): ComparePanels
     vscode.commands.registerCommand('nad.compareRuns', async (clicked: unknown, selected: unknown) => {
       let dirs: string[];
       if (clicked === undefined) {
-        dirs = (await pickRuns({ title: 'Compare which runs? (pick two or more)', many: true, minimum: 2, emptyMessage: 'There are no runs to compare yet.' })).map((r) => r.run.dir);
+        dirs = (
+          await pickRuns({
+            title: 'Compare which runs? (pick two or more)',
+            many: true,
+            minimum: 2,
+            emptyMessage: 'There are no runs to compare yet.',
+          })
+        ).map((r) => r.run.dir);
       } else if (Array.isArray(clicked) && clicked.every((d) => typeof d === 'string')) {
         dirs = clicked as string[];
       } else {
         const refs = runsFromArgs(clicked, selected);
         const broken = refs.filter((r) => 'broken' in r);
-        if (broken.length > 0) throw new Error(`Cannot compare unreadable run folders: ${broken.map((b) => ('broken' in b ? `${b.broken.id} (${b.broken.problem})` : '')).join(', ')}`);
+        if (broken.length > 0)
+          throw new Error(
+            `Cannot compare unreadable run folders: ${broken.map((b) => ('broken' in b ? `${b.broken.id} (${b.broken.problem})` : '')).join(', ')}`,
+          );
         dirs = refs.map((r) => ('run' in r ? r.run.dir : ''));
       }
       if (dirs.length === 0) return;

@@ -21,7 +21,6 @@ export async function revealRun(dir: string): Promise<void> {
   else await vscode.commands.executeCommand('revealInExplorer', vscode.Uri.file(dir));
 }
 
-
 /** Whether runs open in their panels (the run commands are registered). */
 export function canOpenRuns(): Promise<boolean> {
   return hasCommand(OPEN_RUN_COMMAND);

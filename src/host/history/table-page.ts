@@ -54,7 +54,14 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
     dataset: datasetOf(c),
     trigger,
     // all2all has no single target (label + 1); the others attack one class.
-    target: targetType === 'all2all' ? 'all2all' : targetLabel === undefined ? undefined : targetType === 'cleanLabel' ? `${targetLabel} (clean-label)` : String(targetLabel),
+    target:
+      targetType === 'all2all'
+        ? 'all2all'
+        : targetLabel === undefined
+          ? undefined
+          : targetType === 'cleanLabel'
+            ? `${targetLabel} (clean-label)`
+            : String(targetLabel),
     targetType,
     epochs,
     epochsDone: s.lastEpoch !== undefined && s.lastEpoch !== epochs ? s.lastEpoch : undefined,
@@ -71,7 +78,10 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
 
 export function historyRows(): { rows: HistoryRow[]; broken: BrokenRow[] } {
   const { runs, broken } = workspaceRuns();
-  return { rows: runs.map((r) => historyRow(r)), broken: broken.map((b) => ({ dir: b.broken.dir, id: b.broken.id, problem: b.broken.problem })) };
+  return {
+    rows: runs.map((r) => historyRow(r)),
+    broken: broken.map((b) => ({ dir: b.broken.dir, id: b.broken.id, problem: b.broken.problem })),
+  };
 }
 
 /** What the page last reported (tests read it). */
@@ -108,7 +118,12 @@ export class HistoryPage implements vscode.Disposable {
       this.panel.reveal();
       return;
     }
-    const panel = vscode.window.createWebviewPanel(HISTORY_VIEW_TYPE, 'NAD: Experiment History', vscode.ViewColumn.Active, webviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      HISTORY_VIEW_TYPE,
+      'NAD: Experiment History',
+      vscode.ViewColumn.Active,
+      webviewOptions(this.extensionUri),
+    );
     this.attach(panel);
   }
 
@@ -116,7 +131,11 @@ export class HistoryPage implements vscode.Disposable {
   attach(panel: vscode.WebviewPanel): void {
     this.panel = panel;
     panel.webview.options = webviewOptions(this.extensionUri);
-    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, { script: 'history.js', styles: ['page.css', 'history.css'], title: 'Experiment history' });
+    panel.webview.html = webviewHtml(panel.webview, this.extensionUri, {
+      script: 'history.js',
+      styles: ['page.css', 'history.css'],
+      title: 'Experiment history',
+    });
     const sub = panel.webview.onDidReceiveMessage((m: HistoryViewMessage) => void this.handle(m));
     panel.onDidDispose(() => {
       sub.dispose();
@@ -176,7 +195,11 @@ export class HistoryPage implements vscode.Disposable {
 }
 
 /** Registers the page, its serializer and "NAD: Show Experiment History Table". */
-export function registerHistoryPage(context: vscode.ExtensionContext, runs: RunsTreeProvider, compare: (dirs: readonly string[]) => Promise<void>): HistoryPage {
+export function registerHistoryPage(
+  context: vscode.ExtensionContext,
+  runs: RunsTreeProvider,
+  compare: (dirs: readonly string[]) => Promise<void>,
+): HistoryPage {
   const page = new HistoryPage(context.extensionUri, runs, compare);
   context.subscriptions.push(
     page,

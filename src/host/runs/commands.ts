@@ -77,13 +77,22 @@ export async function cancelRun(host: RunCommandsHost, arg: unknown): Promise<vo
       void vscode.window.showInformationMessage('NAD: no run is running or queued in this window.');
       return;
     }
-    const pick = active.length === 1 ? { task: active[0] } : await vscode.window.showQuickPick(active.map((t) => ({ label: t.request.title, description: t.state, task: t })), { placeHolder: 'Cancel which run?' });
+    const pick =
+      active.length === 1
+        ? { task: active[0] }
+        : await vscode.window.showQuickPick(
+            active.map((t) => ({ label: t.request.title, description: t.state, task: t })),
+            { placeHolder: 'Cancel which run?' },
+          );
     task = pick?.task;
     if (!task) return;
   }
   if (!task || (task.state !== 'running' && task.state !== 'queued')) {
     const s = dir ? readRunSummary(dir) : undefined;
-    const owner = s && !('problem' in s) && s.status.state === 'running' ? ` It is run by another process (pid ${s.status.pid ?? '?'}); stop it there (Ctrl+C for the nad CLI).` : '';
+    const owner =
+      s && !('problem' in s) && s.status.state === 'running'
+        ? ` It is run by another process (pid ${s.status.pid ?? '?'}); stop it there (Ctrl+C for the nad CLI).`
+        : '';
     void vscode.window.showInformationMessage(`NAD: this run is not running in this window.${owner}`);
     return;
   }
@@ -101,12 +110,20 @@ export async function resumeRun(host: RunCommandsHost, arg: unknown): Promise<Ru
   }
   const live = host.manager.taskFor(dir);
   if (!isResumable(s) || (live && (live.state === 'running' || live.state === 'queued'))) {
-    void vscode.window.showErrorMessage(`NAD: run ${s.id} cannot be resumed: it is ${live?.state ?? s.status.state}${isResumable(s) ? '' : ` (only interrupted, cancelled or failed train, finetune and erase runs can)`}.`);
+    void vscode.window.showErrorMessage(
+      `NAD: run ${s.id} cannot be resumed: it is ${live?.state ?? s.status.state}${isResumable(s) ? '' : ` (only interrupted, cancelled or failed train, finetune and erase runs can)`}.`,
+    );
     return undefined;
   }
   const folder = workspaceFolderOf(dir);
   const name = typeof s.config['name'] === 'string' ? (s.config['name'] as string) : s.id;
-  const task = host.manager.start({ title: `Resume ${name}`, job: { kind: 'resume', runDir: dir }, cwd: folder?.uri.fsPath ?? dirname(dir), runsDir: dirname(dir), openPanel: !host.panels.find(dir) });
+  const task = host.manager.start({
+    title: `Resume ${name}`,
+    job: { kind: 'resume', runDir: dir },
+    cwd: folder?.uri.fsPath ?? dirname(dir),
+    runsDir: dirname(dir),
+    openPanel: !host.panels.find(dir),
+  });
   host.panels.find(dir)?.panel.reveal(undefined, true);
   return task;
 }
@@ -121,10 +138,17 @@ export async function rerun(host: RunCommandsHost, arg: unknown): Promise<RunTas
   try {
     // Paths in a run's config are as the CLI or the wizard gave them: relative ones are the workspace folder's.
     const config = parseConfigFile(join(cwd, basename(file)), readFileSync(file, 'utf8'));
-    return host.manager.start({ title: `Re-run ${config.name ?? basename(dir)}`, job: { kind: 'job', config }, cwd, runsDir: dirname(dir) });
+    return host.manager.start({
+      title: `Re-run ${config.name ?? basename(dir)}`,
+      job: { kind: 'job', config },
+      cwd,
+      runsDir: dirname(dir),
+    });
   } catch (e) {
     const problem = e instanceof ConfigFileError ? e.problem : (e as Error).message;
-    void vscode.window.showErrorMessage(`NAD: ${file}: cannot re-run this config (${problem}).`, 'Open Config File').then((a) => a && vscode.window.showTextDocument(vscode.Uri.file(file)));
+    void vscode.window
+      .showErrorMessage(`NAD: ${file}: cannot re-run this config (${problem}).`, 'Open Config File')
+      .then((a) => a && vscode.window.showTextDocument(vscode.Uri.file(file)));
     return undefined;
   }
 }
@@ -141,12 +165,18 @@ export async function deleteRun(host: RunCommandsHost, arg: unknown): Promise<bo
   if (!dir) return false;
   const live = host.manager.taskFor(dir);
   if (live && (live.state === 'running' || live.state === 'queued')) {
-    void vscode.window.showErrorMessage(`NAD: ${basename(dir)} is running; cancel it before deleting it.`, 'Cancel Run').then((a) => a && host.manager.cancel(live));
+    void vscode.window
+      .showErrorMessage(`NAD: ${basename(dir)} is running; cancel it before deleting it.`, 'Cancel Run')
+      .then((a) => a && host.manager.cancel(live));
     return false;
   }
   const s = readRunSummary(dir);
   const name = 'problem' in s ? basename(dir) : typeof s.config['name'] === 'string' ? (s.config['name'] as string) : s.id;
-  const ok = await vscode.window.showWarningMessage(`Delete the run "${name}" and its folder (models, metrics, attention maps)?`, { modal: true, detail: dir }, 'Delete');
+  const ok = await vscode.window.showWarningMessage(
+    `Delete the run "${name}" and its folder (models, metrics, attention maps)?`,
+    { modal: true, detail: dir },
+    'Delete',
+  );
   if (ok !== 'Delete') return false;
   host.panels.find(dir)?.panel.dispose();
   await new RunStore('', dirname(dir)).delete(basename(dir));

@@ -93,10 +93,16 @@ export class RunFeedback implements vscode.Disposable {
     const first = running[0];
     const queued = active.length - running.length;
     const p = first?.snapshot?.progress;
-    const what = first ? `${phaseLabel(p?.phase ?? 'train')} ${p ? `${Math.max(1, p.epoch)}/${p.epochs}` : '…'}${p?.etaSeconds !== undefined ? ` · ETA ${formatDuration(p.etaSeconds)}` : ''}` : 'queued';
+    const what = first
+      ? `${phaseLabel(p?.phase ?? 'train')} ${p ? `${Math.max(1, p.epoch)}/${p.epochs}` : '…'}${p?.etaSeconds !== undefined ? ` · ETA ${formatDuration(p.etaSeconds)}` : ''}`
+      : 'queued';
     this.status.text = `$(sync~spin) NAD: ${what}${running.length > 1 ? ` (+${running.length - 1} running)` : ''}${queued ? ` (+${queued} queued)` : ''}`;
-    this.status.tooltip = active.map((t) => `${t.request.title}: ${t.state === 'queued' ? 'queued' : describeProgress(t.snapshot?.progress)}`).join('\n');
-    this.status.command = first?.runDir ? { command: 'nad.openRun', title: 'Open Run', arguments: [first.runDir] } : { command: 'nad.showLog', title: 'Show Log' };
+    this.status.tooltip = active
+      .map((t) => `${t.request.title}: ${t.state === 'queued' ? 'queued' : describeProgress(t.snapshot?.progress)}`)
+      .join('\n');
+    this.status.command = first?.runDir
+      ? { command: 'nad.openRun', title: 'Open Run', arguments: [first.runDir] }
+      : { command: 'nad.showLog', title: 'Show Log' };
     this.status.show();
   }
 
@@ -105,12 +111,17 @@ export class RunFeedback implements vscode.Disposable {
     if (task.state === 'finished') {
       const row = task.snapshot?.table.at(-1);
       const nums = row ? `: ACC ${row.acc.toFixed(2)}%, ASR ${row.asr.toFixed(2)}%` : '';
-      const pick = await vscode.window.showInformationMessage(`NAD: ${task.request.title} finished${nums}`, ...(runDir ? ['Open Run'] : []));
+      const pick = await vscode.window.showInformationMessage(
+        `NAD: ${task.request.title} finished${nums}`,
+        ...(runDir ? ['Open Run'] : []),
+      );
       if (pick === 'Open Run' && runDir) this.actions.openRun(runDir);
       return;
     }
     if (task.state === 'cancelled') {
-      void vscode.window.showInformationMessage(`NAD: ${task.request.title} cancelled${runDir ? '; its run folder is kept and can be resumed' : ''}.`);
+      void vscode.window.showInformationMessage(
+        `NAD: ${task.request.title} cancelled${runDir ? '; its run folder is kept and can be resumed' : ''}.`,
+      );
       return;
     }
     const f = task.failure;
@@ -128,7 +139,10 @@ export class RunFeedback implements vscode.Disposable {
     if (f.kind === 'backend') actions.push('Open Settings');
     if (runDir) actions.push('Open Run');
     actions.push('Show Log');
-    const pick = await vscode.window.showErrorMessage(`NAD: ${task.request.title} failed: ${f.message.replace(/\.$/, '')}.${advice[f.kind]}`, ...actions);
+    const pick = await vscode.window.showErrorMessage(
+      `NAD: ${task.request.title} failed: ${f.message.replace(/\.$/, '')}.${advice[f.kind]}`,
+      ...actions,
+    );
     switch (pick) {
       case 'Pick Another File':
         task.request.retry?.();

@@ -73,7 +73,11 @@ export class RunManager implements vscode.Disposable {
   private readonly changed = new vscode.EventEmitter<RunTask>();
   private readonly panelUpdate = new vscode.EventEmitter<{ readonly runDir: string; readonly msg: HostToPanel }>();
   private readonly runStarted = new vscode.EventEmitter<RunStartedEvent>();
-  private readonly output = new vscode.EventEmitter<{ readonly task: RunTask; readonly line: string; readonly level: 'info' | 'warn' | 'error' }>();
+  private readonly output = new vscode.EventEmitter<{
+    readonly task: RunTask;
+    readonly line: string;
+    readonly level: 'info' | 'warn' | 'error';
+  }>();
   /** State or progress of a task changed. */
   readonly onDidChangeTask = this.changed.event;
   /** An update for the panel showing `runDir`. */
@@ -141,11 +145,15 @@ export class RunManager implements vscode.Disposable {
     if (!next || running >= Math.max(1, this.maxConcurrent())) return;
     next.state = 'running';
     const { job, cwd, runsDir } = next.request;
-    next.worker = new WorkerClient(this.workerPath, { job, cwd, runsDir }, {
-      onMessage: (msg) => this.onWorkerMessage(next, msg),
-      onOutput: (line) => this.say(next, 'info', `[worker] ${line}`),
-      onExit: (exit) => this.onWorkerExit(next, exit),
-    });
+    next.worker = new WorkerClient(
+      this.workerPath,
+      { job, cwd, runsDir },
+      {
+        onMessage: (msg) => this.onWorkerMessage(next, msg),
+        onOutput: (line) => this.say(next, 'info', `[worker] ${line}`),
+        onExit: (exit) => this.onWorkerExit(next, exit),
+      },
+    );
     this.say(next, 'info', `${next.request.title}: started (worker pid ${next.worker.pid ?? '?'})`);
     this.changed.fire(next);
     this.pump();
@@ -160,7 +168,12 @@ export class RunManager implements vscode.Disposable {
         const read = readRunSnapshot(msg.runDir);
         const base = 'problem' in read ? undefined : read;
         // A new run's events all follow as messages; the folder may already hold the first of them.
-        if (base) task.snapshot = { ...base, run: { ...base.run, state: 'running', backend: msg.backend, resumable: false }, ...(msg.resumed ? {} : { log: [], table: [], epochs: [], series: [] }) };
+        if (base)
+          task.snapshot = {
+            ...base,
+            run: { ...base.run, state: 'running', backend: msg.backend, resumable: false },
+            ...(msg.resumed ? {} : { log: [], table: [], epochs: [], series: [] }),
+          };
         this.say(task, 'info', `${task.request.title}: ${msg.resumed ? 'resumed' : 'writing'} run ${msg.runId} on ${msg.backend}`);
         this.runStarted.fire({ task, runDir: msg.runDir, previous });
         if (task.snapshot) this.toPanel(task, { type: 'snapshot', snapshot: task.snapshot });

@@ -15,7 +15,16 @@ export type PanelActionHandler = (action: PanelAction, runDir: string) => void;
 function problemSnapshot(runDir: string, problem: string): PanelSnapshot {
   const id = basename(runDir);
   return {
-    run: { id, dir: runDir, name: id, kind: 'unknown', state: 'failed', error: `The run folder cannot be read: ${problem}`, facts: [], resumable: false },
+    run: {
+      id,
+      dir: runDir,
+      name: id,
+      kind: 'unknown',
+      state: 'failed',
+      error: `The run folder cannot be read: ${problem}`,
+      facts: [],
+      resumable: false,
+    },
     ...EMPTY_RUN_VIEW,
   };
 }
@@ -92,7 +101,8 @@ export class RunPanel {
   }
 
   private post(msg: HostToPanel): void {
-    if (msg.type === 'snapshot' || msg.type === 'run') this.setTitle(msg.type === 'snapshot' ? msg.snapshot : { ...this.current(), run: msg.run });
+    if (msg.type === 'snapshot' || msg.type === 'run')
+      this.setTitle(msg.type === 'snapshot' ? msg.snapshot : { ...this.current(), run: msg.run });
     if (this.ready) void this.panel.webview.postMessage(msg);
   }
 
@@ -104,7 +114,9 @@ export class RunPanel {
         for (const id of this.probes.keys()) void this.panel.webview.postMessage({ type: 'probe', id } satisfies HostToPanel);
         return;
       case 'copy':
-        void vscode.env.clipboard.writeText(m.text).then(() => vscode.window.setStatusBarMessage(`NAD: table copied as ${m.format === 'csv' ? 'CSV' : 'Markdown'}`, 3000));
+        void vscode.env.clipboard
+          .writeText(m.text)
+          .then(() => vscode.window.setStatusBarMessage(`NAD: table copied as ${m.format === 'csv' ? 'CSV' : 'Markdown'}`, 3000));
         return;
       case 'action':
         this.owner.onAction(m.action, this.dir);
@@ -160,7 +172,12 @@ export class RunPanels implements vscode.WebviewPanelSerializer<PanelState>, vsc
       existing.panel.reveal(undefined, opts.preserveFocus);
       return existing;
     }
-    const panel = vscode.window.createWebviewPanel(RUN_PANEL_VIEW_TYPE, `NAD: ${basename(runDir)}`, { viewColumn: vscode.ViewColumn.Active, preserveFocus: opts.preserveFocus }, webviewOptions(this.extensionUri));
+    const panel = vscode.window.createWebviewPanel(
+      RUN_PANEL_VIEW_TYPE,
+      `NAD: ${basename(runDir)}`,
+      { viewColumn: vscode.ViewColumn.Active, preserveFocus: opts.preserveFocus },
+      webviewOptions(this.extensionUri),
+    );
     const p = new RunPanel(panel, runDir, this);
     this.panels.add(p);
     return p;

@@ -55,7 +55,9 @@ function folderOf(dir: string): vscode.WorkspaceFolder | undefined {
 }
 
 function isRunsNode(arg: unknown): arg is RunsNode {
-  return typeof arg === 'object' && arg !== null && 'type' in arg && ((arg as RunsNode).type === 'run' || (arg as RunsNode).type === 'broken');
+  return (
+    typeof arg === 'object' && arg !== null && 'type' in arg && ((arg as RunsNode).type === 'run' || (arg as RunsNode).type === 'broken')
+  );
 }
 
 /** The run a command argument designates: a tree row, a Uri or path inside a run folder. */
@@ -101,7 +103,13 @@ export function runPickItem(ref: RunRef): RunQuickPickItem {
 }
 
 /** Ask for one or more runs; `filter` narrows the list (with `emptyMessage` when nothing is left). */
-export async function pickRuns(opts: { title: string; many: boolean; filter?: (r: RunRef) => boolean; emptyMessage: string; minimum?: number }): Promise<RunRef[]> {
+export async function pickRuns(opts: {
+  title: string;
+  many: boolean;
+  filter?: (r: RunRef) => boolean;
+  emptyMessage: string;
+  minimum?: number;
+}): Promise<RunRef[]> {
   const runs = workspaceRuns().runs.filter(opts.filter ?? (() => true));
   if (runs.length === 0) {
     void vscode.window.showInformationMessage(opts.emptyMessage);
@@ -112,7 +120,12 @@ export async function pickRuns(opts: { title: string; many: boolean; filter?: (r
     const picked = await vscode.window.showQuickPick(items, { title: opts.title, matchOnDescription: true, matchOnDetail: true });
     return picked ? [picked.ref] : [];
   }
-  const picked = await vscode.window.showQuickPick(items, { title: opts.title, canPickMany: true, matchOnDescription: true, matchOnDetail: true });
+  const picked = await vscode.window.showQuickPick(items, {
+    title: opts.title,
+    canPickMany: true,
+    matchOnDescription: true,
+    matchOnDetail: true,
+  });
   if (!picked) return [];
   if (opts.minimum && picked.length < opts.minimum) {
     void vscode.window.showWarningMessage(`Pick at least ${opts.minimum} runs (you picked ${picked.length}).`);

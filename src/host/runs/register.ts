@@ -24,7 +24,12 @@ export interface RunsApi {
 async function pickConfigFile(): Promise<vscode.Uri | undefined> {
   const files = await vscode.workspace.findFiles(`**/*${CONFIG_FILE_SUFFIX}`, '**/{node_modules,.git}/**', 200);
   if (files.length === 0) {
-    void vscode.window.showInformationMessage(`NAD: no ${CONFIG_FILE_SUFFIX} files in the workspace. "NAD: Erase Backdoor" can save one at its last step.`, 'Erase Backdoor').then((a) => a && vscode.commands.executeCommand('nad.eraseBackdoor'));
+    void vscode.window
+      .showInformationMessage(
+        `NAD: no ${CONFIG_FILE_SUFFIX} files in the workspace. "NAD: Erase Backdoor" can save one at its last step.`,
+        'Erase Backdoor',
+      )
+      .then((a) => a && vscode.commands.executeCommand('nad.eraseBackdoor'));
     return undefined;
   }
   const pick = await vscode.window.showQuickPick(
@@ -43,7 +48,9 @@ function runConfigFile(host: WizardHost, uri: vscode.Uri): RunTask | undefined {
     config = parseConfigFile(file, readFileSync(file, 'utf8'));
   } catch (e) {
     const problem = e instanceof ConfigFileError ? e.problem : (e as Error).message;
-    void vscode.window.showErrorMessage(`NAD: ${vscode.workspace.asRelativePath(uri)}: ${problem}`, 'Open Config File').then((a) => a && vscode.window.showTextDocument(uri));
+    void vscode.window
+      .showErrorMessage(`NAD: ${vscode.workspace.asRelativePath(uri)}: ${problem}`, 'Open Config File')
+      .then((a) => a && vscode.window.showTextDocument(uri));
     return undefined;
   }
   // A file that leaves the backend to "auto" follows the nad.backend setting.
@@ -71,7 +78,10 @@ async function runDemo(host: WizardHost, arg: unknown): Promise<RunTask | undefi
         { label: 'Quick', description: '2 + 2 + 2 epochs, about a minute', quick: true },
         { label: 'Full', description: '3 + 10 + 10 epochs, several minutes', quick: false },
       ],
-      { placeHolder: 'The demo on the built-in MNIST digits: train a backdoored model, finetune a teacher on 5% clean data, erase the backdoor with NAD' },
+      {
+        placeHolder:
+          'The demo on the built-in MNIST digits: train a backdoored model, finetune a teacher on 5% clean data, erase the backdoor with NAD',
+      },
     );
     if (!pick) return undefined;
     quick = pick.quick;
@@ -90,7 +100,13 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
   const manager = new RunManager(workerPath, () => nadSettings().maxConcurrentRuns);
   // Panel buttons map onto the same commands as the Runs view's context menu.
   const onAction = (action: PanelAction, runDir: string): void => {
-    const command: Record<PanelAction, string> = { cancel: 'nad.cancelRun', resume: 'nad.resumeRun', rerun: 'nad.rerun', revealFolder: 'nad.revealRunFolder', showLog: 'nad.showLog' };
+    const command: Record<PanelAction, string> = {
+      cancel: 'nad.cancelRun',
+      resume: 'nad.resumeRun',
+      rerun: 'nad.rerun',
+      revealFolder: 'nad.revealRunFolder',
+      showLog: 'nad.showLog',
+    };
     void vscode.commands.executeCommand(command[action], runDir);
   };
   const panels = new RunPanels(context.extensionUri, manager, log, onAction);
@@ -111,11 +127,28 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
     feedback,
     panels,
     vscode.window.registerWebviewPanelSerializer(RUN_PANEL_VIEW_TYPE, panels),
-    vscode.commands.registerCommand('nad.eraseBackdoor', trusted('Erasing a backdoor', (a?: unknown) => eraseBackdoorWizard(host, uriArg(a)))),
-    vscode.commands.registerCommand('nad.trainBackdoored', trusted('Training a model', (a?: unknown) => trainWizard(host, uriArg(a)))),
-    vscode.commands.registerCommand('nad.finetuneTeacher', trusted('Finetuning a teacher', (a?: unknown) => finetuneWizard(host, uriArg(a)))),
-    vscode.commands.registerCommand('nad.evaluateModel', trusted('Evaluating a model', (a?: unknown) => evaluateWizard(host, uriArg(a)))),
-    vscode.commands.registerCommand('nad.defendModel', trusted('Running a defense', (a?: unknown, method?: unknown) => defendWizard(host, uriArg(a), typeof method === 'string' ? method : undefined))),
+    vscode.commands.registerCommand(
+      'nad.eraseBackdoor',
+      trusted('Erasing a backdoor', (a?: unknown) => eraseBackdoorWizard(host, uriArg(a))),
+    ),
+    vscode.commands.registerCommand(
+      'nad.trainBackdoored',
+      trusted('Training a model', (a?: unknown) => trainWizard(host, uriArg(a))),
+    ),
+    vscode.commands.registerCommand(
+      'nad.finetuneTeacher',
+      trusted('Finetuning a teacher', (a?: unknown) => finetuneWizard(host, uriArg(a))),
+    ),
+    vscode.commands.registerCommand(
+      'nad.evaluateModel',
+      trusted('Evaluating a model', (a?: unknown) => evaluateWizard(host, uriArg(a))),
+    ),
+    vscode.commands.registerCommand(
+      'nad.defendModel',
+      trusted('Running a defense', (a?: unknown, method?: unknown) =>
+        defendWizard(host, uriArg(a), typeof method === 'string' ? method : undefined),
+      ),
+    ),
     vscode.commands.registerCommand(
       'nad.runConfigFile',
       trusted('Running a config file', async (a?: unknown) => {
@@ -123,7 +156,10 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
         return uri ? runConfigFile(host, uri) : undefined;
       }),
     ),
-    vscode.commands.registerCommand('nad.runDemo', trusted('Running the demo', (a?: unknown) => runDemo(host, a))),
+    vscode.commands.registerCommand(
+      'nad.runDemo',
+      trusted('Running the demo', (a?: unknown) => runDemo(host, a)),
+    ),
     vscode.commands.registerCommand('nad.cancelRun', (a?: unknown) => cancelRun(host, a)),
     vscode.commands.registerCommand('nad.openRun', (a?: unknown) => openRun(host, a)),
     vscode.commands.registerCommand('nad.resumeRun', (a?: unknown) => resumeRun(host, a)),

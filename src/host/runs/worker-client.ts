@@ -28,7 +28,11 @@ export class WorkerClient {
   private reported = false;
   private exited = false;
 
-  constructor(workerPath: string, request: WorkerRequest, private readonly callbacks: WorkerCallbacks) {
+  constructor(
+    workerPath: string,
+    request: WorkerRequest,
+    private readonly callbacks: WorkerCallbacks,
+  ) {
     this.child = fork(workerPath, [], {
       cwd: request.cwd,
       execPath: process.execPath,

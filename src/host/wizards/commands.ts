@@ -11,8 +11,19 @@ import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, nadSettings, runsDirFor } from '../settings';
 import { Wizard, type Step } from './multi-step';
 import {
-  askBetas, askData, askEpochs, askFinish, askInjectPortion, askModel, askSubset, askTarget, askTeacher, askTeacherEpochs, askTrigger,
-  type Ask, type JobDraft,
+  askBetas,
+  askData,
+  askEpochs,
+  askFinish,
+  askInjectPortion,
+  askModel,
+  askSubset,
+  askTarget,
+  askTeacher,
+  askTeacherEpochs,
+  askTrigger,
+  type Ask,
+  type JobDraft,
 } from './steps';
 
 export type Entry = Ask | readonly [(d: JobDraft) => boolean, Ask];
@@ -25,11 +36,13 @@ export function ask(title: string, draft: JobDraft, entries: readonly Entry[]): 
     while (j < norm.length && !norm[j][0](d)) j++;
     return j;
   };
-  const stepAt = (i: number): Step<JobDraft> => async (w, d) => {
-    await norm[i][1](w, d);
-    const j = nextFrom(i + 1, d);
-    return j < norm.length ? stepAt(j) : undefined;
-  };
+  const stepAt =
+    (i: number): Step<JobDraft> =>
+    async (w, d) => {
+      await norm[i][1](w, d);
+      const j = nextFrom(i + 1, d);
+      return j < norm.length ? stepAt(j) : undefined;
+    };
   const first = nextFrom(0, draft);
   if (first >= norm.length) return Promise.resolve(true);
   return Wizard.run(title, draft, stepAt(first), (d) => norm.filter(([when]) => when(d)).length);
@@ -76,12 +89,22 @@ export function launch(host: WizardHost, d: JobDraft, config: JobConfig, title: 
     writeFileSync(d.saveTo, configFileText(config, d.saveTo));
     host.log.info(`saved ${d.saveTo}`);
   }
-  return host.manager.start({ title, job: { kind: 'job', config }, cwd: d.folder.uri.fsPath, runsDir: runsDirFor(d.folder), retry, configFile: d.saveTo });
+  return host.manager.start({
+    title,
+    job: { kind: 'job', config },
+    cwd: d.folder.uri.fsPath,
+    runsDir: runsDirFor(d.folder),
+    retry,
+    configFile: d.saveTo,
+  });
 }
 
 export function folderOrWarn(uri?: vscode.Uri): vscode.WorkspaceFolder | undefined {
   const folder = folderFor(uri);
-  if (!folder) void vscode.window.showErrorMessage('NAD: open a folder first; runs are stored in the workspace folder (.nad/runs).', 'Open Folder').then((a) => a && vscode.commands.executeCommand('workbench.action.files.openFolder'));
+  if (!folder)
+    void vscode.window
+      .showErrorMessage('NAD: open a folder first; runs are stored in the workspace folder (.nad/runs).', 'Open Folder')
+      .then((a) => a && vscode.commands.executeCommand('workbench.action.files.openFolder'));
   return folder;
 }
 
@@ -146,7 +169,13 @@ export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promi
     backdoor: backdoorOf(d),
     training: training(BADNET_TRAINING, d, d.epochs),
   };
-  return launch(host, d, config, `Train backdoored model (${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`, () => void trainWizard(host));
+  return launch(
+    host,
+    d,
+    config,
+    `Train backdoored model (${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`,
+    () => void trainWizard(host),
+  );
 }
 
 export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
@@ -191,6 +220,14 @@ export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri): P
     askFinish((x) => `eval-${stem(x.model ?? 'model')}-${stamp()}`),
   ]);
   if (!ok || !d.model || !d.data) return undefined;
-  const config: JobConfig = { kind: 'eval', name: `eval-${stem(d.model)}`, backend: nadSettings(folder.uri).backend, seed: 0, model: d.model, test: d.data, backdoor: backdoorOf(d) };
+  const config: JobConfig = {
+    kind: 'eval',
+    name: `eval-${stem(d.model)}`,
+    backend: nadSettings(folder.uri).backend,
+    seed: 0,
+    model: d.model,
+    test: d.data,
+    backdoor: backdoorOf(d),
+  };
   return launch(host, d, config, `Evaluate ${basename(d.model)}`, () => void evaluateWizard(host));
 }

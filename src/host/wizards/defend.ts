@@ -38,23 +38,36 @@ function askParam(p: ParamSpec): Ask {
         d.params[p.key] = (await pickModelOrNone(w, d, prompt, 'None', (current as string) || null)) ?? '';
         return;
       case 'boolean':
-        d.params[p.key] = await w.pick<boolean>(prompt, [
-          { label: 'Yes', value: true },
-          { label: 'No', value: false },
-        ], (v) => v === current);
+        d.params[p.key] = await w.pick<boolean>(
+          prompt,
+          [
+            { label: 'Yes', value: true },
+            { label: 'No', value: false },
+          ],
+          (v) => v === current,
+        );
         return;
       case 'choice':
-        d.params[p.key] = await w.pick<string>(prompt, p.choices.map((c) => ({ label: c, value: c })), (v) => v === current);
+        d.params[p.key] = await w.pick<string>(
+          prompt,
+          p.choices.map((c) => ({ label: c, value: c })),
+          (v) => v === current,
+        );
         return;
       case 'numbers':
-        d.params[p.key] = parseNumberList(await w.input({ prompt, value: (current as readonly number[]).join(', '), validate: numberList(p.default.length, p.label) }));
+        d.params[p.key] = parseNumberList(
+          await w.input({ prompt, value: (current as readonly number[]).join(', '), validate: numberList(p.default.length, p.label) }),
+        );
         return;
       case 'number': {
         const lo = p.min ?? -Infinity;
         const hi = p.max ?? Infinity;
         const validate = p.integer
           ? integerIn(Number.isFinite(lo) ? lo : -1e9, Number.isFinite(hi) ? hi : 1e9, p.label)
-          : (v: string): string | undefined => (v.trim() !== '' && Number(v) >= lo && Number(v) <= hi ? undefined : `${p.label} must be a number${Number.isFinite(lo) ? ` >= ${lo}` : ''}${Number.isFinite(hi) ? ` and <= ${hi}` : ''}`);
+          : (v: string): string | undefined =>
+              v.trim() !== '' && Number(v) >= lo && Number(v) <= hi
+                ? undefined
+                : `${p.label} must be a number${Number.isFinite(lo) ? ` >= ${lo}` : ''}${Number.isFinite(hi) ? ` and <= ${hi}` : ''}`;
         d.params[p.key] = Number(await w.input({ prompt, value: String(current), validate }));
         return;
       }
@@ -74,7 +87,12 @@ export async function defendWizard(host: WizardHost, modelUri?: vscode.Uri, meth
   d.method = defenses.some((x) => x.name === method) ? method : undefined;
   const chosen = (): DefenseInfo | undefined => defenses.find((x) => x.name === d.method);
   const askDefense: Ask = async (w, x) => {
-    const items = defenses.map((def): PickItem<string> => ({ label: def.title, description: def.name, detail: `${def.description} Needs ${def.needs}.`, value: def.name }));
+    const items = defenses.map((def): PickItem<string> => ({
+      label: def.title,
+      description: def.name,
+      detail: `${def.description} Needs ${def.needs}.`,
+      value: def.name,
+    }));
     x.method = await w.pick('Which defense? Each line says what it needs.', items, (v) => v === x.method);
     const def = chosen();
     if (def) {

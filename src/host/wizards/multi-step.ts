@@ -92,7 +92,10 @@ export class Wizard {
     q.buttons = this.step > 1 ? [vscode.QuickInputButtons.Back] : [];
   }
 
-  private show<T>(q: vscode.QuickPick<vscode.QuickPickItem> | vscode.InputBox, accept: (resolve: (v: T) => void) => vscode.Disposable): Promise<T> {
+  private show<T>(
+    q: vscode.QuickPick<vscode.QuickPickItem> | vscode.InputBox,
+    accept: (resolve: (v: T) => void) => vscode.Disposable,
+  ): Promise<T> {
     return new Promise<T>((resolve, reject) => {
       let settled = false;
       const done = (f: () => void): void => {
@@ -118,17 +121,27 @@ export class Wizard {
 export function integerIn(min: number, max: number, what: string): (v: string) => string | undefined {
   return (v) => {
     const n = Number(v.trim());
-    return v.trim() !== '' && Number.isInteger(n) && n >= min && n <= max ? undefined : `${what} must be a whole number from ${min} to ${max}`;
+    return v.trim() !== '' && Number.isInteger(n) && n >= min && n <= max
+      ? undefined
+      : `${what} must be a whole number from ${min} to ${max}`;
   };
 }
 
 export function numberList(count: number, what: string): (v: string) => string | undefined {
   return (v) => {
-    const parts = v.split(/[,\s]+/).filter(Boolean).map(Number);
-    return parts.length === count && parts.every((x) => Number.isFinite(x) && x >= 0) ? undefined : `${what}: give ${count} numbers >= 0, separated by commas`;
+    const parts = v
+      .split(/[,\s]+/)
+      .filter(Boolean)
+      .map(Number);
+    return parts.length === count && parts.every((x) => Number.isFinite(x) && x >= 0)
+      ? undefined
+      : `${what}: give ${count} numbers >= 0, separated by commas`;
   };
 }
 
 export function parseNumberList(v: string): number[] {
-  return v.split(/[,\s]+/).filter(Boolean).map(Number);
+  return v
+    .split(/[,\s]+/)
+    .filter(Boolean)
+    .map(Number);
 }

@@ -62,24 +62,48 @@ async function datasetItems(folder: vscode.WorkspaceFolder): Promise<PickItem<st
     const name = basename(file);
     const dir = dirname(file);
     const pair = /^(train|test)\.bin$/.test(name) && files.has(join(dir, 'train.bin')) && files.has(join(dir, 'test.bin'));
-    if (pair || /^(data_batch_\d|test_batch)\.bin$/.test(name) || /^(train|t10k|test)-(images|labels)-idx\d-ubyte(\.gz)?$/i.test(name)) found.add(dir);
+    if (pair || /^(data_batch_\d|test_batch)\.bin$/.test(name) || /^(train|t10k|test)-(images|labels)-idx\d-ubyte(\.gz)?$/i.test(name))
+      found.add(dir);
     else if (!/labels/i.test(name)) found.add(file);
   }
   return [...found].sort().map((p) => ({ label: `$(database) ${basename(p)}`, description: describePath(folder, p), value: p }));
 }
 
-async function browse(folder: vscode.WorkspaceFolder, what: string, folders: boolean, filters?: Record<string, string[]>): Promise<string | undefined> {
-  const picked = await vscode.window.showOpenDialog({ title: what, defaultUri: folder.uri, canSelectFiles: true, canSelectFolders: folders, canSelectMany: false, filters });
+async function browse(
+  folder: vscode.WorkspaceFolder,
+  what: string,
+  folders: boolean,
+  filters?: Record<string, string[]>,
+): Promise<string | undefined> {
+  const picked = await vscode.window.showOpenDialog({
+    title: what,
+    defaultUri: folder.uri,
+    canSelectFiles: true,
+    canSelectFolders: folders,
+    canSelectMany: false,
+    filters,
+  });
   return picked?.[0]?.fsPath;
 }
 
 /** A pick whose last item is "Browse…"; asks again when the dialog is dismissed. */
 async function pickPath(
-  w: Wizard, d: JobDraft, placeholder: string, items: ReadonlyArray<PickItem<string | null>>, current: string | null | undefined,
-  browseTitle: string, folders: boolean, filters?: Record<string, string[]>, browseHint = folders ? 'a file or folder' : 'a file',
+  w: Wizard,
+  d: JobDraft,
+  placeholder: string,
+  items: ReadonlyArray<PickItem<string | null>>,
+  current: string | null | undefined,
+  browseTitle: string,
+  folders: boolean,
+  filters?: Record<string, string[]>,
+  browseHint = folders ? 'a file or folder' : 'a file',
 ): Promise<string | null> {
   for (;;) {
-    const choice = await w.pick<string | null | typeof BROWSE>(placeholder, [...items, { label: '$(folder-opened) Browse…', description: browseHint, value: BROWSE }], (v) => v === current);
+    const choice = await w.pick<string | null | typeof BROWSE>(
+      placeholder,
+      [...items, { label: '$(folder-opened) Browse…', description: browseHint, value: BROWSE }],
+      (v) => v === current,
+    );
     if (choice !== BROWSE) return choice;
     const path = await browse(d.folder, browseTitle, folders, filters);
     if (path) return path;
@@ -89,8 +113,17 @@ async function pickPath(
 const MODEL_FILTERS = { 'Model files': ['pth', 'pt', 'tar', 'safetensors'] };
 
 /** A model file, or none (null) with `noneLabel` saying what happens then. */
-export async function pickModelOrNone(w: Wizard, d: JobDraft, placeholder: string, noneLabel: string, current: string | null | undefined): Promise<string | null> {
-  const items: PickItem<string | null>[] = [{ label: `$(sparkle) ${noneLabel}`, value: null }, ...(await checkpointItems(d.folder)).filter((i) => i.value !== d.model)];
+export async function pickModelOrNone(
+  w: Wizard,
+  d: JobDraft,
+  placeholder: string,
+  noneLabel: string,
+  current: string | null | undefined,
+): Promise<string | null> {
+  const items: PickItem<string | null>[] = [
+    { label: `$(sparkle) ${noneLabel}`, value: null },
+    ...(await checkpointItems(d.folder)).filter((i) => i.value !== d.model),
+  ];
   return pickPath(w, d, placeholder, items, current === undefined ? null : current, placeholder, false, MODEL_FILTERS);
 }
 
@@ -98,7 +131,9 @@ export function askModel(purpose: string): Ask {
   return async (w, d) => {
     const items = await checkpointItems(d.folder);
     const placeholder = items.length ? purpose : `${purpose}: no model files in this workspace; browse for one`;
-    d.model = (await pickPath(w, d, placeholder, items, d.model, purpose, false, MODEL_FILTERS, '.pth, .pth.tar, .pt or .safetensors')) ?? undefined;
+    d.model =
+      (await pickPath(w, d, placeholder, items, d.model, purpose, false, MODEL_FILTERS, '.pth, .pth.tar, .pt or .safetensors')) ??
+      undefined;
   };
 }
 
@@ -107,7 +142,16 @@ export const askTeacher: Ask = async (w, d) => {
     { label: '$(sparkle) Finetune one now from the clean data', description: 'the paper: 10 epochs on the 5% clean subset', value: null },
     ...(await checkpointItems(d.folder)).filter((i) => i.value !== d.model),
   ];
-  d.teacher = await pickPath(w, d, 'Teacher model: finetuned on clean data; its attention guides the erasure', items, d.teacher === undefined ? null : d.teacher, 'Teacher model', false, MODEL_FILTERS);
+  d.teacher = await pickPath(
+    w,
+    d,
+    'Teacher model: finetuned on clean data; its attention guides the erasure',
+    items,
+    d.teacher === undefined ? null : d.teacher,
+    'Teacher model',
+    false,
+    MODEL_FILTERS,
+  );
 };
 
 export function askData(purpose: string): Ask {
@@ -116,7 +160,9 @@ export function askData(purpose: string): Ask {
       { label: '$(symbol-number) Built-in MNIST demo digits', description: '10,000 handwritten digits, no download', value: 'mnist' },
       ...(await datasetItems(d.folder)),
     ];
-    d.data = (await pickPath(w, d, purpose, items, d.data ?? 'mnist', purpose, true, undefined, 'CIFAR-10 .bin, IDX files or class folders')) ?? 'mnist';
+    d.data =
+      (await pickPath(w, d, purpose, items, d.data ?? 'mnist', purpose, true, undefined, 'CIFAR-10 .bin, IDX files or class folders')) ??
+      'mnist';
   };
 }
 
@@ -137,7 +183,11 @@ export const askSubset: Ask = async (w, d) => {
     d.clean = choice;
     return;
   }
-  const n = await w.input({ prompt: 'Number of clean images to use', value: String(d.clean.cleanCount ?? 500), validate: integerIn(1, 10_000_000, 'The number of images') });
+  const n = await w.input({
+    prompt: 'Number of clean images to use',
+    value: String(d.clean.cleanCount ?? 500),
+    validate: integerIn(1, 10_000_000, 'The number of images'),
+  });
   d.clean = { cleanCount: Number(n) };
 };
 
@@ -159,7 +209,11 @@ export const askTrigger: Ask = async (w, d) => {
 };
 
 export const askTarget: Ask = async (w, d) => {
-  const v = await w.input({ prompt: `Target label of the backdoor (all-to-one; the paper: ${DEFAULT_BACKDOOR.targetLabel})`, value: String(d.targetLabel), validate: integerIn(0, 999, 'The target label') });
+  const v = await w.input({
+    prompt: `Target label of the backdoor (all-to-one; the paper: ${DEFAULT_BACKDOOR.targetLabel})`,
+    value: String(d.targetLabel),
+    validate: integerIn(0, 999, 'The target label'),
+  });
   d.targetLabel = Number(v);
 };
 
@@ -179,11 +233,21 @@ export function askEpochs(prompt: string): Ask {
 }
 
 export const askTeacherEpochs: Ask = async (w, d) => {
-  d.teacherEpochs = Number(await w.input({ prompt: 'Epochs of the teacher’s finetuning (the paper: 10)', value: String(d.teacherEpochs), validate: integerIn(1, 10_000, 'Epochs') }));
+  d.teacherEpochs = Number(
+    await w.input({
+      prompt: 'Epochs of the teacher’s finetuning (the paper: 10)',
+      value: String(d.teacherEpochs),
+      validate: integerIn(1, 10_000, 'Epochs'),
+    }),
+  );
 };
 
 export const askBetas: Ask = async (w, d) => {
-  const v = await w.input({ prompt: 'Attention distillation weights β for the three residual groups (the paper: 500, 1000, 1000)', value: d.betas.join(', '), validate: numberList(3, 'Betas') });
+  const v = await w.input({
+    prompt: 'Attention distillation weights β for the three residual groups (the paper: 500, 1000, 1000)',
+    value: d.betas.join(', '),
+    validate: numberList(3, 'Betas'),
+  });
   d.betas = parseNumberList(v);
 };
 
@@ -192,7 +256,11 @@ export function askFinish(defaultName: (d: JobDraft) => string): Ask {
   return async (w, d) => {
     const choice = await w.pick<'run' | 'save'>('Ready', [
       { label: '$(play) Run', description: 'start the run now', value: 'run' },
-      { label: '$(save) Save as config file and run', description: 'a *.nad.json file you can run again with "NAD: Run Config File"', value: 'save' },
+      {
+        label: '$(save) Save as config file and run',
+        description: 'a *.nad.json file you can run again with "NAD: Run Config File"',
+        value: 'save',
+      },
     ]);
     if (choice === 'run') {
       d.saveTo = undefined;

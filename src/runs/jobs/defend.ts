@@ -34,14 +34,23 @@ export function defenseJobOf(cfg: DefenseConfig): DefenseJob {
   switch (cfg.kind) {
     case 'erase': {
       const defense = named('nad');
-      const params = checkParams(defense.params, { ...(cfg.teacher ? { teacher: cfg.teacher } : {}), teacherEpochs: cfg.teacherTraining.epochs }, 'erase');
+      const params = checkParams(
+        defense.params,
+        { ...(cfg.teacher ? { teacher: cfg.teacher } : {}), teacherEpochs: cfg.teacherTraining.epochs },
+        'erase',
+      );
       return { defense, suspectFile: cfg.student, params, training: cfg.training, teacherTraining: cfg.teacherTraining };
     }
     case 'finetune':
       return { defense: named('finetune'), suspectFile: cfg.model, params: {}, training: cfg.training };
     case 'defend': {
       const defense = named(cfg.method);
-      return { defense, suspectFile: cfg.model, params: checkParams(defense.params, cfg.params, `defense ${cfg.method}`), training: { ...defense.training, seed: cfg.seed, ...cfg.training } };
+      return {
+        defense,
+        suspectFile: cfg.model,
+        params: checkParams(defense.params, cfg.params, `defense ${cfg.method}`),
+        training: { ...defense.training, seed: cfg.seed, ...cfg.training },
+      };
     }
     default: {
       const _: never = cfg;

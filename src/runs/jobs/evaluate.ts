@@ -24,7 +24,10 @@ export async function evalJob(cfg: EvalJobConfig, env: Env): Promise<JobOutcome>
   const model = await loadModelFile(cfg.model, evalSets.clean);
   try {
     const r = evaluate(model, evalSets);
-    env.emit({ type: 'log', message: `ACC ${r.acc.toFixed(2)}% on ${evalSets.clean.count} images, ASR ${r.asr.toFixed(2)}% on ${evalSets.backdoor?.count ?? 0} triggered non-target images` });
+    env.emit({
+      type: 'log',
+      message: `ACC ${r.acc.toFixed(2)}% on ${evalSets.clean.count} images, ASR ${r.asr.toFixed(2)}% on ${evalSets.backdoor?.count ?? 0} triggered non-target images`,
+    });
     const table = [{ model: 'evaluated', ...r }];
     env.emit({ type: 'table', rows: table });
     await writeAttention(env, [['evaluated', model]], test.samples);

@@ -41,7 +41,10 @@ function imageFor(file: string, spec: ModelSpec): Uint8Array {
   const img = decodeImageFile(file);
   const size = spec.imageSize;
   if (img.width !== size || img.height !== size) {
-    throw new InputError(`the image is ${img.width}x${img.height} but the model takes ${size}x${size} images; resize it to ${size}x${size} first`, file);
+    throw new InputError(
+      `the image is ${img.width}x${img.height} but the model takes ${size}x${size} images; resize it to ${size}x${size} first`,
+      file,
+    );
   }
   if (spec.inChannels === 3) return img.rgb;
   if (img.colour) throw new InputError('the model takes grayscale images but this image is in colour', file);
@@ -55,10 +58,16 @@ function sameInput(a: ModelSpec, b: ModelSpec): boolean {
 }
 
 /** The job's body (run by jobs.ts's runJob, which owns the run folder's status): compute and store the maps. */
-export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHandle, log: (message: string) => void, signal?: AbortSignal): Promise<void> {
+export async function imageAttentionBody(
+  cfg: ImageAttentionConfig,
+  run: RunHandle,
+  log: (message: string) => void,
+  signal?: AbortSignal,
+): Promise<void> {
   if (cfg.images.length === 0) throw new InputError('give at least one PNG or JPEG image');
   if (cfg.models.length === 0) throw new InputError('give at least one model file');
-  if (cfg.labels && cfg.labels.length !== cfg.images.length) throw new InputError(`${cfg.labels.length} labels for ${cfg.images.length} images`);
+  if (cfg.labels && cfg.labels.length !== cfg.images.length)
+    throw new InputError(`${cfg.labels.length} labels for ${cfg.images.length} images`);
   const models: Array<readonly [string, Model]> = [];
   const names = modelNamesOf(cfg.models);
   try {
@@ -67,7 +76,10 @@ export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHand
       const ck = await readCheckpoint(file);
       if (models.length > 0 && !sameInput(models[0][1].spec, ck.spec)) {
         const s = models[0][1].spec;
-        throw new InputError(`takes ${ck.spec.imageSize}x${ck.spec.imageSize}x${ck.spec.inChannels} images, but ${cfg.models[0]} takes ${s.imageSize}x${s.imageSize}x${s.inChannels}`, file);
+        throw new InputError(
+          `takes ${ck.spec.imageSize}x${ck.spec.imageSize}x${ck.spec.inChannels} images, but ${cfg.models[0]} takes ${s.imageSize}x${s.imageSize}x${s.inChannels}`,
+          file,
+        );
       }
       models.push([names[models.length], modelFromStateDict(ck.spec, ck.stateDict, file)]);
     }
@@ -81,7 +93,9 @@ export async function imageAttentionBody(cfg: ImageAttentionConfig, run: RunHand
     for (let k = 0; k < cfg.images.length; k++) trigger.stamp(triggered.subarray(k * size, (k + 1) * size));
     const labels = Int32Array.from(cfg.images, (_, k) => cfg.labels?.[k] ?? -1);
     // The label the backdoor would give; all2all needs the true label to know it.
-    const attack = Int32Array.from(labels, (l) => (l >= 0 ? attackLabel(l, cfg.targetType, cfg.targetLabel, spec.numClasses) : cfg.targetType === 'all2all' ? -1 : cfg.targetLabel));
+    const attack = Int32Array.from(labels, (l) =>
+      l >= 0 ? attackLabel(l, cfg.targetType, cfg.targetLabel, spec.numClasses) : cfg.targetType === 'all2all' ? -1 : cfg.targetLabel,
+    );
     const base = { ...shape, count: cfg.images.length, numClasses: spec.numClasses, source: cfg.images.join(', ') };
     const samples: { clean: ImageDataset; triggered: ImageDataset } = {
       clean: { ...base, images: clean, labels },

@@ -81,5 +81,9 @@ export async function imageAttention(cfg: ImageAttentionConfig, ctx: JobContext)
   const result = await runJob(cfg, ctx);
   const mapsFile = join(result.runDir, 'attention', 'maps.json');
   const maps = JSON.parse(readFileSync(mapsFile, 'utf8')) as { snapshots: AttentionSnapshot[] };
-  return { ...result, mapsFile, predictions: maps.snapshots.map((s) => ({ model: s.model, clean: [...s.predictions.clean], triggered: [...s.predictions.triggered] })) };
+  return {
+    ...result,
+    mapsFile,
+    predictions: maps.snapshots.map((s) => ({ model: s.model, clean: [...s.predictions.clean], triggered: [...s.predictions.triggered] })),
+  };
 }

@@ -27,7 +27,13 @@ export async function loadTestData(emit: EventSink, test: string, backdoor: Back
   const k = Math.min(samples, bd.count);
   // Spread the samples over the set so several classes show up.
   const picks = Array.from({ length: k }, (_, i) => Math.floor((i * bd.count) / k));
-  const chosen = { clean: selectImages(clean, picks.map((i) => bd.sourceIndices[i])), triggered: selectImages(bd, picks) };
+  const chosen = {
+    clean: selectImages(
+      clean,
+      picks.map((i) => bd.sourceIndices[i]),
+    ),
+    triggered: selectImages(bd, picks),
+  };
   emit({ type: 'samples', samples: sampleImages(chosen) });
   return { evalSets: { clean, backdoor: bd }, samples: chosen };
 }
@@ -37,8 +43,13 @@ export async function readModelFile(path: string, data?: ImageDataset): Promise<
   const ck = await readCheckpoint(path);
   if (data) {
     const s = ck.spec;
-    if (s.numClasses !== data.numClasses) throw new InputError(`the model has ${s.numClasses} classes but the data (${data.source}) has ${data.numClasses}`, path);
-    if (s.inChannels !== data.channels) throw new InputError(`the model takes ${s.inChannels}-channel images but the data (${data.source}) has ${data.channels} channels`, path);
+    if (s.numClasses !== data.numClasses)
+      throw new InputError(`the model has ${s.numClasses} classes but the data (${data.source}) has ${data.numClasses}`, path);
+    if (s.inChannels !== data.channels)
+      throw new InputError(
+        `the model takes ${s.inChannels}-channel images but the data (${data.source}) has ${data.channels} channels`,
+        path,
+      );
   }
   return { make: () => modelFromStateDict(ck.spec, ck.stateDict, path) };
 }

@@ -46,7 +46,12 @@ export interface Env {
 export type JobOutcome = Omit<JobResult, 'runId' | 'runDir' | 'backend'>;
 
 /** Run `body` as one run: `plan` is the phases it will train, for the ETA. */
-export async function withRun(config: JobConfig, plan: readonly PlannedPhase[], ctx: JobContext, body: (env: Env) => Promise<JobOutcome>): Promise<JobResult> {
+export async function withRun(
+  config: JobConfig,
+  plan: readonly PlannedPhase[],
+  ctx: JobContext,
+  body: (env: Env) => Promise<JobOutcome>,
+): Promise<JobResult> {
   const backend = await initBackend(config.backend);
   const store = new RunStore(ctx.cwd, ctx.runsDir);
   const run = ctx.resume?.run ?? store.create(config.kind, { ...config, backendUsed: backend.name }, config.name);
@@ -61,7 +66,14 @@ export async function withRun(config: JobConfig, plan: readonly PlannedPhase[], 
     const etaSeconds = eta.update(e);
     publish((e.type === 'step' || e.type === 'epoch') && etaSeconds !== undefined ? { ...e, etaSeconds } : e);
   };
-  publish({ type: 'started', runId: run.id, runDir: run.dir, kind: config.kind, backend: backend.description, resumed: ctx.resume !== undefined });
+  publish({
+    type: 'started',
+    runId: run.id,
+    runDir: run.dir,
+    kind: config.kind,
+    backend: backend.description,
+    resumed: ctx.resume !== undefined,
+  });
   for (const reason of backend.fallbackReasons) emit({ type: 'log', message: `backend: ${reason}` });
   emit({ type: 'log', message: `backend: ${backend.description}` });
   const tensorsBefore = tf.memory().numTensors;

@@ -42,7 +42,8 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       emit: env.emit,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });
-        if (req.attentionAs) env.emit({ type: 'attention', snapshot: attentionSnapshot(req.attentionAs, req.student, test.samples, epoch) });
+        if (req.attentionAs)
+          env.emit({ type: 'attention', snapshot: attentionSnapshot(req.attentionAs, req.student, test.samples, epoch) });
       },
     });
     const last = records[records.length - 1];

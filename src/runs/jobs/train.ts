@@ -14,14 +14,20 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
   validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
   const { trigger, targetType, targetLabel, injectPortion } = cfg.backdoor;
   const poisoned = poisonTrainingSet(full, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
-  env.emit({ type: 'log', message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${trigger.name}` });
+  env.emit({
+    type: 'log',
+    message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${trigger.name}`,
+  });
   const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
   // The data decides the classes, channels and image size, whatever a config file says of them.
   const spec = specFor(cfg.model, full);
   const model = createModel(spec, cfg.seed);
   env.emit({ type: 'log', message: `model: ${describeSpec(spec)}, ${model.params.parameterCount()} parameters` });
   try {
-    const r = await trainPhaseIn(env, test)({ student: model, data: poisoned, settings: cfg.training, phase: 'train', label: 'Training the backdoored model', output: 'model' });
+    const r = await trainPhaseIn(
+      env,
+      test,
+    )({ student: model, data: poisoned, settings: cfg.training, phase: 'train', label: 'Training the backdoored model', output: 'model' });
     const table = [{ model: 'trained', ...r }];
     env.emit({ type: 'table', rows: table });
     await writeAttention(env, [['backdoored', model]], test.samples);

@@ -39,7 +39,9 @@ test('the VSIX holds the bundles and manifest, and no sources, tests, caches or 
   });
   const size = statSync(vsixPath).size;
   const unpacked = entries.reduce((s, e) => s + e.size, 0);
-  console.log(`  ${vsixPath.slice(REPO_ROOT.length + 1)}: ${(size / 1024 / 1024).toFixed(2)} MB, ${entries.length} files, ${(unpacked / 1024 / 1024).toFixed(2)} MB unpacked`);
+  console.log(
+    `  ${vsixPath.slice(REPO_ROOT.length + 1)}: ${(size / 1024 / 1024).toFixed(2)} MB, ${entries.length} files, ${(unpacked / 1024 / 1024).toFixed(2)} MB unpacked`,
+  );
   for (const e of entries) console.log(`    ${String(e.size).padStart(9)}  ${e.name}`);
   const names = entries.map((e) => e.name);
   for (const required of ['extension.vsixmanifest', 'extension/package.json', 'extension/dist/extension.js']) {
@@ -53,7 +55,10 @@ test('the VSIX holds the bundles and manifest, and no sources, tests, caches or 
 test('the VSIX installs into VS Code and "NAD: Show Experiment History" works from it', { timeout: TEST_TIMEOUT_MS }, async () => {
   const extensionsDir = mkdtempSync(join(tmpdir(), 'nad-vsix-extensions-'));
   const ws = makeWorkspace();
-  cleanups.push(() => rmSync(extensionsDir, { recursive: true, force: true }), () => rmSync(ws.dir, { recursive: true, force: true }));
+  cleanups.push(
+    () => rmSync(extensionsDir, { recursive: true, force: true }),
+    () => rmSync(ws.dir, { recursive: true, force: true }),
+  );
   const output = installVsix(vsixPath, extensionsDir);
   assert.match(output, /successfully installed/i, output);
   const installed = readdirSync(extensionsDir).filter((d) => d.startsWith(`${manifest.publisher}.${manifest.name}-`));
@@ -62,10 +67,17 @@ test('the VSIX installs into VS Code and "NAD: Show Experiment History" works fr
   const wb = await Workbench.start({ name: 'vsix', workspace: ws.dir, extensionsDir });
   try {
     await wb.step('installed extension', async () => {
-      assert.doesNotMatch(await windowTitle(wb.page), /Extension Development Host/, 'the window runs a development extension, not the installed one');
+      assert.doesNotMatch(
+        await windowTitle(wb.page),
+        /Extension Development Host/,
+        'the window runs a development extension, not the installed one',
+      );
       await runCommand(wb.page, 'NAD: Show Experiment History');
       const rows = await treeRows(viewPane(wb.page, 'Runs'), 3);
-      assert.ok(rows.some((r) => r.label === ws.finishedLabel && r.description.includes('ACC')), JSON.stringify(rows));
+      assert.ok(
+        rows.some((r) => r.label === ws.finishedLabel && r.description.includes('ACC')),
+        JSON.stringify(rows),
+      );
       console.log(`  screenshot: ${await wb.screenshot('vsix-runs-view')}`);
     });
   } finally {

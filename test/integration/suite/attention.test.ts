@@ -57,12 +57,19 @@ suite('Attention maps editor', () => {
   test('accepts the maps.json the engine wrote', () => {
     const parsed = parseAttentionMaps(text);
     assert.ok('maps' in parsed, 'problem' in parsed ? parsed.problem : '');
-    assert.deepEqual(parsed.maps.snapshots.map((s) => s.model), [...fx.models]);
+    assert.deepEqual(
+      parsed.maps.snapshots.map((s) => s.model),
+      [...fx.models],
+    );
     assert.equal(parsed.maps.snapshots[0].groups.length, 3);
   });
 
   test('names the field and the problem of a hand-edited maps.json', () => {
-    const raw = JSON.parse(text) as Record<string, unknown> & { snapshots: Array<Record<string, unknown>>; image: Record<string, unknown>; images: Record<string, string[]> };
+    const raw = JSON.parse(text) as Record<string, unknown> & {
+      snapshots: Array<Record<string, unknown>>;
+      image: Record<string, unknown>;
+      images: Record<string, string[]>;
+    };
     const edit = (f: (m: typeof raw) => void): string => {
       const m = JSON.parse(text) as typeof raw;
       f(m);
@@ -78,7 +85,10 @@ suite('Attention maps editor', () => {
     assert.match(problemOf(edit((m) => (m.image.channels = 4))), /image\.channels must be 1 or 3, got 4/);
     assert.match(problemOf(edit((m) => (m.images.clean[1] = 'AAAA'))), /images\.clean\[1\] holds 3 bytes, expected \d+/);
     assert.match(problemOf(edit((m) => (m.snapshots[0].count = 99))), /snapshots\[0\]\.count is 99 but the file has \d+ images/);
-    assert.match(problemOf(edit((m) => ((m.snapshots[1].clean as number[][])[0][5] = Number.NaN))), /snapshots\[1\]\.clean\[0\]\[5\] is not a finite number/);
+    assert.match(
+      problemOf(edit((m) => ((m.snapshots[1].clean as number[][])[0][5] = Number.NaN))),
+      /snapshots\[1\]\.clean\[0\]\[5\] is not a finite number/,
+    );
     assert.match(problemOf(edit((m) => (m.snapshots = []))), /snapshots must list at least one model/);
     assert.equal(raw.version, 1);
   });
@@ -90,7 +100,10 @@ suite('Attention maps editor', () => {
     assert.equal(input.uri.fsPath, fx.mapsFile);
     const state = await editorState(input.uri);
     assert.ok('rendered' in state, `the editor shows a problem: ${'problem' in state ? state.problem : ''}`);
-    assert.deepEqual(state.rendered.panels.map((p) => p.model), [...fx.models]);
+    assert.deepEqual(
+      state.rendered.panels.map((p) => p.model),
+      [...fx.models],
+    );
     for (const p of state.rendered.panels) assert.ok(p.min < p.max, `${p.model}: empty colour range`);
     // Same colour range for all models by default, so that they compare fairly.
     assert.equal(new Set(state.rendered.panels.map((p) => `${p.min}:${p.max}`)).size, 1);

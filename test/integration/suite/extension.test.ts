@@ -103,7 +103,10 @@ suite('Runs view', () => {
     });
     const handle = new RunStore(fixture().dir).create('finetune', { name: 'watcher-probe' }, 'watcher-probe');
     try {
-      await Promise.race([changed, new Promise((_, reject) => setTimeout(() => reject(new Error('the file watcher did not refresh the view within 10 s')), 10_000))]);
+      await Promise.race([
+        changed,
+        new Promise((_, reject) => setTimeout(() => reject(new Error('the file watcher did not refresh the view within 10 s')), 10_000)),
+      ]);
       const probe = runs.getChildren().find((n) => labelOf(n, runs) === 'watcher-probe');
       assert.ok(probe && probe.type === 'run');
       assert.equal(probe.run.status.state, 'running');

@@ -26,7 +26,9 @@ function store(): RunStore {
 }
 
 function runNamed(name: string): RunSummary {
-  const run = store().list().runs.find((r) => r.config['name'] === name);
+  const run = store()
+    .list()
+    .runs.find((r) => r.config['name'] === name);
   assert.ok(run, `no run named ${name}`);
   return run;
 }
@@ -50,7 +52,19 @@ function nextReport<T>(event: vscode.Event<T>, ok: (r: T) => boolean, what: stri
 /** A finished run with epoch metrics, written by the real RunStore. */
 function trainedRun(name: string, config: Record<string, unknown>, epochs: Array<[number, number, number, number]>): RunSummary {
   const run = store().create((config['kind'] as 'train' | undefined) ?? 'train', { name, ...config }, name);
-  for (const [epoch, loss, acc, asr] of epochs) run.appendMetric({ type: 'epoch', phase: 'train', epochs: epochs.length, epoch, loss, acc, asr, lr: 0.1, seconds: 1, imagesPerSecond: 100 });
+  for (const [epoch, loss, acc, asr] of epochs)
+    run.appendMetric({
+      type: 'epoch',
+      phase: 'train',
+      epochs: epochs.length,
+      epoch,
+      loss,
+      acc,
+      asr,
+      lr: 0.1,
+      seconds: 1,
+      imagesPerSecond: 100,
+    });
   const last = epochs[epochs.length - 1];
   run.update({ lastEpoch: last[0] });
   run.finish({ acc: last[2], asr: last[3] });
@@ -73,14 +87,21 @@ suite('Experiment history page', () => {
     assert.equal(finished.acc, FINISHED_ACC);
     assert.equal(finished.asr, FINISHED_ASR);
     assert.ok(finished.durationMs !== undefined && finished.durationMs >= 0);
-    const engine = trainedRun('suite-engine-config', {
-      data: '/data/cifar-10-batches-bin',
-      backdoor: { trigger: { name: 'squareTrigger' }, targetType: 'all2all', targetLabel: 3, injectPortion: 0.1 },
-      training: { epochs: 20 },
-      backendUsed: 'wasm',
-    }, [[1, 2.1, 40, 90]]);
+    const engine = trainedRun(
+      'suite-engine-config',
+      {
+        data: '/data/cifar-10-batches-bin',
+        backdoor: { trigger: { name: 'squareTrigger' }, targetType: 'all2all', targetLabel: 3, injectPortion: 0.1 },
+        training: { epochs: 20 },
+        backendUsed: 'wasm',
+      },
+      [[1, 2.1, 40, 90]],
+    );
     const row = historyRow({ folder: undefined, run: engine });
-    assert.deepEqual([row.dataset, row.trigger, row.target, row.epochs, row.epochsDone, row.backend, row.hasAttention], ['cifar-10-batches-bin', 'squareTrigger', 'all2all', 20, 1, 'wasm', false]);
+    assert.deepEqual(
+      [row.dataset, row.trigger, row.target, row.epochs, row.epochsDone, row.backend, row.hasAttention],
+      ['cifar-10-batches-bin', 'squareTrigger', 'all2all', 20, 1, 'wasm', false],
+    );
   });
 
   test('"NAD: Show Experiment History Table" lists every run and the unreadable folder', async () => {
@@ -114,19 +135,60 @@ suite('Compare runs', () => {
   teardown(() => vscode.commands.executeCommand('workbench.action.closeAllEditors'));
 
   test('configs flatten to dotted keys; the diff marks what differs or is missing', () => {
-    const a = { kind: 'erase', backdoor: { trigger: { name: 'gridTrigger' }, targetLabel: 5 }, training: { lrSchedule: [[0, 0.1], [2, 0.01]], betas: [500, 1000, 1000] } };
-    const b = { kind: 'erase', backdoor: { trigger: { name: 'gridTrigger' }, targetLabel: 3 }, training: { lrSchedule: [[0, 0.1], [2, 0.01]], betas: [0, 0, 0] }, teacher: 't.pth' };
-    assert.deepEqual([...flattenConfig(a)], [['kind', 'erase'], ['backdoor.trigger.name', 'gridTrigger'], ['backdoor.targetLabel', '5'], ['training.lrSchedule', '[[0,0.1],[2,0.01]]'], ['training.betas', '[500,1000,1000]']]);
+    const a = {
+      kind: 'erase',
+      backdoor: { trigger: { name: 'gridTrigger' }, targetLabel: 5 },
+      training: {
+        lrSchedule: [
+          [0, 0.1],
+          [2, 0.01],
+        ],
+        betas: [500, 1000, 1000],
+      },
+    };
+    const b = {
+      kind: 'erase',
+      backdoor: { trigger: { name: 'gridTrigger' }, targetLabel: 3 },
+      training: {
+        lrSchedule: [
+          [0, 0.1],
+          [2, 0.01],
+        ],
+        betas: [0, 0, 0],
+      },
+      teacher: 't.pth',
+    };
+    assert.deepEqual(
+      [...flattenConfig(a)],
+      [
+        ['kind', 'erase'],
+        ['backdoor.trigger.name', 'gridTrigger'],
+        ['backdoor.targetLabel', '5'],
+        ['training.lrSchedule', '[[0,0.1],[2,0.01]]'],
+        ['training.betas', '[500,1000,1000]'],
+      ],
+    );
     const diff = configDiff([a, b]);
-    assert.deepEqual(diff.filter((r) => r.differs).map((r) => r.key), ['backdoor.targetLabel', 'training.betas', 'teacher']);
+    assert.deepEqual(
+      diff.filter((r) => r.differs).map((r) => r.key),
+      ['backdoor.targetLabel', 'training.betas', 'teacher'],
+    );
     assert.deepEqual(diff.find((r) => r.key === 'teacher')?.values, [undefined, 't.pth']);
   });
 
   test('curves: an erase run that finetuned its teacher first has two phases; bad lines are reported', () => {
-    const run = trainedRun('suite-two-phases', { kind: 'erase' }, [[1, 2, 30, 90], [2, 1.5, 40, 80], [1, 3, 35, 60], [2, 2, 45, 10]]);
+    const run = trainedRun('suite-two-phases', { kind: 'erase' }, [
+      [1, 2, 30, 90],
+      [2, 1.5, 40, 80],
+      [1, 3, 35, 60],
+      [2, 2, 45, 10],
+    ]);
     appendFileSync(join(run.dir, 'metrics.jsonl'), 'not json\n{"type":"epoch","epoch":3}\n');
     const { segments, problems } = readCurves(run);
-    assert.deepEqual(segments.map((s) => s.phase), ['teacher', 'NAD']);
+    assert.deepEqual(
+      segments.map((s) => s.phase),
+      ['teacher', 'NAD'],
+    );
     assert.deepEqual(segments[1].asr, [60, 10]);
     assert.equal(problems.length, 2);
     assert.match(problems[0], /metrics\.jsonl line 5: not valid JSON/);
@@ -134,8 +196,15 @@ suite('Compare runs', () => {
   });
 
   test('"NAD: Compare Runs" on two runs shows three charts and the differing config keys', async () => {
-    const a = trainedRun('suite-compare-a', { backdoor: { targetLabel: 5 }, training: { epochs: 3 } }, [[1, 2, 30, 90], [2, 1.5, 40, 95], [3, 1.2, 50, 99]]);
-    const b = trainedRun('suite-compare-b', { backdoor: { targetLabel: 5 }, training: { epochs: 2 } }, [[1, 2.2, 20, 80], [2, 1.9, 35, 97]]);
+    const a = trainedRun('suite-compare-a', { backdoor: { targetLabel: 5 }, training: { epochs: 3 } }, [
+      [1, 2, 30, 90],
+      [2, 1.5, 40, 95],
+      [3, 1.2, 50, 99],
+    ]);
+    const b = trainedRun('suite-compare-b', { backdoor: { targetLabel: 5 }, training: { epochs: 2 } }, [
+      [1, 2.2, 20, 80],
+      [2, 1.9, 35, 97],
+    ]);
     const { compare } = await api();
     const rendered = nextReport<CompareRendered>(compare.onDidRender, (r) => r.runs === 2, 'the compare page to render');
     await vscode.commands.executeCommand('nad.compareRuns', [a.dir, b.dir]);
@@ -146,7 +215,10 @@ suite('Compare runs', () => {
 
   test('from the Runs view, the selected rows are compared', async () => {
     const { compare, runs } = await api();
-    const nodes = runs.getChildren().filter((n) => n.type === 'run').slice(0, 3);
+    const nodes = runs
+      .getChildren()
+      .filter((n) => n.type === 'run')
+      .slice(0, 3);
     assert.equal(nodes.length, 3);
     const rendered = nextReport<CompareRendered>(compare.onDidRender, (r) => r.runs === 3, 'the compare page for three runs');
     await vscode.commands.executeCommand('nad.compareRuns', nodes[0], nodes);
@@ -160,6 +232,9 @@ suite('Compare runs', () => {
     runs.refresh();
     const broken = runs.getChildren().find((n) => n.type === 'broken' && n.broken.id === bad.id);
     assert.ok(broken);
-    await assert.rejects(Promise.resolve(vscode.commands.executeCommand('nad.compareRuns', broken, [broken, runs.getChildren()[0]])), /config\.json: invalid JSON/);
+    await assert.rejects(
+      Promise.resolve(vscode.commands.executeCommand('nad.compareRuns', broken, [broken, runs.getChildren()[0]])),
+      /config\.json: invalid JSON/,
+    );
   });
 });

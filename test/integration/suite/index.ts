@@ -22,7 +22,10 @@ export function run(): Promise<void> {
     if (report) appendFileSync(report, line + '\n');
   };
   const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 20_000, reporter: 'spec' });
-  for (const file of readdirSync(__dirname).filter((f) => f.endsWith('.test.js')).sort()) mocha.addFile(join(__dirname, file));
+  for (const file of readdirSync(__dirname)
+    .filter((f) => f.endsWith('.test.js'))
+    .sort())
+    mocha.addFile(join(__dirname, file));
   return new Promise((resolve, reject) => {
     const failed: { title: string; error: string }[] = [];
     const runner = mocha.run((failures) => {

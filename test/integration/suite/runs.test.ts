@@ -48,7 +48,13 @@ async function runConfig(uri: vscode.Uri): Promise<RunTask> {
 
 async function ended(task: RunTask, timeoutMs: number): Promise<RunTask> {
   let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => (timer = setTimeout(() => reject(new Error(`${task.request.title} did not end within ${timeoutMs / 1000} s (state ${task.state})`)), timeoutMs)));
+  const timeout = new Promise<never>(
+    (_, reject) =>
+      (timer = setTimeout(
+        () => reject(new Error(`${task.request.title} did not end within ${timeoutMs / 1000} s (state ${task.state})`)),
+        timeoutMs,
+      )),
+  );
   try {
     return await Promise.race([task.ended, timeout]);
   } finally {
@@ -69,7 +75,14 @@ function readJson<T>(file: string): T {
 
 /** The table as the panel must show it: results.json's rows, two decimals. */
 function folderTable(runDir: string): string[][] {
-  const labels: Record<string, string> = { backdoored: 'Backdoored', teacher: 'Teacher', erased: 'After NAD', trained: 'Trained (backdoored)', finetuned: 'Finetuned', evaluated: 'Evaluated' };
+  const labels: Record<string, string> = {
+    backdoored: 'Backdoored',
+    teacher: 'Teacher',
+    erased: 'After NAD',
+    trained: 'Trained (backdoored)',
+    finetuned: 'Finetuned',
+    evaluated: 'Evaluated',
+  };
   const { table } = readJson<{ table: Array<{ model: string; acc: number; asr: number }> }>(join(runDir, 'results.json'));
   return [['Model', 'ACC %', 'ASR %'], ...table.map((r) => [labels[r.model], r.acc.toFixed(2), r.asr.toFixed(2)])];
 }
@@ -84,7 +97,11 @@ const created: string[] = [];
 
 suite('Runs in worker processes', () => {
   suiteSetup(async () => {
-    writeSmallMnist(join(ws(), 'data', 'small-mnist'), { train: 60, test: 20, repoRoot: vscode.extensions.getExtension(EXTENSION_ID)?.extensionPath });
+    writeSmallMnist(join(ws(), 'data', 'small-mnist'), {
+      train: 60,
+      test: 20,
+      repoRoot: vscode.extensions.getExtension(EXTENSION_ID)?.extensionPath,
+    });
     await vscode.workspace.getConfiguration('nad').update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
   });
 
@@ -99,7 +116,9 @@ suite('Runs in worker processes', () => {
     const bundle = readFileSync(join(vscode.extensions.getExtension(EXTENSION_ID)?.extensionPath ?? '', 'dist', 'extension.js'), 'utf8');
     assert.doesNotMatch(bundle, /node_modules\/@tensorflow/, 'dist/extension.js bundles TensorFlow.js');
     const total = a.activation.loadMs + a.activation.activateMs;
-    note(`      activation: ${a.activation.loadMs.toFixed(1)} ms evaluating the bundle + ${a.activation.activateMs.toFixed(1)} ms in activate() = ${total.toFixed(1)} ms`);
+    note(
+      `      activation: ${a.activation.loadMs.toFixed(1)} ms evaluating the bundle + ${a.activation.activateMs.toFixed(1)} ms in activate() = ${total.toFixed(1)} ms`,
+    );
     // The target is 100 ms; CI machines are shared and slow, so only a gross regression fails.
     assert.ok(total < 300, `activation took ${total.toFixed(0)} ms`);
   });
@@ -107,7 +126,15 @@ suite('Runs in worker processes', () => {
   test('"NAD: Run Config File" trains a model in a worker; the folder ends finished and the panel shows its table', async function () {
     this.timeout(120_000);
     const a = await api();
-    const task = await runConfig(writeConfig('train', { kind: 'train', name: 'it-train', data: DATA, backdoor: { injectPortion: 0.2 }, training: { ...small, epochs: 2 } }));
+    const task = await runConfig(
+      writeConfig('train', {
+        kind: 'train',
+        name: 'it-train',
+        data: DATA,
+        backdoor: { injectPortion: 0.2 },
+        training: { ...small, epochs: 2 },
+      }),
+    );
     const done = await ended(task, 100_000);
     assert.equal(done.state, 'finished', done.failure?.message);
     const runDir = done.runDir as string;
@@ -128,7 +155,17 @@ suite('Runs in worker processes', () => {
     this.timeout(150_000);
     assert.ok(trainedModel, 'needs the trained model of the previous test');
     const a = await api();
-    const task = await runConfig(writeConfig('erase', { kind: 'erase', name: 'it-erase', student: trainedModel, data: DATA, cleanCount: 200, teacherTraining: { ...small, epochs: 1 }, training: { ...small, epochs: 2 } }));
+    const task = await runConfig(
+      writeConfig('erase', {
+        kind: 'erase',
+        name: 'it-erase',
+        student: trainedModel,
+        data: DATA,
+        cleanCount: 200,
+        teacherTraining: { ...small, epochs: 1 },
+        training: { ...small, epochs: 2 },
+      }),
+    );
     const runDir = await until('the erase run to start', () => task.runDir, 60_000);
     // Live: the panel opens when the run starts and follows it.
     assert.ok(a.panels.find(runDir), 'the panel did not open when the run started');
@@ -136,7 +173,10 @@ suite('Runs in worker processes', () => {
     assert.equal(done.state, 'finished', done.failure?.message);
     created.push(runDir);
     const rows = folderTable(runDir);
-    assert.deepEqual(rows.slice(1).map((r) => r[0]), ['Backdoored', 'Teacher', 'After NAD']);
+    assert.deepEqual(
+      rows.slice(1).map((r) => r[0]),
+      ['Backdoored', 'Teacher', 'After NAD'],
+    );
     const shown = await panelOf(a, runDir);
     assert.deepEqual(shown.table, rows);
     assert.equal(shown.epochRows, 3, 'one teacher epoch and two NAD epochs');
@@ -158,7 +198,9 @@ suite('Runs in worker processes', () => {
 
   test('Cancel stops a run within seconds; its folder stays, marked cancelled', async function () {
     this.timeout(90_000);
-    const task = await runConfig(writeConfig('long', { kind: 'train', name: 'it-cancel', data: DATA, training: { ...small, epochs: 200 } }));
+    const task = await runConfig(
+      writeConfig('long', { kind: 'train', name: 'it-cancel', data: DATA, training: { ...small, epochs: 200 } }),
+    );
     await until('the first training steps', () => (task.snapshot?.progress?.step ?? 0) > 0 || undefined, 60_000);
     const runDir = task.runDir as string;
     created.push(runDir);
@@ -211,7 +253,10 @@ suite('Runs in worker processes', () => {
     const done = await ended(resumed, 150_000);
     assert.equal(done.state, 'finished', done.failure?.message);
     assert.equal(done.runDir, runDir, 'resumed into another folder');
-    const epochs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8').split('\n').filter((l) => l.includes('"type":"epoch"')).map((l) => (JSON.parse(l) as { epoch: number }).epoch);
+    const epochs = readFileSync(join(runDir, 'metrics.jsonl'), 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"type":"epoch"'))
+      .map((l) => (JSON.parse(l) as { epoch: number }).epoch);
     assert.deepEqual(epochs, [1, 2, 3], 'each epoch once, in order');
     assert.match(readFileSync(join(runDir, 'metrics.jsonl'), 'utf8'), /resumed \(epochs done: model [12]\)/);
     const shown = await panelOf(a, runDir);
@@ -233,7 +278,10 @@ suite('Runs in worker processes', () => {
   test('a broken config file is refused before any run, naming the field', async () => {
     const a = await api();
     const before = a.manager.all().length;
-    const task = await vscode.commands.executeCommand<RunTask | undefined>('nad.runConfigFile', writeConfig('broken', { kind: 'erase', data: DATA }));
+    const task = await vscode.commands.executeCommand<RunTask | undefined>(
+      'nad.runConfigFile',
+      writeConfig('broken', { kind: 'erase', data: DATA }),
+    );
     assert.equal(task, undefined);
     assert.equal(a.manager.all().length, before, 'a run was queued for a broken config');
   });

@@ -15,7 +15,13 @@ import { makeAttentionRun, type AttentionFixture } from '../fixtures/attention-r
 
 interface MapsFile {
   labels: number[];
-  snapshots: Array<{ model: string; groups: Array<{ height: number; width: number }>; clean: number[][]; triggered: number[][]; predictions: { clean: number[]; triggered: number[] } }>;
+  snapshots: Array<{
+    model: string;
+    groups: Array<{ height: number; width: number }>;
+    clean: number[][];
+    triggered: number[][];
+    predictions: { clean: number[]; triggered: number[] };
+  }>;
 }
 
 let wb: Workbench;
@@ -27,21 +33,24 @@ const QUICK = '.quick-input-widget';
 /** Messages of the browser about blocked content: a webview breaking its own CSP shows up here. */
 let cspViolations: string[] = [];
 
-before(async () => {
-  ws = makeWorkspace();
-  fx = makeAttentionRun(ws.dir, REPO_ROOT);
-  maps = JSON.parse(readFileSync(fx.mapsFile, 'utf8')) as MapsFile;
-  // A run whose maps.json someone edited by hand: one map lost values.
-  const broken = new RunStore(ws.dir).create('attention', { name: 'hand-edited-maps' }, 'hand-edited-maps');
-  broken.finish({});
-  const bad = JSON.parse(readFileSync(fx.mapsFile, 'utf8')) as MapsFile;
-  bad.snapshots[1].triggered[2] = bad.snapshots[1].triggered[2].slice(0, 10);
-  brokenText = JSON.stringify(bad);
-  mkdirSync(join(broken.dir, 'attention'), { recursive: true });
-  writeFileSync(join(broken.dir, 'attention', 'maps.json'), brokenText);
-  wb = await Workbench.start({ name: 'ui-attention', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
-  cspViolations = watchCsp(wb.page);
-}, { timeout: TEST_TIMEOUT_MS });
+before(
+  async () => {
+    ws = makeWorkspace();
+    fx = makeAttentionRun(ws.dir, REPO_ROOT);
+    maps = JSON.parse(readFileSync(fx.mapsFile, 'utf8')) as MapsFile;
+    // A run whose maps.json someone edited by hand: one map lost values.
+    const broken = new RunStore(ws.dir).create('attention', { name: 'hand-edited-maps' }, 'hand-edited-maps');
+    broken.finish({});
+    const bad = JSON.parse(readFileSync(fx.mapsFile, 'utf8')) as MapsFile;
+    bad.snapshots[1].triggered[2] = bad.snapshots[1].triggered[2].slice(0, 10);
+    brokenText = JSON.stringify(bad);
+    mkdirSync(join(broken.dir, 'attention'), { recursive: true });
+    writeFileSync(join(broken.dir, 'attention', 'maps.json'), brokenText);
+    wb = await Workbench.start({ name: 'ui-attention', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
+    cspViolations = watchCsp(wb.page);
+  },
+  { timeout: TEST_TIMEOUT_MS },
+);
 
 after(async () => {
   await wb?.close();
@@ -52,13 +61,21 @@ function editor(page: Page): FrameLocator {
   return activeWebview(page);
 }
 
-
 /** Run a command that asks for a run, and pick `label`; retried because a webview that finishes loading can take the focus and close the pick. */
 async function commandWithPick(page: Page, title: string, label: string): Promise<void> {
   for (let attempt = 1; ; attempt++) {
     await runCommand(page, title);
-    const row = page.locator(`${QUICK} .quick-input-list .monaco-list-row`).filter({ has: page.locator('.label-name', { hasText: label }) }).first();
-    if (await row.click({ timeout: 8_000 }).then(() => true, () => false)) return;
+    const row = page
+      .locator(`${QUICK} .quick-input-list .monaco-list-row`)
+      .filter({ has: page.locator('.label-name', { hasText: label }) })
+      .first();
+    if (
+      await row.click({ timeout: 8_000 }).then(
+        () => true,
+        () => false,
+      )
+    )
+      return;
     if (attempt === 3) throw new Error(`"${label}" was not offered by "${title}"`);
     await page.keyboard.press('Escape');
   }
@@ -105,7 +122,8 @@ test('"Show Attention Maps" from the Runs view opens the editor with every model
     await setColorTheme(page, 'Dark Modern');
     await page.mouse.move(700, 780); // away from the tree, whose hover would cover the editor
     console.log(`  screenshot: ${await wb.screenshot('ui-attention-dark-modern', '.part.editor')}`);
-  }));
+  }),
+);
 
 test('layer, pointer and keyboard: the values shown are the file’s', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('group and values', async () => {
@@ -123,7 +141,12 @@ test('layer, pointer and keyboard: the values shown are the file’s', { timeout
     await readout.filter({ hasText: `Group ${last + 1}` }).waitFor({ timeout: 5_000 });
     let r = parseReadout(await readout.innerText());
     assert.deepEqual([r.x, r.y], [g.width - 1, g.height - 1]);
-    r.values.forEach((v, m) => assert.ok(close(v, fileValue(m, 'triggered', last, 0, r.x, r.y)), `model ${m}: shown ${v}, file ${fileValue(m, 'triggered', last, 0, r.x, r.y)}`));
+    r.values.forEach((v, m) =>
+      assert.ok(
+        close(v, fileValue(m, 'triggered', last, 0, r.x, r.y)),
+        `model ${m}: shown ${v}, file ${fileValue(m, 'triggered', last, 0, r.x, r.y)}`,
+      ),
+    );
     // The keyboard moves the same cursor.
     await canvas.focus();
     await page.keyboard.press('ArrowLeft');
@@ -132,18 +155,23 @@ test('layer, pointer and keyboard: the values shown are the file’s', { timeout
     assert.deepEqual([r.x, r.y], [g.width - 2, g.height - 2]);
     r.values.forEach((v, m) => assert.ok(close(v, fileValue(m, 'triggered', last, 0, r.x, r.y))));
     console.log(`  screenshot: ${await wb.screenshot('ui-attention-group3-cursor', '.part.editor')}`);
-  }));
+  }),
+);
 
 test('clean vs triggered, models and images switch what is drawn and predicted', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('switch', async () => {
     const page = wb.page;
     const frame = editor(page);
-    const predictions = async (): Promise<string[]> => (await frame.locator('figure.panel .prediction').allInnerTexts()).map((t) => t.trim());
+    const predictions = async (): Promise<string[]> =>
+      (await frame.locator('figure.panel .prediction').allInnerTexts()).map((t) => t.trim());
     const triggered = await predictions();
     // The backdoored model sends the triggered image to the target class; its teacher does not.
     assert.match(triggered[0], /the backdoor’s target/);
     await frame.locator('vscode-radio', { hasText: 'Clean' }).click();
-    await frame.locator('figure.panel .prediction', { hasText: `Predicts ${maps.snapshots[0].predictions.clean[0]}` }).first().waitFor({ timeout: 5_000 });
+    await frame
+      .locator('figure.panel .prediction', { hasText: `Predicts ${maps.snapshots[0].predictions.clean[0]}` })
+      .first()
+      .waitFor({ timeout: 5_000 });
     const clean = await predictions();
     assert.notDeepEqual(clean, triggered);
     assert.doesNotMatch(clean[0], /backdoor/);
@@ -158,12 +186,16 @@ test('clean vs triggered, models and images switch what is drawn and predicted',
     await page.keyboard.press('t');
     await frame.locator('vscode-radio[value="triggered"][checked]').waitFor({ timeout: 5_000 });
     console.log(`  screenshot: ${await wb.screenshot('ui-attention-image2', '.part.editor')}`);
-  }));
+  }),
+);
 
 test('the editor reads well in Light Modern and Dark High Contrast', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('themes', async () => {
     const page = wb.page;
-    for (const [theme, file, cls] of [['Light Modern', 'light-modern', /vscode-light/], ['Dark High Contrast', 'dark-high-contrast', /vscode-high-contrast/]] as const) {
+    for (const [theme, file, cls] of [
+      ['Light Modern', 'light-modern', /vscode-light/],
+      ['Dark High Contrast', 'dark-high-contrast', /vscode-high-contrast/],
+    ] as const) {
       await setColorTheme(page, theme);
       assert.match((await editor(page).locator('body').getAttribute('class')) ?? '', cls);
       await editor(page).locator('vscode-single-select#scale').waitFor();
@@ -178,7 +210,8 @@ test('the editor reads well in Light Modern and Dark High Contrast', { timeout: 
     await frame.locator('vscode-single-select#scale').click();
     await frame.locator('vscode-single-select#scale').getByRole('option', { name: 'Viridis' }).click();
     await setColorTheme(page, 'Dark Modern');
-  }));
+  }),
+);
 
 test('after "Developer: Reload Window" the editor is back on the same layer and image', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('reload', async () => {
@@ -190,7 +223,8 @@ test('after "Developer: Reload Window" the editor is back on the same layer and 
     const last = maps.snapshots[0].groups.length;
     await frame.locator(`vscode-radio[value="${last - 1}"][checked]`).waitFor({ timeout: 5_000 });
     assert.equal((await frame.locator('#image-count').innerText()).trim(), `Image 2 of ${maps.labels.length}`);
-  }));
+  }),
+);
 
 test('a hand-broken maps.json shows what is wrong, names the file, and is left as it was', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('broken file', async () => {
@@ -205,7 +239,8 @@ test('a hand-broken maps.json shows what is wrong, names the file, and is left a
     const dir = new RunStore(ws.dir).list().runs.find((r) => r.config['name'] === 'hand-edited-maps')?.dir;
     assert.ok(dir);
     assert.equal(readFileSync(join(dir, 'attention', 'maps.json'), 'utf8'), brokenText);
-  }));
+  }),
+);
 
 test('the attention editor ran without a Content Security Policy violation', () => {
   assert.deepEqual(cspViolations, []);

@@ -11,10 +11,13 @@ import { FINISHED_ACC, FINISHED_ASR, makeWorkspace, type FixtureWorkspace } from
 let wb: Workbench;
 let ws: FixtureWorkspace;
 
-before(async () => {
-  ws = makeWorkspace();
-  wb = await Workbench.start({ name: 'ui', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
-}, { timeout: TEST_TIMEOUT_MS });
+before(
+  async () => {
+    ws = makeWorkspace();
+    wb = await Workbench.start({ name: 'ui', workspace: ws.dir, extensionDevelopmentPath: REPO_ROOT });
+  },
+  { timeout: TEST_TIMEOUT_MS },
+);
 
 after(async () => {
   await wb?.close();
@@ -24,7 +27,8 @@ after(async () => {
 test('the window is an Extension Development Host on the fixture workspace', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('window title', async () => {
     assert.match(await windowTitle(wb.page), /\[Extension Development Host\]/);
-  }));
+  }),
+);
 
 test('"NAD: Show Experiment History" from the palette shows the runs in the Runs view', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('show history', async () => {
@@ -41,7 +45,8 @@ test('"NAD: Show Experiment History" from the palette shows the runs in the Runs
     assert.ok(broken, `the broken folder ${ws.brokenId} is not shown`);
     assert.equal(broken.icon, 'warning');
     assert.match(broken.ariaLabel, /status\.json: invalid JSON/);
-  }));
+  }),
+);
 
 test('a run folder written by another process appears in the open view', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('watcher', async () => {
@@ -55,8 +60,11 @@ test('a run folder written by another process appears in the open view', { timeo
     await store.delete(run.id);
     // The view's own refresh button (a person's "NAD: Refresh Runs") shows the folder gone.
     await wb.page.locator('.part.sidebar .title-actions .codicon-refresh').click();
-    await assert.doesNotReject(waitUntil(async () => !(await treeRows(viewPane(wb.page, 'Runs'), 3)).some((r) => r.label === 'ui-watcher-probe')));
-  }));
+    await assert.doesNotReject(
+      waitUntil(async () => !(await treeRows(viewPane(wb.page, 'Runs'), 3)).some((r) => r.label === 'ui-watcher-probe')),
+    );
+  }),
+);
 
 test('webview content is read two iframes deep (Markdown preview of the workspace README)', { timeout: TEST_TIMEOUT_MS }, () =>
   wb.step('webview', async () => {
@@ -66,7 +74,8 @@ test('webview content is read two iframes deep (Markdown preview of the workspac
     await heading.waitFor({ timeout: 20_000 });
     assert.equal((await heading.innerText()).trim(), 'NAD fixture workspace');
     console.log(`  screenshot: ${await wb.screenshot('ui-webview', '.part.editor')}`);
-  }));
+  }),
+);
 
 async function waitUntil(probe: () => Promise<boolean>, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;

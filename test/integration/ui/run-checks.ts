@@ -6,26 +6,45 @@ import type { FrameLocator, Locator, Page } from 'playwright-core';
 
 /** The row of the open quick pick whose label contains `label`. */
 export function quickPickRow(page: Page, label: string): Locator {
-  return page.locator('.quick-input-widget .quick-input-list .monaco-list-row').filter({ has: page.locator('.label-name', { hasText: label }) }).first();
+  return page
+    .locator('.quick-input-widget .quick-input-list .monaco-list-row')
+    .filter({ has: page.locator('.label-name', { hasText: label }) })
+    .first();
 }
 
 /** The run panel's ACC/ASR table, header row first. */
 export function panelTable(frame: FrameLocator): Promise<string[][]> {
-  return frame.locator('#results tr').evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
+  return frame
+    .locator('#results tr')
+    .evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
 }
 
 /** The run panel's per-epoch table without its header: phase, epoch, loss, ACC, ASR, LR, seconds. */
 export function panelEpochRows(frame: FrameLocator): Promise<string[][]> {
-  return frame.locator('#epochs tbody tr').evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
+  return frame
+    .locator('#epochs tbody tr')
+    .evaluateAll((rows) => rows.map((r) => Array.from(r.children).map((c) => (c.textContent ?? '').trim())));
 }
 
 /** The table's row names, in the paper's words (written out here, not taken from the panel's code). */
-const MODEL_LABELS: Readonly<Record<string, string>> = { backdoored: 'Backdoored', teacher: 'Teacher', erased: 'After NAD', trained: 'Trained (backdoored)', finetuned: 'Finetuned', evaluated: 'Evaluated' };
+const MODEL_LABELS: Readonly<Record<string, string>> = {
+  backdoored: 'Backdoored',
+  teacher: 'Teacher',
+  erased: 'After NAD',
+  trained: 'Trained (backdoored)',
+  finetuned: 'Finetuned',
+  evaluated: 'Evaluated',
+};
 
 /** The ACC/ASR table as the panel should show it, from the folder's results.json (two decimals). */
 export function folderTable(runDir: string): string[][] {
-  const { table } = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as { table: Array<{ model: string; acc: number; asr: number }> };
-  return [['Model', 'ACC %', 'ASR %'], ...table.map((r) => [MODEL_LABELS[r.model] ?? `unknown model ${r.model}`, r.acc.toFixed(2), r.asr.toFixed(2)])];
+  const { table } = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as {
+    table: Array<{ model: string; acc: number; asr: number }>;
+  };
+  return [
+    ['Model', 'ACC %', 'ASR %'],
+    ...table.map((r) => [MODEL_LABELS[r.model] ?? `unknown model ${r.model}`, r.acc.toFixed(2), r.asr.toFixed(2)]),
+  ];
 }
 
 interface MetricLine {
@@ -69,7 +88,10 @@ export function folderStatus(runDir: string): Status {
 
 /** The newest run folder under `runsDir` whose name contains `name`, or undefined. */
 export function runFolder(runsDir: string, name: string): string | undefined {
-  const dir = readdirSync(runsDir).filter((d) => d.includes(name)).sort().pop();
+  const dir = readdirSync(runsDir)
+    .filter((d) => d.includes(name))
+    .sort()
+    .pop();
   return dir ? join(runsDir, dir) : undefined;
 }
 
