@@ -84,9 +84,10 @@ if (watch) {
   await Promise.all(targets.map((t) => esbuild.build({ ...common, ...t })));
 }
 
-// The defense registry as data, for the extension's "Defend Model" wizard: the extension host never
+// The defense and attack registries as data, for the extension's wizards: the extension host never
 // loads the engine (tfjs), so it reads what `nad defenses --json` prints from the bundle just built.
 if (!watch) {
   const { execFileSync } = await import('node:child_process');
-  writeFileSync(join('dist', 'defenses.json'), execFileSync(process.execPath, [join('dist', 'cli.js'), 'defenses', '--json']));
+  for (const list of ['defenses', 'attacks'])
+    writeFileSync(join('dist', `${list}.json`), execFileSync(process.execPath, [join('dist', 'cli.js'), list, '--json']));
 }

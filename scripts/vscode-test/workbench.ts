@@ -3,15 +3,17 @@
 // Used by the runTests shim (extension-host suites), the UI suites and the VSIX test.
 // Every failure prints what is needed to debug it: the extension host's log, the browser console,
 // the server's output and a screenshot path. See ../shared/docs/real-vscode.md.
-import { spawn, spawnSync, execFileSync, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join, relative, resolve } from 'node:path';
+import { join, relative } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { codeServerDir, freePort, killGroup, liveServers, sleep, Tail, trackServer, waitForServer } from './code-server';
+import { REPO_ROOT, RESULTS_DIR } from './repo-paths';
 
-export const REPO_ROOT = resolve(__dirname, '..', '..');
-export const RESULTS_DIR = join(REPO_ROOT, 'test-results');
+export { codeServerDir, freePort, installVsix } from './code-server';
+export { REPO_ROOT, RESULTS_DIR };
+
 const CHROMIUM = process.env.NAD_CHROMIUM ?? '/usr/bin/chromium';
 const CHROMIUM_ARGS = [
   '--no-sandbox',
@@ -71,71 +73,9 @@ export interface WorkbenchOptions {
   readonly keybindings?: ReadonlyArray<{ readonly key: string; readonly command: string; readonly when?: string }>;
 }
 
-/** Folder of the code-server package: NAD_CODE_SERVER_DIR, else installs it (no-op when done) and asks. */
-export function codeServerDir(): string {
-  const fromEnv = process.env.NAD_CODE_SERVER_DIR;
-  if (fromEnv) return fromEnv;
-  // Its messages are shown only when it fails: `npm test` has run it already, so it has nothing to do.
-  const setup = spawnSync('bash', [join(REPO_ROOT, 'scripts', 'setup-vscode-test.sh')], {
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  if (setup.status !== 0) throw new Error(`scripts/setup-vscode-test.sh failed (${setup.status ?? setup.signal}):\n${setup.stderr}`);
-  const dir = setup.stdout.trim().split('\n').pop() ?? '';
-  process.env.NAD_CODE_SERVER_DIR = dir;
-  return dir;
-}
-
-export function freePort(): Promise<number> {
-  return new Promise((resolvePort, reject) => {
-    const srv = createServer();
-    srv.unref();
-    srv.on('error', reject);
-    srv.listen(0, '127.0.0.1', () => {
-      const address = srv.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      srv.close(() => resolvePort(port));
-    });
-  });
-}
-
-const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Keeps the last `max` lines of a stream of text. */
-class Tail {
-  private readonly lines: string[] = [];
-  constructor(private readonly max: number) {}
-  push(text: string): void {
-    for (const line of text.split('\n')) if (line.trim()) this.lines.push(line);
-    if (this.lines.length > this.max) this.lines.splice(0, this.lines.length - this.max);
-  }
-  text(): string {
-    return this.lines.join('\n');
-  }
-}
-
 /** Removes the "%c" styling of the workbench's log lines ("%c INFO color: #33f message"). */
 function cleanConsoleText(text: string): string {
   return text.replace(/^%c\s*(\w+)\s+color: #\w+\s?/, '$1 ');
-}
-
-/** Install a VSIX into an extensions folder with the VS Code server's own CLI. */
-export function installVsix(vsix: string, extensionsDir: string): string {
-  const serverMain = join(codeServerDir(), 'lib', 'vscode', 'out', 'server-main.js');
-  const home = mkdtempSync(join(tmpdir(), 'nad-vsix-install-'));
-  try {
-    return execFileSync(
-      process.execPath,
-      [serverMain, '--install-extension', vsix, '--extensions-dir', extensionsDir, '--accept-server-license-terms'],
-      {
-        encoding: 'utf8',
-        env: { ...process.env, HOME: home, XDG_CONFIG_HOME: join(home, 'config'), XDG_DATA_HOME: join(home, 'data') },
-        timeout: 120_000,
-      },
-    );
-  } finally {
-    rmSync(home, { recursive: true, force: true });
-  }
 }
 
 export class Workbench {
@@ -350,54 +290,4 @@ export class Workbench {
     await sleep(200);
     if (!keep && !process.env.NAD_KEEP_TEMP) rmSync(this.root, { recursive: true, force: true, maxRetries: 3 });
   }
-}
-
-function killGroup(child: ChildProcess): void {
-  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
-  try {
-    process.kill(-child.pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-// Servers run in their own process group (so that closing kills their extension host too), which a
-// signal to ours does not reach: kill them when this process exits or is told to stop.
-const liveServers = new Set<ChildProcess>();
-let exitHandlersInstalled = false;
-
-function trackServer(server: ChildProcess): void {
-  liveServers.add(server);
-  if (exitHandlersInstalled) return;
-  exitHandlersInstalled = true;
-  const killAll = (): void => liveServers.forEach(killGroup);
-  process.on('exit', killAll);
-  for (const [signal, code] of [
-    ['SIGINT', 130],
-    ['SIGTERM', 143],
-    ['SIGHUP', 129],
-  ] as const) {
-    process.on(signal, () => {
-      console.error(`[vscode-test] ${signal}: stopping the VS Code server and the browser`);
-      killAll();
-      process.exit(code);
-    });
-  }
-}
-
-async function waitForServer(port: number, server: ChildProcess, output: Tail, timeoutMs: number): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (Date.now() < deadline) {
-    if (server.exitCode !== null || server.signalCode !== null) {
-      throw new Error(`the VS Code server exited (${server.exitCode ?? server.signalCode}) before answering on port ${port}`);
-    }
-    try {
-      const res = await fetch(`http://127.0.0.1:${port}/version`, { signal: AbortSignal.timeout(2000) });
-      if (res.status < 500) return;
-    } catch {
-      // not listening yet
-    }
-    await sleep(250);
-  }
-  throw new Error(`the VS Code server did not answer on port ${port} within ${timeoutMs / 1000} s\n${output.text()}`);
 }

@@ -1,61 +1,12 @@
 // `nad defend <method>`: one subcommand per defense of the registry, its options derived from the
 // defense's declared parameters (camelCase key -> --kebab-case flag) and its default schedule.
 import type { Command } from 'commander';
-import { DEFENSES, type Defense, type ParamSpec, type ParamValue } from '../engine/defenses/registry';
+import { DEFENSES, type Defense } from '../engine/defenses/registry';
+import { addParam, kebab, paramValue } from './params';
 import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
 import { execute } from './execute';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
-
-const kebab = (key: string): string => key.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
-
-function addParam(cmd: Command, p: ParamSpec): void {
-  const flag = `--${kebab(p.key)}`;
-  switch (p.type) {
-    case 'boolean':
-      cmd.option(p.default ? `--no-${kebab(p.key)}` : flag, p.description);
-      return;
-    case 'numbers':
-      cmd.option(`${flag} <list>`, `${p.description} (comma-separated)`, p.default.join(','));
-      return;
-    case 'modelFile':
-      cmd.option(`${flag} <file>`, p.description);
-      return;
-    case 'choice':
-      cmd.option(`${flag} <${p.choices.join('|')}>`, p.description, p.default);
-      return;
-    case 'number':
-      cmd.option(`${flag} <n>`, p.description, String(p.default));
-      return;
-    default: {
-      const _: never = p;
-      return _;
-    }
-  }
-}
-
-/** The flag's value as the parameter's type; the defense checks ranges (checkParams) when the run starts. */
-function paramValue(p: ParamSpec, raw: string | boolean | undefined): ParamValue | undefined {
-  if (raw === undefined) return undefined;
-  const flag = `--${kebab(p.key)}`;
-  switch (p.type) {
-    case 'boolean':
-      return Boolean(raw);
-    case 'numbers':
-      return String(raw)
-        .split(',')
-        .map((v) => num(v, flag));
-    case 'number':
-      return num(String(raw), flag, { int: p.integer, min: p.min, max: p.max });
-    case 'modelFile':
-    case 'choice':
-      return String(raw);
-    default: {
-      const _: never = p;
-      return _;
-    }
-  }
-}
 
 function addDefense(parent: Command, d: Defense): void {
   const cmd = addCommon(parent.command(d.name).description(`${d.title}: ${d.description} Needs ${d.needs}. (${d.citation})`))

@@ -9,6 +9,7 @@ import type { ArchChoice } from '../engine/models';
 import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
 import { createReporter } from './report';
 import { addDefendCommands } from './defend';
+import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
 import { controller, execute, printResult } from './execute';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
@@ -28,10 +29,12 @@ const program = new Command('nad')
 
 addTraining(
   addBackdoor(
-    addCommon(
-      program
-        .command('train')
-        .description("train a backdoored model from scratch (the paper's train_badnet: poisoned data, no augmentation)"),
+    addAttackOptions(
+      addCommon(
+        program
+          .command('train')
+          .description("train a backdoored model from scratch (the paper's train_badnet: poisoned data, no augmentation)"),
+      ),
     )
       .requiredOption('--data <path>', "training data: 'mnist', a CIFAR-10 .bin/folder, IDX files, or a folder of class folders")
       .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)')
@@ -40,9 +43,10 @@ addTraining(
   ),
   BADNET_TRAINING,
   false,
-).action(async (f: Flags) => {
+).action(async (f: Flags, cmd: Command) => {
   const seed = num(f.seed, '--seed', { int: true });
   const arch = parseModelArch(f.arch as string);
+  const attack = attackFromFlags(f, cmd);
   await execute(f, {
     kind: 'train',
     name: f.name,
@@ -51,7 +55,8 @@ addTraining(
     data: f.data as string,
     test: (f.test as string) ?? (f.data as string),
     model: arch,
-    backdoor: backdoorOf(f),
+    backdoor: attack?.backdoor ?? backdoorOf(f),
+    ...(attack ? { attack: attack.attack } : {}),
     training: trainingOf(f, BADNET_TRAINING, seed),
   });
 });
@@ -183,6 +188,7 @@ program
   });
 
 addDefendCommands(program);
+addAttacksCommand(program);
 
 addCommon(
   program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'),

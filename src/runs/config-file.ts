@@ -9,6 +9,7 @@ import {
   DEFAULT_BACKDOOR,
   FINETUNE_TRAINING,
   NAD_TRAINING,
+  type AttackChoice,
   type BackdoorConfig,
   type DefendJobConfig,
   type JobConfig,
@@ -105,6 +106,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         data: path(data as string),
         model: model as 'auto',
         training: training('training', BADNET_TRAINING),
+        ...(c['attack'] !== undefined ? { attack: attackChoiceOf(c['attack'], fail) } : {}),
       };
     }
     case 'finetune':
@@ -271,4 +273,11 @@ function buildImageAttention(c: Json, path: (p: string) => string, fail: (p: str
     targetLabel: backdoor.targetLabel,
     ...(labels !== undefined ? { labels: labels as number[] } : {}),
   };
+}
+
+function attackChoiceOf(v: unknown, fail: (p: string) => never): AttackChoice {
+  if (!isObject(v) || typeof v['name'] !== 'string' || (v['params'] !== undefined && !isObject(v['params']))) {
+    return fail('"attack" must be { "name": "badnets", "params": { ... } } (see `nad attacks`)');
+  }
+  return { name: v['name'], params: (v['params'] ?? {}) as AttackChoice['params'] };
 }

@@ -34,8 +34,20 @@ interface Common {
   readonly backdoor: BackdoorConfig;
 }
 
+/** An attack of the registry (src/engine/attacks/) and its parameters, as `nad train --attack` records it. */
+export interface AttackChoice {
+  readonly name: string;
+  readonly params: Readonly<Record<string, ParamValue>>;
+}
+
 export interface TrainJobConfig extends Common {
   readonly kind: 'train';
+  /**
+   * How the training set is poisoned. Absent: DatasetBD with `backdoor.trigger` (runs made before the
+   * attack registry, and `--trigger`). Present: the attack's own poisoning; `backdoor.trigger` is then
+   * its test-time trigger.
+   */
+  readonly attack?: AttackChoice;
   readonly data: string;
   /** Architecture; `auto` = WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale. Sizes come from the data. */
   readonly model: ArchChoice | ModelSpec;

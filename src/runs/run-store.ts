@@ -239,12 +239,14 @@ export function readRunEvents(runDir: string): StoredEvents {
     if (!line.trim()) return;
     try {
       const e: unknown = JSON.parse(line);
-      if (isRunEvent(e)) events.push(e);
+      if (isRunEvent(e) && e.type === 'epoch' && ![e.epoch, e.acc, e.asr, e.loss].every((v) => typeof v === 'number')) {
+        problems.push(`metrics.jsonl line ${i + 1}: an epoch event needs numeric epoch, acc, asr and loss`);
+      } else if (isRunEvent(e)) events.push(e);
       else if (!(typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval'))
         problems.push(`metrics.jsonl line ${i + 1}: not a run event`);
     } catch {
       // The last line may be torn by a crash mid-write; any other bad line is a problem worth showing.
-      if (i !== lines.length - 1) problems.push(`metrics.jsonl line ${i + 1}: invalid JSON`);
+      if (i !== lines.length - 1) problems.push(`metrics.jsonl line ${i + 1}: not valid JSON`);
     }
   });
   return { events, problems };

@@ -18,7 +18,7 @@ import {
   pruneTarget,
   pruningOrder,
 } from '../../src/engine/defenses/fine-pruning';
-import { checkParams } from '../../src/engine/defenses/params';
+import { checkParams } from '../../src/engine/params';
 import type { TrainPhase } from '../../src/engine/defenses/registry';
 import { accuracy, evaluate } from '../../src/engine/evaluate';
 import { createModel, modelFromStateDict, type Model } from '../../src/engine/models';

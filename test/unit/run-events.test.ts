@@ -103,7 +103,7 @@ test("older runs' epoch lines (no phase) get the phases of their job's plan; a t
     appendFileSync(join(run.dir, 'metrics.jsonl'), '{"type":"ep');
     assert.deepEqual(readRunEvents(run.dir).problems, []);
     writeFileSync(join(run.dir, 'metrics.jsonl'), line(1) + 'not json\n' + line(2));
-    assert.deepEqual(readRunEvents(run.dir).problems, ['metrics.jsonl line 2: invalid JSON']);
+    assert.deepEqual(readRunEvents(run.dir).problems, ['metrics.jsonl line 2: not valid JSON']);
   } finally {
     t.remove();
   }

@@ -1,4 +1,5 @@
 // How the history and compare pages print numbers and times.
+import { formatDuration } from '../../src/shared/format';
 
 export function formatPercent(v: number | undefined): string {
   return v === undefined ? '–' : `${v.toFixed(1)}%`;
@@ -13,11 +14,6 @@ export function formatStarted(iso: string, now = new Date()): string {
   return d.getFullYear() === now.getFullYear() ? `${day} ${p(d.getHours())}:${p(d.getMinutes())}` : `${d.getFullYear()}-${day}`;
 }
 
-export function formatDuration(ms: number | undefined): string {
-  if (ms === undefined) return '–';
-  const s = Math.round(ms / 1000);
-  if (s < 60) return `${s} s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m} min ${s % 60} s`;
-  return `${Math.floor(m / 60)} h ${m % 60} min`;
+export function formatDurationMs(ms: number | undefined): string {
+  return ms === undefined ? '–' : formatDuration(ms / 1000);
 }

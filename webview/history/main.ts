@@ -13,7 +13,7 @@ import type {
   HistoryViewState,
 } from '../../src/shared/history-protocol';
 import { connect, h } from '../common/vscode-api';
-import { formatDuration, formatPercent, formatStarted } from './format';
+import { formatDurationMs, formatPercent, formatStarted } from './format';
 
 const channel = connect<HistoryViewMessage, HistoryViewState>();
 const root = document.getElementById('root') as HTMLElement;
@@ -179,7 +179,7 @@ function cellText(r: HistoryRow, key: HistoryColumn): string {
     case 'startedAt':
       return formatStarted(r.startedAt);
     case 'durationMs':
-      return formatDuration(r.durationMs);
+      return formatDurationMs(r.durationMs);
     default:
       return r[key] ?? '–';
   }

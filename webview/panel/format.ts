@@ -46,11 +46,3 @@ export function toCsv(rows: readonly ResultRow[], epochs: readonly EpochPoint[])
   for (const e of epochs) out.push(['epoch', phaseLabel(e.phase), String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr)]);
   return out.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }
-
-export function duration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
-}

@@ -7,7 +7,8 @@ import { AttentionView } from './attention';
 import { Curves } from './charts';
 import { SeriesCharts } from './series';
 import { clear, h } from './dom';
-import { duration, epochCells, resultCells, toCsv, toMarkdown } from './format';
+import { epochCells, resultCells, toCsv, toMarkdown } from './format';
+import { formatDuration } from '../../src/shared/format';
 
 export interface ViewCallbacks {
   readonly action: (a: PanelAction) => void;
@@ -171,9 +172,9 @@ export class PanelView {
     const end = r.endedAt ? Date.parse(r.endedAt) : r.state === 'running' ? Date.now() : undefined;
     const add = (k: string, v: string): void => void this.times.append(h('div', {}, h('dt', {}, k), h('dd', {}, v)));
     add('Started', new Date(start).toLocaleString());
-    if (end !== undefined) add(r.state === 'running' ? 'Elapsed' : 'Took', duration((end - start) / 1000));
+    if (end !== undefined) add(r.state === 'running' ? 'Elapsed' : 'Took', formatDuration((end - start) / 1000));
     const eta = this.s?.progress?.etaSeconds;
-    if (r.state === 'running' && eta !== undefined) add('ETA', duration(eta));
+    if (r.state === 'running' && eta !== undefined) add('ETA', formatDuration(eta));
   }
 
   private showProgress(): void {

@@ -3,6 +3,8 @@
 // stand-ins for those globals, so a malicious file cannot make anything run.
 import { InputError } from '../types';
 import { persistentLoad, resolveGlobal } from './allowlist';
+import { decodeLong, exact, unescape } from './pickle-literals';
+import { OP } from './pickle-opcodes';
 import { PyGlobal, PyObject, type PickleValue } from './values';
 
 export interface UnpickleResult {
@@ -22,103 +24,7 @@ export function unpickle(data: Uint8Array, file: string, start = 0): UnpickleRes
   }
 }
 
-const OP = {
-  MARK: 0x28,
-  STOP: 0x2e,
-  POP: 0x30,
-  POP_MARK: 0x31,
-  DUP: 0x32,
-  FLOAT: 0x46,
-  INT: 0x49,
-  BININT: 0x4a,
-  BININT1: 0x4b,
-  LONG: 0x4c,
-  BININT2: 0x4d,
-  NONE: 0x4e,
-  PERSID: 0x50,
-  BINPERSID: 0x51,
-  REDUCE: 0x52,
-  STRING: 0x53,
-  BINSTRING: 0x54,
-  SHORT_BINSTRING: 0x55,
-  UNICODE: 0x56,
-  BINUNICODE: 0x58,
-  APPEND: 0x61,
-  BUILD: 0x62,
-  GLOBAL: 0x63,
-  DICT: 0x64,
-  EMPTY_DICT: 0x7d,
-  APPENDS: 0x65,
-  GET: 0x67,
-  BINGET: 0x68,
-  INST: 0x69,
-  LONG_BINGET: 0x6a,
-  LIST: 0x6c,
-  EMPTY_LIST: 0x5d,
-  OBJ: 0x6f,
-  PUT: 0x70,
-  BINPUT: 0x71,
-  LONG_BINPUT: 0x72,
-  SETITEM: 0x73,
-  TUPLE: 0x74,
-  EMPTY_TUPLE: 0x29,
-  SETITEMS: 0x75,
-  BINFLOAT: 0x47,
-  // protocol 2
-  PROTO: 0x80,
-  NEWOBJ: 0x81,
-  EXT1: 0x82,
-  EXT2: 0x83,
-  EXT4: 0x84,
-  TUPLE1: 0x85,
-  TUPLE2: 0x86,
-  TUPLE3: 0x87,
-  NEWTRUE: 0x88,
-  NEWFALSE: 0x89,
-  LONG1: 0x8a,
-  LONG4: 0x8b,
-  // protocol 3
-  BINBYTES: 0x42,
-  SHORT_BINBYTES: 0x43,
-  // protocol 4
-  SHORT_BINUNICODE: 0x8c,
-  BINUNICODE8: 0x8d,
-  BINBYTES8: 0x8e,
-  EMPTY_SET: 0x8f,
-  ADDITEMS: 0x90,
-  FROZENSET: 0x91,
-  NEWOBJ_EX: 0x92,
-  STACK_GLOBAL: 0x93,
-  MEMOIZE: 0x94,
-  FRAME: 0x95,
-  // protocol 5
-  BYTEARRAY8: 0x96,
-  NEXT_BUFFER: 0x97,
-  READONLY_BUFFER: 0x98,
-} as const;
-
 const utf8 = new TextDecoder('utf-8');
-
-function exact(v: bigint): number | bigint {
-  return v >= BigInt(Number.MIN_SAFE_INTEGER) && v <= BigInt(Number.MAX_SAFE_INTEGER) ? Number(v) : v;
-}
-
-/** Python's little-endian two's-complement long: a number when exact, else a bigint. */
-function decodeLong(bytes: Uint8Array): number | bigint {
-  if (bytes.length === 0) return 0;
-  // Via a hex string: linear in the length, where byte-by-byte shifting would be quadratic.
-  let v = BigInt(`0x${Buffer.from(bytes).reverse().toString('hex')}`);
-  if (bytes[bytes.length - 1] & 0x80) v -= 1n << BigInt(bytes.length * 8);
-  return exact(v);
-}
-
-/** Protocol 0 string literals (repr) and raw-unicode-escape: the escapes Python writes there. */
-function unescape(s: string): string {
-  return s.replace(/\\(x[0-9a-fA-F]{2}|u[0-9a-fA-F]{4}|U[0-9a-fA-F]{8}|.)/g, (_m, e: string) => {
-    if (e.length > 1) return String.fromCodePoint(parseInt(e.slice(1), 16));
-    return ({ n: '\n', r: '\r', t: '\t', '\\': '\\', "'": "'", '"': '"' } as Record<string, string>)[e] ?? `\\${e}`;
-  });
-}
 
 class Unpickler {
   private pos: number;

@@ -9,32 +9,9 @@ import type { Model } from '../models';
 import type { TrainSettings } from '../train';
 import type { ImageDataset } from '../types';
 import type { EventSink, Phase, ResultRow } from '../../shared/run-events';
+import type { ParamSpec, ParamValues } from '../params';
 
-export type ParamValue = number | boolean | string | readonly number[];
-export type ParamValues = Readonly<Record<string, ParamValue>>;
-
-interface ParamBase {
-  /** camelCase key in config.json's `params`; the CLI flag is its kebab-case form. */
-  readonly key: string;
-  /** Short label for the wizard's question. */
-  readonly label: string;
-  /** One sentence: what it does, and the paper's value. */
-  readonly description: string;
-}
-
-export type ParamSpec =
-  | (ParamBase & {
-      readonly type: 'number';
-      readonly default: number;
-      readonly min?: number;
-      readonly max?: number;
-      readonly integer?: boolean;
-    })
-  | (ParamBase & { readonly type: 'boolean'; readonly default: boolean })
-  | (ParamBase & { readonly type: 'choice'; readonly default: string; readonly choices: readonly string[] })
-  | (ParamBase & { readonly type: 'numbers'; readonly default: readonly number[]; readonly min?: number })
-  /** A model file; '' = not given (the defense then makes its own, e.g. NAD finetunes a teacher). */
-  | (ParamBase & { readonly type: 'modelFile'; readonly default: '' });
+export type { ParamSpec, ParamValue, ParamValues } from '../params';
 
 /** A training phase the run layer runs for a defense: epochs are reported, saved and resumable. */
 export interface PhaseRequest {

@@ -1,9 +1,10 @@
 // "NAD: Compare Runs": a page overlaying the runs' ACC, ASR and loss per epoch (metrics.jsonl) and listing
 // their configs' differences (config.json, flattened to key = value).
 import * as vscode from 'vscode';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import type { RunSummary } from '../../runs/run-store';
+import { replayRun } from '../../runs/run-folder';
+import { phaseLabel } from '../../shared/run-state';
 import type {
   CompareData,
   CompareHostMessage,
@@ -22,50 +23,21 @@ export const COMPARE_VIEW_TYPE = 'nad.compare';
 
 type Mutable<T> = { -readonly [K in keyof T]: T[K] extends ReadonlyArray<infer U> ? U[] : T[K] };
 
-function phaseNames(kind: string, count: number): string[] {
-  if (count === 1) return [kind === 'erase' ? 'NAD' : kind === 'finetune' ? 'finetuning' : 'training'];
-  if (count === 2 && kind === 'erase') return ['teacher', 'NAD'];
-  return Array.from({ length: count }, (_, i) => `phase ${i + 1}`);
-}
-
-/**
- * Epoch curves from metrics.jsonl. Epoch numbers restart when a run trains twice (an erase run finetunes its
- * teacher first), so a drop in the epoch number starts a new segment. Bad lines are reported, not fatal.
- */
-export function readCurves(run: RunSummary): { segments: CurveSegment[]; problems: string[] } {
-  const file = join(run.dir, 'metrics.jsonl');
-  const problems: string[] = [];
+/** A run's epoch curves, one segment per phase (an erase run that finetuned its teacher first has two), from the one replay of its events. */
+export function readCurves(run: RunSummary): { segments: CurveSegment[]; problems: readonly string[] } {
+  const { epochs, problems } = replayRun(run);
   const segments: Array<Mutable<CurveSegment>> = [];
-  if (!existsSync(file)) return { segments: [], problems };
-  const lines = readFileSync(file, 'utf8').split('\n');
-  lines.forEach((line, i) => {
-    if (!line.trim()) return;
-    let e: unknown;
-    try {
-      e = JSON.parse(line);
-    } catch {
-      // A torn last line is what an interrupted write leaves: not worth a warning.
-      if (i < lines.length - 2 || line.trim().endsWith('}')) problems.push(`metrics.jsonl line ${i + 1}: not valid JSON`);
-      return;
-    }
-    if (typeof e !== 'object' || e === null || (e as { type?: unknown }).type !== 'epoch') return;
-    const { epoch, acc, asr, loss } = e as Record<string, unknown>;
-    if (typeof epoch !== 'number' || typeof acc !== 'number' || typeof asr !== 'number' || typeof loss !== 'number') {
-      problems.push(`metrics.jsonl line ${i + 1}: an epoch event needs numeric epoch, acc, asr and loss`);
-      return;
-    }
-    let seg = segments[segments.length - 1];
-    if (!seg || epoch <= seg.epochs[seg.epochs.length - 1]) {
-      seg = { phase: '', epochs: [], acc: [], asr: [], loss: [] };
-      segments.push(seg);
-    }
-    seg.epochs.push(epoch);
-    seg.acc.push(acc);
-    seg.asr.push(asr);
-    seg.loss.push(loss);
-  });
-  const names = phaseNames(run.status.kind, segments.length);
-  return { segments: segments.map((s, i) => ({ ...s, phase: names[i] })), problems };
+  let last: string | undefined;
+  for (const e of epochs) {
+    if (e.phase !== last || segments.length === 0) segments.push({ phase: phaseLabel(e.phase), epochs: [], acc: [], asr: [], loss: [] });
+    last = e.phase;
+    const seg = segments[segments.length - 1];
+    seg.epochs.push(e.epoch);
+    seg.acc.push(e.acc);
+    seg.asr.push(e.asr);
+    seg.loss.push(e.loss);
+  }
+  return { segments, problems };
 }
 
 /** config.json as dotted keys; lists of plain values stay one value (`lrSchedule = [[0,0.1],[2,0.01]]`). */

@@ -12,7 +12,7 @@ import type { RunPanels } from './panel';
 import { folderFor, runsDirFor } from '../settings';
 
 /** A run folder from a command argument: a folder path, a Runs view node, or a URI. */
-export function runDirOf(arg: unknown): string | undefined {
+export function runDirFromArg(arg: unknown): string | undefined {
   if (typeof arg === 'string') return arg;
   if (arg instanceof vscode.Uri) return arg.fsPath;
   if (typeof arg === 'object' && arg !== null) {
@@ -63,13 +63,13 @@ function workspaceFolderOf(runDir: string): vscode.WorkspaceFolder | undefined {
 
 export function openRun(host: RunCommandsHost, arg: unknown): Promise<void> {
   return (async () => {
-    const dir = runDirOf(arg) ?? (await pickRun('Open which run?'));
+    const dir = runDirFromArg(arg) ?? (await pickRun('Open which run?'));
     if (dir) host.panels.open(dir);
   })();
 }
 
 export async function cancelRun(host: RunCommandsHost, arg: unknown): Promise<void> {
-  const dir = runDirOf(arg);
+  const dir = runDirFromArg(arg);
   let task: RunTask | undefined = dir ? host.manager.taskFor(dir) : undefined;
   if (!dir) {
     const active = host.manager.active();
@@ -101,7 +101,7 @@ export async function cancelRun(host: RunCommandsHost, arg: unknown): Promise<vo
 
 export async function resumeRun(host: RunCommandsHost, arg: unknown): Promise<RunTask | undefined> {
   if (!host.requireTrust('Resuming a run')) return undefined;
-  const dir = runDirOf(arg) ?? (await pickRun('Resume which run?', (r) => isResumable(r)));
+  const dir = runDirFromArg(arg) ?? (await pickRun('Resume which run?', (r) => isResumable(r)));
   if (!dir) return undefined;
   const s = readRunSummary(dir);
   if ('problem' in s) {
@@ -130,7 +130,7 @@ export async function resumeRun(host: RunCommandsHost, arg: unknown): Promise<Ru
 
 export async function rerun(host: RunCommandsHost, arg: unknown): Promise<RunTask | undefined> {
   if (!host.requireTrust('Running a job')) return undefined;
-  const dir = runDirOf(arg) ?? (await pickRun('Run which run again (same config)?'));
+  const dir = runDirFromArg(arg) ?? (await pickRun('Run which run again (same config)?'));
   if (!dir) return undefined;
   const folder = workspaceFolderOf(dir);
   const cwd = folder?.uri.fsPath ?? dirname(dir);
@@ -154,14 +154,14 @@ export async function rerun(host: RunCommandsHost, arg: unknown): Promise<RunTas
 }
 
 export async function revealRunFolder(arg: unknown): Promise<void> {
-  const dir = runDirOf(arg) ?? (await pickRun('Reveal which run folder?'));
+  const dir = runDirFromArg(arg) ?? (await pickRun('Reveal which run folder?'));
   if (!dir || !existsSync(dir)) return;
   const uri = vscode.Uri.file(dir);
   await vscode.commands.executeCommand(workspaceFolderOf(dir) ? 'revealInExplorer' : 'revealFileInOS', uri);
 }
 
 export async function deleteRun(host: RunCommandsHost, arg: unknown): Promise<boolean> {
-  const dir = runDirOf(arg) ?? (await pickRun('Delete which run?', (r) => r.status.state !== 'running'));
+  const dir = runDirFromArg(arg) ?? (await pickRun('Delete which run?', (r) => r.status.state !== 'running'));
   if (!dir) return false;
   const live = host.manager.taskFor(dir);
   if (live && (live.state === 'running' || live.state === 'queued')) {

@@ -2,19 +2,12 @@
 // item, the "NAD" output channel, and a message when a run ends, with the way out when it failed.
 import * as vscode from 'vscode';
 import { phaseLabel, type RunProgress } from '../../shared/run-state';
+import { formatDuration } from '../../shared/format';
 import type { RunManager, RunTask } from './manager';
 import { openSettings } from '../settings';
 
 export interface FeedbackActions {
   readonly openRun: (runDir: string) => void;
-}
-
-export function formatDuration(seconds: number): string {
-  const s = Math.max(0, Math.round(seconds));
-  if (s < 60) return `${s}s`;
-  const m = Math.floor(s / 60);
-  if (m < 60) return `${m}m ${String(s % 60).padStart(2, '0')}s`;
-  return `${Math.floor(m / 60)}h ${String(m % 60).padStart(2, '0')}m`;
 }
 
 /** "NAD epoch 2/5 · step 30/63 · loss 0.4213 · ETA 1m 20s" */

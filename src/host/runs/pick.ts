@@ -36,7 +36,7 @@ export function readRunDir(dir: string): RunSummary | BrokenRun {
 }
 
 /** The run folder holding `file`: the folder right under a workspace folder's runs folder, or under a `.nad/runs`. */
-export function runDirOf(file: string): string | undefined {
+export function runFolderOfFile(file: string): string | undefined {
   for (const folder of vscode.workspace.workspaceFolders ?? []) {
     if (folder.uri.scheme !== 'file') continue;
     const rel = relative(runsDirFor(folder), file);
@@ -65,7 +65,7 @@ export function runFromArg(arg: unknown): RunRef | BrokenRef | undefined {
   if (isRunsNode(arg)) return arg.type === 'run' ? { folder: arg.folder, run: arg.run } : { folder: arg.folder, broken: arg.broken };
   const path = arg instanceof vscode.Uri ? (arg.scheme === 'file' ? arg.fsPath : undefined) : typeof arg === 'string' ? arg : undefined;
   if (!path) return undefined;
-  const dir = runDirOf(path.replace(/[\\/]+$/, ''));
+  const dir = runFolderOfFile(path.replace(/[\\/]+$/, ''));
   if (!dir) return undefined;
   const read = readRunDir(dir);
   return 'problem' in read ? { folder: folderOf(dir), broken: read } : { folder: folderOf(dir), run: read };

@@ -4,7 +4,7 @@
 import * as vscode from 'vscode';
 import { readFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { ParamSpec } from '../../engine/defenses/types';
+import type { ParamSpec } from '../../engine/params';
 import type { TrainSettings } from '../../engine/train';
 import type { JobConfig } from '../../runs/config';
 import type { RunTask } from '../runs/manager';

@@ -4,7 +4,7 @@ import * as vscode from 'vscode';
 import { basename, dirname, join, relative } from 'node:path';
 import { DEFAULT_BACKDOOR } from '../../runs/config';
 import { TRIGGER_NAMES } from '../../engine/triggers/spec';
-import type { ParamValue } from '../../engine/defenses/types';
+import type { ParamValue } from '../../engine/params';
 import { integerIn, numberList, parseNumberList, type PickItem, type Wizard } from './multi-step';
 
 export interface JobDraft {

@@ -2,7 +2,7 @@
 // its inputs (model copies, a trainPhase bound to this run), saves the repaired model and the maps.
 // `erase` and `finetune` configs are NAD and finetuning in their historical shape.
 import { defenseNamed, type Defense, type ParamValues } from '../../engine/defenses/registry';
-import { checkParams } from '../../engine/defenses/params';
+import { checkParams } from '../../engine/params';
 import type { Model } from '../../engine/models';
 import type { TrainSettings } from '../../engine/train';
 import { InputError } from '../../engine/types';

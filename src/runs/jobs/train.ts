@@ -2,21 +2,44 @@
 import { loadDataset } from '../../engine/data';
 import { createModel, describeSpec, specFor } from '../../engine/models';
 import { poisonTrainingSet } from '../../engine/triggers';
-import { validateBackdoor, type TrainJobConfig } from '../config';
+import { attackNamed, type Attack } from '../../engine/attacks/registry';
+import { checkParams, type ParamValues } from '../../engine/params';
+import { InputError } from '../../engine/types';
+import { validateBackdoor, type AttackChoice, type TrainJobConfig } from '../config';
 import { MODEL_FILES } from '../run-store';
 import { loadTestData } from './inputs';
 import type { Env, JobOutcome } from './lifecycle';
 import { writeAttention } from './evaluate';
 import { trainPhaseIn } from './train-phase';
 
+/** The registry's attack and its checked parameters. */
+export function attackOf(choice: AttackChoice): { attack: Attack; params: ParamValues } {
+  const attack = attackNamed(choice.name);
+  if (!attack) throw new InputError(`unknown attack '${choice.name}'`);
+  return { attack, params: checkParams(attack.params, choice.params, `attack ${choice.name}`) };
+}
+
 export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcome> {
   const full = await loadDataset(cfg.data, { split: 'train' });
   validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
   const { trigger, targetType, targetLabel, injectPortion } = cfg.backdoor;
-  const poisoned = poisonTrainingSet(full, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
+  const attack = cfg.attack ? attackOf(cfg.attack) : undefined;
+  const poisoned = attack
+    ? await attack.attack.poison({
+        train: full,
+        params: attack.params,
+        targetType,
+        targetLabel,
+        injectPortion,
+        seed: cfg.seed,
+        signal: env.signal,
+        emit: env.emit,
+      })
+    : poisonTrainingSet(full, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
+  const how = attack ? `${attack.attack.title} (${trigger.name})` : trigger.name;
   env.emit({
     type: 'log',
-    message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${trigger.name}`,
+    message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${how}`,
   });
   const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
   // The data decides the classes, channels and image size, whatever a config file says of them.

@@ -50,12 +50,17 @@ function nextReport<T>(event: vscode.Event<T>, ok: (r: T) => boolean, what: stri
 }
 
 /** A finished run with epoch metrics, written by the real RunStore. */
-function trainedRun(name: string, config: Record<string, unknown>, epochs: Array<[number, number, number, number]>): RunSummary {
+function trainedRun(
+  name: string,
+  config: Record<string, unknown>,
+  epochs: Array<[number, number, number, number]>,
+  phases?: readonly string[],
+): RunSummary {
   const run = store().create((config['kind'] as 'train' | undefined) ?? 'train', { name, ...config }, name);
-  for (const [epoch, loss, acc, asr] of epochs)
+  for (const [i, [epoch, loss, acc, asr]] of epochs.entries())
     run.appendMetric({
       type: 'epoch',
-      phase: 'train',
+      phase: phases?.[i] ?? 'train',
       epochs: epochs.length,
       epoch,
       loss,
@@ -177,17 +182,22 @@ suite('Compare runs', () => {
   });
 
   test('curves: an erase run that finetuned its teacher first has two phases; bad lines are reported', () => {
-    const run = trainedRun('suite-two-phases', { kind: 'erase' }, [
-      [1, 2, 30, 90],
-      [2, 1.5, 40, 80],
-      [1, 3, 35, 60],
-      [2, 2, 45, 10],
-    ]);
+    const run = trainedRun(
+      'suite-two-phases',
+      { kind: 'erase' },
+      [
+        [1, 2, 30, 90],
+        [2, 1.5, 40, 80],
+        [1, 3, 35, 60],
+        [2, 2, 45, 10],
+      ],
+      ['teacher', 'teacher', 'nad', 'nad'],
+    );
     appendFileSync(join(run.dir, 'metrics.jsonl'), 'not json\n{"type":"epoch","epoch":3}\n');
     const { segments, problems } = readCurves(run);
     assert.deepEqual(
       segments.map((s) => s.phase),
-      ['teacher', 'NAD'],
+      ['Teacher', 'NAD'],
     );
     assert.deepEqual(segments[1].asr, [60, 10]);
     assert.equal(problems.length, 2);

@@ -1,6 +1,33 @@
-// Checks a defense's parameters as given (a config file, CLI flags, the wizard) and fills in defaults.
-import { InputError } from '../types';
-import type { ParamSpec, ParamValue, ParamValues } from './types';
+// Declared parameters of attacks and defenses: their types, and the one check of values as given (a
+// config file, CLI flags, the wizard) that fills in defaults. The CLI's flags and the wizards'
+// questions are derived from these declarations.
+import { InputError } from './types';
+
+export type ParamValue = number | boolean | string | readonly number[];
+export type ParamValues = Readonly<Record<string, ParamValue>>;
+
+interface ParamBase {
+  /** camelCase key in config.json's `params`; the CLI flag is its kebab-case form. */
+  readonly key: string;
+  /** Short label for the wizard's question. */
+  readonly label: string;
+  /** One sentence: what it does, and the paper's value. */
+  readonly description: string;
+}
+
+export type ParamSpec =
+  | (ParamBase & {
+      readonly type: 'number';
+      readonly default: number;
+      readonly min?: number;
+      readonly max?: number;
+      readonly integer?: boolean;
+    })
+  | (ParamBase & { readonly type: 'boolean'; readonly default: boolean })
+  | (ParamBase & { readonly type: 'choice'; readonly default: string; readonly choices: readonly string[] })
+  | (ParamBase & { readonly type: 'numbers'; readonly default: readonly number[]; readonly min?: number })
+  /** A model file; '' = not given (the defense then makes its own, e.g. NAD finetunes a teacher). */
+  | (ParamBase & { readonly type: 'modelFile'; readonly default: '' });
 
 function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
   const fail = (what: string): never => {

@@ -1,0 +1,39 @@
+// The attack interface: every attack (BadNets, Blend, SIG, Trojan, ...) is one module that declares
+// its name, its parameters with defaults, how it poisons a training set, and the trigger it stamps on
+// a test image. The CLI's `nad train --attack` flags, the Train wizard's questions and the run's config
+// come from these declarations (see docs/adding-an-attack.md).
+import type { ParamSpec, ParamValues } from '../params';
+import type { PoisonedDataset } from '../triggers';
+import type { TargetType, TriggerSpec } from '../triggers/spec';
+import type { ImageDataset } from '../types';
+import type { EventSink } from '../../shared/run-events';
+
+export interface PoisonRequest {
+  readonly train: ImageDataset;
+  /** Every declared parameter, defaults applied and checked. */
+  readonly params: ParamValues;
+  readonly targetType: TargetType;
+  readonly targetLabel: number;
+  /** Share of the training set drawn for poisoning. */
+  readonly injectPortion: number;
+  readonly seed: number;
+  readonly signal?: AbortSignal;
+  readonly emit?: EventSink;
+}
+
+export interface Attack {
+  /** Registry key and CLI name (`nad train --attack <name>`). */
+  readonly name: string;
+  readonly title: string;
+  /** One line for the wizard's pick and `nad attacks`. */
+  readonly description: string;
+  /** The paper, and BackdoorBench where its defaults are used. */
+  readonly citation: string;
+  /** Poison-label attacks relabel what they poison; clean-label attacks keep the labels. */
+  readonly labels: 'poison' | 'clean';
+  readonly params: readonly ParamSpec[];
+  readonly defaults: { readonly targetType: TargetType; readonly injectPortion: number };
+  /** The trigger these parameters stamp on a test image: ASR is measured with it, and the run's config records it. */
+  trigger(params: ParamValues): TriggerSpec;
+  poison(request: PoisonRequest): Promise<PoisonedDataset>;
+}
