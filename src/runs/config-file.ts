@@ -77,6 +77,8 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
   if (!BACKENDS.includes(backend as BackendPreference))
     fail(`"backend" must be one of ${BACKENDS.join(', ')}, got ${JSON.stringify(backend)}`);
   const path = (p: string): string => (p === 'mnist' || base === undefined ? p : resolve(base, p));
+  // Attention maps of images read no data set.
+  if (kind === 'imageAttention') return buildImageAttention(c, path, fail);
   const data = kind === 'eval' || kind === 'attention' ? undefined : str('data');
   const test = str('test', data === undefined) ?? (data as string);
   const common = {
@@ -162,7 +164,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         return fail('"models" must be a non-empty list of model file paths');
       return { ...common, kind: 'attention', models: (models as string[]).map(path), count: numberOr('count', 4) };
     }
-    case 'imageAttention':
+    case 'imageAttention': // (returned above, before the data set is read)
       return buildImageAttention(c, path, fail);
   }
 }

@@ -45,7 +45,7 @@ export interface TrainJobConfig extends Common {
   /**
    * How the training set is poisoned. Absent: DatasetBD with `backdoor.trigger` (runs made before the
    * attack registry, and `--trigger`). Present: the attack's own poisoning; `backdoor.trigger` is then
-   * its test-time trigger.
+   * its test-time trigger, filled in from the attack's parameters when the run starts.
    */
   readonly attack?: AttackChoice;
   readonly data: string;

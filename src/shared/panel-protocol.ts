@@ -100,6 +100,8 @@ const MODEL_LABELS: Readonly<Record<string, string>> = {
   trained: 'Trained (backdoored)',
   finetuned: 'Finetuned',
   evaluated: 'Evaluated',
+  pruned: 'Pruned',
+  'fine-pruned': 'Fine-pruned',
 };
 
 export function modelLabel(model: ResultRow['model']): string {

@@ -2,8 +2,9 @@
 // The folders are the history (no second index), so the view just re-reads them when they change.
 import * as vscode from 'vscode';
 import { basename } from 'node:path';
-import { RunStore, type BrokenRun, type RunState, type RunSummary } from '../../runs/run-store';
-import { runsDirFor, runsPatternFor } from '../settings';
+import type { BrokenRun, RunState, RunSummary } from '../../runs/run-store';
+import { runsPatternFor } from '../settings';
+import { workspaceRuns } from '../workspace-runs';
 
 export const RUNS_VIEW_ID = 'nad.runs';
 
@@ -103,14 +104,11 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
 
   getChildren(element?: RunsNode): RunsNode[] {
     if (element) return [];
-    const nodes: RunsNode[] = [];
-    for (const folder of vscode.workspace.workspaceFolders ?? []) {
-      if (folder.uri.scheme !== 'file') continue;
-      const { runs, broken } = new RunStore(folder.uri.fsPath, runsDirFor(folder)).list();
-      nodes.push(...runs.map((run): RunsNode => ({ type: 'run', folder, run })));
-      nodes.push(...broken.map((b): RunsNode => ({ type: 'broken', folder, broken: b })));
-    }
-    return nodes;
+    const { runs, broken } = workspaceRuns();
+    return [
+      ...runs.map(({ folder, run }): RunsNode => ({ type: 'run', folder: folder as vscode.WorkspaceFolder, run })),
+      ...broken.map(({ folder, broken: b }): RunsNode => ({ type: 'broken', folder: folder as vscode.WorkspaceFolder, broken: b })),
+    ];
   }
 
   getTreeItem(node: RunsNode): vscode.TreeItem {

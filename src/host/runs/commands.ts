@@ -9,7 +9,8 @@ import { parseConfigFile, ConfigFileError } from '../../runs/config-file';
 import { readRunSummary } from '../../runs/run-folder';
 import type { RunManager, RunTask } from './manager';
 import type { RunPanels } from './panel';
-import { folderFor, runsDirFor } from '../settings';
+import { folderFor } from '../settings';
+import { workspaceRuns } from '../workspace-runs';
 
 /** A run folder from a command argument: a folder path, a Runs view node, or a URI. */
 export function runDirFromArg(arg: unknown): string | undefined {
@@ -23,17 +24,10 @@ export function runDirFromArg(arg: unknown): string | undefined {
   return undefined;
 }
 
-/** Every readable run of the open workspace folders, newest first. */
-function allRuns(): RunSummary[] {
-  const runs: RunSummary[] = [];
-  for (const folder of vscode.workspace.workspaceFolders ?? []) {
-    if (folder.uri.scheme === 'file') runs.push(...new RunStore(folder.uri.fsPath, runsDirFor(folder)).list().runs);
-  }
-  return runs.sort((a, b) => (a.status.startedAt < b.status.startedAt ? 1 : -1));
-}
-
 async function pickRun(placeholder: string, filter: (r: RunSummary) => boolean = () => true): Promise<string | undefined> {
-  const runs = allRuns().filter(filter);
+  const runs = workspaceRuns()
+    .runs.map((r) => r.run)
+    .filter(filter);
   if (runs.length === 0) {
     void vscode.window.showInformationMessage(`NAD: no runs to choose from (${placeholder.toLowerCase()}).`);
     return undefined;

@@ -237,8 +237,8 @@ export class RunManager implements vscode.Disposable {
     if (!task.runDir) return;
     const read = readRunSnapshot(task.runDir);
     if ('problem' in read) return;
-    // Keep the live log: the folder has it too, but older lines may have rolled off either copy.
-    task.snapshot = { ...read, log: read.log.length >= (task.snapshot?.log.length ?? 0) ? read.log : (task.snapshot?.log ?? []) };
+    // The folder replays the same events through the same reducer; it adds the final status and maps.
+    task.snapshot = read;
     this.panelUpdate.fire({ runDir: task.runDir, msg: { type: 'snapshot', snapshot: task.snapshot } });
   }
 

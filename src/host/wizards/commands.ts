@@ -9,7 +9,8 @@ import type { TrainSettings } from '../../engine/train';
 import { configFileText } from '../../runs/config-file';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, nadSettings, runsDirFor } from '../settings';
-import { Wizard, type Step } from './multi-step';
+import { Wizard, type PickItem, type Step } from './multi-step';
+import { askParam, readAttacks, type AttackInfo } from './registry-info';
 import {
   askBetas,
   askData,
@@ -147,33 +148,56 @@ export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Ur
 export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promise<RunTask | undefined> {
   const folder = folderOrWarn(dataUri);
   if (!folder) return undefined;
+  const attacks = readAttacks(host.extensionPath);
   const d = newDraft(folder);
   d.data = dataUri?.fsPath;
+  d.attack = attacks[0]?.name;
+  const chosen = (): AttackInfo | undefined => attacks.find((a) => a.name === d.attack);
+  const askAttack: Ask = async (w, x) => {
+    const items = attacks.map((a): PickItem<string> => ({
+      label: a.title,
+      description: `${a.name}, ${a.labels}-label`,
+      detail: a.description,
+      value: a.name,
+    }));
+    x.attack = await w.pick('Attack: how the training set is poisoned', items, (v) => v === x.attack);
+    const a = chosen();
+    if (a) {
+      x.params = Object.fromEntries(a.params.map((p) => [p.key, p.default]));
+      x.injectPortion = a.defaults.injectPortion;
+    }
+  };
+  // Each attack's own questions follow its pick (Back re-asks the pick).
+  const paramEntries: Entry[] = attacks.flatMap((a) => a.params.map((p): Entry => [(x) => x.attack === a.name, askParam(p)]));
   const ok = await ask('NAD: Train Backdoored Model', d, [
     [() => !dataUri, askData('Training data (a share of it is poisoned)')],
-    askTrigger,
+    askAttack,
+    ...paramEntries,
     askTarget,
     askInjectPortion,
     askEpochs(`Training epochs (the paper: ${BADNET_TRAINING.epochs})`),
     askFinish(() => `train-${stamp()}`),
   ]);
-  if (!ok || !d.data) return undefined;
+  const attack = chosen();
+  if (!ok || !d.data || !attack) return undefined;
   const config: JobConfig = {
     kind: 'train',
-    name: `backdoored-${d.trigger}`,
+    name: `backdoored-${attack.name}`,
     backend: nadSettings(folder.uri).backend,
     seed: 0,
     data: d.data,
     test: d.data,
     model: 'auto',
-    backdoor: backdoorOf(d),
+    attack: { name: attack.name, params: d.params },
+    // The attack's trigger replaces this one when the run starts (its config.json records it).
+    backdoor: { ...backdoorOf(d), targetType: attack.defaults.targetType },
     training: training(BADNET_TRAINING, d, d.epochs),
   };
   return launch(
     host,
     d,
     config,
-    `Train backdoored model (${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`,
+    `Train backdoored model (${attack.title}, ${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`,
     () => void trainWizard(host),
   );
 }

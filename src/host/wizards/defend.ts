@@ -1,83 +1,14 @@
-// "NAD: Defend Model…": pick a defense from the registry (dist/defenses.json, written at build time
-// from src/engine/defenses/registry.ts, so the extension host never loads the engine), then the
-// questions every defense shares, then one question per parameter the defense declares, with its default.
+// "NAD: Defend Model…": pick a defense from the registry (registry-info.ts), then the questions every
+// defense shares, then one question per parameter the defense declares, with its default.
 import * as vscode from 'vscode';
-import { readFileSync } from 'node:fs';
-import { basename, join } from 'node:path';
-import type { ParamSpec } from '../../engine/params';
-import type { TrainSettings } from '../../engine/train';
+import { basename } from 'node:path';
 import type { JobConfig } from '../../runs/config';
 import type { RunTask } from '../runs/manager';
 import { nadSettings } from '../settings';
 import { ask, backdoorOf, folderOrWarn, launch, newDraft, stamp, stem, type Entry, type WizardHost } from './commands';
-import { integerIn, numberList, parseNumberList, type PickItem } from './multi-step';
-import { askData, askEpochs, askFinish, askModel, askSubset, askTarget, askTrigger, pickModelOrNone, type Ask } from './steps';
-
-/** A defense as dist/defenses.json describes it (`nad defenses --json`). */
-export interface DefenseInfo {
-  readonly name: string;
-  readonly title: string;
-  readonly description: string;
-  readonly needs: string;
-  readonly citation: string;
-  readonly params: readonly ParamSpec[];
-  readonly training: TrainSettings;
-}
-
-export function readDefenses(extensionPath: string): DefenseInfo[] {
-  return JSON.parse(readFileSync(join(extensionPath, 'dist', 'defenses.json'), 'utf8')) as DefenseInfo[];
-}
-
-/** The question for one declared parameter, typed by its kind. */
-function askParam(p: ParamSpec): Ask {
-  return async (w, d) => {
-    const current = d.params[p.key] ?? p.default;
-    const prompt = `${p.label}: ${p.description}`;
-    switch (p.type) {
-      case 'modelFile':
-        d.params[p.key] = (await pickModelOrNone(w, d, prompt, 'None', (current as string) || null)) ?? '';
-        return;
-      case 'boolean':
-        d.params[p.key] = await w.pick<boolean>(
-          prompt,
-          [
-            { label: 'Yes', value: true },
-            { label: 'No', value: false },
-          ],
-          (v) => v === current,
-        );
-        return;
-      case 'choice':
-        d.params[p.key] = await w.pick<string>(
-          prompt,
-          p.choices.map((c) => ({ label: c, value: c })),
-          (v) => v === current,
-        );
-        return;
-      case 'numbers':
-        d.params[p.key] = parseNumberList(
-          await w.input({ prompt, value: (current as readonly number[]).join(', '), validate: numberList(p.default.length, p.label) }),
-        );
-        return;
-      case 'number': {
-        const lo = p.min ?? -Infinity;
-        const hi = p.max ?? Infinity;
-        const validate = p.integer
-          ? integerIn(Number.isFinite(lo) ? lo : -1e9, Number.isFinite(hi) ? hi : 1e9, p.label)
-          : (v: string): string | undefined =>
-              v.trim() !== '' && Number(v) >= lo && Number(v) <= hi
-                ? undefined
-                : `${p.label} must be a number${Number.isFinite(lo) ? ` >= ${lo}` : ''}${Number.isFinite(hi) ? ` and <= ${hi}` : ''}`;
-        d.params[p.key] = Number(await w.input({ prompt, value: String(current), validate }));
-        return;
-      }
-      default: {
-        const _: never = p;
-        return _;
-      }
-    }
-  };
-}
+import type { PickItem } from './multi-step';
+import { askParam, readDefenses, type DefenseInfo } from './registry-info';
+import { askData, askEpochs, askFinish, askModel, askSubset, askTarget, askTrigger, type Ask } from './steps';
 
 export async function defendWizard(host: WizardHost, modelUri?: vscode.Uri, method?: string): Promise<RunTask | undefined> {
   const folder = folderOrWarn(modelUri);

@@ -22,8 +22,9 @@ export interface JobDraft {
   epochs: number;
   teacherEpochs: number;
   betas: number[];
-  /** A defense's registry name and its parameters (NAD: Defend Model). */
+  /** A defense's registry name (NAD: Defend Model), an attack's (Train Backdoored Model), and its parameters. */
   method?: string;
+  attack?: string;
   params: Record<string, ParamValue>;
   /** Run only, or save the config first (to this file). */
   saveTo?: string;

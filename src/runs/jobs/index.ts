@@ -10,7 +10,7 @@ import { defendJob, defenseJobOf, defensePhases } from './defend';
 import { attentionJob, evalJob } from './evaluate';
 import { imageAttentionBody } from './image-attention';
 import { withRun, type JobContext, type JobResult } from './lifecycle';
-import { trainJob } from './train';
+import { attackOf, trainJob } from './train';
 
 export type { JobContext, JobResult } from './lifecycle';
 export { modelNamesOf } from './image-attention';
@@ -36,11 +36,20 @@ export function phasesOf(config: JobConfig): readonly PlannedPhase[] {
   }
 }
 
-/** The config as it will run: a defense's schedule and parameters complete, so that config.json reproduces the run. */
+/**
+ * The config as it will run, so that config.json reproduces the run: a defense's schedule and
+ * parameters complete; an attack's parameters complete and its trigger as the backdoor's.
+ */
 function complete(config: JobConfig): JobConfig {
-  if (config.kind !== 'defend') return config;
-  const job = defenseJobOf(config);
-  return { ...config, training: job.training, params: job.params };
+  if (config.kind === 'defend') {
+    const job = defenseJobOf(config);
+    return { ...config, training: job.training, params: job.params };
+  }
+  if (config.kind === 'train' && config.attack) {
+    const { attack, params } = attackOf(config.attack);
+    return { ...config, attack: { name: attack.name, params }, backdoor: { ...config.backdoor, trigger: attack.trigger(params) } };
+  }
+  return config;
 }
 
 export async function runJob(given: JobConfig, ctx: JobContext): Promise<JobResult> {

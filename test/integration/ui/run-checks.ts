@@ -34,6 +34,8 @@ const MODEL_LABELS: Readonly<Record<string, string>> = {
   trained: 'Trained (backdoored)',
   finetuned: 'Finetuned',
   evaluated: 'Evaluated',
+  pruned: 'Pruned',
+  'fine-pruned': 'Fine-pruned',
 };
 
 /** The ACC/ASR table as the panel should show it, from the folder's results.json (two decimals). */
