@@ -12,13 +12,18 @@ import {
   type ChartDataset,
   type ScriptableLineSegmentContext,
 } from 'chart.js';
-import type { EpochPoint } from '../../src/shared/run-state';
+import { phaseLabel, type EpochPoint } from '../../src/shared/run-state';
 import { cssVar, h } from './dom';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip);
 
-const SHORT: Readonly<Record<string, string>> = { train: 'T', teacher: 'F', nad: 'N', eval: 'E' };
+const SHORT: Readonly<Record<string, string>> = { train: 'T', teacher: 'F', nad: 'N', finetune: 'FT', eval: 'E' };
 const short = (phase: string): string => SHORT[phase] ?? phase.charAt(0).toUpperCase();
+/** The x axis names the phases shown: "epoch (F = teacher, N = NAD)". */
+const xTitleOf = (epochs: readonly EpochPoint[]): string => {
+  const phases = [...new Set(epochs.map((e) => e.phase))];
+  return phases.length ? `epoch (${phases.map((ph) => `${short(ph)} = ${phaseLabel(ph)}`).join(', ')})` : 'epoch';
+};
 
 export interface Palette {
   readonly fg: string;
@@ -100,9 +105,8 @@ export class Curves {
       h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.lossCanvas), h('figcaption', {}, 'Loss')),
       h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, this.ratesCanvas), h('figcaption', {}, 'ACC and ASR (%)')),
     );
-    const xTitle = 'epoch (F = teacher finetuning, N = NAD, T = training)';
-    this.loss = makeLineChart(this.lossCanvas, xTitle, false);
-    this.rates = makeLineChart(this.ratesCanvas, xTitle, true);
+    this.loss = makeLineChart(this.lossCanvas, 'epoch', false);
+    this.rates = makeLineChart(this.ratesCanvas, 'epoch', true);
     // Theme switches change the body's class: recolour.
     new MutationObserver(() => this.restyle()).observe(document.body, { attributes: true, attributeFilter: ['class'] });
   }
@@ -110,6 +114,10 @@ export class Curves {
   update(epochs: readonly EpochPoint[]): void {
     this.epochs = epochs;
     const labels = epochs.map((e) => `${short(e.phase)}${e.epoch}`);
+    for (const c of [this.loss, this.rates]) {
+      const x = (c.options.scales as Record<string, { title?: { text?: string } }>)['x'];
+      if (x?.title) x.title.text = xTitleOf(epochs);
+    }
     const p = palette();
     // Earlier phases (teacher finetuning) dashed, the run's main phase solid.
     const last = epochs.length ? epochs[epochs.length - 1].phase : undefined;

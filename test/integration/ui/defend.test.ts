@@ -26,7 +26,8 @@ let ws: FixtureWorkspace;
 before(
   async () => {
     ws = makeWorkspace();
-    const data = writeSmallMnist(join(ws.dir, 'data', 'small-mnist'), { train: 200, test: 60 });
+    // Enough digits for a model that learns something in one epoch, so that the pruning curve has a shape.
+    const data = writeSmallMnist(join(ws.dir, 'data', 'small-mnist'), { train: 1500, test: 100 });
     const trained = trainSmallModel(data, join(ws.dir, '.nad', 'runs'), 'ui-suspect', ws.dir);
     mkdirSync(join(ws.dir, 'models'), { recursive: true });
     copyFileSync(join(trained, 'model', 'model.safetensors'), join(ws.dir, 'models', 'suspect.safetensors'));
@@ -107,7 +108,11 @@ test(
       const config = JSON.parse(readFileSync(join(runDir, 'config.json'), 'utf8')) as { method: string; params: Record<string, number> };
       assert.equal(config.method, 'fine-pruning');
       assert.deepEqual(config.params, { maxAccDrop: 0.2, step: 1 });
-      await frame.locator('#series-h').scrollIntoViewIfNeeded();
+      await page
+        .locator('.notifications-toasts .codicon-notifications-clear-all, .notifications-toasts .codicon-close')
+        .first()
+        .click()
+        .catch(() => undefined);
       for (const [theme, file] of [
         ['Dark Modern', 'dark-modern'],
         ['Light Modern', 'light-modern'],
