@@ -1,7 +1,7 @@
 // `nad train --attack <name>` and `nad attacks`: the attacks of the registry, each parameter a flag of
 // `nad train` (keys are unique across attacks), read only for the attack chosen.
 import type { Command } from 'commander';
-import { ATTACKS, attackNamed } from '../engine/attacks/registry';
+import { ATTACKS, attackNamed, type AttackInfo } from '../engine/attacks/registry';
 import { parseTargetType } from '../engine/triggers/spec';
 import { InputError } from '../engine/types';
 import type { AttackChoice, BackdoorConfig } from '../runs/config';
@@ -58,7 +58,7 @@ export function attackFromFlags(f: Flags, cmd: Command): { attack: AttackChoice;
 }
 
 /** What the registry declares, as data: `nad attacks --json`, and dist/attacks.json for the Train wizard. */
-export function describeAttacks(): object[] {
+export function describeAttacks(): AttackInfo[] {
   return ATTACKS.map(({ name, title, description, citation, labels, params, defaults }) => ({
     name,
     title,

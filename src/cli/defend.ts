@@ -1,20 +1,29 @@
 // `nad defend <method>`: one subcommand per defense of the registry, its options derived from the
 // defense's declared parameters (camelCase key -> --kebab-case flag) and its default schedule.
 import type { Command } from 'commander';
-import { DEFENSES, type Defense } from '../engine/defenses/registry';
+import { DEFENSES, type Defense, type DefenseInfo } from '../engine/defenses/registry';
 import { addParam, kebab, paramValue } from './params';
-import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
+import {
+  addBackdoor,
+  addCleanData,
+  addCommon,
+  addTraining,
+  backdoorOf,
+  backendOf,
+  cleanDataOf,
+  num,
+  trainingOf,
+  type CommonFlags,
+} from './options';
 import { execute } from './execute';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
 function addDefense(parent: Command, d: Defense): void {
-  const cmd = addCommon(parent.command(d.name).description(`${d.title}: ${d.description} Needs ${d.needs}. (${d.citation})`))
-    .requiredOption('--model <file>', 'the suspect (backdoored) model (.pth/.pth.tar/.safetensors)')
-    .requiredOption('--data <path>', 'clean data the defender has')
-    .option('--clean-count <n>', 'use a random subset of n images')
-    .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
-    .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)');
+  const cmd = addCommon(
+    parent.command(d.name).description(`${d.title}: ${d.description} Needs ${d.needs}. (${d.citation})`),
+  ).requiredOption('--model <file>', 'the suspect (backdoored) model (.pth/.pth.tar/.safetensors)');
+  addCleanData(cmd, 'clean data the defender has');
   for (const p of d.params) addParam(cmd, p);
   addTraining(
     addBackdoor(cmd, false),
@@ -30,9 +39,7 @@ function addDefense(parent: Command, d: Defense): void {
       backend: backendOf(f),
       seed,
       model: f.model as string,
-      data: f.data as string,
-      ...cleanOf(f),
-      test: (f.test as string) ?? (f.data as string),
+      ...cleanDataOf(f),
       backdoor: backdoorOf(f),
       training: trainingOf(f, d.training, seed),
       params,
@@ -41,7 +48,7 @@ function addDefense(parent: Command, d: Defense): void {
 }
 
 /** What the registry declares, as data: `nad defenses --json`, and dist/defenses.json for the extension's wizard. */
-export function describeDefenses(): object[] {
+export function describeDefenses(): DefenseInfo[] {
   return DEFENSES.map(({ name, title, description, needs, citation, params, training }) => ({
     name,
     title,

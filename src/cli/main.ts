@@ -6,7 +6,18 @@ import { RunStore } from '../runs/run-store';
 import { RunCancelledError } from '../engine/train';
 import { InputError } from '../engine/types';
 import type { ArchChoice } from '../engine/models';
-import { addBackdoor, addCommon, addTraining, backdoorOf, backendOf, cleanOf, num, trainingOf, type CommonFlags } from './options';
+import {
+  addBackdoor,
+  addCleanData,
+  addCommon,
+  addTraining,
+  backdoorOf,
+  backendOf,
+  cleanDataOf,
+  num,
+  trainingOf,
+  type CommonFlags,
+} from './options';
 import { createReporter } from './report';
 import { addDefendCommands } from './defend';
 import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
@@ -63,12 +74,9 @@ addTraining(
 
 addTraining(
   addBackdoor(
-    addCommon(program.command('finetune').description('finetune a model on clean data (the NAD teacher: augmentation, no distillation)'))
-      .requiredOption('--model <file>', 'model to finetune (.pth/.pth.tar/.safetensors)')
-      .requiredOption('--data <path>', 'clean data')
-      .option('--clean-count <n>', 'use a random subset of n images')
-      .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
-      .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)'),
+    addCleanData(
+      addCommon(program.command('finetune').description('finetune a model on clean data (the NAD teacher: augmentation, no distillation)')),
+    ).requiredOption('--model <file>', 'model to finetune (.pth/.pth.tar/.safetensors)'),
     false,
   ),
   FINETUNE_TRAINING,
@@ -81,9 +89,7 @@ addTraining(
     backend: backendOf(f),
     seed,
     model: f.model as string,
-    data: f.data as string,
-    ...cleanOf(f),
-    test: (f.test as string) ?? (f.data as string),
+    ...cleanDataOf(f),
     backdoor: backdoorOf(f),
     training: trainingOf(f, FINETUNE_TRAINING, seed),
   });
@@ -91,14 +97,10 @@ addTraining(
 
 addTraining(
   addBackdoor(
-    addCommon(program.command('erase').description('erase a backdoor with Neural Attention Distillation'))
+    addCleanData(addCommon(program.command('erase').description('erase a backdoor with Neural Attention Distillation')))
       .requiredOption('--student <file>', 'the backdoored model (.pth/.pth.tar/.safetensors)')
       .option('--teacher <file>', 'the teacher; without it one is finetuned from the student first')
-      .option('--teacher-epochs <n>', 'epochs when finetuning the teacher', String(FINETUNE_TRAINING.epochs))
-      .requiredOption('--data <path>', 'clean data')
-      .option('--clean-count <n>', 'use a random subset of n images')
-      .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
-      .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)'),
+      .option('--teacher-epochs <n>', 'epochs when finetuning the teacher', String(FINETUNE_TRAINING.epochs)),
     false,
   ),
   NAD_TRAINING,
@@ -117,9 +119,7 @@ addTraining(
     seed,
     student: f.student as string,
     ...(f.teacher ? { teacher: f.teacher as string } : {}),
-    data: f.data as string,
-    ...cleanOf(f),
-    test: (f.test as string) ?? (f.data as string),
+    ...cleanDataOf(f),
     backdoor: backdoorOf(f),
     teacherTraining,
     training: trainingOf(f, NAD_TRAINING, seed),

@@ -130,3 +130,17 @@ export function cleanOf(f: Flags): { cleanCount?: number; cleanRatio?: number } 
   const ratio = typeof f.cleanRatio === 'string' ? num(f.cleanRatio, '--clean-ratio', { min: 0, max: 1 }) : undefined;
   return { ...(count !== undefined ? { cleanCount: count } : {}), ...(ratio !== undefined ? { cleanRatio: ratio } : {}) };
 }
+
+/** The data of a defense (finetune, erase, defend): --data, a clean subset of it, and the test data. */
+export function addCleanData(cmd: Command, dataHelp = 'clean data'): Command {
+  return cmd
+    .requiredOption('--data <path>', dataHelp)
+    .option('--clean-count <n>', 'use a random subset of n images')
+    .option('--clean-ratio <r>', 'use a random share of the images (the paper: 0.05)')
+    .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)');
+}
+
+/** The job fields those flags give. */
+export function cleanDataOf(f: Flags): { data: string; test: string; cleanCount?: number; cleanRatio?: number } {
+  return { data: f.data as string, ...cleanOf(f), test: (f.test as string) ?? (f.data as string) };
+}

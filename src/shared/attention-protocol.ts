@@ -1,20 +1,12 @@
 // Host <-> attention-maps webview: the maps.json layout (as src/engine/attention-snapshot.ts writes it) and
 // the messages about it. Plain types only: the webview bundle imports this file too.
 
+import type { AttentionSnapshot } from './run-events';
+
 export type AttentionInput = 'clean' | 'triggered';
 
-export interface AttentionSnapshotData {
-  /** backdoored, teacher, erased, or a model file's name. */
-  readonly model: string;
-  /** Epoch after which it was taken; 0 = before training, -1 = final. */
-  readonly epoch: number;
-  readonly count: number;
-  readonly groups: ReadonlyArray<{ readonly height: number; readonly width: number }>;
-  /** [group][image * h * w + y * w + x]. */
-  readonly clean: ReadonlyArray<readonly number[]>;
-  readonly triggered: ReadonlyArray<readonly number[]>;
-  readonly predictions: { readonly clean: readonly number[]; readonly triggered: readonly number[] };
-}
+/** One model's maps in maps.json: the same shape the run's events carry. */
+export type AttentionSnapshotData = AttentionSnapshot;
 
 /** attention/maps.json, validated. */
 export interface AttentionMapsData {

@@ -12,4 +12,4 @@ export function attackNamed(name: string): Attack | undefined {
   return ATTACKS.find((a) => a.name === name);
 }
 
-export type { Attack, PoisonRequest } from './types';
+export type { Attack, AttackInfo, PoisonRequest } from './types';

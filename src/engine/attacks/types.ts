@@ -21,6 +21,9 @@ export interface PoisonRequest {
   readonly emit?: EventSink;
 }
 
+/** What an attack declares, as data (`nad attacks --json`, dist/attacks.json for the wizard). */
+export type AttackInfo = Omit<Attack, 'trigger' | 'poison'>;
+
 export interface Attack {
   /** Registry key and CLI name (`nad train --attack <name>`). */
   readonly name: string;

@@ -11,4 +11,14 @@ export function defenseNamed(name: string): Defense | undefined {
   return DEFENSES.find((d) => d.name === name);
 }
 
-export type { Defense, DefenseInput, DefenseOutput, ParamSpec, ParamValue, ParamValues, PhaseRequest, TrainPhase } from './types';
+export type {
+  Defense,
+  DefenseInfo,
+  DefenseInput,
+  DefenseOutput,
+  ParamSpec,
+  ParamValue,
+  ParamValues,
+  PhaseRequest,
+  TrainPhase,
+} from './types';

@@ -64,6 +64,9 @@ export interface DefenseOutput {
   readonly attention: ReadonlyArray<readonly [string, Model]>;
 }
 
+/** What a defense declares, as data (`nad defenses --json`, dist/defenses.json for the wizard). */
+export type DefenseInfo = Omit<Defense, 'phases' | 'run'>;
+
 export interface Defense {
   /** Registry key and CLI name (`nad defend <name>`). */
   readonly name: string;

@@ -6,6 +6,7 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../../runs/config';
 import type { TrainSettings } from '../../engine/train';
+import type { BackendPreference } from '../../engine/backend';
 import { configFileText } from '../../runs/config-file';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, nadSettings, runsDirFor } from '../settings';
@@ -69,6 +70,11 @@ export function training(defaults: TrainSettings, d: JobDraft, epochs: number, e
   return { ...defaults, epochs, batchSize: nadSettings(d.folder.uri).defaultBatchSize, ...extra };
 }
 
+/** What every wizard's job shares: the backend setting, seed 0, the test split of the chosen data, the backdoor asked. */
+export function jobBase(d: JobDraft): { backend: BackendPreference; seed: number; test: string; backdoor: BackdoorConfig } {
+  return { backend: nadSettings(d.folder.uri).backend, seed: 0, test: d.data as string, backdoor: backdoorOf(d) };
+}
+
 export function backdoorOf(d: JobDraft): BackdoorConfig {
   return { ...DEFAULT_BACKDOOR, trigger: { name: d.trigger }, targetLabel: d.targetLabel, injectPortion: d.injectPortion };
 }
@@ -127,18 +133,14 @@ export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Ur
     askFinish((x) => `erase-${stem(x.model ?? 'model')}-${stamp()}`),
   ]);
   if (!ok || !d.model || !d.data) return undefined;
-  const s = nadSettings(folder.uri);
   const config: JobConfig = {
     kind: 'erase',
     name: `erase-${stem(d.model)}`,
-    backend: s.backend,
-    seed: 0,
+    ...jobBase(d),
     student: d.model,
     ...(d.teacher ? { teacher: d.teacher } : {}),
     data: d.data,
-    test: d.data,
     ...d.clean,
-    backdoor: backdoorOf(d),
     teacherTraining: training(FINETUNE_TRAINING, d, d.teacherEpochs, { betas: [0, 0, 0] }),
     training: training(NAD_TRAINING, d, d.epochs, { betas: d.betas }),
   };
@@ -183,10 +185,8 @@ export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promi
   const config: JobConfig = {
     kind: 'train',
     name: `backdoored-${attack.name}`,
-    backend: nadSettings(folder.uri).backend,
-    seed: 0,
+    ...jobBase(d),
     data: d.data,
-    test: d.data,
     model: 'auto',
     attack: { name: attack.name, params: d.params },
     // The attack's trigger replaces this one when the run starts (its config.json records it).
@@ -220,13 +220,10 @@ export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): P
   const config: JobConfig = {
     kind: 'finetune',
     name: `teacher-${stem(d.model)}`,
-    backend: nadSettings(folder.uri).backend,
-    seed: 0,
+    ...jobBase(d),
     model: d.model,
     data: d.data,
-    test: d.data,
     ...d.clean,
-    backdoor: backdoorOf(d),
     training: training(FINETUNE_TRAINING, d, d.epochs),
   };
   return launch(host, d, config, `Finetune teacher (${basename(d.model)})`, () => void finetuneWizard(host));
@@ -247,11 +244,8 @@ export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri): P
   const config: JobConfig = {
     kind: 'eval',
     name: `eval-${stem(d.model)}`,
-    backend: nadSettings(folder.uri).backend,
-    seed: 0,
+    ...jobBase(d),
     model: d.model,
-    test: d.data,
-    backdoor: backdoorOf(d),
   };
   return launch(host, d, config, `Evaluate ${basename(d.model)}`, () => void evaluateWizard(host));
 }

@@ -5,7 +5,7 @@ import { basename } from 'node:path';
 import type { JobConfig } from '../../runs/config';
 import type { RunTask } from '../runs/manager';
 import { nadSettings } from '../settings';
-import { ask, backdoorOf, folderOrWarn, launch, newDraft, stamp, stem, type Entry, type WizardHost } from './commands';
+import { ask, folderOrWarn, jobBase, launch, newDraft, stamp, stem, type Entry, type WizardHost } from './commands';
 import type { PickItem } from './multi-step';
 import { askParam, readDefenses, type DefenseInfo } from './registry-info';
 import { askData, askEpochs, askFinish, askModel, askSubset, askTarget, askTrigger, type Ask } from './steps';
@@ -50,13 +50,10 @@ export async function defendWizard(host: WizardHost, modelUri?: vscode.Uri, meth
     kind: 'defend',
     method: def.name,
     name: `${def.name}-${stem(d.model)}`,
-    backend: nadSettings(folder.uri).backend,
-    seed: 0,
+    ...jobBase(d),
     model: d.model,
     data: d.data,
-    test: d.data,
     ...d.clean,
-    backdoor: backdoorOf(d),
     // The rest of the schedule is the defense's own; the run's config.json records all of it.
     training: { epochs: d.epochs, batchSize: nadSettings(folder.uri).defaultBatchSize },
     params: d.params,

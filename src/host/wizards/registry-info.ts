@@ -4,35 +4,15 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParamSpec } from '../../engine/params';
-import type { TrainSettings } from '../../engine/train';
-import type { TargetType } from '../../engine/triggers/spec';
+import type { AttackInfo } from '../../engine/attacks/registry';
+import type { DefenseInfo } from '../../engine/defenses/registry';
 import { integerIn, numberList, parseNumberList } from './multi-step';
 import { pickModelOrNone, type Ask } from './steps';
 
-/** A defense as dist/defenses.json describes it (`nad defenses --json`). */
-export interface DefenseInfo {
-  readonly name: string;
-  readonly title: string;
-  readonly description: string;
-  readonly needs: string;
-  readonly citation: string;
-  readonly params: readonly ParamSpec[];
-  readonly training: TrainSettings;
-}
+export type { AttackInfo, DefenseInfo };
 
 export function readDefenses(extensionPath: string): DefenseInfo[] {
   return JSON.parse(readFileSync(join(extensionPath, 'dist', 'defenses.json'), 'utf8')) as DefenseInfo[];
-}
-
-/** An attack as dist/attacks.json describes it (`nad attacks --json`). */
-export interface AttackInfo {
-  readonly name: string;
-  readonly title: string;
-  readonly description: string;
-  readonly citation: string;
-  readonly labels: 'poison' | 'clean';
-  readonly params: readonly ParamSpec[];
-  readonly defaults: { readonly targetType: TargetType; readonly injectPortion: number };
 }
 
 export function readAttacks(extensionPath: string): AttackInfo[] {

@@ -4,7 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
 import { RunCancelledError } from '../../engine/train';
-import { LIVE_ONLY_EVENTS, type EngineEvent, type EventSink, type ResultRow, type RunEvent } from '../../shared/run-events';
+import { LIVE_ONLY_EVENTS, type EngineEvent, type EventSink, type RunEvent } from '../../shared/run-events';
+import type { RunResult } from '../../shared/worker-protocol';
 import type { JobConfig } from '../config';
 import { EtaClock, type PlannedPhase } from '../eta';
 import type { ResumePoint } from '../resume';
@@ -21,16 +22,7 @@ export interface JobContext {
   readonly resume?: ResumePoint;
 }
 
-export interface JobResult {
-  readonly runId: string;
-  readonly runDir: string;
-  readonly backend: string;
-  /** Headline numbers of the produced/evaluated model, percent. */
-  readonly acc: number;
-  readonly asr: number;
-  readonly table: readonly ResultRow[];
-  /** The produced model file, if the job produced one. */
-  readonly modelPath?: string;
+export interface JobResult extends RunResult {
   /** A defense's own results (pruned channels, flagged classes...). */
   readonly report?: Readonly<Record<string, unknown>>;
 }
