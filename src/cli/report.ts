@@ -89,8 +89,14 @@ const LABELS: Readonly<Record<string, string>> = {
 };
 
 export function formatTable(rows: readonly ResultRow[]): string {
-  const head = ['Model', 'ACC %', 'ASR %'];
-  const body = rows.map((r) => [LABELS[r.model] ?? r.model.charAt(0).toUpperCase() + r.model.slice(1), fmt(r.acc), fmt(r.asr)]);
+  const ra = rows.some((r) => r.ra !== undefined);
+  const head = ['Model', 'ACC %', 'ASR %', ...(ra ? ['RA %'] : [])];
+  const body = rows.map((r) => [
+    LABELS[r.model] ?? r.model.charAt(0).toUpperCase() + r.model.slice(1),
+    fmt(r.acc),
+    fmt(r.asr),
+    ...(ra ? [fmt(r.ra ?? NaN)] : []),
+  ]);
   const widths = head.map((h, i) => Math.max(h.length, ...body.map((b) => b[i].length)));
   const row = (cells: string[]): string =>
     '| ' + cells.map((c, i) => (i === 0 ? c.padEnd(widths[i]) : c.padStart(widths[i]))).join(' | ') + ' |';

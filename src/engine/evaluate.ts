@@ -24,17 +24,13 @@ export function predict(model: Model, ds: ImageDataset, batchSize = EVAL_BATCH):
 
 /** Percentage of images whose prediction equals their label. */
 export function accuracy(model: Model, ds: ImageDataset): number {
-  if (ds.count === 0) return NaN;
-  const pred = predict(model, ds);
-  let correct = 0;
-  for (let i = 0; i < ds.count; i++) if (pred[i] === ds.labels[i]) correct++;
-  return (100 * correct) / ds.count;
+  return ds.count === 0 ? NaN : agreement(predict(model, ds), ds.labels.subarray(0, ds.count));
 }
 
 export interface EvalSets {
   readonly clean: ImageDataset;
-  /** Triggered non-target images labelled with the attack label (see triggers.backdoorTestSet). */
-  readonly backdoor?: ImageDataset;
+  /** Triggered non-target images labelled with the attack label (see triggers.backdoorTestSet), with their true labels. */
+  readonly backdoor?: ImageDataset & { readonly originalLabels?: Int32Array };
 }
 
 export interface EvalResult {
@@ -42,8 +38,35 @@ export interface EvalResult {
   readonly acc: number;
   /** Attack success rate, percent; NaN without a backdoor set. */
   readonly asr: number;
+  /**
+   * Robust accuracy (BackdoorBench's RA), percent: the share of the same triggered images classified as
+   * their true label; absent when the backdoor set does not carry its true labels.
+   */
+  readonly ra?: number;
+}
+
+/** Share (percent) of `pred` equal to `labels`; NaN for none. */
+function agreement(pred: Int32Array, labels: Int32Array): number {
+  if (pred.length === 0) return NaN;
+  let same = 0;
+  for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) same++;
+  return (100 * same) / pred.length;
 }
 
 export function evaluate(model: Model, sets: EvalSets): EvalResult {
-  return { acc: accuracy(model, sets.clean), asr: sets.backdoor ? accuracy(model, sets.backdoor) : NaN };
+  const acc = accuracy(model, sets.clean);
+  const bd = sets.backdoor;
+  if (!bd) return { acc, asr: NaN };
+  // One pass over the triggered images gives both ASR and RA.
+  const pred = predict(model, bd);
+  const asr = agreement(pred, bd.labels.subarray(0, bd.count));
+  return bd.originalLabels ? { acc, asr, ra: agreement(pred, bd.originalLabels.subarray(0, bd.count)) } : { acc, asr };
+}
+
+/**
+ * BackdoorBench's defense effectiveness rating, in [0, 1]: (max(0, ASR drop) - max(0, ACC drop) + 1) / 2,
+ * with the drops from the model as given (`before`) to the defended one, as fractions.
+ */
+export function defenseEffectiveness(before: { acc: number; asr: number }, after: { acc: number; asr: number }): number {
+  return (Math.max(0, (before.asr - after.asr) / 100) - Math.max(0, (before.acc - after.acc) / 100) + 1) / 2;
 }

@@ -192,6 +192,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         loss: record.loss,
         acc: record.acc,
         asr: record.asr,
+        ...(record.ra !== undefined ? { ra: record.ra } : {}),
         lr,
         seconds,
         imagesPerSecond: record.imagesPerSecond,

@@ -14,6 +14,8 @@ export interface ResultRow {
   readonly model: string;
   readonly acc: number;
   readonly asr: number;
+  /** Robust accuracy: triggered non-target images classified as their true label (percent). */
+  readonly ra?: number;
 }
 
 /** The sample images as the panel and maps.json carry them. */
@@ -57,6 +59,7 @@ export interface EpochEvent {
   readonly loss: number;
   readonly acc: number;
   readonly asr: number;
+  readonly ra?: number;
   readonly lr: number;
   readonly seconds: number;
   readonly imagesPerSecond: number;

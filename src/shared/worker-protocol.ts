@@ -42,6 +42,10 @@ export interface RunResult {
   readonly backend: string;
   readonly acc: number;
   readonly asr: number;
+  /** Robust accuracy of the produced/evaluated model, percent, where the test set allows it. */
+  readonly ra?: number;
+  /** A defense's effectiveness rating (BackdoorBench's DER), in [0, 1]. */
+  readonly der?: number;
   readonly table: readonly ResultRow[];
   readonly modelPath?: string;
 }

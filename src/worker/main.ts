@@ -21,8 +21,8 @@ function send(msg: WorkerToHost): Promise<void> {
   });
 }
 
-const done = ({ runId, runDir, backend, acc, asr, table, modelPath }: JobResult): Promise<void> =>
-  send({ type: 'runDone', result: { runId, runDir, backend, acc, asr, table, modelPath } });
+const done = ({ runId, runDir, backend, acc, asr, ra, der, table, modelPath }: JobResult): Promise<void> =>
+  send({ type: 'runDone', result: { runId, runDir, backend, acc, asr, ra, der, table, modelPath } });
 
 async function run(request: WorkerRequest): Promise<void> {
   const { job } = request;

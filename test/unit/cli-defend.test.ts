@@ -63,10 +63,12 @@ test('nad defend fine-pruning: flags from its parameters, the pruning curve stor
   const r = JSON.parse(o.stdout) as {
     acc: number;
     asr: number;
+    ra: number;
+    der: number;
     runDir: string;
     prunedChannels: number;
     totalChannels: number;
-    table: Array<{ model: string }>;
+    table: Array<{ model: string; acc: number; asr: number; ra: number }>;
   };
   assert.ok(r.acc > 10 && r.acc <= 100, `ACC ${r.acc}`);
   assert.ok(r.asr >= 0 && r.asr <= 100, `ASR ${r.asr}`);
@@ -75,6 +77,12 @@ test('nad defend fine-pruning: flags from its parameters, the pruning curve stor
     r.table.map((row) => row.model),
     ['backdoored', 'pruned', 'fine-pruned'],
   );
+  // RA of the repaired model, and BackdoorBench's DER from the first and last rows, as fractions.
+  const [first, last] = [r.table[0], r.table[2]];
+  assert.equal(r.ra, last.ra);
+  assert.ok(r.ra >= 0 && r.ra <= 100 - r.asr + 1e-9, `RA ${r.ra} with ASR ${r.asr}`);
+  assert.ok(Math.abs(r.der - (Math.max(0, (first.asr - last.asr) / 100) - Math.max(0, (first.acc - last.acc) / 100) + 1) / 2) < 1e-12);
+  assert.ok(r.der >= 0 && r.der <= 1);
   const events = readRunEvents(r.runDir).events;
   const curve = events.find((e) => e.type === 'series');
   assert.ok(curve && curve.type === 'series' && curve.points.length > 1 && curve.points[0].x === 0, 'no pruning curve stored');

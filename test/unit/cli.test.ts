@@ -42,15 +42,18 @@ function assertFailed(o: Outcome, ...patterns: RegExp[]): void {
 }
 
 test("nad eval reproduces the PyTorch reference on the authors' checkpoints (ACC/ASR within 0.3)", { skip: skipShared }, () => {
-  const expected: Array<[string, number, number]> = [
-    [STUDENT, 86.29, 100.0],
-    [TEACHER, 86.14, 2.7],
+  // RA (robust accuracy: triggered non-target images classified as their true label) from the same
+  // PyTorch reference, extended with that one line.
+  const expected: Array<[string, number, number, number]> = [
+    [STUDENT, 86.29, 100.0, 0.0],
+    [TEACHER, 86.14, 2.7, 86.01],
   ];
-  for (const [model, acc, asr] of expected) {
+  for (const [model, acc, asr, ra] of expected) {
     const o = nad(['eval', '--model', model, '--data', TEST_BIN, '--trigger', 'gridTrigger', '--target', '5', '--json']);
     assert.equal(o.code, 0, o.stderr);
-    const r = JSON.parse(o.stdout) as { acc: number; asr: number; backend: string; runDir: string };
+    const r = JSON.parse(o.stdout) as { acc: number; asr: number; ra: number; backend: string; runDir: string };
     assert.ok(Math.abs(r.acc - acc) <= 0.3, `ACC ${r.acc} vs ${acc}`);
+    assert.ok(Math.abs(r.ra - ra) <= 0.3, `RA ${r.ra} vs ${ra}`);
     assert.ok(Math.abs(r.asr - asr) <= 0.3, `ASR ${r.asr} vs ${asr}`);
     assert.match(r.backend, /wasm|tensorflow|cpu/);
     const status = JSON.parse(readFileSync(join(r.runDir, 'status.json'), 'utf8')) as { state: string; acc: number };

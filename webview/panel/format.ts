@@ -5,8 +5,13 @@ import type { ResultRow } from '../../src/shared/run-events';
 
 export const pct = (v: number): string => (Number.isFinite(v) ? v.toFixed(2) : '–');
 
+/** The result rows; an RA column when the rows have robust accuracy (runs before 0.2 do not). */
 export function resultCells(rows: readonly ResultRow[]): string[][] {
-  return [['Model', 'ACC %', 'ASR %'], ...rows.map((r) => [modelLabel(r.model), pct(r.acc), pct(r.asr)])];
+  const ra = rows.some((r) => r.ra !== undefined);
+  return [
+    ['Model', 'ACC %', 'ASR %', ...(ra ? ['RA %'] : [])],
+    ...rows.map((r) => [modelLabel(r.model), pct(r.acc), pct(r.asr), ...(ra ? [pct(r.ra ?? NaN)] : [])]),
+  ];
 }
 
 export function epochCells(epochs: readonly EpochPoint[]): string[][] {
@@ -41,8 +46,8 @@ const csvCell = (c: string): string => (/[",\n]/.test(c) ? `"${c.replace(/"/g, '
 
 /** One CSV table: the result rows, then the per-epoch rows, told apart by the first column. */
 export function toCsv(rows: readonly ResultRow[], epochs: readonly EpochPoint[]): string {
-  const out = [['row', 'phase', 'epoch', 'loss', 'acc', 'asr']];
-  for (const r of rows) out.push([modelLabel(r.model), '', '', '', pct(r.acc), pct(r.asr)]);
+  const out = [['row', 'phase', 'epoch', 'loss', 'acc', 'asr', 'ra']];
+  for (const r of rows) out.push([modelLabel(r.model), '', '', '', pct(r.acc), pct(r.asr), r.ra !== undefined ? pct(r.ra) : '']);
   for (const e of epochs) out.push(['epoch', phaseLabel(e.phase), String(e.epoch), e.loss.toFixed(4), pct(e.acc), pct(e.asr)]);
   return out.map((r) => r.map(csvCell).join(',')).join('\n') + '\n';
 }

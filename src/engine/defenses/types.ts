@@ -4,7 +4,7 @@
 // (see docs/adding-a-defense.md). A defense never sees run folders or processes: the run layer hands
 // it a `trainPhase` that saves, resumes and reports each epoch.
 import type { AttentionSamples } from '../attention-snapshot';
-import type { EvalSets } from '../evaluate';
+import type { EvalResult, EvalSets } from '../evaluate';
 import type { Model } from '../models';
 import type { TrainSettings } from '../train';
 import type { ImageDataset } from '../types';
@@ -28,7 +28,7 @@ export interface PhaseRequest {
   readonly attentionAs?: string;
 }
 
-export type TrainPhase = (request: PhaseRequest) => Promise<{ readonly acc: number; readonly asr: number }>;
+export type TrainPhase = (request: PhaseRequest) => Promise<EvalResult>;
 
 export interface DefenseInput {
   /** A fresh copy of the suspect (backdoored) model on each call; the run layer disposes them all. */

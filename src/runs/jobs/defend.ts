@@ -3,6 +3,7 @@
 // `erase` and `finetune` configs are NAD and finetuning in their historical shape.
 import { defenseNamed, type Defense, type ParamValues } from '../../engine/defenses/registry';
 import { checkParams } from '../../engine/params';
+import { defenseEffectiveness } from '../../engine/evaluate';
 import type { Model } from '../../engine/models';
 import type { TrainSettings } from '../../engine/train';
 import { InputError } from '../../engine/types';
@@ -90,10 +91,12 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
       trainPhase: trainPhaseIn(env, test),
     });
     const final = out.rows[out.rows.length - 1];
+    const der = defenseEffectiveness(out.rows[0], final);
+    env.emit({ type: 'log', message: `defense effectiveness rating (DER): ${der.toFixed(4)}` });
     // A defense that trained its model last saved it after each epoch; one that did not (pruning alone) is saved here.
     if (!models.includes(out.model) || !env.run.exists(MODEL_FILES.model)) await saveModel(env, MODEL_FILES.model, out.model, {});
     await writeAttention(env, out.attention, test.samples);
-    return { acc: final.acc, asr: final.asr, table: out.rows, modelPath: env.run.path(MODEL_FILES.model), report: out.report };
+    return { acc: final.acc, asr: final.asr, ra: final.ra, der, table: out.rows, modelPath: env.run.path(MODEL_FILES.model), report: out.report };
   } finally {
     for (const m of models) m.dispose();
   }

@@ -47,7 +47,7 @@ export async function attentionJob(cfg: AttentionJobConfig, env: Env): Promise<J
     const table: ResultRow[] = [];
     for (const [, m] of models) table.push({ model: 'evaluated', ...evaluate(m, test.evalSets) });
     await writeAttention(env, models, test.samples);
-    return { acc: table[0].acc, asr: table[0].asr, table };
+    return { acc: table[0].acc, asr: table[0].asr, ra: table[0].ra, table };
   } finally {
     for (const [, m] of models) m.dispose();
   }

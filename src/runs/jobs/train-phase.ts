@@ -47,6 +47,6 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       },
     });
     const last = records[records.length - 1];
-    return { acc: last.acc, asr: last.asr };
+    return { acc: last.acc, asr: last.asr, ...(last.ra !== undefined ? { ra: last.ra } : {}) };
   };
 }

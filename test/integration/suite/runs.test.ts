@@ -84,8 +84,8 @@ function folderTable(runDir: string): string[][] {
     finetuned: 'Finetuned',
     evaluated: 'Evaluated',
   };
-  const { table } = readJson<{ table: Array<{ model: string; acc: number; asr: number }> }>(join(runDir, 'results.json'));
-  return [['Model', 'ACC %', 'ASR %'], ...table.map((r) => [labels[r.model], r.acc.toFixed(2), r.asr.toFixed(2)])];
+  const { table } = readJson<{ table: Array<{ model: string; acc: number; asr: number; ra: number }> }>(join(runDir, 'results.json'));
+  return [['Model', 'ACC %', 'ASR %', 'RA %'], ...table.map((r) => [labels[r.model], r.acc.toFixed(2), r.asr.toFixed(2), r.ra.toFixed(2)])];
 }
 
 async function panelOf(a: NadApi, runDir: string): Promise<RenderedPanel> {

@@ -34,6 +34,7 @@ interface ResultRow {
   readonly model: string;
   readonly acc: number;
   readonly asr: number;
+  readonly ra?: number;
 }
 interface EpochLine {
   readonly epoch: number;
@@ -144,8 +145,8 @@ async function evaluate(page: Page, model: string): Promise<string> {
   // The panel shows the folder's numbers.
   const [row] = resultsOf(dir);
   assert.deepEqual(await panelTable(frame), [
-    ['Model', 'ACC %', 'ASR %'],
-    ['Evaluated', row.acc.toFixed(2), row.asr.toFixed(2)],
+    ['Model', 'ACC %', 'ASR %', 'RA %'],
+    ['Evaluated', row.acc.toFixed(2), row.asr.toFixed(2), (row.ra ?? NaN).toFixed(2)],
   ]);
   return dir;
 }

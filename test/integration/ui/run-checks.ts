@@ -41,11 +41,17 @@ const MODEL_LABELS: Readonly<Record<string, string>> = {
 /** The ACC/ASR table as the panel should show it, from the folder's results.json (two decimals). */
 export function folderTable(runDir: string): string[][] {
   const { table } = JSON.parse(readFileSync(join(runDir, 'results.json'), 'utf8')) as {
-    table: Array<{ model: string; acc: number; asr: number }>;
+    table: Array<{ model: string; acc: number; asr: number; ra?: number }>;
   };
+  const ra = table.some((r) => r.ra !== undefined);
   return [
-    ['Model', 'ACC %', 'ASR %'],
-    ...table.map((r) => [MODEL_LABELS[r.model] ?? `unknown model ${r.model}`, r.acc.toFixed(2), r.asr.toFixed(2)]),
+    ['Model', 'ACC %', 'ASR %', ...(ra ? ['RA %'] : [])],
+    ...table.map((r) => [
+      MODEL_LABELS[r.model] ?? `unknown model ${r.model}`,
+      r.acc.toFixed(2),
+      r.asr.toFixed(2),
+      ...(ra ? [r.ra !== undefined ? r.ra.toFixed(2) : '–'] : []),
+    ]),
   ];
 }
 
