@@ -44,7 +44,15 @@ test('the VSIX holds the bundles and manifest, and no sources, tests, caches or 
   );
   for (const e of entries) console.log(`    ${String(e.size).padStart(9)}  ${e.name}`);
   const names = entries.map((e) => e.name);
-  for (const required of ['extension.vsixmanifest', 'extension/package.json', 'extension/dist/extension.js']) {
+  // The wizards read the registries from dist/*.json (the extension host never loads the engine).
+  for (const required of [
+    'extension.vsixmanifest',
+    'extension/package.json',
+    'extension/dist/extension.js',
+    'extension/dist/worker.js',
+    'extension/dist/defenses.json',
+    'extension/dist/attacks.json',
+  ]) {
     assert.ok(names.includes(required), `${required} is not in the VSIX`);
   }
   const forbidden = names.filter((n) => FORBIDDEN.some((re) => re.test(n)));
