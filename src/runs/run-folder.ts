@@ -162,6 +162,9 @@ export function runFacts(config: Record<string, unknown>): Array<[string, string
     if (value) facts.push([label, value]);
   };
   const arch = config['model'];
+  const attack = config['attack'] as { name?: unknown } | undefined;
+  if (typeof config['method'] === 'string') add('Defense', config['method']);
+  if (typeof attack?.name === 'string') add('Attack', attack.name);
   if (config['kind'] === 'train')
     add('Architecture', arch === 'auto' || arch === undefined ? 'auto (from the data)' : JSON.stringify(arch));
   else add('Model', file(config['student']) ?? file(arch));

@@ -2,10 +2,11 @@
 // (`nad defend <name>`), the "NAD: Defend Model…" wizard, the ETA and the run panel pick it up.
 import { finePruning } from './fine-pruning';
 import { finetune } from './finetune';
+import { mcr } from './mcr';
 import { nad } from './nad';
 import type { Defense } from './types';
 
-export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning];
+export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr];
 
 export function defenseNamed(name: string): Defense | undefined {
   return DEFENSES.find((d) => d.name === name);

@@ -36,10 +36,19 @@ export function runLabel(run: RunSummary): string {
   return typeof name === 'string' && name.trim() ? name : run.id;
 }
 
+/** What a run did: its kind, with the defense or attack it ran ("fine-pruning", "train (blend)"). */
+export function runKindLabel(run: RunSummary): string {
+  const { kind } = run.status;
+  const method = run.config['method'];
+  if (kind === 'defend' && typeof method === 'string') return method;
+  const attack = run.config['attack'] as { name?: unknown } | undefined;
+  return kind === 'train' && typeof attack?.name === 'string' ? `train (${attack.name})` : kind;
+}
+
 /** "erase · finished · ACC 91.2% · ASR 2.4%": what a person scans the list for. */
 export function runDescription(run: RunSummary): string {
-  const { kind, state, acc, asr } = run.status;
-  const parts: string[] = [kind, state];
+  const { state, acc, asr } = run.status;
+  const parts: string[] = [runKindLabel(run), state];
   if (acc !== undefined) parts.push(`ACC ${percent(acc)}`);
   if (asr !== undefined) parts.push(`ASR ${percent(asr)}`);
   return parts.join(' · ');

@@ -5,7 +5,7 @@ import { existsSync } from 'node:fs';
 import { basename, join } from 'node:path';
 import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../../shared/history-protocol';
 import { canOpenRuns, openRun, revealRun } from './open-run';
-import { runLabel, type RunsTreeProvider } from './runs-tree';
+import { runKindLabel, runLabel, type RunsTreeProvider } from './runs-tree';
 import { workspaceRuns, type RunRef } from '../runs/pick';
 import { webviewHtml, webviewOptions } from '../webview-html';
 
@@ -49,7 +49,7 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
     id: run.id,
     name: runLabel(run),
     workspace: (vscode.workspace.workspaceFolders?.length ?? 0) > 1 ? folder?.name : undefined,
-    kind: s.kind,
+    kind: runKindLabel(run),
     state: s.state,
     dataset: datasetOf(c),
     trigger,

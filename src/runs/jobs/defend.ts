@@ -96,7 +96,15 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
     // A defense that trained its model last saved it after each epoch; one that did not (pruning alone) is saved here.
     if (!models.includes(out.model) || !env.run.exists(MODEL_FILES.model)) await saveModel(env, MODEL_FILES.model, out.model, {});
     await writeAttention(env, out.attention, test.samples);
-    return { acc: final.acc, asr: final.asr, ra: final.ra, der, table: out.rows, modelPath: env.run.path(MODEL_FILES.model), report: out.report };
+    return {
+      acc: final.acc,
+      asr: final.asr,
+      ra: final.ra,
+      der,
+      table: out.rows,
+      modelPath: env.run.path(MODEL_FILES.model),
+      report: out.report,
+    };
   } finally {
     for (const m of models) m.dispose();
   }
