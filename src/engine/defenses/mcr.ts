@@ -98,9 +98,8 @@ export function updateBatchNorm(model: Model, data: ImageDataset, batchSize = CU
     stats.forEach((v, i) =>
       v.assign(
         tf.tensor(
-          sums[i].map((s) => s / (BN_MOMENTUM * batches)),
+          Float32Array.from(sums[i], (s) => s / (BN_MOMENTUM * batches)),
           v.shape,
-          'float32',
         ),
       ),
     ),
