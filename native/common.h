@@ -1,6 +1,6 @@
 // Shared by the kernel files: SIMD intrinsics, the export attribute, small helpers.
 // No libc, no static data: the only memory a kernel touches is what the caller passes, plus a stack
-// the loader places inside a buffer it allocated from the backend (see src/engine/kernels/simd.ts).
+// the loader places inside a buffer it allocated from the backend (see src/ml/kernels/simd.ts).
 #pragma once
 #include <wasm_simd128.h>
 
