@@ -235,7 +235,7 @@ test(
         },
       });
       const last = records[records.length - 1];
-      return { acc: last.acc, asr: last.asr };
+      return { acc: last.acc, asr: last.asr, ra: last.ra };
     };
     const params = checkParams(finePruning.params, {}, 'defense fine-pruning');
     const before = tf.memory().numTensors;
@@ -272,7 +272,7 @@ test(
       assert.equal(series.points[0].acc, out.rows[0].acc);
       assert.equal(series.points[report.prunedChannels].acc, out.rows[1].acc, 'the curve and the pruned model agree');
       assert.equal(prunedNonZeros(out.model, pruneTarget(out.model), report.pruneOrder.slice(0, report.prunedChannels)), 0);
-      assert.deepEqual(saved[saved.length - 1], { acc: out.rows[2].acc, asr: out.rows[2].asr });
+      assert.deepEqual(saved[saved.length - 1], { acc: out.rows[2].acc, asr: out.rows[2].asr, ra: out.rows[2].ra });
       assert.deepEqual(finePruning.phases(params, FINETUNE_TRAINING), [{ phase: 'finetune', epochs: 10 }]);
     } finally {
       for (const m of made) m.dispose();

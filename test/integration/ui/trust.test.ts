@@ -269,9 +269,11 @@ test(
       };
       assert.equal(status.state, 'finished');
       const cells = await frame.locator('#results tbody tr').first().locator('td').allInnerTexts();
+      const [row] = (JSON.parse(readFileSync(join(ws.dir, TEAM_RUNS, dir, 'results.json'), 'utf8')) as { table: Array<{ ra: number }> })
+        .table;
       assert.deepEqual(
         cells.map((c) => c.trim()),
-        [status.acc.toFixed(2), status.asr.toFixed(2)],
+        [status.acc.toFixed(2), status.asr.toFixed(2), row.ra.toFixed(2)],
       );
       await frame.locator('vscode-button', { hasText: 'Run Again' }).waitFor({ timeout: 10_000 });
       console.log(`  screenshot: ${await wb.screenshot('ui-trust-trusted-run')}`);
