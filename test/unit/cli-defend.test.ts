@@ -33,7 +33,7 @@ test('nad defenses lists every defense of the registry with its parameters', () 
   const list = JSON.parse(o.stdout) as Array<{ name: string; params: Array<{ key: string }> }>;
   assert.deepEqual(
     list.map((d) => d.name),
-    ['nad', 'finetune', 'fine-pruning'],
+    ['nad', 'finetune', 'fine-pruning', 'mcr'],
   );
   assert.deepEqual(
     list.find((d) => d.name === 'fine-pruning')?.params.map((p) => p.key),
