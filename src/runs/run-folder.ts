@@ -6,11 +6,11 @@ import { basename, dirname, join } from 'node:path';
 import type { AttentionSnapshot, ResultRow, RunEvent, SampleImages } from '../shared/run-events';
 import { EMPTY_RUN_VIEW, reduceRun, type RunView } from '../shared/run-state';
 import type { PanelRunInfo, PanelSnapshot } from '../shared/panel-protocol';
-import { isResumable, readRunEvents, RunStore, runNameOfModelFile, type RunSummary } from './run-store';
+import { isResumable, readRunEvents, RunStore, runNameOfModelFile, type BrokenRun, type RunSummary } from './run-store';
 
-export function readRunSummary(runDir: string): RunSummary | { readonly problem: string } {
-  const read = new RunStore('', dirname(runDir)).read(basename(runDir));
-  return 'problem' in read ? { problem: read.problem } : read;
+/** One run folder, read by its path: the run, or the folder with the reason it cannot be read. */
+export function readRunSummary(runDir: string): RunSummary | BrokenRun {
+  return new RunStore('', dirname(runDir)).read(basename(runDir));
 }
 
 /** A run's view from its folder: its stored events folded, the final maps, and (for older runs) results.json. */

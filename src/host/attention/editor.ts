@@ -7,8 +7,9 @@ import type { AttentionHostMessage, AttentionRendered, AttentionSource, Attentio
 import { parseAttentionMaps } from './maps-file';
 import { showImageAttention, type StartImageAttention } from './image-command';
 import { runLabel } from '../history/runs-tree';
-import { displayPath, pickRuns, readRunDir, runFolderOfFile, runFromArg } from '../runs/pick';
+import { displayPath, pickRuns, runFolderOfFile, runFromArg } from '../runs/pick';
 import { requireTrust } from '../trust';
+import { readRunSummary } from '../../runs/run-folder';
 import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
@@ -97,7 +98,7 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
 /** Read and validate a maps.json; every failure becomes a message naming the file. */
 export async function loadMaps(uri: vscode.Uri): Promise<AttentionHostMessage> {
   const dir = uri.scheme === 'file' ? runFolderOfFile(uri.fsPath) : undefined;
-  const run = dir ? readRunDir(dir) : undefined;
+  const run = dir ? readRunSummary(dir) : undefined;
   const source: AttentionSource = {
     file: uri.scheme === 'file' ? displayPath(uri.fsPath) : uri.toString(),
     run: run && !('problem' in run) ? runLabel(run) : undefined,

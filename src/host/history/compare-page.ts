@@ -3,7 +3,7 @@
 import * as vscode from 'vscode';
 import { existsSync } from 'node:fs';
 import type { RunSummary } from '../../runs/run-store';
-import { replayRun } from '../../runs/run-folder';
+import { readRunSummary, replayRun } from '../../runs/run-folder';
 import { phaseLabel } from '../../shared/run-state';
 import type {
   CompareData,
@@ -16,7 +16,7 @@ import type {
 } from '../../shared/history-protocol';
 import { runLabel } from './runs-tree';
 import { openRun } from './open-run';
-import { pickRuns, readRunDir, runsFromArgs } from '../runs/pick';
+import { pickRuns, runsFromArgs } from '../runs/pick';
 import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const COMPARE_VIEW_TYPE = 'nad.compare';
@@ -77,7 +77,7 @@ export function compareData(dirs: readonly string[]): CompareData {
   const configs: Array<Record<string, unknown>> = [];
   const missing: Array<{ dir: string; problem: string }> = [];
   for (const dir of dirs) {
-    const read = existsSync(dir) ? readRunDir(dir) : { id: dir, dir, problem: 'the run folder no longer exists' };
+    const read = existsSync(dir) ? readRunSummary(dir) : { id: dir, dir, problem: 'the run folder no longer exists' };
     if ('problem' in read) {
       missing.push({ dir, problem: read.problem });
       continue;

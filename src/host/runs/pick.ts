@@ -1,18 +1,13 @@
 // Finding runs for commands: from what VS Code passes (a Runs tree row, several rows, a file Uri, a run
 // folder path) or, when nothing is passed, from a quick pick over every workspace folder's runs.
 import * as vscode from 'vscode';
-import { basename, dirname, relative, sep } from 'node:path';
-import { RunStore, type BrokenRun, type RunSummary } from '../../runs/run-store';
+import { relative, sep } from 'node:path';
+import { readRunSummary } from '../../runs/run-folder';
 import { runDescription, runLabel, type RunsNode } from '../history/runs-tree';
 import { runsDirFor } from '../settings';
 import { workspaceRuns, type BrokenRef, type RunRef } from '../workspace-runs';
 
 export { workspaceRuns, type BrokenRef, type RunRef };
-
-/** Read the run stored in `dir` (a folder under some .nad/runs). */
-export function readRunDir(dir: string): RunSummary | BrokenRun {
-  return new RunStore('', dirname(dir)).read(basename(dir));
-}
 
 /** The run folder holding `file`: the folder right under a workspace folder's runs folder, or under a `.nad/runs`. */
 export function runFolderOfFile(file: string): string | undefined {
@@ -46,7 +41,7 @@ export function runFromArg(arg: unknown): RunRef | BrokenRef | undefined {
   if (!path) return undefined;
   const dir = runFolderOfFile(path.replace(/[\\/]+$/, ''));
   if (!dir) return undefined;
-  const read = readRunDir(dir);
+  const read = readRunSummary(dir);
   return 'problem' in read ? { folder: folderOf(dir), broken: read } : { folder: folderOf(dir), run: read };
 }
 
