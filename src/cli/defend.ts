@@ -1,7 +1,7 @@
 // `nad defend <method>`: one subcommand per defense of the registry, its options derived from the
 // defense's declared parameters (camelCase key -> --kebab-case flag) and its default schedule.
 import type { Command } from 'commander';
-import { DEFENSES, type Defense, type DefenseInfo } from '../engine/defenses/registry';
+import { DEFENSES, type Defense, type DefenseInfo, type DefenseMode } from '../engine/defenses/registry';
 import { addParam, kebab, paramValue } from './params';
 import {
   addBackdoor,
@@ -19,7 +19,7 @@ import { execute } from './execute';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
-function addDefense(parent: Command, d: Defense): void {
+function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
   const cmd = addCommon(
     parent.command(d.name).description(`${d.title}: ${d.description} Needs ${d.needs}. (${d.citation})`),
   ).requiredOption('--model <file>', 'the suspect (backdoored) model (.pth/.pth.tar/.safetensors)');
@@ -35,6 +35,7 @@ function addDefense(parent: Command, d: Defense): void {
     await execute(f, {
       kind: 'defend',
       method: d.name,
+      ...(mode === 'detect' ? { mode } : {}),
       name: f.name,
       backend: backendOf(f),
       seed,
@@ -49,20 +50,27 @@ function addDefense(parent: Command, d: Defense): void {
 
 /** What the registry declares, as data: `nad defenses --json`, and dist/defenses.json for the extension's wizard. */
 export function describeDefenses(): DefenseInfo[] {
-  return DEFENSES.map(({ name, title, description, needs, citation, params, training }) => ({
+  return DEFENSES.map(({ name, title, description, needs, citation, modes, params, training }) => ({
     name,
     title,
     description,
     needs,
     citation,
+    modes,
     params,
     training,
   }));
 }
 
 export function addDefendCommands(program: Command): void {
-  const defend = program.command('defend').description(`run a defense on a backdoored model: ${DEFENSES.map((d) => d.name).join(', ')}`);
-  for (const d of DEFENSES) addDefense(defend, d);
+  const repairs = DEFENSES.filter((d) => d.modes.includes('repair'));
+  const detects = DEFENSES.filter((d) => d.modes.includes('detect'));
+  const defend = program.command('defend').description(`repair a backdoored model: ${repairs.map((d) => d.name).join(', ')}`);
+  for (const d of repairs) addDefense(defend, d, 'repair');
+  const detect = program
+    .command('detect')
+    .description(`detect a backdoor in a model or its inputs, without repairing it: ${detects.map((d) => d.name).join(', ')}`);
+  for (const d of detects) addDefense(detect, d, 'detect');
   program
     .command('defenses')
     .description('list the defenses, what each needs, and their parameters')
@@ -73,7 +81,8 @@ export function addDefendCommands(program: Command): void {
         return;
       }
       for (const d of DEFENSES) {
-        process.stdout.write(`${d.name.padEnd(14)} ${d.title}: ${d.description}\n${' '.repeat(15)}needs ${d.needs}\n`);
+        const how = d.modes.map((m) => (m === 'repair' ? 'nad defend' : 'nad detect')).join(', ');
+        process.stdout.write(`${d.name.padEnd(14)} ${d.title}: ${d.description}\n${' '.repeat(15)}needs ${d.needs}; runs with ${how}\n`);
         for (const p of d.params)
           process.stdout.write(`${' '.repeat(15)}--${kebab(p.key)}  ${p.description} (default ${JSON.stringify(p.default)})\n`);
       }

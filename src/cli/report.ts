@@ -62,6 +62,16 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
           line(`   ${e.title}: ${e.points.length} points, last at ${e.xLabel} ${last.x}: ACC ${fmt(last.acc)}  ASR ${fmt(last.asr)}`);
         break;
       }
+      case 'facts':
+        line(`   ${e.title}:`);
+        for (const f of e.facts) line(`     ${f.label}: ${f.value}`);
+        break;
+      case 'chart':
+        line(`   (chart: ${e.title}; in the run panel)`);
+        break;
+      case 'images':
+        line(`   (${e.images.length} images: ${e.title}; in the run panel)`);
+        break;
       case 'log':
         line(`   ${e.message}`);
         break;

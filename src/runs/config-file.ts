@@ -144,12 +144,15 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
       );
       const t = c['training'] ?? {};
       if (!isObject(t)) return fail('"training" must be an object of training settings (epochs, batchSize...)');
+      const mode = c['mode'] ?? 'repair';
+      if (mode !== 'repair' && mode !== 'detect') return fail(`"mode" must be "repair" or "detect", got ${JSON.stringify(mode)}`);
       // Only what is given: the defense's own schedule fills in the rest when the run starts.
       return {
         ...common,
         ...clean,
         kind: 'defend',
         method,
+        ...(mode === 'detect' ? { mode } : {}),
         model: path(str('model') as string),
         data: path(data as string),
         training: t as Partial<TrainSettings>,

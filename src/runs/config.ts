@@ -4,7 +4,7 @@ import type { BackendPreference } from '../engine/backend';
 import type { ModelSpec } from '../engine/types';
 import type { ArchChoice } from '../engine/models';
 import type { TrainSettings } from '../engine/train';
-import type { ParamValue } from '../engine/defenses/registry';
+import type { DefenseMode, ParamValue } from '../engine/defenses/registry';
 import { InputError } from '../engine/types';
 import type { TargetType, TriggerSpec } from '../engine/triggers/spec';
 
@@ -75,6 +75,8 @@ export interface DefendJobConfig extends Common, CleanDataConfig {
   readonly kind: 'defend';
   /** A defense's registry name: nad, finetune, fine-pruning... */
   readonly method: string;
+  /** `repair` (the default: nad defend) or `detect` (nad detect: a report, no model). */
+  readonly mode?: DefenseMode;
   /** The suspect (backdoored) model file. */
   readonly model: string;
   /** Changes to the defense's schedule; the run's config.json holds the complete schedule it ran. */

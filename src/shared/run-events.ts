@@ -51,6 +51,55 @@ export interface SeriesPoint {
   readonly asr: number;
 }
 
+/**
+ * A defense's own chart: `bar` over named categories (anomaly index per class, entropy histogram bins),
+ * or `xy` lines on numeric axes (ROC curve). Drawn by the panel's chart code in the theme's colours.
+ */
+export type ChartData =
+  | {
+      readonly kind: 'bar';
+      readonly labels: readonly string[];
+      readonly series: ReadonlyArray<{ readonly name: string; readonly values: readonly number[] }>;
+    }
+  | {
+      readonly kind: 'xy';
+      readonly series: ReadonlyArray<{ readonly name: string; readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }> }>;
+    };
+
+export interface ChartFigure {
+  readonly id: string;
+  readonly title: string;
+  readonly xLabel: string;
+  readonly yLabel: string;
+  readonly chart: ChartData;
+  /** A horizontal reference line (e.g. the anomaly threshold 2, the entropy threshold). */
+  readonly threshold?: { readonly value: number; readonly label: string };
+}
+
+/** One small image a defense shows (a recovered trigger's mask or pattern): uint8 HWC pixels in base64. */
+export interface FigureImage {
+  readonly caption: string;
+  readonly height: number;
+  readonly width: number;
+  /** 1 (grey) or 3 (RGB). */
+  readonly channels: number;
+  readonly pixels: string;
+  /** Drawn with an outline (e.g. a flagged class). */
+  readonly marked?: boolean;
+}
+
+export interface ImagesFigure {
+  readonly id: string;
+  readonly title: string;
+  readonly images: readonly FigureImage[];
+}
+
+/** A defense's findings in a few lines (flagged classes, threshold, FRR/FAR, AUC...). */
+export interface Fact {
+  readonly label: string;
+  readonly value: string;
+}
+
 export interface EpochEvent {
   readonly type: 'epoch';
   readonly phase: Phase;
@@ -97,6 +146,9 @@ export type RunEvent =
       readonly xLabel: string;
       readonly points: readonly SeriesPoint[];
     }
+  | ({ readonly type: 'chart' } & ChartFigure)
+  | ({ readonly type: 'images' } & ImagesFigure)
+  | { readonly type: 'facts'; readonly title: string; readonly facts: readonly Fact[] }
   | { readonly type: 'attention'; readonly snapshot: AttentionSnapshot }
   /** The images the attention maps are of, once per run before any map: a live panel draws the maps over them. */
   | { readonly type: 'samples'; readonly samples: SampleImages }
@@ -119,6 +171,9 @@ const EVENT_TYPES: ReadonlySet<string> = new Set([
   'epoch',
   'table',
   'series',
+  'chart',
+  'images',
+  'facts',
   'attention',
   'samples',
   'log',

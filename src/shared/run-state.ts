@@ -1,7 +1,7 @@
 // The one reducer: folds a run's events (run-events.ts) into what the run shows. The host runs it on
 // live events from the worker, the run folder reader on metrics.jsonl, and the run panel on the
 // events the host forwards, so a reopened panel shows exactly what the live one showed.
-import type { AttentionSnapshot, Phase, ResultRow, RunEvent, SampleImages, SeriesPoint } from './run-events';
+import type { AttentionSnapshot, ChartFigure, Fact, ImagesFigure, Phase, ResultRow, RunEvent, SampleImages, SeriesPoint } from './run-events';
 
 export interface EpochPoint {
   readonly phase: Phase;
@@ -36,6 +36,12 @@ export interface RunView {
   readonly table: readonly ResultRow[];
   /** Defense-specific curves (pruning curve, path curve...), latest per id. */
   readonly series: readonly Series[];
+  /** Defense-specific charts (anomaly index, entropy histograms, ROC...), latest per id. */
+  readonly charts: readonly ChartFigure[];
+  /** Defense-specific images (recovered triggers...), latest per id. */
+  readonly images: readonly ImagesFigure[];
+  /** A defense's findings, latest. */
+  readonly facts?: { readonly title: string; readonly facts: readonly Fact[] };
   /** Latest snapshot per model (backdoored, teacher, erased...). */
   readonly attention: readonly AttentionSnapshot[];
   readonly samples?: SampleImages;
@@ -45,7 +51,7 @@ export interface RunView {
   readonly progress?: RunProgress;
 }
 
-export const EMPTY_RUN_VIEW: RunView = { epochs: [], table: [], series: [], attention: [], log: [] };
+export const EMPTY_RUN_VIEW: RunView = { epochs: [], table: [], series: [], charts: [], images: [], attention: [], log: [] };
 
 export const MAX_LOG_LINES = 400;
 
@@ -110,6 +116,16 @@ export function reduceRun<T extends RunView>(v: T, e: RunEvent): T {
       return { ...v, table: e.rows };
     case 'series':
       return { ...v, series: [...v.series.filter((s) => s.id !== e.id), { id: e.id, title: e.title, xLabel: e.xLabel, points: e.points }] };
+    case 'chart': {
+      const { type: _t, ...figure } = e;
+      return { ...v, charts: [...v.charts.filter((c) => c.id !== e.id), figure] };
+    }
+    case 'images': {
+      const { type: _t, ...figure } = e;
+      return { ...v, images: [...v.images.filter((c) => c.id !== e.id), figure] };
+    }
+    case 'facts':
+      return appendLog({ ...v, facts: { title: e.title, facts: e.facts } }, [`${e.title}: ${e.facts.map((f) => `${f.label} ${f.value}`).join('; ')}`]);
     case 'attention':
       return { ...v, attention: [...v.attention.filter((a) => a.model !== e.snapshot.model), e.snapshot] };
     case 'samples':

@@ -241,6 +241,7 @@ test(
     const before = tf.memory().numTensors;
     try {
       const out = await finePruning.run({
+        mode: 'repair',
         suspect: () => {
           const m = modelFromStateDict(ck.spec, ck.stateDict, STUDENT);
           made.push(m);
@@ -271,9 +272,10 @@ test(
       assert.ok(series && series.type === 'series' && series.id === 'pruning' && series.points.length === 64 && series.points[0].x === 0);
       assert.equal(series.points[0].acc, out.rows[0].acc);
       assert.equal(series.points[report.prunedChannels].acc, out.rows[1].acc, 'the curve and the pruned model agree');
+      assert.ok(out.model, 'no repaired model');
       assert.equal(prunedNonZeros(out.model, pruneTarget(out.model), report.pruneOrder.slice(0, report.prunedChannels)), 0);
       assert.deepEqual(saved[saved.length - 1], { acc: out.rows[2].acc, asr: out.rows[2].asr, ra: out.rows[2].ra });
-      assert.deepEqual(finePruning.phases(params, FINETUNE_TRAINING), [{ phase: 'finetune', epochs: 10 }]);
+      assert.deepEqual(finePruning.phases(params, FINETUNE_TRAINING, 'repair'), [{ phase: 'finetune', epochs: 10 }]);
     } finally {
       for (const m of made) m.dispose();
     }

@@ -142,7 +142,7 @@ test('declarations: registered, params checked, phases, the curve schedule and c
   const params = checkParams(mcr.params, {}, 'defense mcr');
   assert.deepEqual(params, { t: 0.1, curveEpochs: 100, curveLr: 0.01, tSteps: 11 });
   assert.throws(() => checkParams(mcr.params, { t: 1.5 }, 'defense mcr'), /t must be <= 1/);
-  assert.deepEqual(mcr.phases({ ...params, curveEpochs: 7 }, FINETUNE_TRAINING), [
+  assert.deepEqual(mcr.phases({ ...params, curveEpochs: 7 }, FINETUNE_TRAINING, 'repair'), [
     { phase: 'finetune', epochs: 10 },
     { phase: 'curve', epochs: 7 },
   ]);
@@ -178,6 +178,7 @@ test('mcr.run end to end on 300 embedded digits: events, path series, rows, repo
   const before = tf.memory().numTensors;
   try {
     const out = await mcr.run({
+      mode: 'repair',
       suspect: () => {
         const m = modelFromStateDict(spec, sd, 'suspect');
         made.push(m);
@@ -216,7 +217,7 @@ test('mcr.run end to end on 300 embedded digits: events, path series, rows, repo
     assert.equal(report.path.length, 5);
     assert.equal(report.path[1].cleanAcc, report.cleanAcc);
     assert.ok(report.path.every((p) => p.cleanAcc >= 0 && p.cleanAcc <= 100));
-    assert.ok(made.includes(out.model));
+    assert.ok(out.model && made.includes(out.model));
     assert.deepEqual(
       out.attention.map(([name]) => name),
       ['backdoored', 'finetuned', 'mcr'],
@@ -237,6 +238,7 @@ test('mcr.run stops with RunCancelledError when the signal is aborted during cur
   try {
     await assert.rejects(
       mcr.run({
+        mode: 'repair',
         suspect: () => {
           const m = createModel(spec, 1);
           made.push(m);

@@ -235,6 +235,7 @@ export const finePruning: Defense = {
   needs: 'clean data (BackdoorBench: 5% of the training set)',
   citation:
     'Liu, Dolan-Gavitt, Garg: Fine-Pruning: Defending Against Backdooring Attacks on Deep Neural Networks, RAID 2018; defaults of BackdoorBench defense/fp.py (Wu et al., NeurIPS 2022 Datasets and Benchmarks)',
+  modes: ['repair'],
   params: [
     {
       key: 'maxAccDrop',

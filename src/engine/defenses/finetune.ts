@@ -10,6 +10,7 @@ export const finetune: Defense = {
   description: "Finetune the model on clean data with augmentation (the NAD teacher; the paper's baseline).",
   needs: 'clean data (the paper: 5% of the training set)',
   citation: 'Li et al., Neural Attention Distillation, ICLR 2021 (teacher finetuning); Liu et al. 2018',
+  modes: ['repair'],
   params: [],
   training: FINETUNE_TRAINING,
   phases: (_params, training) => [{ phase: 'teacher', epochs: training.epochs }],

@@ -278,6 +278,7 @@ export const mcr: Defense = {
   needs: 'clean data (BackdoorBench: 5% of the training set)',
   citation:
     'Zhao, Chen, Das, Ramamurthy, Lin: Bridging Mode Connectivity in Loss Landscapes and Adversarial Robustness, ICLR 2020 (IBM/model-sanitization); defaults of BackdoorBench defense/mcr.py (Wu et al., NeurIPS 2022 Datasets and Benchmarks)',
+  modes: ['repair'],
   params: [
     {
       key: 't',

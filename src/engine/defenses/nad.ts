@@ -19,6 +19,7 @@ export const nad: Defense = {
   description: "Distil a finetuned teacher's attention maps into the backdoored model (the paper's method).",
   needs: 'clean data (the paper: 5%), and a teacher model or the epochs to finetune one',
   citation: 'Li, Lyu, Koren, Lyu, Li, Ma: Neural Attention Distillation, ICLR 2021 (bboylyg/NAD)',
+  modes: ['repair'],
   params: [
     {
       key: 'teacher',

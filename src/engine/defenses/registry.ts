@@ -16,6 +16,7 @@ export type {
   Defense,
   DefenseInfo,
   DefenseInput,
+  DefenseMode,
   DefenseOutput,
   ParamSpec,
   ParamValue,

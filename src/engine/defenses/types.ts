@@ -30,7 +30,15 @@ export interface PhaseRequest {
 
 export type TrainPhase = (request: PhaseRequest) => Promise<EvalResult>;
 
+/**
+ * `repair` returns a repaired model (`nad defend`); `detect` only reports whether, and where, the model or its
+ * inputs are backdoored (`nad detect`). Neural Cleanse does both: detection, then unlearning.
+ */
+export type DefenseMode = 'repair' | 'detect';
+
 export interface DefenseInput {
+  /** What the run asks for: one of the defense's `modes`. In `detect` mode nothing is trained or saved. */
+  readonly mode: DefenseMode;
   /** A fresh copy of the suspect (backdoored) model on each call; the run layer disposes them all. */
   readonly suspect: () => Model;
   /** Loads a model file a parameter names (checked against the data); disposed by the run layer. */
@@ -54,9 +62,9 @@ export interface DefenseInput {
 }
 
 export interface DefenseOutput {
-  /** The repaired model; the run layer saves it as model/model.safetensors. */
-  readonly model: Model;
-  /** The ACC/ASR table, first row the suspect model as given. */
+  /** The repaired model (repair mode; none in detect mode); the run layer saves it as model/model.safetensors. */
+  readonly model?: Model;
+  /** The ACC/ASR table, first row the suspect model as given (its only row in detect mode). */
   readonly rows: readonly ResultRow[];
   /** Method-specific results (pruned channels, chosen t, flagged classes...): JSON, in --json and results.json. */
   readonly report?: Readonly<Record<string, unknown>>;
@@ -77,10 +85,12 @@ export interface Defense {
   readonly needs: string;
   /** The paper, and BackdoorBench where its defaults are used. */
   readonly citation: string;
+  /** What it offers: `repair` (nad defend), `detect` (nad detect), or both. */
+  readonly modes: readonly DefenseMode[];
   readonly params: readonly ParamSpec[];
   /** Default finetuning schedule (the CLI's --epochs, --lr... start from it). */
   readonly training: TrainSettings;
-  /** The training phases it will run, in order, for the ETA and the panel. */
-  phases(params: ParamValues, training: TrainSettings): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }>;
+  /** The training phases it will run in `mode`, in order, for the ETA and the panel. */
+  phases(params: ParamValues, training: TrainSettings, mode: DefenseMode): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }>;
   run(input: DefenseInput): Promise<DefenseOutput>;
 }

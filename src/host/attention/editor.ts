@@ -1,7 +1,7 @@
 // The attention-maps editor: a read-only custom editor for attention/maps.json, and "NAD: Show Attention
 // Maps" that opens it for a run (or, on a PNG/JPEG, computes maps for that image first).
 import * as vscode from 'vscode';
-import { existsSync } from 'node:fs';
+import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { AttentionHostMessage, AttentionRendered, AttentionSource, AttentionViewMessage } from '../../shared/attention-protocol';
 import { parseAttentionMaps } from './maps-file';
@@ -62,6 +62,20 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
       if (timer) clearTimeout(timer);
       timer = setTimeout(() => void send(), 200);
     };
+    // A watcher set up just before a write can miss it (VS Code starts watchers asynchronously, and a
+    // loaded machine delays them by seconds), so a visible editor also compares the file's stat every second.
+    const file = document.uri.scheme === 'file' ? document.uri.fsPath : undefined;
+    let seen = file ? statSignature(file) : '';
+    const poll = file
+      ? setInterval(() => {
+          if (!panel.visible) return;
+          const now = statSignature(file);
+          if (now !== seen) {
+            seen = now;
+            onFile();
+          }
+        }, 1000)
+      : undefined;
     const subs = [
       watcher,
       watcher.onDidChange(onFile),
@@ -70,6 +84,7 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
       webview.onDidReceiveMessage((m: AttentionViewMessage) => {
         switch (m.type) {
           case 'ready':
+            if (file) seen = statSignature(file);
             void send();
             break;
           case 'rendered':
@@ -89,9 +104,20 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
     ];
     panel.onDidDispose(() => {
       if (timer) clearTimeout(timer);
+      if (poll) clearInterval(poll);
       subs.forEach((s) => s.dispose());
       this.states.delete(key);
     });
+  }
+}
+
+/** What changes when a file is rewritten in place or replaced by a rename; '' when it does not exist. */
+function statSignature(file: string): string {
+  try {
+    const s = statSync(file);
+    return `${s.ino}:${s.size}:${s.mtimeMs}`;
+  } catch {
+    return '';
   }
 }
 

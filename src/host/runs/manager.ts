@@ -172,7 +172,7 @@ export class RunManager implements vscode.Disposable {
           task.snapshot = {
             ...base,
             run: { ...base.run, state: 'running', backend: msg.backend, resumable: false },
-            ...(msg.resumed ? {} : { log: [], table: [], epochs: [], series: [] }),
+            ...(msg.resumed ? {} : { log: [], table: [], epochs: [], series: [], charts: [], images: [], facts: undefined }),
           };
         this.say(task, 'info', `${task.request.title}: ${msg.resumed ? 'resumed' : 'writing'} run ${msg.runId} on ${msg.backend}`);
         this.runStarted.fire({ task, runDir: msg.runDir, previous });

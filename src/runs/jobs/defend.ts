@@ -1,7 +1,7 @@
 // Runs any defense of the registry on a suspect model: loads the clean and test data, hands the defense
 // its inputs (model copies, a trainPhase bound to this run), saves the repaired model and the maps.
 // `erase` and `finetune` configs are NAD and finetuning in their historical shape.
-import { defenseNamed, type Defense, type ParamValues } from '../../engine/defenses/registry';
+import { defenseNamed, type Defense, type DefenseMode, type ParamValues } from '../../engine/defenses/registry';
 import { checkParams } from '../../engine/params';
 import { defenseEffectiveness } from '../../engine/evaluate';
 import type { Model } from '../../engine/models';
@@ -20,6 +20,7 @@ export type DefenseConfig = DefendJobConfig | EraseJobConfig | FinetuneJobConfig
 /** A defense job in one shape: the defense, its checked parameters and schedules. */
 export interface DefenseJob {
   readonly defense: Defense;
+  readonly mode: DefenseMode;
   readonly suspectFile: string;
   readonly params: ParamValues;
   readonly training: TrainSettings;
@@ -40,14 +41,23 @@ export function defenseJobOf(cfg: DefenseConfig): DefenseJob {
         { ...(cfg.teacher ? { teacher: cfg.teacher } : {}), teacherEpochs: cfg.teacherTraining.epochs },
         'erase',
       );
-      return { defense, suspectFile: cfg.student, params, training: cfg.training, teacherTraining: cfg.teacherTraining };
+      return { defense, mode: 'repair', suspectFile: cfg.student, params, training: cfg.training, teacherTraining: cfg.teacherTraining };
     }
     case 'finetune':
-      return { defense: named('finetune'), suspectFile: cfg.model, params: {}, training: cfg.training };
+      return { defense: named('finetune'), mode: 'repair', suspectFile: cfg.model, params: {}, training: cfg.training };
     case 'defend': {
       const defense = named(cfg.method);
+      const mode = cfg.mode ?? 'repair';
+      if (!defense.modes.includes(mode)) {
+        throw new InputError(
+          mode === 'detect'
+            ? `${defense.title} does not detect; it repairs a model: run it with "nad defend ${defense.name}" (mode "repair")`
+            : `${defense.title} only detects; it does not repair a model: run it with "nad detect ${defense.name}" (mode "detect")`,
+        );
+      }
       return {
         defense,
+        mode,
         suspectFile: cfg.model,
         params: checkParams(defense.params, cfg.params, `defense ${cfg.method}`),
         training: { ...defense.training, seed: cfg.seed, ...cfg.training },
@@ -61,7 +71,7 @@ export function defenseJobOf(cfg: DefenseConfig): DefenseJob {
 }
 
 export function defensePhases(job: DefenseJob): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }> {
-  return job.defense.phases(job.params, job.training);
+  return job.defense.phases(job.params, job.training, job.mode);
 }
 
 export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcome> {
@@ -77,6 +87,7 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
   };
   try {
     const out = await job.defense.run({
+      mode: job.mode,
       suspect: () => track(suspect.make()),
       loadModel: async (file) => track(await loadModelFile(file, clean)),
       clean,
@@ -91,11 +102,16 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
       trainPhase: trainPhaseIn(env, test),
     });
     const final = out.rows[out.rows.length - 1];
+    await writeAttention(env, out.attention, test.samples);
+    if (job.mode === 'detect') {
+      // Nothing was repaired: the suspect's ACC/ASR and the detection report are the result.
+      return { acc: final.acc, asr: final.asr, ra: final.ra, table: out.rows, report: out.report };
+    }
+    if (!out.model) throw new Error(`${job.defense.title} returned no repaired model`);
     const der = defenseEffectiveness(out.rows[0], final);
     env.emit({ type: 'log', message: `defense effectiveness rating (DER): ${der.toFixed(4)}` });
     // A defense that trained its model last saved it after each epoch; one that did not (pruning alone) is saved here.
     if (!models.includes(out.model) || !env.run.exists(MODEL_FILES.model)) await saveModel(env, MODEL_FILES.model, out.model, {});
-    await writeAttention(env, out.attention, test.samples);
     return {
       acc: final.acc,
       asr: final.asr,
