@@ -54,6 +54,8 @@ export interface RenderedPanel {
   readonly epochRows: number;
   readonly attentionMaps: number;
   readonly chartPoints: number;
+  /** A defense's own views: charts, the data points (bars) they draw, images and findings. */
+  readonly figures: { readonly charts: number; readonly chartBars: number; readonly images: number; readonly facts: number };
   readonly logLines: number;
 }
 

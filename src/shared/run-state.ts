@@ -1,7 +1,17 @@
 // The one reducer: folds a run's events (run-events.ts) into what the run shows. The host runs it on
 // live events from the worker, the run folder reader on metrics.jsonl, and the run panel on the
 // events the host forwards, so a reopened panel shows exactly what the live one showed.
-import type { AttentionSnapshot, ChartFigure, Fact, ImagesFigure, Phase, ResultRow, RunEvent, SampleImages, SeriesPoint } from './run-events';
+import type {
+  AttentionSnapshot,
+  ChartFigure,
+  Fact,
+  ImagesFigure,
+  Phase,
+  ResultRow,
+  RunEvent,
+  SampleImages,
+  SeriesPoint,
+} from './run-events';
 
 export interface EpochPoint {
   readonly phase: Phase;
@@ -125,7 +135,9 @@ export function reduceRun<T extends RunView>(v: T, e: RunEvent): T {
       return { ...v, images: [...v.images.filter((c) => c.id !== e.id), figure] };
     }
     case 'facts':
-      return appendLog({ ...v, facts: { title: e.title, facts: e.facts } }, [`${e.title}: ${e.facts.map((f) => `${f.label} ${f.value}`).join('; ')}`]);
+      return appendLog({ ...v, facts: { title: e.title, facts: e.facts } }, [
+        `${e.title}: ${e.facts.map((f) => `${f.label} ${f.value}`).join('; ')}`,
+      ]);
     case 'attention':
       return { ...v, attention: [...v.attention.filter((a) => a.model !== e.snapshot.model), e.snapshot] };
     case 'samples':

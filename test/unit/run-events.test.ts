@@ -174,8 +174,83 @@ test('the builder refuses a defense it does not know, or a parameter the defense
       () => buildJobConfig({ ...base, method: 'nad', params: [] }, 'cfg.nad.json'),
       /cfg\.nad\.json: "params" must be an object/,
     );
+    assert.throws(
+      () => buildJobConfig({ ...base, method: 'nad', mode: 'scan' }, 'cfg.nad.json'),
+      /"mode" must be "repair" or "detect", got "scan"/,
+    );
+    await assert.rejects(
+      runJob(buildJobConfig({ ...base, method: 'fine-pruning', mode: 'detect' }, 'x'), { cwd: t.dir }),
+      /Fine-Pruning does not detect; it repairs a model: run it with "nad defend fine-pruning"/,
+    );
     // Nothing was started: no run folder for a config that cannot run.
     assert.equal(new RunStore(t.dir).list().runs.length, 0);
+  } finally {
+    t.remove();
+  }
+});
+
+test("a defense's charts, images and facts fold to the latest per id, and replay from metrics.jsonl as they were", () => {
+  const t = tmp();
+  try {
+    const run = new RunStore(t.dir).create('defend', { kind: 'defend', method: 'x' }, 'figures');
+    const chart = (values: number[]): RunEvent => ({
+      type: 'chart',
+      id: 'anomaly',
+      title: 'Anomaly index per class',
+      xLabel: 'class',
+      yLabel: 'anomaly index',
+      chart: { kind: 'bar', labels: ['0', '1', '2'], series: [{ name: 'index', values }] },
+      threshold: { value: 2, label: 'flagged above 2' },
+    });
+    const events: RunEvent[] = [
+      chart([0, 0, 0]),
+      {
+        type: 'chart',
+        id: 'roc',
+        title: 'ROC',
+        xLabel: 'FPR %',
+        yLabel: 'TPR %',
+        chart: {
+          kind: 'xy',
+          series: [
+            {
+              name: 'STRIP',
+              points: [
+                { x: 0, y: 0 },
+                { x: 5, y: 90 },
+                { x: 100, y: 100 },
+              ],
+            },
+          ],
+        },
+      },
+      chart([0.4, 3.1, 0.9]),
+      {
+        type: 'images',
+        id: 'triggers',
+        title: 'Recovered triggers',
+        images: [{ caption: 'class 1', height: 1, width: 2, channels: 1, pixels: 'AP8=', marked: true }],
+      },
+      { type: 'facts', title: 'Neural Cleanse', facts: [{ label: 'Flagged', value: 'class 1 (index 3.10)' }] },
+    ];
+    for (const e of events) run.appendMetric(e);
+    run.finish({});
+    const live = events.reduce<RunView>(reduceRun, EMPTY_RUN_VIEW);
+    assert.deepEqual(
+      live.charts.map((c) => c.id),
+      ['roc', 'anomaly'],
+    );
+    const anomaly = live.charts.find((c) => c.id === 'anomaly');
+    assert.ok(anomaly?.chart.kind === 'bar');
+    assert.deepEqual(anomaly.chart.series[0].values, [0.4, 3.1, 0.9]);
+    assert.equal(live.images[0].images[0].marked, true);
+    assert.deepEqual(live.facts, { title: 'Neural Cleanse', facts: [{ label: 'Flagged', value: 'class 1 (index 3.10)' }] });
+    assert.match(live.log[live.log.length - 1], /Neural Cleanse: Flagged class 1 \(index 3\.10\)/);
+    const replayed = readRunSnapshot(run.dir);
+    assert.ok(!('problem' in replayed));
+    assert.deepEqual(replayed.charts, live.charts);
+    assert.deepEqual(replayed.images, live.images);
+    assert.deepEqual(replayed.facts, live.facts);
   } finally {
     t.remove();
   }

@@ -6,6 +6,7 @@ import { MAX_LOG_LINES, phaseLabel } from '../../src/shared/run-state';
 import { AttentionView } from './attention';
 import { Curves } from './charts';
 import { SeriesCharts } from './series';
+import { DefenseFigures } from './figures';
 import { clear, h } from './dom';
 import { epochCells, resultCells, toCsv, toMarkdown } from './format';
 import { formatDuration } from '../../src/shared/format';
@@ -65,6 +66,7 @@ export class PanelView {
   private readonly epochsNote = h('p', { class: 'muted' });
   private readonly curves = new Curves();
   private readonly seriesCharts = new SeriesCharts();
+  private readonly figures = new DefenseFigures();
   private seriesSection: HTMLElement | undefined;
   private readonly attention: AttentionView;
   private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
@@ -111,7 +113,7 @@ export class PanelView {
       ),
       (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
       (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
-      (this.seriesSection = section('series-h', 'Defense', this.seriesCharts.element)),
+      (this.seriesSection = section('series-h', 'Defense', this.figures.element, this.seriesCharts.element)),
       section('attention-h', 'Attention maps', this.attention.element),
       section('log-h', 'Log', this.log),
     );
@@ -127,7 +129,8 @@ export class PanelView {
     if (all || changed === 'table' || changed === 'epoch') this.tables();
     if (all || changed === 'epoch') this.curves.update(s.epochs);
     if (all || changed === 'series') this.seriesCharts.update(s.series);
-    if (this.seriesSection) this.seriesSection.hidden = s.series.length === 0;
+    if (all || ['chart', 'images', 'facts'].includes(changed)) this.figures.update(s);
+    if (this.seriesSection) this.seriesSection.hidden = s.series.length === 0 && this.figures.isEmpty();
     if (all || changed === 'attention' || changed === 'samples') this.attention.update(s.attention, s.samples);
     if (all) this.showLog(s.log, true);
     // log, phase and baseline events each add one line.
@@ -245,6 +248,7 @@ export class PanelView {
       epochRows: this.epochTable.querySelectorAll('tbody tr').length,
       attentionMaps: this.attention.count(),
       chartPoints: this.curves.points() + this.seriesCharts.points(),
+      figures: this.figures.counts(),
       logLines: this.log.childElementCount,
     };
   }

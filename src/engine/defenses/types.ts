@@ -91,6 +91,10 @@ export interface Defense {
   /** Default finetuning schedule (the CLI's --epochs, --lr... start from it). */
   readonly training: TrainSettings;
   /** The training phases it will run in `mode`, in order, for the ETA and the panel. */
-  phases(params: ParamValues, training: TrainSettings, mode: DefenseMode): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }>;
+  phases(
+    params: ParamValues,
+    training: TrainSettings,
+    mode: DefenseMode,
+  ): ReadonlyArray<{ readonly phase: Phase; readonly epochs: number }>;
   run(input: DefenseInput): Promise<DefenseOutput>;
 }

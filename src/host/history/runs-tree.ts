@@ -40,7 +40,7 @@ export function runLabel(run: RunSummary): string {
 export function runKindLabel(run: RunSummary): string {
   const { kind } = run.status;
   const method = run.config['method'];
-  if (kind === 'defend' && typeof method === 'string') return method;
+  if (kind === 'defend' && typeof method === 'string') return run.config['mode'] === 'detect' ? `detect (${method})` : method;
   const attack = run.config['attack'] as { name?: unknown } | undefined;
   return kind === 'train' && typeof attack?.name === 'string' ? `train (${attack.name})` : kind;
 }

@@ -150,6 +150,12 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
       ),
     ),
     vscode.commands.registerCommand(
+      'nad.detectBackdoor',
+      trusted('Running a backdoor detector', (a?: unknown, method?: unknown) =>
+        defendWizard(host, uriArg(a), typeof method === 'string' ? method : undefined, 'detect'),
+      ),
+    ),
+    vscode.commands.registerCommand(
       'nad.runConfigFile',
       trusted('Running a config file', async (a?: unknown) => {
         const uri = uriArg(a) ?? (await pickConfigFile());

@@ -5,11 +5,11 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { ParamSpec } from '../../engine/params';
 import type { AttackInfo } from '../../engine/attacks/registry';
-import type { DefenseInfo } from '../../engine/defenses/registry';
+import type { DefenseInfo, DefenseMode } from '../../engine/defenses/registry';
 import { integerIn, numberList, parseNumberList } from './multi-step';
 import { pickModelOrNone, type Ask } from './steps';
 
-export type { AttackInfo, DefenseInfo };
+export type { AttackInfo, DefenseInfo, DefenseMode };
 
 export function readDefenses(extensionPath: string): DefenseInfo[] {
   return JSON.parse(readFileSync(join(extensionPath, 'dist', 'defenses.json'), 'utf8')) as DefenseInfo[];

@@ -1,0 +1,224 @@
+// A defense's own views beyond its ACC/ASR curves: its findings (facts), its charts (bars over classes or
+// histogram bins, x-y lines such as a ROC curve) and its images (recovered triggers). Charts use the same
+// chart.js code and theme colours as the epoch curves; images are drawn pixel for pixel, scaled up.
+import {
+  BarController,
+  BarElement,
+  Chart,
+  LinearScale,
+  ScatterController,
+  type ChartConfiguration,
+  type ChartDataset,
+  type Plugin,
+} from 'chart.js';
+import type { ChartFigure, FigureImage, ImagesFigure } from '../../src/shared/run-events';
+import type { RunView } from '../../src/shared/run-state';
+import { clear, cssVar, h } from './dom';
+import { palette, restyleChart, type LineChart } from './charts';
+
+Chart.register(BarController, BarElement, ScatterController, LinearScale);
+
+/** Series colours after ACC green and ASR red: blue, orange, purple, yellow. */
+function seriesColours(): string[] {
+  return [
+    cssVar('--vscode-charts-blue', '#3794ff'),
+    cssVar('--vscode-charts-red', '#f14c4c'),
+    cssVar('--vscode-charts-orange', '#d18616'),
+    cssVar('--vscode-charts-purple', '#b180d7'),
+    cssVar('--vscode-charts-yellow', '#cca700'),
+    cssVar('--vscode-charts-green', '#89d185'),
+  ];
+}
+
+/** Draws the figure's threshold as a dashed horizontal line with its label. */
+const thresholdLine: Plugin = {
+  id: 'nadThreshold',
+  afterDatasetsDraw(chart) {
+    const t = (chart.options.plugins as { nadThreshold?: { value: number; label: string } } | undefined)?.nadThreshold;
+    const y = chart.scales['y'];
+    if (!t || !y) return;
+    const py = y.getPixelForValue(t.value);
+    const { left, right } = chart.chartArea;
+    const ctx = chart.ctx;
+    ctx.save();
+    ctx.strokeStyle = palette().fg;
+    ctx.fillStyle = palette().fg;
+    ctx.setLineDash([5, 4]);
+    ctx.beginPath();
+    ctx.moveTo(left, py);
+    ctx.lineTo(right, py);
+    ctx.stroke();
+    ctx.setLineDash([]);
+    ctx.font = `11px ${palette().font}`;
+    ctx.textAlign = 'right';
+    ctx.fillText(t.label, right - 2, py - 4);
+    ctx.restore();
+  },
+};
+Chart.register(thresholdLine);
+
+function axes(f: ChartFigure, linearX: boolean): NonNullable<ChartConfiguration['options']>['scales'] {
+  const p = palette();
+  const axis = (title: string) => ({
+    ticks: { color: p.fg, font: { family: p.font } },
+    grid: { color: p.grid },
+    title: { display: true, text: title, color: p.fg, font: { family: p.font } },
+  });
+  return { x: { ...axis(f.xLabel), ...(linearX ? { type: 'linear' as const } : {}) }, y: { ...axis(f.yLabel), beginAtZero: true } };
+}
+
+function chartConfig(f: ChartFigure): ChartConfiguration {
+  const p = palette();
+  const colours = seriesColours();
+  const plugins = {
+    legend: { display: f.chart.series.length > 1, labels: { color: p.fg, boxWidth: 12, font: { family: p.font } } },
+    tooltip: { enabled: true },
+    nadThreshold: f.threshold,
+  };
+  const base = { animation: false as const, responsive: true, maintainAspectRatio: false, plugins };
+  if (f.chart.kind === 'bar') {
+    const datasets: Array<ChartDataset<'bar', number[]>> = f.chart.series.map((s, i) => ({
+      label: s.name,
+      data: [...s.values],
+      backgroundColor: colours[i % colours.length],
+      borderWidth: 0,
+    }));
+    return { type: 'bar', data: { labels: [...f.chart.labels], datasets }, options: { ...base, scales: axes(f, false) } };
+  }
+  const datasets: Array<ChartDataset<'scatter', Array<{ x: number; y: number }>>> = f.chart.series.map((s, i) => ({
+    label: s.name,
+    data: s.points.map((q) => ({ x: q.x, y: q.y })),
+    borderColor: colours[i % colours.length],
+    backgroundColor: colours[i % colours.length],
+    showLine: true,
+    pointRadius: s.points.length > 40 ? 0 : 3,
+    borderWidth: 2,
+  }));
+  return { type: 'scatter', data: { datasets }, options: { ...base, scales: axes(f, true) } };
+}
+
+/** An image's pixels on a canvas, each pixel a `scale` x `scale` square. */
+function imageCanvas(img: FigureImage, scale: number): HTMLCanvasElement {
+  const canvas = h('canvas', { width: img.width, height: img.height, class: 'figure-image', role: 'img', 'aria-label': img.caption });
+  canvas.style.width = `${img.width * scale}px`;
+  canvas.style.height = `${img.height * scale}px`;
+  const ctx = canvas.getContext('2d');
+  if (!ctx) return canvas;
+  const bytes = Uint8Array.from(atob(img.pixels), (c) => c.charCodeAt(0));
+  const data = ctx.createImageData(img.width, img.height);
+  for (let i = 0; i < img.width * img.height; i++) {
+    const at = i * img.channels;
+    data.data[i * 4] = bytes[at];
+    data.data[i * 4 + 1] = bytes[img.channels === 3 ? at + 1 : at];
+    data.data[i * 4 + 2] = bytes[img.channels === 3 ? at + 2 : at];
+    data.data[i * 4 + 3] = 255;
+  }
+  ctx.putImageData(data, 0, 0);
+  return canvas;
+}
+
+export class DefenseFigures {
+  readonly element = h('div', { class: 'figures' });
+  private readonly factList = h('dl', { class: 'facts defense-facts' });
+  private readonly factTitle = h('h3', {});
+  private readonly chartGrid = h('div', { class: 'charts' });
+  private readonly imageBlocks = h('div', { class: 'figure-images' });
+  private readonly charts = new Map<string, { chart: Chart; canvas: HTMLCanvasElement; figure: ChartFigure }>();
+  private view: Pick<RunView, 'charts' | 'images' | 'facts'> = { charts: [], images: [] };
+
+  constructor() {
+    this.element.append(h('div', { class: 'facts-block' }, this.factTitle, this.factList), this.chartGrid, this.imageBlocks);
+    new MutationObserver(() => {
+      for (const { chart } of this.charts.values()) restyleChart(chart as unknown as LineChart);
+      this.update(this.view, true);
+    }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+  }
+
+  isEmpty(): boolean {
+    return !this.view.facts && this.view.charts.length === 0 && this.view.images.length === 0;
+  }
+
+  update(view: Pick<RunView, 'charts' | 'images' | 'facts'>, restyle = false): void {
+    const before = this.view;
+    this.view = view;
+    if (restyle || before.facts !== view.facts) this.showFacts();
+    if (restyle || before.charts !== view.charts) this.showCharts(restyle);
+    if (before.images !== view.images) this.showImages(view.images);
+  }
+
+  private showFacts(): void {
+    const f = this.view.facts;
+    clear(this.factList);
+    this.factTitle.textContent = f?.title ?? '';
+    (this.factList.parentElement as HTMLElement).hidden = !f;
+    for (const fact of f?.facts ?? []) this.factList.append(h('div', {}, h('dt', {}, fact.label), h('dd', {}, fact.value)));
+  }
+
+  private showCharts(rebuild: boolean): void {
+    for (const f of this.view.charts) {
+      let entry = this.charts.get(f.id);
+      if (entry && (rebuild || entry.figure.chart.kind !== f.chart.kind)) {
+        entry.chart.destroy();
+        const fresh = new Chart(entry.canvas, chartConfig(f));
+        entry = { chart: fresh, canvas: entry.canvas, figure: f };
+        this.charts.set(f.id, entry);
+      } else if (!entry) {
+        const canvas = h('canvas', { role: 'img', 'data-chart': f.id });
+        this.chartGrid.append(h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, canvas), h('figcaption', {}, f.title)));
+        entry = { chart: new Chart(canvas, chartConfig(f)), canvas, figure: f };
+        this.charts.set(f.id, entry);
+      } else if (entry.figure !== f) {
+        const next = chartConfig(f);
+        entry.chart.data = next.data;
+        entry.chart.options = next.options ?? {};
+        entry.chart.update();
+        entry.figure = f;
+      }
+      const n = f.chart.kind === 'bar' ? f.chart.labels.length : f.chart.series.reduce((k, s) => k + s.points.length, 0);
+      entry.canvas.setAttribute(
+        'aria-label',
+        `${f.title}: ${f.chart.series.map((s) => s.name).join(', ')}; ${n} ${f.chart.kind === 'bar' ? 'bars' : 'points'}${
+          f.threshold ? `; ${f.threshold.label} at ${f.threshold.value}` : ''
+        }`,
+      );
+    }
+  }
+
+  private showImages(figures: readonly ImagesFigure[]): void {
+    clear(this.imageBlocks);
+    for (const fig of figures) {
+      const scale = Math.max(1, Math.floor(96 / Math.max(1, fig.images[0]?.height ?? 32)));
+      this.imageBlocks.append(
+        h(
+          'figure',
+          { class: 'image-figure', 'data-images': fig.id },
+          h(
+            'div',
+            { class: 'image-grid' },
+            ...fig.images.map((img) =>
+              h(
+                'div',
+                { class: img.marked ? 'image-cell marked' : 'image-cell' },
+                imageCanvas(img, scale),
+                h('div', { class: 'image-caption' }, img.caption),
+              ),
+            ),
+          ),
+          h('figcaption', {}, fig.title),
+        ),
+      );
+    }
+  }
+
+  /** What is drawn (for the host's probe). */
+  counts(): { charts: number; chartBars: number; images: number; facts: number } {
+    let chartBars = 0;
+    for (const { chart } of this.charts.values()) chartBars += chart.data.datasets.reduce((m, d) => m + d.data.length, 0);
+    return {
+      charts: this.charts.size,
+      chartBars,
+      images: this.imageBlocks.querySelectorAll('canvas').length,
+      facts: this.factList.childElementCount,
+    };
+  }
+}
