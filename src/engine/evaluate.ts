@@ -70,3 +70,40 @@ export function evaluate(model: Model, sets: EvalSets): EvalResult {
 export function defenseEffectiveness(before: { acc: number; asr: number }, after: { acc: number; asr: number }): number {
   return (Math.max(0, (before.asr - after.asr) / 100) - Math.max(0, (before.acc - after.acc) / 100) + 1) / 2;
 }
+
+/** Per-class results of a model: confusion matrices on the clean and the triggered test images. */
+export interface ClassBreakdown {
+  readonly numClasses: number;
+  /** clean[true][predicted]: counts on the clean test set. */
+  readonly clean: number[][];
+  /**
+   * triggered[true][predicted]: counts on the triggered non-target images, by their true class; absent when
+   * the backdoor set does not carry its true labels.
+   */
+  readonly triggered?: number[][];
+  /** attackHits[true]: triggered images of that true class classified as their attack label. */
+  readonly attackHits?: number[];
+}
+
+function confusion(pred: Int32Array, labels: Int32Array, numClasses: number): number[][] {
+  const m = Array.from({ length: numClasses }, () => new Array<number>(numClasses).fill(0));
+  for (let i = 0; i < pred.length; i++) {
+    const t = labels[i];
+    const p = pred[i];
+    if (t >= 0 && t < numClasses && p >= 0 && p < numClasses) m[t][p]++;
+  }
+  return m;
+}
+
+/** Confusion matrices of `model` on the clean and triggered test sets (one prediction pass each). */
+export function classBreakdown(model: Model, sets: EvalSets): ClassBreakdown {
+  const numClasses = model.spec.numClasses;
+  const clean = confusion(predict(model, sets.clean), sets.clean.labels.subarray(0, sets.clean.count), numClasses);
+  const bd = sets.backdoor;
+  if (!bd?.originalLabels) return { numClasses, clean };
+  const pred = predict(model, bd);
+  const truth = bd.originalLabels.subarray(0, bd.count);
+  const attackHits = new Array<number>(numClasses).fill(0);
+  for (let i = 0; i < bd.count; i++) if (pred[i] === bd.labels[i] && truth[i] >= 0 && truth[i] < numClasses) attackHits[truth[i]]++;
+  return { numClasses, clean, triggered: confusion(pred, truth, numClasses), attackHits };
+}

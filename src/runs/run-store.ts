@@ -36,6 +36,10 @@ export interface RunStatus {
   /** Headline numbers of the produced/evaluated model, in percent. */
   readonly acc?: number;
   readonly asr?: number;
+  /** Robust accuracy, percent, where the test set allows it. */
+  readonly ra?: number;
+  /** A defense's effectiveness rating (BackdoorBench's DER), in [0, 1]. */
+  readonly der?: number;
 }
 
 export interface RunSummary {
@@ -198,7 +202,7 @@ export class RunHandle {
     return file;
   }
 
-  finish(result: { acc?: number; asr?: number }): void {
+  finish(result: { acc?: number; asr?: number; ra?: number; der?: number }): void {
     this.update({ state: 'finished', endedAt: new Date().toISOString(), ...result });
   }
 

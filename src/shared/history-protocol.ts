@@ -19,6 +19,9 @@ export interface HistoryRow {
   readonly epochsDone?: number;
   readonly acc?: number;
   readonly asr?: number;
+  readonly ra?: number;
+  /** DER in [0, 1], defense runs only. */
+  readonly der?: number;
   readonly backend?: string;
   readonly backendDetail?: string;
   readonly startedAt: string;
@@ -35,7 +38,20 @@ export interface BrokenRow {
 }
 
 export type HistoryColumn =
-  'name' | 'kind' | 'state' | 'dataset' | 'trigger' | 'target' | 'epochs' | 'acc' | 'asr' | 'backend' | 'startedAt' | 'durationMs';
+  | 'name'
+  | 'kind'
+  | 'state'
+  | 'dataset'
+  | 'trigger'
+  | 'target'
+  | 'epochs'
+  | 'acc'
+  | 'asr'
+  | 'ra'
+  | 'der'
+  | 'backend'
+  | 'startedAt'
+  | 'durationMs';
 
 /** Page state kept across reloads (webview state) and restored by the panel serializer. */
 export interface HistoryViewState {

@@ -45,6 +45,14 @@ export type HostToPanel =
 
 export type PanelAction = 'cancel' | 'resume' | 'rerun' | 'revealFolder' | 'showLog';
 
+export interface FigureCounts {
+  readonly charts: number;
+  readonly chartBars: number;
+  readonly matrices: number;
+  readonly images: number;
+  readonly facts: number;
+}
+
 /** What the panel's DOM shows, read back from it. */
 export interface RenderedPanel {
   readonly title: string;
@@ -55,7 +63,9 @@ export interface RenderedPanel {
   readonly attentionMaps: number;
   readonly chartPoints: number;
   /** A defense's own views: charts, the data points (bars) they draw, images and findings. */
-  readonly figures: { readonly charts: number; readonly chartBars: number; readonly images: number; readonly facts: number };
+  readonly figures: FigureCounts;
+  /** The per-class section: the bar chart and the confusion matrices. */
+  readonly classes: FigureCounts;
   readonly logLines: number;
 }
 

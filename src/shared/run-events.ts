@@ -64,6 +64,13 @@ export type ChartData =
   | {
       readonly kind: 'xy';
       readonly series: ReadonlyArray<{ readonly name: string; readonly points: ReadonlyArray<{ readonly x: number; readonly y: number }> }>;
+    }
+  /** A matrix of counts (a confusion matrix: rows the true class, columns the prediction), drawn as a shaded table. */
+  | {
+      readonly kind: 'matrix';
+      readonly rowLabels: readonly string[];
+      readonly colLabels: readonly string[];
+      readonly values: ReadonlyArray<readonly number[]>;
     };
 
 export interface ChartFigure {
@@ -72,6 +79,8 @@ export interface ChartFigure {
   readonly xLabel: string;
   readonly yLabel: string;
   readonly chart: ChartData;
+  /** Where the panel shows it: a defense's own views (the default), or the per-class results of the final model. */
+  readonly group?: 'defense' | 'classes';
   /** A horizontal reference line (e.g. the anomaly threshold 2, the entropy threshold). */
   readonly threshold?: { readonly value: number; readonly label: string };
 }

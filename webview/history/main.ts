@@ -28,6 +28,8 @@ const COLUMNS: ReadonlyArray<{ readonly key: HistoryColumn; readonly title: stri
   { key: 'epochs', title: 'Epochs', numeric: true },
   { key: 'acc', title: 'ACC', numeric: true },
   { key: 'asr', title: 'ASR', numeric: true },
+  { key: 'ra', title: 'RA', numeric: true },
+  { key: 'der', title: 'DER', numeric: true },
   { key: 'backend', title: 'Backend' },
   { key: 'startedAt', title: 'Started' },
   { key: 'durationMs', title: 'Duration', numeric: true },
@@ -173,7 +175,10 @@ function cellText(r: HistoryRow, key: HistoryColumn): string {
   switch (key) {
     case 'acc':
     case 'asr':
+    case 'ra':
       return formatPercent(r[key]);
+    case 'der':
+      return r.der === undefined ? '–' : r.der.toFixed(3);
     case 'epochs':
       return r.epochs === undefined ? '–' : r.epochsDone !== undefined ? `${r.epochsDone} / ${r.epochs}` : String(r.epochs);
     case 'startedAt':

@@ -67,7 +67,9 @@ function axes(f: ChartFigure, linearX: boolean): NonNullable<ChartConfiguration[
   return { x: { ...axis(f.xLabel), ...(linearX ? { type: 'linear' as const } : {}) }, y: { ...axis(f.yLabel), beginAtZero: true } };
 }
 
-function chartConfig(f: ChartFigure): ChartConfiguration {
+type PlotFigure = ChartFigure & { readonly chart: Exclude<ChartFigure['chart'], { kind: 'matrix' }> };
+
+function chartConfig(f: PlotFigure): ChartConfiguration {
   const p = palette();
   const colours = seriesColours();
   const plugins = {
@@ -97,6 +99,34 @@ function chartConfig(f: ChartFigure): ChartConfiguration {
   return { type: 'scatter', data: { datasets }, options: { ...base, scales: axes(f, true) } };
 }
 
+/** A confusion matrix as a table: each cell shaded by its share of its row, the diagonal outlined. */
+function matrixTable(f: ChartFigure & { readonly chart: { kind: 'matrix' } }): HTMLTableElement {
+  const m = f.chart;
+  const table = h('table', { class: 'data matrix', 'data-chart': f.id, 'aria-label': `${f.title}: rows ${f.yLabel}, columns ${f.xLabel}` });
+  const head = h('tr', {}, h('th', { scope: 'col', class: 'corner' }, `${f.yLabel} \\ ${f.xLabel}`));
+  for (const c of m.colLabels) head.append(h('th', { scope: 'col' }, c));
+  table.append(h('thead', {}, head));
+  const body = h('tbody', {});
+  m.values.forEach((row, r) => {
+    const total = row.reduce((a, v) => a + v, 0);
+    const tr = h('tr', {}, h('th', { scope: 'row' }, m.rowLabels[r] ?? String(r)));
+    row.forEach((v, c) => {
+      const td = h(
+        'td',
+        { class: r === c ? 'diag' : undefined, title: total ? `${((100 * v) / total).toFixed(1)}% of row` : '' },
+        String(v),
+      );
+      const pct = total ? Math.round((100 * v) / total) : 0;
+      // CSSOM, not a style attribute: allowed by the page's CSP.
+      td.style.backgroundColor = `color-mix(in srgb, var(--vscode-charts-blue, #3794ff) ${Math.round(pct * 0.85)}%, transparent)`;
+      tr.append(td);
+    });
+    body.append(tr);
+  });
+  table.append(body);
+  return table;
+}
+
 /** An image's pixels on a canvas, each pixel a `scale` x `scale` square. */
 function imageCanvas(img: FigureImage, scale: number): HTMLCanvasElement {
   const canvas = h('canvas', { width: img.width, height: img.height, class: 'figure-image', role: 'img', 'aria-label': img.caption });
@@ -122,32 +152,41 @@ export class DefenseFigures {
   private readonly factList = h('dl', { class: 'facts defense-facts' });
   private readonly factTitle = h('h3', {});
   private readonly chartGrid = h('div', { class: 'charts' });
+  private readonly matrices = h('div', { class: 'matrices' });
   private readonly imageBlocks = h('div', { class: 'figure-images' });
   private readonly charts = new Map<string, { chart: Chart; canvas: HTMLCanvasElement; figure: ChartFigure }>();
   private view: Pick<RunView, 'charts' | 'images' | 'facts'> = { charts: [], images: [] };
 
-  constructor() {
-    this.element.append(h('div', { class: 'facts-block' }, this.factTitle, this.factList), this.chartGrid, this.imageBlocks);
+  /** `group`: which charts this view shows; a defense's own views also show its facts and images. */
+  constructor(private readonly group: 'defense' | 'classes') {
+    this.element.append(h('div', { class: 'facts-block' }, this.factTitle, this.factList), this.chartGrid, this.matrices, this.imageBlocks);
     new MutationObserver(() => {
       for (const { chart } of this.charts.values()) restyleChart(chart as unknown as LineChart);
       this.update(this.view, true);
     }).observe(document.body, { attributes: true, attributeFilter: ['class'] });
+    this.showFacts();
+  }
+
+  private mine(): ChartFigure[] {
+    return this.view.charts.filter((c) => (c.group ?? 'defense') === this.group);
   }
 
   isEmpty(): boolean {
-    return !this.view.facts && this.view.charts.length === 0 && this.view.images.length === 0;
+    const own = this.group === 'defense' && (this.view.facts !== undefined || this.view.images.length > 0);
+    return !own && this.mine().length === 0;
   }
 
   update(view: Pick<RunView, 'charts' | 'images' | 'facts'>, restyle = false): void {
     const before = this.view;
     this.view = view;
+    if (this.group !== 'defense') view = { ...view, facts: undefined, images: [] };
     if (restyle || before.facts !== view.facts) this.showFacts();
     if (restyle || before.charts !== view.charts) this.showCharts(restyle);
-    if (before.images !== view.images) this.showImages(view.images);
+    if (this.group === 'defense' && before.images !== view.images) this.showImages(view.images);
   }
 
   private showFacts(): void {
-    const f = this.view.facts;
+    const f = this.group === 'defense' ? this.view.facts : undefined;
     clear(this.factList);
     this.factTitle.textContent = f?.title ?? '';
     (this.factList.parentElement as HTMLElement).hidden = !f;
@@ -155,29 +194,42 @@ export class DefenseFigures {
   }
 
   private showCharts(rebuild: boolean): void {
-    for (const f of this.view.charts) {
+    const mine = this.mine();
+    clear(this.matrices);
+    for (const f of mine) {
+      if (f.chart.kind === 'matrix') {
+        this.matrices.append(
+          h(
+            'figure',
+            { class: 'matrix-figure' },
+            h('div', { class: 'scroll-x' }, matrixTable(f as ChartFigure & { chart: { kind: 'matrix' } })),
+            h('figcaption', {}, f.title),
+          ),
+        );
+        continue;
+      }
+      const plot = f as PlotFigure;
       let entry = this.charts.get(f.id);
       if (entry && (rebuild || entry.figure.chart.kind !== f.chart.kind)) {
         entry.chart.destroy();
-        const fresh = new Chart(entry.canvas, chartConfig(f));
-        entry = { chart: fresh, canvas: entry.canvas, figure: f };
+        entry = { chart: new Chart(entry.canvas, chartConfig(plot)), canvas: entry.canvas, figure: f };
         this.charts.set(f.id, entry);
       } else if (!entry) {
         const canvas = h('canvas', { role: 'img', 'data-chart': f.id });
         this.chartGrid.append(h('figure', { class: 'chart' }, h('div', { class: 'chart-box' }, canvas), h('figcaption', {}, f.title)));
-        entry = { chart: new Chart(canvas, chartConfig(f)), canvas, figure: f };
+        entry = { chart: new Chart(canvas, chartConfig(plot)), canvas, figure: f };
         this.charts.set(f.id, entry);
       } else if (entry.figure !== f) {
-        const next = chartConfig(f);
+        const next = chartConfig(plot);
         entry.chart.data = next.data;
         entry.chart.options = next.options ?? {};
         entry.chart.update();
         entry.figure = f;
       }
-      const n = f.chart.kind === 'bar' ? f.chart.labels.length : f.chart.series.reduce((k, s) => k + s.points.length, 0);
+      const n = plot.chart.kind === 'bar' ? plot.chart.labels.length : plot.chart.series.reduce((k, s) => k + s.points.length, 0);
       entry.canvas.setAttribute(
         'aria-label',
-        `${f.title}: ${f.chart.series.map((s) => s.name).join(', ')}; ${n} ${f.chart.kind === 'bar' ? 'bars' : 'points'}${
+        `${f.title}: ${plot.chart.series.map((s) => s.name).join(', ')}; ${n} ${plot.chart.kind === 'bar' ? 'bars' : 'points'}${
           f.threshold ? `; ${f.threshold.label} at ${f.threshold.value}` : ''
         }`,
       );
@@ -211,12 +263,13 @@ export class DefenseFigures {
   }
 
   /** What is drawn (for the host's probe). */
-  counts(): { charts: number; chartBars: number; images: number; facts: number } {
+  counts(): { charts: number; chartBars: number; matrices: number; images: number; facts: number } {
     let chartBars = 0;
     for (const { chart } of this.charts.values()) chartBars += chart.data.datasets.reduce((m, d) => m + d.data.length, 0);
     return {
       charts: this.charts.size,
       chartBars,
+      matrices: this.matrices.querySelectorAll('table').length,
       images: this.imageBlocks.querySelectorAll('canvas').length,
       facts: this.factList.childElementCount,
     };

@@ -66,7 +66,9 @@ export class PanelView {
   private readonly epochsNote = h('p', { class: 'muted' });
   private readonly curves = new Curves();
   private readonly seriesCharts = new SeriesCharts();
-  private readonly figures = new DefenseFigures();
+  private readonly figures = new DefenseFigures('defense');
+  private readonly classFigures = new DefenseFigures('classes');
+  private classesSection: HTMLElement | undefined;
   private seriesSection: HTMLElement | undefined;
   private readonly attention: AttentionView;
   private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
@@ -114,6 +116,7 @@ export class PanelView {
       (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
       (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
       (this.seriesSection = section('series-h', 'Defense', this.figures.element, this.seriesCharts.element)),
+      (this.classesSection = section('classes-h', 'Per class', this.classFigures.element)),
       section('attention-h', 'Attention maps', this.attention.element),
       section('log-h', 'Log', this.log),
     );
@@ -129,7 +132,11 @@ export class PanelView {
     if (all || changed === 'table' || changed === 'epoch') this.tables();
     if (all || changed === 'epoch') this.curves.update(s.epochs);
     if (all || changed === 'series') this.seriesCharts.update(s.series);
-    if (all || ['chart', 'images', 'facts'].includes(changed)) this.figures.update(s);
+    if (all || ['chart', 'images', 'facts'].includes(changed)) {
+      this.figures.update(s);
+      this.classFigures.update(s);
+    }
+    if (this.classesSection) this.classesSection.hidden = this.classFigures.isEmpty();
     if (this.seriesSection) this.seriesSection.hidden = s.series.length === 0 && this.figures.isEmpty();
     if (all || changed === 'attention' || changed === 'samples') this.attention.update(s.attention, s.samples);
     if (all) this.showLog(s.log, true);
@@ -249,6 +256,7 @@ export class PanelView {
       attentionMaps: this.attention.count(),
       chartPoints: this.curves.points() + this.seriesCharts.points(),
       figures: this.figures.counts(),
+      classes: this.classFigures.counts(),
       logLines: this.log.childElementCount,
     };
   }

@@ -67,6 +67,8 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
     epochsDone: s.lastEpoch !== undefined && s.lastEpoch !== epochs ? s.lastEpoch : undefined,
     acc: num(s.acc),
     asr: num(s.asr),
+    ra: num(s.ra),
+    der: num(s.der),
     backend: text(c['backendUsed']) ?? backendDetail?.split(' ')[0],
     backendDetail,
     startedAt: s.startedAt,

@@ -10,7 +10,7 @@ import { InputError } from '../../engine/types';
 import type { Phase } from '../../shared/run-events';
 import type { DefendJobConfig, EraseJobConfig, FinetuneJobConfig } from '../config';
 import { MODEL_FILES } from '../run-store';
-import { writeAttention } from './evaluate';
+import { reportClasses, writeAttention } from './evaluate';
 import { loadCleanData, loadModelFile, loadTestData, readModelFile } from './inputs';
 import type { Env, JobOutcome } from './lifecycle';
 import { saveModel, trainPhaseIn } from './train-phase';
@@ -105,9 +105,11 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
     await writeAttention(env, out.attention, test.samples);
     if (job.mode === 'detect') {
       // Nothing was repaired: the suspect's ACC/ASR and the detection report are the result.
-      return { acc: final.acc, asr: final.asr, ra: final.ra, table: out.rows, report: out.report };
+      const classes = reportClasses(env, track(suspect.make()), test.evalSets);
+      return { acc: final.acc, asr: final.asr, ra: final.ra, table: out.rows, report: out.report, classes };
     }
     if (!out.model) throw new Error(`${job.defense.title} returned no repaired model`);
+    const classes = reportClasses(env, out.model, test.evalSets);
     const der = defenseEffectiveness(out.rows[0], final);
     env.emit({ type: 'log', message: `defense effectiveness rating (DER): ${der.toFixed(4)}` });
     // A defense that trained its model last saved it after each epoch; one that did not (pruning alone) is saved here.
@@ -120,6 +122,7 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
       table: out.rows,
       modelPath: env.run.path(MODEL_FILES.model),
       report: out.report,
+      classes,
     };
   } finally {
     for (const m of models) m.dispose();

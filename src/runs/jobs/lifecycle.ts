@@ -3,6 +3,7 @@
 // writer of the run's status.json; metrics.jsonl stores the same events the worker forwards.
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
+import type { ClassBreakdown } from '../../engine/evaluate';
 import { RunCancelledError } from '../../engine/train';
 import { LIVE_ONLY_EVENTS, type EngineEvent, type EventSink, type RunEvent } from '../../shared/run-events';
 import type { RunResult } from '../../shared/worker-protocol';
@@ -25,6 +26,8 @@ export interface JobContext {
 export interface JobResult extends RunResult {
   /** A defense's own results (pruned channels, flagged classes...). */
   readonly report?: Readonly<Record<string, unknown>>;
+  /** The final model's confusion matrices (results.json). */
+  readonly classes?: ClassBreakdown;
 }
 
 /** What a job body gets: its run folder, the event sink, cancellation and the resume point. */
@@ -72,9 +75,21 @@ export async function withRun(
   try {
     const out = await body({ run, emit, signal: ctx.signal, resume: ctx.resume });
     // Every finished run stores its table (and a defense's report), for scripts and older readers.
-    run.writeFile('results.json', JSON.stringify({ table: out.table, ...(out.report ? { report: out.report } : {}) }, null, 2) + '\n');
+    run.writeFile(
+      'results.json',
+      JSON.stringify(
+        { table: out.table, ...(out.report ? { report: out.report } : {}), ...(out.classes ? { classes: out.classes } : {}) },
+        null,
+        2,
+      ) + '\n',
+    );
     publish({ type: 'ended', state: 'finished' });
-    run.finish({ acc: out.acc, asr: out.asr });
+    run.finish({
+      acc: out.acc,
+      asr: out.asr,
+      ...(out.ra !== undefined && Number.isFinite(out.ra) ? { ra: out.ra } : {}),
+      ...(out.der !== undefined ? { der: out.der } : {}),
+    });
     return { ...out, runId: run.id, runDir: run.dir, backend: backend.description };
   } catch (e) {
     const cancelled = e instanceof RunCancelledError;

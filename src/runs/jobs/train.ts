@@ -9,7 +9,7 @@ import { validateBackdoor, type AttackChoice, type TrainJobConfig } from '../con
 import { MODEL_FILES } from '../run-store';
 import { loadTestData } from './inputs';
 import type { Env, JobOutcome } from './lifecycle';
-import { writeAttention } from './evaluate';
+import { reportClasses, writeAttention } from './evaluate';
 import { trainPhaseIn } from './train-phase';
 
 /** The registry's attack and its checked parameters. */
@@ -53,8 +53,9 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
     )({ student: model, data: poisoned, settings: cfg.training, phase: 'train', label: 'Training the backdoored model', output: 'model' });
     const table = [{ model: 'trained', ...r }];
     env.emit({ type: 'table', rows: table });
+    const classes = reportClasses(env, model, test.evalSets);
     await writeAttention(env, [['backdoored', model]], test.samples);
-    return { ...r, table, modelPath: env.run.path(MODEL_FILES.model) };
+    return { ...r, table, modelPath: env.run.path(MODEL_FILES.model), classes };
   } finally {
     model.dispose();
   }

@@ -183,6 +183,16 @@ suite('Runs in worker processes', () => {
     assert.equal(shown.epochRows, 3, 'one teacher epoch and two NAD epochs');
     assert.ok(shown.attentionMaps >= 3 * 2 * 3, `only ${shown.attentionMaps} attention maps drawn`);
     assert.ok(existsSync(join(runDir, 'attention', 'maps.json')));
+    // The erased model per class: one bar chart (ACC, ASR, RA of 10 classes) and two confusion matrices.
+    assert.deepEqual({ charts: shown.classes.charts, matrices: shown.classes.matrices }, { charts: 1, matrices: 2 });
+    assert.equal(shown.classes.chartBars, 3 * 10);
+    const results = readJson<{ classes: { clean: number[][] }; table: Array<{ acc: number }> }>(join(runDir, 'results.json'));
+    const tested = results.classes.clean.flat().reduce((x, y) => x + y, 0);
+    const correct = results.classes.clean.reduce((x, row, i) => x + row[i], 0);
+    assert.ok(
+      Math.abs((100 * correct) / tested - results.table[results.table.length - 1].acc) < 1e-9,
+      'the confusion matrix disagrees with ACC',
+    );
   });
 
   test('a panel reopened from the folder shows the same numbers', async function () {
