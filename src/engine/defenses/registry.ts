@@ -1,12 +1,13 @@
 // Every defense the product offers. Adding one: a module in this folder and one line here; the CLI
 // (`nad defend <name>`), the "NAD: Defend Model…" wizard, the ETA and the run panel pick it up.
+import { clp } from './clp';
 import { finePruning } from './fine-pruning';
 import { finetune } from './finetune';
 import { mcr } from './mcr';
 import { nad } from './nad';
 import type { Defense } from './types';
 
-export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr];
+export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr, clp];
 
 export function defenseNamed(name: string): Defense | undefined {
   return DEFENSES.find((d) => d.name === name);
