@@ -20,6 +20,8 @@ import {
 } from './options';
 import { createReporter } from './report';
 import { addDefendCommands } from './defend';
+import { addMatrixCommand, runMatrixCli } from './matrix';
+import { demoMatrix } from '../runs/matrix/spec';
 import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
 import { controller, execute, printResult } from './execute';
 
@@ -189,12 +191,18 @@ program
 
 addDefendCommands(program);
 addAttacksCommand(program);
+addMatrixCommand(program);
 
 addCommon(
   program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'),
 )
   .option('--quick', 'shorter schedules (a smoke test)')
+  .option('--matrix', 'a small attack x defense matrix instead (BadNets, Blend, SIG, WaNet x none, finetuning, Fine-Pruning, NAD; 2 seeds)')
   .action(async (f: Flags) => {
+    if (f.matrix) {
+      await runMatrixCli(demoMatrix(), f);
+      return;
+    }
     const reporter = createReporter({ quiet: Boolean(f.quiet) });
     const t0 = Date.now();
     const r = await runDemo(

@@ -87,6 +87,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
     seed: numberOr('seed', 0),
     test: path(test),
     backdoor: backdoorOf(c['backdoor'], fail, path),
+    ...matrixLinkOf(c['matrix'], fail),
   };
   const clean = {
     ...(c['cleanCount'] !== undefined ? { cleanCount: numberOr('cleanCount', 0) } : {}),
@@ -285,4 +286,12 @@ function attackChoiceOf(v: unknown, fail: (p: string) => never): AttackChoice {
     return fail('"attack" must be { "name": "badnets", "params": { ... } } (see `nad attacks`)');
   }
   return { name: v['name'], params: (v['params'] ?? {}) as AttackChoice['params'] };
+}
+
+/** A matrix cell's link to its matrix; kept as given when it is well formed. */
+function matrixLinkOf(v: unknown, fail: (p: string) => never): { matrix?: { id: string; cell: string } } {
+  if (v === undefined) return {};
+  if (!isObject(v) || typeof v['id'] !== 'string' || typeof v['cell'] !== 'string')
+    return fail('"matrix" must be {"id": "<matrix folder>", "cell": "<attack>/<defense>/seed<n>"}');
+  return { matrix: { id: v['id'], cell: v['cell'] } };
 }

@@ -32,6 +32,8 @@ interface Common {
   /** Test data for ACC/ASR (path or `mnist`); its test split is used. */
   readonly test: string;
   readonly backdoor: BackdoorConfig;
+  /** The matrix this run is a cell of (.nad/matrices/<id>), and which cell. */
+  readonly matrix?: { readonly id: string; readonly cell: string };
 }
 
 /** An attack of the registry (src/engine/attacks/) and its parameters, as `nad train --attack` records it. */

@@ -1,0 +1,124 @@
+// `nad matrix <file>`: an attack x defense matrix from a *.nad-matrix.json file (or the paper's Table 1 on
+// some data), run cell by cell as ordinary runs, resumable, printed as a table in the chosen format.
+import { readFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import type { Command } from 'commander';
+import { InputError } from '../engine/types';
+import { runMatrix, type MatrixProgress } from '../runs/matrix/run';
+import { cellKey, paperTable1, parseMatrix, type MatrixSpec } from '../runs/matrix/spec';
+import { formatTable, matrixTable, type TableFormat } from '../runs/matrix/table';
+import { formatDuration } from '../shared/format';
+import { controller } from './execute';
+import { num, type CommonFlags } from './options';
+import { createReporter } from './report';
+
+type Flags = CommonFlags & Record<string, string | boolean | undefined>;
+
+const FORMATS: Readonly<Record<string, TableFormat>> = {
+  md: 'markdown',
+  markdown: 'markdown',
+  csv: 'csv',
+  latex: 'latex',
+  tex: 'latex',
+  json: 'json',
+};
+
+export function readMatrixFile(file: string): MatrixSpec {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read the matrix file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`not valid JSON (${(e as Error).message})`, path);
+  }
+  return parseMatrix(raw, path, dirname(path));
+}
+
+/** One line per cell on stderr: what runs, what was kept, how it ended. */
+function progressLine(p: MatrixProgress): string | undefined {
+  const at = `[${p.index + 1}/${p.total}] ${cellKey(p.cell)}`;
+  switch (p.what) {
+    case 'start':
+      return `${at}: running`;
+    case 'resume':
+      return `${at}: resuming the interrupted run`;
+    case 'cached':
+      return `${at}: kept from an earlier sitting (ACC ${p.outcome?.acc?.toFixed(2)}, ASR ${p.outcome?.asr?.toFixed(2)})`;
+    case 'end': {
+      const o = p.outcome;
+      if (!o || o.cached) return undefined;
+      if (o.state !== 'finished') return `${at}: ${o.state}: ${o.error ?? ''}`;
+      const took = o.seconds !== undefined ? ` in ${formatDuration(o.seconds)}` : '';
+      return `${at}: ACC ${o.acc?.toFixed(2)}, ASR ${o.asr?.toFixed(2)}${o.der !== undefined ? `, DER ${o.der.toFixed(3)}` : ''}${took}`;
+    }
+    default:
+      return undefined;
+  }
+}
+
+export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
+  const format = FORMATS[String(f.format ?? (f.json ? 'json' : 'md'))];
+  if (!format) throw new InputError(`--format must be md, csv, latex or json, got '${String(f.format)}'`);
+  const reporter = createReporter({ quiet: true });
+  const t0 = Date.now();
+  const verbose = !f.quiet && process.stderr.isTTY;
+  const r = await runMatrix(spec, {
+    cwd: process.cwd(),
+    runsDir: f.runsDir,
+    signal: controller.signal,
+    onEvent: verbose ? reporter.onEvent : undefined,
+    onProgress: (p) => {
+      const line = progressLine(p);
+      if (line) process.stderr.write(`${line}\n`);
+    },
+  });
+  reporter.stop();
+  const table = matrixTable(spec, r.outcomes);
+  const failed = r.outcomes.filter((o) => o.state !== 'finished');
+  process.stdout.write(formatTable(table, format));
+  process.stderr.write(
+    `\nmatrix ${r.id}: ${r.outcomes.length - failed.length} of ${r.outcomes.length} cells finished in ${formatDuration((Date.now() - t0) / 1000)}; ` +
+      `folder ${r.dir}${failed.length ? `; ${failed.length} did not finish (run the same command again to retry them)` : ''}\n`,
+  );
+  if (failed.length) process.exitCode = 1;
+}
+
+export function addMatrixCommand(program: Command): void {
+  program
+    .command('matrix')
+    .argument('[file]', 'a *.nad-matrix.json file (see docs/matrix.md)')
+    .description(
+      "run an attack x defense matrix (the NAD paper's Table 1): each attacked model trains once per seed, then every defense runs on it; " +
+        'running it again keeps finished cells and resumes an interrupted one',
+    )
+    .option('--runs-dir <dir>', 'where run folders go (default: ./.nad/runs; matrices go beside it, in ./.nad/matrices)')
+    .option('--json', 'the table as JSON on stdout (same as --format json)')
+    .option('-q, --quiet', 'only one line per cell on stderr')
+    .option(
+      '--paper-table-1 <data>',
+      "the paper's Table 1 shape on this data instead of a file (its attacks x none, finetuning, Fine-Pruning, MCR, NAD)",
+    )
+    .option('--seeds <list>', 'with --paper-table-1: comma-separated seeds', '0')
+    .option('--format <f>', 'the table as md, csv, latex or json (default md; json with --json)')
+    .action(async (file: string | undefined, f: Flags) => {
+      let spec: MatrixSpec;
+      if (typeof f.paperTable1 === 'string') {
+        if (file) throw new InputError('give a matrix file or --paper-table-1, not both');
+        const seeds = String(f.seeds)
+          .split(',')
+          .map((s) => num(s.trim(), '--seeds', { int: true, min: 0 }));
+        const data = f.paperTable1 === 'mnist' ? 'mnist' : resolve(f.paperTable1);
+        spec = paperTable1(data, seeds);
+      } else {
+        if (!file) throw new InputError('give a *.nad-matrix.json file, or --paper-table-1 <data>');
+        spec = readMatrixFile(file);
+      }
+      await runMatrixCli(spec, f);
+    });
+}

@@ -1,0 +1,204 @@
+// Running a matrix: every cell is an ordinary run folder (train, then defend), run one after the other.
+// The matrix folder (.nad/matrices/<id>/) holds the definition and which run folder is which cell, written
+// atomically as soon as a cell's run starts. Running the same matrix again keeps finished cells, resumes an
+// interrupted one from its last saved epoch, and starts failed, cancelled or missing ones afresh.
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import { attackNamed } from '../../engine/attacks/registry';
+import { checkParams } from '../../engine/params';
+import { RunCancelledError } from '../../engine/train';
+import { InputError } from '../../engine/types';
+import type { RunEvent } from '../../shared/run-events';
+import { buildJobConfig } from '../config-file';
+import type { JobConfig } from '../config';
+import { runJob, type JobContext, type JobResult } from '../jobs';
+import { prepareResume } from '../resume';
+import { isResumable, MODEL_FILES, RunStore, RUNS_SUBDIR, writeFileAtomic, type RunSummary } from '../run-store';
+import { cellKey, matrixCells, matrixId, type MatrixCell, type MatrixSpec } from './spec';
+
+/** What a cell ended as: its numbers, or why it has none. */
+export interface CellOutcome {
+  readonly cell: MatrixCell;
+  /** Run folder id under the runs folder. */
+  readonly runId?: string;
+  readonly state: 'finished' | 'failed' | 'skipped';
+  readonly acc?: number;
+  readonly asr?: number;
+  readonly ra?: number;
+  readonly der?: number;
+  readonly error?: string;
+  /** Kept from an earlier sitting (not run again). */
+  readonly cached?: boolean;
+  readonly seconds?: number;
+}
+
+export interface MatrixProgress {
+  readonly index: number;
+  readonly total: number;
+  readonly cell: MatrixCell;
+  /** `start`: a fresh run; `resume`: an interrupted one continues; `cached`: kept; `end`: it ended (see outcome). */
+  readonly what: 'start' | 'resume' | 'cached' | 'end';
+  readonly outcome?: CellOutcome;
+}
+
+export interface MatrixContext extends JobContext {
+  readonly onProgress?: (p: MatrixProgress) => void;
+}
+
+export interface MatrixResult {
+  readonly id: string;
+  readonly dir: string;
+  readonly spec: MatrixSpec;
+  readonly outcomes: readonly CellOutcome[];
+}
+
+/** Where a runs folder keeps its matrices: next to it (`.nad/matrices` beside `.nad/runs`). */
+export function matricesDir(ctx: Pick<JobContext, 'cwd' | 'runsDir'>): string {
+  return join(dirname(ctx.runsDir ?? join(ctx.cwd, RUNS_SUBDIR)), 'matrices');
+}
+
+/** The job a cell runs, built by the one config builder (so it is checked like any config file). */
+export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: string | undefined, id: string): JobConfig {
+  const choice = spec.attacks.find((a) => a.name === cell.attack);
+  const attack = attackNamed(cell.attack);
+  if (!choice || !attack) throw new InputError(`matrix ${spec.name}: unknown attack '${cell.attack}'`);
+  const params = checkParams(attack.params, choice.params, `attack ${attack.name}`);
+  const backdoor = {
+    trigger: attack.trigger(params),
+    targetType: attack.defaults.targetType,
+    targetLabel: spec.target,
+    injectPortion: attack.defaults.injectPortion,
+  };
+  const common = { backend: spec.backend, seed: cell.seed, test: spec.test, backdoor, matrix: { id, cell: cellKey(cell) } };
+  const where = `matrix ${spec.name}, cell ${cellKey(cell)}`;
+  if (cell.defense === undefined) {
+    return buildJobConfig(
+      {
+        ...common,
+        kind: 'train',
+        name: `${spec.name}-${cell.attack}-s${cell.seed}`,
+        data: spec.data,
+        model: spec.arch,
+        attack: { name: attack.name, params: choice.params },
+        training: { ...spec.training, seed: cell.seed },
+      },
+      where,
+    );
+  }
+  const defense = spec.defenses.find((d) => d.name === cell.defense);
+  if (!defense || !trainedModel) throw new InputError(`${where}: no trained model to defend`);
+  return buildJobConfig(
+    {
+      ...common,
+      kind: 'defend',
+      name: `${spec.name}-${cell.attack}-${defense.name}-s${cell.seed}`,
+      method: defense.name,
+      params: defense.params,
+      model: trainedModel,
+      data: spec.data,
+      ...(spec.cleanCount !== undefined ? { cleanCount: spec.cleanCount } : { cleanRatio: spec.cleanRatio }),
+      training: { ...spec.defenseTraining, seed: cell.seed },
+    },
+    where,
+  );
+}
+
+interface MatrixState {
+  readonly version: 1;
+  /** cellKey -> run folder id. */
+  readonly cells: Record<string, string>;
+}
+
+function readState(dir: string): MatrixState {
+  const file = join(dir, 'cells.json');
+  if (!existsSync(file)) return { version: 1, cells: {} };
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new InputError(`cells.json is not valid JSON (${(e as Error).message}); move it aside to start the matrix afresh`, file);
+  }
+  const cells = (parsed as { cells?: unknown }).cells;
+  if (typeof cells !== 'object' || cells === null || Object.values(cells).some((v) => typeof v !== 'string'))
+    throw new InputError('cells.json must hold {"version": 1, "cells": {"<cell>": "<run folder>"}}', file);
+  return { version: 1, cells: { ...(cells as Record<string, string>) } };
+}
+
+function outcomeOf(cell: MatrixCell, run: RunSummary, cached: boolean): CellOutcome {
+  const s = run.status;
+  const seconds = s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : undefined;
+  if (s.state !== 'finished') return { cell, runId: run.id, state: 'failed', error: s.error ?? `the run is ${s.state}`, cached, seconds };
+  return { cell, runId: run.id, state: 'finished', acc: s.acc, asr: s.asr, ra: s.ra, der: s.der, cached, seconds };
+}
+
+/** Runs (or continues) a matrix; each cell's outcome is reported as it ends. Cancelling stops after the running cell's epoch. */
+export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<MatrixResult> {
+  const id = matrixId(spec);
+  const dir = join(matricesDir(ctx), id);
+  const store = new RunStore(ctx.cwd, ctx.runsDir);
+  writeFileAtomic(join(dir, 'matrix.json'), JSON.stringify(spec, null, 2) + '\n');
+  const state = readState(dir);
+  const save = (): void => writeFileAtomic(join(dir, 'cells.json'), JSON.stringify(state, null, 2) + '\n');
+  save();
+  const cells = matrixCells(spec);
+  const outcomes: CellOutcome[] = [];
+  const trained = new Map<string, CellOutcome>();
+  for (const [index, cell] of cells.entries()) {
+    const key = cellKey(cell);
+    const report = (what: MatrixProgress['what'], outcome?: CellOutcome): void =>
+      ctx.onProgress?.({ index, total: cells.length, cell, what, outcome });
+    const trainKey = cellKey({ attack: cell.attack, seed: cell.seed });
+    const parent = cell.defense === undefined ? undefined : trained.get(trainKey);
+    if (parent && parent.state !== 'finished') {
+      const skipped: CellOutcome = { cell, state: 'skipped', error: `the attacked model (${trainKey}) did not train` };
+      outcomes.push(skipped);
+      report('end', skipped);
+      continue;
+    }
+    const modelFile = parent?.runId ? join(store.runsDir, parent.runId, MODEL_FILES.model) : undefined;
+    const earlier = state.cells[key] ? store.read(state.cells[key]) : undefined;
+    let outcome: CellOutcome;
+    if (earlier && !('problem' in earlier) && earlier.status.state === 'finished') {
+      outcome = outcomeOf(cell, earlier, true);
+      report('cached', outcome);
+    } else {
+      const started = Date.now();
+      let result: JobResult | undefined;
+      let error: string | undefined;
+      try {
+        if (earlier && !('problem' in earlier) && isResumable(earlier)) {
+          report('resume');
+          const { config, point } = await prepareResume(earlier.dir);
+          result = await runJob(config, { ...ctx, resume: point });
+        } else {
+          report('start');
+          const config = cellConfig(spec, cell, modelFile, id);
+          const onEvent = (e: RunEvent): void => {
+            if (e.type === 'started') {
+              state.cells[key] = basename(e.runDir);
+              save();
+            }
+            ctx.onEvent?.(e);
+          };
+          result = await runJob(config, { ...ctx, onEvent });
+        }
+      } catch (e) {
+        if (e instanceof RunCancelledError || ctx.signal?.aborted) throw e;
+        error = (e as Error).message;
+      }
+      const runId = state.cells[key];
+      const read = runId ? store.read(runId) : undefined;
+      outcome =
+        read && !('problem' in read)
+          ? outcomeOf(cell, read, false)
+          : { cell, runId, state: 'failed', error: error ?? 'the run left no readable folder', seconds: (Date.now() - started) / 1000 };
+      if (result && outcome.state === 'finished' && outcome.der === undefined && result.der !== undefined)
+        outcome = { ...outcome, der: result.der };
+    }
+    if (cell.defense === undefined) trained.set(trainKey, outcome);
+    outcomes.push(outcome);
+    report('end', outcome);
+  }
+  writeFileAtomic(join(dir, 'outcomes.json'), JSON.stringify({ version: 1, outcomes }, null, 2) + '\n');
+  return { id, dir, spec, outcomes };
+}

@@ -1,0 +1,245 @@
+// An attack x defense matrix (the NAD paper's Table 1): its definition as a `*.nad-matrix.json` file, checked
+// against the attack and defense registries, and the cells it expands to. Each attacked model is trained
+// once per seed; every defense then runs on it. "none" is the attacked model as trained.
+import { createHash } from 'node:crypto';
+import { isAbsolute, resolve } from 'node:path';
+import { ATTACKS, attackNamed } from '../../engine/attacks/registry';
+import { DEFENSES, defenseNamed } from '../../engine/defenses/registry';
+import { checkParams, type ParamValue } from '../../engine/params';
+import type { TrainSettings } from '../../engine/train';
+import { InputError } from '../../engine/types';
+import type { BackendPreference } from '../../engine/backend';
+import type { ArchChoice } from '../../engine/models';
+
+/** "none": no defense, the attacked model's own ACC/ASR. */
+export const NO_DEFENSE = 'none';
+
+export interface MethodChoice {
+  readonly name: string;
+  readonly params: Readonly<Record<string, ParamValue>>;
+}
+
+export interface MatrixSpec {
+  readonly name: string;
+  /** Training data (path, or `mnist` for the embedded digits); the defenders' clean share is drawn from it. */
+  readonly data: string;
+  /** Test data for ACC/ASR (its test split); defaults to `data`. */
+  readonly test: string;
+  readonly arch: ArchChoice;
+  readonly backend: BackendPreference;
+  readonly seeds: readonly number[];
+  /** The attack's target class (all2one); each attack's own default target type and poisoned share apply. */
+  readonly target: number;
+  readonly cleanCount?: number;
+  readonly cleanRatio?: number;
+  readonly attacks: readonly MethodChoice[];
+  /** Defenses in column order; `none` first when given. */
+  readonly defenses: readonly MethodChoice[];
+  /** Changes to the attack training schedule (the attack's training run). */
+  readonly training: Partial<TrainSettings>;
+  /** Changes applied to every defense's own schedule. */
+  readonly defenseTraining: Partial<TrainSettings>;
+}
+
+/** One run of the matrix: an attack's training (defense undefined) or a defense on an attacked model. */
+export interface MatrixCell {
+  readonly attack: string;
+  readonly defense?: string;
+  readonly seed: number;
+}
+
+export function cellKey(c: MatrixCell): string {
+  return `${c.attack}/${c.defense ?? 'train'}/seed${c.seed}`;
+}
+
+/** Runs in order: each attack and seed trains once, then its defenses run on that model. */
+export function matrixCells(spec: MatrixSpec): MatrixCell[] {
+  const cells: MatrixCell[] = [];
+  for (const a of spec.attacks) {
+    for (const seed of spec.seeds) {
+      cells.push({ attack: a.name, seed });
+      for (const d of spec.defenses) if (d.name !== NO_DEFENSE) cells.push({ attack: a.name, defense: d.name, seed });
+    }
+  }
+  return cells;
+}
+
+/** A matrix's identity: its name and a hash of everything that changes its numbers, so that a changed file is a new matrix. */
+export function matrixId(spec: MatrixSpec): string {
+  const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 8);
+  const safe = spec.name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60) || 'matrix';
+  return `${safe}-${hash}`;
+}
+
+/** The paper's Table 1 shape on some data: its attacks (those we offer) x none, finetuning, Fine-Pruning, MCR and NAD. */
+export function paperTable1(data: string, seeds: readonly number[] = [0]): MatrixSpec {
+  const attacks = ['badnets', 'trojan', 'blend', 'cl', 'sig', 'refool'].filter((a) => attackNamed(a));
+  return {
+    name: 'paper-table-1',
+    data,
+    test: data,
+    arch: 'auto',
+    backend: 'auto',
+    seeds,
+    target: 5,
+    cleanRatio: 0.05,
+    attacks: attacks.map((name) => ({ name, params: {} })),
+    defenses: [NO_DEFENSE, 'finetune', 'fine-pruning', 'mcr', 'nad'].map((name) => ({ name, params: {} })),
+    training: {},
+    defenseTraining: {},
+  };
+}
+
+/**
+ * `nad demo --matrix`: a small matrix on the embedded digits, a few minutes on two cores. Schedules are the
+ * digits' demo schedules shortened (no augmentation: crops and flips turn centred digits into other shapes).
+ */
+export function demoMatrix(seeds: readonly number[] = [0, 1]): MatrixSpec {
+  const attacks = ['badnets', 'blend', 'sig', 'wanet'].filter((a) => attackNamed(a));
+  return {
+    name: 'demo-matrix',
+    data: 'mnist',
+    test: 'mnist',
+    arch: 'auto',
+    backend: 'auto',
+    seeds,
+    target: 5,
+    cleanRatio: 0.05,
+    attacks: attacks.map((name) => ({ name, params: {} })),
+    defenses: [
+      { name: NO_DEFENSE, params: {} },
+      { name: 'finetune', params: {} },
+      { name: 'fine-pruning', params: {} },
+      { name: 'nad', params: { teacherEpochs: 5 } },
+    ],
+    training: { epochs: 2, augment: false },
+    defenseTraining: { epochs: 5, augment: false },
+  };
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+const KEYS = new Set([
+  'name',
+  'data',
+  'test',
+  'arch',
+  'backend',
+  'seeds',
+  'target',
+  'cleanCount',
+  'cleanRatio',
+  'attacks',
+  'defenses',
+  'training',
+  'defenseTraining',
+  'preset',
+]);
+
+/**
+ * A `*.nad-matrix.json` file's matrix. Paths are resolved against `baseDir` (the file's folder). Every
+ * problem names the file and the field: a matrix must not fail hours in, at its last cell.
+ */
+export function parseMatrix(raw: unknown, file: string, baseDir: string): MatrixSpec {
+  const fail = (msg: string): never => {
+    throw new InputError(`${file}: ${msg}`);
+  };
+  if (!isObject(raw)) return fail('a matrix file holds one JSON object');
+  const unknown = Object.keys(raw).filter((k) => !KEYS.has(k));
+  if (unknown.length)
+    fail(`unknown field${unknown.length > 1 ? 's' : ''} ${unknown.map((k) => `"${k}"`).join(', ')} (known: ${[...KEYS].join(', ')})`);
+  const path = (p: string): string => (p === 'mnist' || isAbsolute(p) ? p : resolve(baseDir, p));
+  const str = (key: string, fallback?: string): string => {
+    const v = raw[key] ?? fallback;
+    if (typeof v !== 'string' || !v) return fail(`"${key}" must be a non-empty string`);
+    return v;
+  };
+  const data = path(str('data'));
+  const preset = raw['preset'];
+  if (preset !== undefined && preset !== 'paper-table-1') fail(`"preset" can only be "paper-table-1", got ${JSON.stringify(preset)}`);
+  const base = preset ? paperTable1(data) : undefined;
+
+  const seeds = raw['seeds'] ?? base?.seeds ?? [0];
+  if (!Array.isArray(seeds) || seeds.length === 0 || !seeds.every((s) => Number.isInteger(s) && s >= 0))
+    fail('"seeds" must be a non-empty list of non-negative integers');
+  if (new Set(seeds as number[]).size !== (seeds as number[]).length) fail('"seeds" lists a seed twice');
+
+  const target = raw['target'] ?? 5;
+  if (!Number.isInteger(target) || (target as number) < 0) fail('"target" must be a class index (an integer >= 0)');
+
+  const choices = (key: 'attacks' | 'defenses'): MethodChoice[] => {
+    const v = raw[key] ?? base?.[key];
+    if (!Array.isArray(v) || v.length === 0) return fail(`"${key}" must be a non-empty list of names or {"name", "params"} objects`);
+    return v.map((item, i): MethodChoice => {
+      const c = typeof item === 'string' ? { name: item, params: {} } : item;
+      if (!isObject(c) || typeof c['name'] !== 'string') return fail(`${key}[${i}] must be a name or an object with "name"`);
+      const params = c['params'] ?? {};
+      if (!isObject(params)) return fail(`${key}[${i}].params must be an object`);
+      return { name: c['name'], params: params as Record<string, ParamValue> };
+    });
+  };
+  const attacks = choices('attacks');
+  const defenses = choices('defenses');
+  for (const [i, a] of attacks.entries()) {
+    const attack = attackNamed(a.name);
+    if (!attack) fail(`attacks[${i}]: unknown attack '${a.name}' (known: ${ATTACKS.map((x) => x.name).join(', ')})`);
+    else {
+      try {
+        checkParams(attack.params, a.params, `attack ${a.name}`);
+      } catch (e) {
+        fail(`attacks[${i}]: ${(e as Error).message}`);
+      }
+    }
+  }
+  for (const [i, d] of defenses.entries()) {
+    if (d.name === NO_DEFENSE) continue;
+    const defense = defenseNamed(d.name);
+    const repairs = DEFENSES.filter((x) => x.modes.includes('repair')).map((x) => x.name);
+    if (!defense || !defense.modes.includes('repair'))
+      fail(`defenses[${i}]: '${d.name}' is not a defense that repairs a model (known: ${[NO_DEFENSE, ...repairs].join(', ')})`);
+    else {
+      try {
+        checkParams(defense.params, d.params, `defense ${d.name}`);
+      } catch (e) {
+        fail(`defenses[${i}]: ${(e as Error).message}`);
+      }
+    }
+  }
+  const twice = (list: MethodChoice[]): string | undefined => list.map((x) => x.name).find((n, i, all) => all.indexOf(n) !== i);
+  const dupA = twice(attacks);
+  if (dupA) fail(`"attacks" lists '${dupA}' twice: a matrix row per attack`);
+  const dupD = twice(defenses);
+  if (dupD) fail(`"defenses" lists '${dupD}' twice: a matrix column per defense`);
+
+  const schedule = (key: 'training' | 'defenseTraining'): Partial<TrainSettings> => {
+    const v = raw[key] ?? {};
+    if (!isObject(v)) return fail(`"${key}" must be an object of training settings (epochs, batchSize, lr...)`);
+    return v as Partial<TrainSettings>;
+  };
+  const cleanCount = raw['cleanCount'];
+  const cleanRatio = raw['cleanRatio'] ?? (cleanCount === undefined ? (base?.cleanRatio ?? 0.05) : undefined);
+  if (cleanCount !== undefined && cleanRatio !== undefined) fail('give "cleanCount" or "cleanRatio", not both');
+  if (cleanCount !== undefined && (!Number.isInteger(cleanCount) || (cleanCount as number) < 1))
+    fail('"cleanCount" must be an integer >= 1');
+  if (cleanRatio !== undefined && !(typeof cleanRatio === 'number' && cleanRatio > 0 && cleanRatio <= 1))
+    fail('"cleanRatio" must be a number in (0, 1]');
+  const arch = raw['arch'] ?? 'auto';
+  if (!(arch === 'auto' || arch === 'cnn' || isObject(arch))) fail('"arch" must be "auto", "cnn" or {"arch": "wrn", "depth", "widen"}');
+  const backend = raw['backend'] ?? 'auto';
+  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend as string)) fail('"backend" must be auto, tensorflow, wasm or cpu');
+
+  return {
+    name: str('name', base?.name),
+    data,
+    test: path(str('test', raw['data'] as string)),
+    arch: arch as ArchChoice,
+    backend: backend as BackendPreference,
+    seeds: seeds as number[],
+    target: target as number,
+    ...(cleanCount !== undefined ? { cleanCount: cleanCount as number } : { cleanRatio: cleanRatio as number }),
+    attacks,
+    defenses,
+    training: schedule('training'),
+    defenseTraining: schedule('defenseTraining'),
+  };
+}
