@@ -1,11 +1,10 @@
 // `nad matrix <file>`: an attack x defense matrix from a *.nad-matrix.json file (or the paper's Table 1 on
 // some data), run cell by cell as ordinary runs, resumable, printed as a table in the chosen format.
-import { readFileSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../engine/types';
 import { runMatrix, type MatrixProgress } from '../runs/matrix/run';
-import { cellKey, paperTable1, parseMatrix, type MatrixSpec } from '../runs/matrix/spec';
+import { cellKey, paperTable1, readMatrixFile, REGISTRY_TITLES, type MatrixSpec } from '../runs/matrix/spec';
 import { formatTable, matrixTable, type TableFormat } from '../runs/matrix/table';
 import { formatDuration } from '../shared/format';
 import { controller } from './execute';
@@ -22,23 +21,6 @@ const FORMATS: Readonly<Record<string, TableFormat>> = {
   tex: 'latex',
   json: 'json',
 };
-
-export function readMatrixFile(file: string): MatrixSpec {
-  const path = resolve(file);
-  let text: string;
-  try {
-    text = readFileSync(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read the matrix file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
-  }
-  let raw: unknown;
-  try {
-    raw = JSON.parse(text);
-  } catch (e) {
-    throw new InputError(`not valid JSON (${(e as Error).message})`, path);
-  }
-  return parseMatrix(raw, path, dirname(path));
-}
 
 /** One line per cell on stderr: what runs, what was kept, how it ended. */
 function progressLine(p: MatrixProgress): string | undefined {
@@ -79,7 +61,7 @@ export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
     },
   });
   reporter.stop();
-  const table = matrixTable(spec, r.outcomes);
+  const table = matrixTable(spec, r.outcomes, REGISTRY_TITLES);
   const failed = r.outcomes.filter((o) => o.state !== 'finished');
   process.stdout.write(formatTable(table, format));
   process.stderr.write(

@@ -7,8 +7,9 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunCancelledError } from '../../src/engine/train';
 import { runMatrix, type MatrixProgress } from '../../src/runs/matrix/run';
-import { cellKey, matrixCells, paperTable1, parseMatrix, type MatrixSpec } from '../../src/runs/matrix/spec';
+import { cellKey, matrixCells, paperTable1, parseMatrix, REGISTRY_TITLES, type MatrixSpec } from '../../src/runs/matrix/spec';
 import { matrixTable, stat, toCsv, toLatex, toMarkdown } from '../../src/runs/matrix/table';
+import { listMatrices, readMatrixFolder } from '../../src/runs/matrix/folder';
 import { RunStore } from '../../src/runs/run-store';
 import { tempFolder } from '../fixtures/data/paths';
 import { writeSmallMnist } from '../integration/fixtures/small-mnist';
@@ -39,7 +40,10 @@ test('a matrix file is checked against the registries; each problem names the fi
     String(problem({ defenses: ['fine-prune'] })),
     /defenses\[0\]: 'fine-prune' is not a defense that repairs a model \(known: none, nad/,
   );
-  assert.match(String(problem({ defenses: [{ name: 'nad', params: { betaz: 1 } }] })), /defenses\[0\]: defense nad: unknown parameter 'betaz'/);
+  assert.match(
+    String(problem({ defenses: [{ name: 'nad', params: { betaz: 1 } }] })),
+    /defenses\[0\]: defense nad: unknown parameter 'betaz'/,
+  );
   assert.match(String(problem({ seeds: [] })), /"seeds" must be a non-empty list/);
   assert.match(String(problem({ epochs: 3 })), /unknown field "epochs"/);
   assert.match(String(problem({ cleanCount: 10, cleanRatio: 0.1 })), /give "cleanCount" or "cleanRatio", not both/);
@@ -67,14 +71,18 @@ test('table: mean ± sample std over seeds, the best defense of a row by DER, an
     asr,
     der,
   });
-  const t = matrixTable(spec, [
-    o(undefined, 0, 90, 100),
-    o(undefined, 1, 92, 98),
-    o('finetune', 0, 89, 60, 0.7),
-    o('finetune', 1, 89, 40, 0.78),
-    o('nad', 0, 88, 4, 0.97),
-    { cell: { attack: 'badnets', defense: 'nad', seed: 1 }, state: 'failed' as const, error: 'boom' },
-  ]);
+  const t = matrixTable(
+    spec,
+    [
+      o(undefined, 0, 90, 100),
+      o(undefined, 1, 92, 98),
+      o('finetune', 0, 89, 60, 0.7),
+      o('finetune', 1, 89, 40, 0.78),
+      o('nad', 0, 88, 4, 0.97),
+      { cell: { attack: 'badnets', defense: 'nad', seed: 1 }, state: 'failed' as const, error: 'boom' },
+    ],
+    REGISTRY_TITLES,
+  );
   const row = t.cells[0];
   assert.deepEqual(row[0].acc, { mean: 91, std: Math.SQRT2, n: 2 });
   assert.equal(row[2].seeds, 1);
@@ -128,6 +136,12 @@ test('a small matrix on real digits: cells are runs; stopped mid-cell, it keeps 
     assert.deepEqual(seen, ['start', 'end', 'start']);
     const store = new RunStore(t.dir);
     assert.equal(store.list().runs.length, 2);
+    const between = readMatrixFolder(listMatrices(store.runsDir).map((m) => m.dir)[0], store.runsDir);
+    assert.deepEqual(
+      between.outcomes.map((o) => o.state),
+      ['finished', 'failed'],
+    );
+    assert.match(between.outcomes[1].error ?? '', /cancelled/);
     // Second sitting: the trained model is kept, the finetuning run continues in its own folder.
     const progress: Array<[string, string]> = [];
     const r = await runMatrix(spec, { cwd: t.dir, onProgress: (p) => progress.push([cellKey(p.cell), p.what]) });
@@ -150,6 +164,13 @@ test('a small matrix on real digits: cells are runs; stopped mid-cell, it keeps 
     assert.match(metrics, /resumed \(epochs done: model 1\)/);
     const cells = JSON.parse(readFileSync(join(r.dir, 'cells.json'), 'utf8')) as { cells: Record<string, string> };
     assert.deepEqual(Object.keys(cells.cells).sort(), ['badnets/finetune/seed0', 'badnets/train/seed0']);
+    // Between the sittings the folder read by path showed the stopped cell as failed (cancelled), the first one finished.
+    const folder = readMatrixFolder(r.dir, store.runsDir);
+    assert.deepEqual(
+      folder.outcomes.map((o) => [o.state, o.acc]),
+      r.outcomes.map((o) => [o.state, o.acc]),
+    );
+    assert.deepEqual(folder.spec, JSON.parse(JSON.stringify(spec)));
     const table = matrixTable(spec, r.outcomes);
     assert.equal(table.cells[0][1].acc?.mean, r.outcomes[1].acc);
     assert.ok((r.outcomes[1].der ?? -1) >= 0);

@@ -2,8 +2,7 @@
 // The matrix folder (.nad/matrices/<id>/) holds the definition and which run folder is which cell, written
 // atomically as soon as a cell's run starts. Running the same matrix again keeps finished cells, resumes an
 // interrupted one from its last saved epoch, and starts failed, cancelled or missing ones afresh.
-import { existsSync, readFileSync } from 'node:fs';
-import { basename, dirname, join } from 'node:path';
+import { basename, join } from 'node:path';
 import { attackNamed } from '../../engine/attacks/registry';
 import { checkParams } from '../../engine/params';
 import { RunCancelledError } from '../../engine/train';
@@ -13,24 +12,12 @@ import { buildJobConfig } from '../config-file';
 import type { JobConfig } from '../config';
 import { runJob, type JobContext, type JobResult } from '../jobs';
 import { prepareResume } from '../resume';
-import { isResumable, MODEL_FILES, RunStore, RUNS_SUBDIR, writeFileAtomic, type RunSummary } from '../run-store';
+import { isResumable, MODEL_FILES, RunStore, writeFileAtomic } from '../run-store';
+import { matricesDir, outcomeOf, readMatrixState, type CellOutcome } from './folder';
 import { cellKey, matrixCells, matrixId, type MatrixCell, type MatrixSpec } from './spec';
 
-/** What a cell ended as: its numbers, or why it has none. */
-export interface CellOutcome {
-  readonly cell: MatrixCell;
-  /** Run folder id under the runs folder. */
-  readonly runId?: string;
-  readonly state: 'finished' | 'failed' | 'skipped';
-  readonly acc?: number;
-  readonly asr?: number;
-  readonly ra?: number;
-  readonly der?: number;
-  readonly error?: string;
-  /** Kept from an earlier sitting (not run again). */
-  readonly cached?: boolean;
-  readonly seconds?: number;
-}
+export type { CellOutcome } from './folder';
+export { matricesDir } from './folder';
 
 export interface MatrixProgress {
   readonly index: number;
@@ -50,11 +37,6 @@ export interface MatrixResult {
   readonly dir: string;
   readonly spec: MatrixSpec;
   readonly outcomes: readonly CellOutcome[];
-}
-
-/** Where a runs folder keeps its matrices: next to it (`.nad/matrices` beside `.nad/runs`). */
-export function matricesDir(ctx: Pick<JobContext, 'cwd' | 'runsDir'>): string {
-  return join(dirname(ctx.runsDir ?? join(ctx.cwd, RUNS_SUBDIR)), 'matrices');
 }
 
 /** The job a cell runs, built by the one config builder (so it is checked like any config file). */
@@ -103,41 +85,13 @@ export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: str
   );
 }
 
-interface MatrixState {
-  readonly version: 1;
-  /** cellKey -> run folder id. */
-  readonly cells: Record<string, string>;
-}
-
-function readState(dir: string): MatrixState {
-  const file = join(dir, 'cells.json');
-  if (!existsSync(file)) return { version: 1, cells: {} };
-  let parsed: unknown;
-  try {
-    parsed = JSON.parse(readFileSync(file, 'utf8'));
-  } catch (e) {
-    throw new InputError(`cells.json is not valid JSON (${(e as Error).message}); move it aside to start the matrix afresh`, file);
-  }
-  const cells = (parsed as { cells?: unknown }).cells;
-  if (typeof cells !== 'object' || cells === null || Object.values(cells).some((v) => typeof v !== 'string'))
-    throw new InputError('cells.json must hold {"version": 1, "cells": {"<cell>": "<run folder>"}}', file);
-  return { version: 1, cells: { ...(cells as Record<string, string>) } };
-}
-
-function outcomeOf(cell: MatrixCell, run: RunSummary, cached: boolean): CellOutcome {
-  const s = run.status;
-  const seconds = s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : undefined;
-  if (s.state !== 'finished') return { cell, runId: run.id, state: 'failed', error: s.error ?? `the run is ${s.state}`, cached, seconds };
-  return { cell, runId: run.id, state: 'finished', acc: s.acc, asr: s.asr, ra: s.ra, der: s.der, cached, seconds };
-}
-
 /** Runs (or continues) a matrix; each cell's outcome is reported as it ends. Cancelling stops after the running cell's epoch. */
 export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<MatrixResult> {
   const id = matrixId(spec);
   const dir = join(matricesDir(ctx), id);
   const store = new RunStore(ctx.cwd, ctx.runsDir);
   writeFileAtomic(join(dir, 'matrix.json'), JSON.stringify(spec, null, 2) + '\n');
-  const state = readState(dir);
+  const state = readMatrixState(dir);
   const save = (): void => writeFileAtomic(join(dir, 'cells.json'), JSON.stringify(state, null, 2) + '\n');
   save();
   const cells = matrixCells(spec);

@@ -1,75 +1,18 @@
 // An attack x defense matrix (the NAD paper's Table 1): its definition as a `*.nad-matrix.json` file, checked
 // against the attack and defense registries, and the cells it expands to. Each attacked model is trained
 // once per seed; every defense then runs on it. "none" is the attacked model as trained.
-import { createHash } from 'node:crypto';
-import { isAbsolute, resolve } from 'node:path';
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
 import { ATTACKS, attackNamed } from '../../engine/attacks/registry';
 import { DEFENSES, defenseNamed } from '../../engine/defenses/registry';
 import { checkParams, type ParamValue } from '../../engine/params';
+import type { BackendPreference } from '../../engine/backend';
 import type { TrainSettings } from '../../engine/train';
 import { InputError } from '../../engine/types';
-import type { BackendPreference } from '../../engine/backend';
 import type { ArchChoice } from '../../engine/models';
+import { NO_DEFENSE, type MatrixSpec, type MethodChoice } from './cells';
 
-/** "none": no defense, the attacked model's own ACC/ASR. */
-export const NO_DEFENSE = 'none';
-
-export interface MethodChoice {
-  readonly name: string;
-  readonly params: Readonly<Record<string, ParamValue>>;
-}
-
-export interface MatrixSpec {
-  readonly name: string;
-  /** Training data (path, or `mnist` for the embedded digits); the defenders' clean share is drawn from it. */
-  readonly data: string;
-  /** Test data for ACC/ASR (its test split); defaults to `data`. */
-  readonly test: string;
-  readonly arch: ArchChoice;
-  readonly backend: BackendPreference;
-  readonly seeds: readonly number[];
-  /** The attack's target class (all2one); each attack's own default target type and poisoned share apply. */
-  readonly target: number;
-  readonly cleanCount?: number;
-  readonly cleanRatio?: number;
-  readonly attacks: readonly MethodChoice[];
-  /** Defenses in column order; `none` first when given. */
-  readonly defenses: readonly MethodChoice[];
-  /** Changes to the attack training schedule (the attack's training run). */
-  readonly training: Partial<TrainSettings>;
-  /** Changes applied to every defense's own schedule. */
-  readonly defenseTraining: Partial<TrainSettings>;
-}
-
-/** One run of the matrix: an attack's training (defense undefined) or a defense on an attacked model. */
-export interface MatrixCell {
-  readonly attack: string;
-  readonly defense?: string;
-  readonly seed: number;
-}
-
-export function cellKey(c: MatrixCell): string {
-  return `${c.attack}/${c.defense ?? 'train'}/seed${c.seed}`;
-}
-
-/** Runs in order: each attack and seed trains once, then its defenses run on that model. */
-export function matrixCells(spec: MatrixSpec): MatrixCell[] {
-  const cells: MatrixCell[] = [];
-  for (const a of spec.attacks) {
-    for (const seed of spec.seeds) {
-      cells.push({ attack: a.name, seed });
-      for (const d of spec.defenses) if (d.name !== NO_DEFENSE) cells.push({ attack: a.name, defense: d.name, seed });
-    }
-  }
-  return cells;
-}
-
-/** A matrix's identity: its name and a hash of everything that changes its numbers, so that a changed file is a new matrix. */
-export function matrixId(spec: MatrixSpec): string {
-  const hash = createHash('sha256').update(JSON.stringify(spec)).digest('hex').slice(0, 8);
-  const safe = spec.name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60) || 'matrix';
-  return `${safe}-${hash}`;
-}
+export { cellKey, matrixCells, matrixId, NO_DEFENSE, type MatrixCell, type MatrixSpec, type MethodChoice } from './cells';
 
 /** The paper's Table 1 shape on some data: its attacks (those we offer) x none, finetuning, Fine-Pruning, MCR and NAD. */
 export function paperTable1(data: string, seeds: readonly number[] = [0]): MatrixSpec {
@@ -242,4 +185,28 @@ export function parseMatrix(raw: unknown, file: string, baseDir: string): Matrix
     training: schedule('training'),
     defenseTraining: schedule('defenseTraining'),
   };
+}
+
+/** The registries' titles, for tables printed by the engine's side (CLI, worker). */
+export const REGISTRY_TITLES = {
+  attack: (name: string): string | undefined => attackNamed(name)?.title,
+  defense: (name: string): string | undefined => defenseNamed(name)?.title,
+};
+
+/** Reads and checks a `*.nad-matrix.json` file; paths in it are relative to its folder. */
+export function readMatrixFile(file: string): MatrixSpec {
+  const path = resolve(file);
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read the matrix file (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`, path);
+  }
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (e) {
+    throw new InputError(`not valid JSON (${(e as Error).message})`, path);
+  }
+  return parseMatrix(raw, path, dirname(path));
 }

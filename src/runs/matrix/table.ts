@@ -2,10 +2,14 @@
 // (and RA, DER) as mean ± sample standard deviation over the seeds that finished. The best defense of a row
 // is the one with the highest mean DER (BackdoorBench's rating, which weighs the ASR removed against the ACC
 // lost). Exported as Markdown, CSV, LaTeX (booktabs, the NAD paper's Table 1 layout) and JSON.
-import { attackNamed } from '../../engine/attacks/registry';
-import { defenseNamed } from '../../engine/defenses/registry';
-import type { CellOutcome } from './run';
-import { NO_DEFENSE, type MatrixSpec } from './spec';
+import { NO_DEFENSE, type MatrixSpec } from './cells';
+import type { CellOutcome } from './folder';
+
+/** People's names of attacks and defenses (the registries' titles; the extension reads them from dist/). */
+export interface Titles {
+  attack(name: string): string | undefined;
+  defense(name: string): string | undefined;
+}
 
 export interface Stat {
   readonly mean: number;
@@ -22,6 +26,9 @@ export interface TableCell {
   /** Seeds that finished, and the ones that did not (with why). */
   readonly seeds: number;
   readonly failed: ReadonlyArray<{ readonly seed: number; readonly error: string }>;
+  /** Seeds whose run is being written now, and seeds not started yet. */
+  readonly running: number;
+  readonly pending: number;
   readonly runIds: readonly string[];
   /** The row's best defense (highest mean DER). */
   readonly best?: boolean;
@@ -44,8 +51,8 @@ export function stat(values: readonly number[]): Stat | undefined {
   return { mean, std, n: v.length };
 }
 
-export function matrixTable(spec: MatrixSpec, outcomes: readonly CellOutcome[]): MatrixTable {
-  const titleOfDefense = (n: string): string => (n === NO_DEFENSE ? 'No defense' : (defenseNamed(n)?.title ?? n));
+export function matrixTable(spec: MatrixSpec, outcomes: readonly CellOutcome[], titles?: Titles): MatrixTable {
+  const titleOfDefense = (n: string): string => (n === NO_DEFENSE ? 'No defense' : (titles?.defense(n) ?? n));
   const cells = spec.attacks.map((a) => {
     const row = spec.defenses.map((d): TableCell => {
       // "none" is the attacked model: the training cell's numbers.
@@ -58,7 +65,11 @@ export function matrixTable(spec: MatrixSpec, outcomes: readonly CellOutcome[]):
         ra: pick('ra'),
         der: d.name === NO_DEFENSE ? undefined : pick('der'),
         seeds: ok.length,
-        failed: mine.filter((o) => o.state !== 'finished').map((o) => ({ seed: o.cell.seed, error: o.error ?? o.state })),
+        failed: mine
+          .filter((o) => o.state === 'failed' || o.state === 'skipped')
+          .map((o) => ({ seed: o.cell.seed, error: o.error ?? o.state })),
+        running: mine.filter((o) => o.state === 'running').length,
+        pending: mine.filter((o) => o.state === 'pending').length,
         runIds: mine.flatMap((o) => (o.runId ? [o.runId] : [])),
       };
     });
@@ -70,7 +81,7 @@ export function matrixTable(spec: MatrixSpec, outcomes: readonly CellOutcome[]):
   });
   return {
     name: spec.name,
-    attacks: spec.attacks.map((a) => ({ name: a.name, title: attackNamed(a.name)?.title ?? a.name })),
+    attacks: spec.attacks.map((a) => ({ name: a.name, title: titles?.attack(a.name) ?? a.name })),
     defenses: spec.defenses.map((d) => ({ name: d.name, title: titleOfDefense(d.name) })),
     cells,
     seeds: spec.seeds,
@@ -81,7 +92,7 @@ const fmt = (s: Stat | undefined, digits = 2): string =>
   s === undefined ? '–' : s.n > 1 ? `${s.mean.toFixed(digits)} ± ${s.std.toFixed(digits)}` : s.mean.toFixed(digits);
 
 function cellText(c: TableCell): string {
-  if (c.seeds === 0) return c.failed.length ? 'failed' : '–';
+  if (c.seeds === 0) return c.failed.length ? 'failed' : c.running ? 'running' : '–';
   return `${fmt(c.acc)} / ${fmt(c.asr)}`;
 }
 
