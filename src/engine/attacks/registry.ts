@@ -4,9 +4,10 @@ import { badnets } from './badnets';
 import { blend } from './blend';
 import { sig } from './sig';
 import { trojan } from './trojan';
+import { wanet } from './wanet';
 import type { Attack } from './types';
 
-export const ATTACKS: readonly Attack[] = [badnets, blend, sig, trojan];
+export const ATTACKS: readonly Attack[] = [badnets, blend, sig, trojan, wanet];
 
 export function attackNamed(name: string): Attack | undefined {
   return ATTACKS.find((a) => a.name === name);

@@ -1,5 +1,5 @@
 // Backdoor triggers and poisoning as the paper's data_loader.py defines them (DatasetBD and its triggers),
-// plus blend and SIG. Pure image functions work on single HWC images, e.g. for attention-map previews.
+// plus blend, SIG and WaNet's warp. Pure image functions work on single HWC images, e.g. for attention-map previews.
 export {
   TRIGGER_NAMES,
   TARGET_TYPES,
@@ -12,7 +12,7 @@ export {
   type TriggerSpec,
   type ResolvedTriggerSpec,
 } from './spec';
-export { createTrigger, applyTrigger, applyTriggerToImage, type Trigger, type ApplyOptions } from './trigger';
+export { createTrigger, applyTrigger, applyTriggerToImage, warpTriggerGrid, type Trigger, type ApplyOptions } from './trigger';
 export {
   poisonTrainingSet,
   backdoorTestSet,
@@ -33,6 +33,13 @@ export {
   stampSinusoid,
   addSinusoid,
   sinusoidRow,
+  warpNoise,
+  warpLinspace,
+  warpFlow,
+  warpGrid,
+  noisyWarpGrid,
+  warpImage,
+  warpImageFloat,
   type ImageShape,
 } from './patterns';
 export { builtInSignalMask, builtInTrojanMask, arrangeMask } from './masks';

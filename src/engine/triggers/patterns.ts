@@ -130,3 +130,176 @@ export function addSinusoid(img: Uint8Array, s: ImageShape, delta: number, frequ
     }
   }
 }
+
+// WaNet (Nguyen & Tran, ICLR 2021): the warping field and the warp of the authors' train.py
+// (VinAIResearch/Warping-based_Backdoor_Attack-release), as BackdoorBench's attack/wanet.py copies it:
+//   ins = torch.rand(1, 2, k, k) * 2 - 1;  ins = ins / torch.mean(torch.abs(ins))
+//   noise_grid = F.upsample(ins, size=input_height, mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+//   identity_grid = stack((y, x), 2) of torch.meshgrid(linspace(-1, 1, H), linspace(-1, 1, H))
+//   grid_temps = clamp((identity_grid + s * noise_grid / input_height) * grid_rescale, -1, 1)
+//   inputs_bd = F.grid_sample(inputs, grid_temps, align_corners=True)   (bilinear, zero padding)
+// Grids are H x W x 2 float32, row-major, (x, y) per pixel in [-1, 1], as torch's. The steps torch does in
+// float32 (linspace, the grid's sums, the sample position) are rounded with Math.fround where they are;
+// the bicubic sums and the bilinear mix are in float64. Non-square images: the flow is upsampled to
+// (H, W) with one linspace per axis, and still divided by H (the code's input_height).
+
+/** `torch.rand(1, 2, k, k) * 2 - 1` from our seeded stream: the k x k flow noise, layout (2, k, k), float32. */
+export function warpNoise(rng: Rng, k: number): Float32Array {
+  const out = new Float32Array(2 * k * k);
+  for (let i = 0; i < out.length; i++) out[i] = rng.next() * 2 - 1;
+  return out;
+}
+
+/** torch.linspace(-1, 1, n) in float32: start + step * i below the half, end - step * (n - 1 - i) from it. */
+export function warpLinspace(n: number): Float32Array {
+  const out = new Float32Array(n);
+  if (n === 1) out[0] = -1;
+  const step = Math.fround(2 / (n - 1));
+  const half = Math.floor(n / 2);
+  for (let i = 0; i < n; i++) out[i] = i < half ? -1 + Math.fround(step * i) : 1 - Math.fround(step * (n - 1 - i));
+  return out;
+}
+
+/** Bicubic (A = -0.75, align_corners=True, borders replicated) weights from `from` samples to `to`: to x from. */
+function bicubicWeights(from: number, to: number): Float64Array {
+  const A = -0.75;
+  const m = new Float64Array(to * from);
+  const scale = to > 1 ? Math.fround((from - 1) / (to - 1)) : 0;
+  for (let i = 0; i < to; i++) {
+    const real = Math.fround(scale * i);
+    const i0 = Math.floor(real);
+    const t = Math.fround(real - i0);
+    const x1 = t + 1;
+    const x2 = 1 - t;
+    const x3 = 2 - t;
+    const c = [
+      ((A * x1 - 5 * A) * x1 + 8 * A) * x1 - 4 * A,
+      ((A + 2) * t - (A + 3)) * t * t + 1,
+      ((A + 2) * x2 - (A + 3)) * x2 * x2 + 1,
+      ((A * x3 - 5 * A) * x3 + 8 * A) * x3 - 4 * A,
+    ];
+    for (let j = 0; j < 4; j++) m[i * from + Math.min(Math.max(i0 - 1 + j, 0), from - 1)] += c[j];
+  }
+  return m;
+}
+
+/** The flow: noise / mean(|noise|), upsampled bicubic (align_corners=True) from k x k to H x W; H x W x 2. */
+export function warpFlow(noise: ArrayLike<number>, k: number, height: number, width: number): Float32Array {
+  if (noise.length !== 2 * k * k) throw new RangeError(`warp noise has ${noise.length} values, k = ${k} needs ${2 * k * k}`);
+  let sum = 0;
+  for (let i = 0; i < noise.length; i++) sum += Math.abs(noise[i]);
+  const mean = Math.fround(sum / noise.length);
+  const ins = Float32Array.from(noise, (v) => v / mean);
+  const wh = bicubicWeights(k, height);
+  const ww = bicubicWeights(k, width);
+  const rows = new Float64Array(k * width); // per channel: the k input rows upsampled along the width
+  const out = new Float32Array(height * width * 2);
+  for (let c = 0; c < 2; c++) {
+    rows.fill(0);
+    for (let a = 0; a < k; a++)
+      for (let j = 0; j < width; j++) for (let b = 0; b < k; b++) rows[a * width + j] += ww[j * k + b] * ins[(c * k + a) * k + b];
+    for (let i = 0; i < height; i++) {
+      for (let j = 0; j < width; j++) {
+        let v = 0;
+        for (let a = 0; a < k; a++) v += wh[i * k + a] * rows[a * width + j];
+        out[(i * width + j) * 2 + c] = v;
+      }
+    }
+  }
+  return out;
+}
+
+const clampUnit = (v: number): number => (v < -1 ? -1 : v > 1 ? 1 : v);
+
+/** grid_temps = clamp((identity_grid + s * flow / H) * grid_rescale, -1, 1), each step in float32 as torch. */
+export function warpGrid(noise: ArrayLike<number>, k: number, height: number, width: number, s: number, gridRescale: number): Float32Array {
+  const flow = warpFlow(noise, k, height, width);
+  const xs = warpLinspace(width);
+  const ys = warpLinspace(height);
+  const f32 = Math.fround;
+  const sf = f32(s);
+  const rf = f32(gridRescale);
+  const grid = new Float32Array(height * width * 2);
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      const at = (i * width + j) * 2;
+      grid[at] = clampUnit(f32(f32(xs[j] + f32(f32(sf * flow[at]) / height)) * rf));
+      grid[at + 1] = clampUnit(f32(f32(ys[i] + f32(f32(sf * flow[at + 1]) / height)) * rf));
+    }
+  }
+  return grid;
+}
+
+/**
+ * WaNet's noise mode ("cross" samples): clamp(grid_temps + ins / H, -1, 1) with ins = torch.rand(H, W, 2) * 2 - 1,
+ * given here as `noise` (H x W x 2 values in [-1, 1]); written to `out`.
+ */
+export function noisyWarpGrid(grid: Float32Array, noise: ArrayLike<number>, height: number, out?: Float32Array): Float32Array {
+  if (noise.length !== grid.length) throw new RangeError(`noise has ${noise.length} values, the grid ${grid.length}`);
+  const o = out?.length === grid.length ? out : new Float32Array(grid.length);
+  for (let i = 0; i < grid.length; i++) o[i] = clampUnit(Math.fround(grid[i] + Math.fround(Math.fround(noise[i]) / height)));
+  return o;
+}
+
+/** Margin (0..255 units) under which a warped value counts as the integer above (see warpImage). */
+const WARP_EPS = 1e-3;
+
+/** Bilinear sample of pixel `p` of an HWC image at grid position p; values in 0..255 (float64) into `out`. */
+function samplePixel(src: Uint8Array, s: ImageShape, grid: ArrayLike<number>, p: number, out: Float64Array): void {
+  const W = s.width;
+  const H = s.height;
+  const C = s.channels;
+  // grid_sample's unnormalize with align_corners=True, in float32: (coord + 1) * ((size - 1) / 2).
+  const ix = Math.fround(Math.fround(grid[2 * p] + 1) * Math.fround((W - 1) / 2));
+  const iy = Math.fround(Math.fround(grid[2 * p + 1] + 1) * Math.fround((H - 1) / 2));
+  const x0 = Math.floor(ix);
+  const y0 = Math.floor(iy);
+  const wx = ix - x0;
+  const wy = iy - y0;
+  out.fill(0, 0, C);
+  for (let dy = 0; dy < 2; dy++) {
+    const y = y0 + dy;
+    if (y < 0 || y >= H) continue;
+    for (let dx = 0; dx < 2; dx++) {
+      const x = x0 + dx;
+      if (x < 0 || x >= W) continue; // zero padding
+      const w = (dx ? wx : 1 - wx) * (dy ? wy : 1 - wy);
+      if (w === 0) continue;
+      const at = (y * W + x) * C;
+      for (let c = 0; c < C; c++) out[c] += w * src[at + c];
+    }
+  }
+}
+
+/**
+ * F.grid_sample(img, grid, mode='bilinear', padding_mode='zeros', align_corners=True) on one uint8 HWC image, in
+ * place; `scratch` (H*W*C bytes) holds the source copy. Rounding to uint8 happens here, once per warp, as
+ * BackdoorBench stores its warped images (ToPILImage on the float tensor: `x.mul(255).byte()`, truncation):
+ * the float64 value (x 255 already, the image being 0..255) is truncated, with a 1e-3 margin so that a value
+ * that is an integer up to float32 error stays that integer: flat areas, and samples that land on a pixel but
+ * whose float32 position (linspace, the unnormalised coordinate) is a few 1e-6 off it, so that s = 0 is the
+ * identity. Torch's float32 falls a hair below there and gives one less, on ~0.2% of CIFAR values.
+ */
+export function warpImage(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>, scratch?: Uint8Array): void {
+  const n = s.height * s.width * s.channels;
+  if (grid.length !== s.height * s.width * 2)
+    throw new RangeError(`warp grid has ${grid.length} values, ${s.height}x${s.width} needs ${s.height * s.width * 2}`);
+  const src = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
+  src.set(img.subarray(0, n));
+  const v = new Float64Array(s.channels);
+  for (let p = 0; p < s.height * s.width; p++) {
+    samplePixel(src, s, grid, p, v);
+    for (let c = 0; c < s.channels; c++) img[p * s.channels + c] = toUint8(v[c] + WARP_EPS);
+  }
+}
+
+/** The warp as floats (0..255 units, before the uint8 rounding), for checks against torch's grid_sample. */
+export function warpImageFloat(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>): Float64Array {
+  const out = new Float64Array(s.height * s.width * s.channels);
+  const v = new Float64Array(s.channels);
+  for (let p = 0; p < s.height * s.width; p++) {
+    samplePixel(img, s, grid, p, v);
+    out.set(v, p * s.channels);
+  }
+  return out;
+}

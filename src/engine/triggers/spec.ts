@@ -1,8 +1,8 @@
 // Trigger names and options in the paper's vocabulary (config.py: trigger_type, trig_w/trig_h,
-// DatasetBD's distance), plus the blend and SIG triggers of the paper's later experiments.
+// DatasetBD's distance), plus the blend and SIG triggers of the paper's later experiments and WaNet's warp.
 import { InputError } from '../types';
 
-/** Canonical names: the paper's `trigger_type` values, then blend and the two SIG variants. */
+/** Canonical names: the paper's `trigger_type` values, then blend, the two SIG variants and WaNet's warp. */
 export const TRIGGER_NAMES = [
   'gridTrigger',
   'squareTrigger',
@@ -13,6 +13,7 @@ export const TRIGGER_NAMES = [
   'blend',
   'sig',
   'sigAdditive',
+  'warp',
 ] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 
@@ -28,6 +29,8 @@ const ALIASES: Record<string, TriggerName> = {
   sigtrigger: 'sig',
   sinusoidal: 'sig',
   sigadditivetrigger: 'sigAdditive',
+  wanet: 'warp',
+  warptrigger: 'warp',
 };
 
 export type TargetType = 'all2one' | 'all2all' | 'cleanLabel';
@@ -46,6 +49,10 @@ export const PAPER_DEFAULTS = {
   /** plant_sin_trigger's amplitude and frequency. */
   sigDelta: 20,
   sigFrequency: 6,
+  /** WaNet's warp (BackdoorBench config/attack/wanet/cifar10.yaml): control grid k x k, strength s, grid_rescale. */
+  warpK: 4,
+  warpStrength: 0.5,
+  gridRescale: 1,
 } as const;
 
 export interface TriggerSpec {
@@ -64,8 +71,17 @@ export interface TriggerSpec {
   /** sig / sigAdditive: amplitude (default 20) and number of periods across the width (default 6). */
   readonly delta?: number;
   readonly frequency?: number;
-  /** blend: seed of the built-in random-noise pattern (fixed per attack, so train and test share it). Default 0. */
+  /**
+   * blend: seed of the built-in random-noise pattern; warp: seed of the random k x k flow field. Fixed per
+   * attack, so train and test share it. Default 0.
+   */
   readonly patternSeed?: number;
+  /** warp: side of the random control grid, WaNet's k. Default 4. */
+  readonly k?: number;
+  /** warp: strength of the warp, WaNet's s (the flow moves pixels by about s / 2 pixels on average). Default 0.5. */
+  readonly s?: number;
+  /** warp: WaNet's grid_rescale, the whole sampling grid scaled by it before clamping to [-1, 1]. Default 1. */
+  readonly gridRescale?: number;
 }
 
 /** A spec with its canonical name and every option that trigger uses filled in; what a run config records. */
@@ -134,6 +150,14 @@ export function resolveTriggerSpec(spec: TriggerSpec): ResolvedTriggerSpec {
         ...(name === 'sig' ? { alpha: checkNumber(spec.alpha ?? d.alpha, 'alpha', unit, 'in [0, 1]') } : {}),
         delta: checkNumber(spec.delta ?? d.sigDelta, 'delta', (v) => v >= 0, '>= 0'),
         frequency: checkNumber(spec.frequency ?? d.sigFrequency, 'frequency', (v) => v > 0, '> 0'),
+      };
+    case 'warp':
+      return {
+        name,
+        k: checkNumber(spec.k ?? d.warpK, 'k', (v) => int0(v) && v >= 1, 'a whole number >= 1'),
+        s: checkNumber(spec.s ?? d.warpStrength, 's', (v) => v >= 0, '>= 0'),
+        gridRescale: checkNumber(spec.gridRescale ?? d.gridRescale, 'gridRescale', (v) => v > 0, '> 0'),
+        patternSeed: checkNumber(spec.patternSeed ?? 0, 'patternSeed', int0, 'a whole number >= 0'),
       };
   }
 }

@@ -1,6 +1,6 @@
 // A trigger bound to an image shape: masks loaded and checked once, then stamped on any number of images.
 import { Rng } from '../rng';
-import type { ImageDataset } from '../types';
+import { InputError, type ImageDataset } from '../types';
 import { blendPattern, signalMask, trojanMask } from './masks';
 import {
   addSinusoid,
@@ -11,6 +11,9 @@ import {
   stampGrid,
   stampSinusoid,
   stampSquare,
+  warpGrid,
+  warpImage,
+  warpNoise,
   type ImageShape,
 } from './patterns';
 import { PAPER_DEFAULTS, resolveTriggerSpec, type ResolvedTriggerSpec, type TriggerSpec } from './spec';
@@ -72,8 +75,23 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
     case 'sigAdditive':
       stamp = (img) => addSinusoid(img, shape, delta, frequency);
       break;
+    case 'warp': {
+      const grid = warpTriggerGrid(r, shape);
+      const scratch = new Uint8Array(shape.height * shape.width * shape.channels);
+      stamp = (img) => warpImage(img, shape, grid, scratch);
+      break;
+    }
   }
   return { spec: r, shape: { height: shape.height, width: shape.width, channels: shape.channels }, stamp };
+}
+
+/** The warp trigger's sampling grid (H x W x 2): one fixed WaNet field per patternSeed, so training and test share it. */
+export function warpTriggerGrid(spec: TriggerSpec, shape: ImageShape): Float32Array {
+  const r = resolveTriggerSpec(spec);
+  if (r.name !== 'warp') throw new InputError(`trigger '${r.name}' is not a warp`);
+  const k = r.k ?? PAPER_DEFAULTS.warpK;
+  const noise = warpNoise(new Rng(r.patternSeed ?? 0), k);
+  return warpGrid(noise, k, shape.height, shape.width, r.s ?? PAPER_DEFAULTS.warpStrength, r.gridRescale ?? PAPER_DEFAULTS.gridRescale);
 }
 
 function bind(trigger: TriggerSpec | Trigger, shape: ImageShape): Trigger {

@@ -202,6 +202,7 @@ const TRIGGER_HELP: Partial<Record<(typeof TRIGGER_NAMES)[number], string>> = {
   blend: 'blended noise pattern',
   sig: 'sinusoidal signal (SIG)',
   sigAdditive: 'additive sinusoidal signal',
+  warp: 'smooth random warp of the whole image (WaNet)',
 };
 
 export const askTrigger: Ask = async (w, d) => {
