@@ -3,8 +3,8 @@
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { InputError } from '../engine/types';
-import { runMatrix, type MatrixProgress } from '../runs/matrix/run';
-import { cellKey, paperTable1, readMatrixFile, REGISTRY_TITLES, type MatrixSpec } from '../runs/matrix/spec';
+import { describeProgress, runMatrix } from '../runs/matrix/run';
+import { paperTable1, readMatrixFile, REGISTRY_TITLES, type MatrixSpec } from '../runs/matrix/spec';
 import { formatTable, matrixTable, type TableFormat } from '../runs/matrix/table';
 import { formatDuration } from '../shared/format';
 import { controller } from './execute';
@@ -22,28 +22,6 @@ const FORMATS: Readonly<Record<string, TableFormat>> = {
   json: 'json',
 };
 
-/** One line per cell on stderr: what runs, what was kept, how it ended. */
-function progressLine(p: MatrixProgress): string | undefined {
-  const at = `[${p.index + 1}/${p.total}] ${cellKey(p.cell)}`;
-  switch (p.what) {
-    case 'start':
-      return `${at}: running`;
-    case 'resume':
-      return `${at}: resuming the interrupted run`;
-    case 'cached':
-      return `${at}: kept from an earlier sitting (ACC ${p.outcome?.acc?.toFixed(2)}, ASR ${p.outcome?.asr?.toFixed(2)})`;
-    case 'end': {
-      const o = p.outcome;
-      if (!o || o.cached) return undefined;
-      if (o.state !== 'finished') return `${at}: ${o.state}: ${o.error ?? ''}`;
-      const took = o.seconds !== undefined ? ` in ${formatDuration(o.seconds)}` : '';
-      return `${at}: ACC ${o.acc?.toFixed(2)}, ASR ${o.asr?.toFixed(2)}${o.der !== undefined ? `, DER ${o.der.toFixed(3)}` : ''}${took}`;
-    }
-    default:
-      return undefined;
-  }
-}
-
 export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
   const format = FORMATS[String(f.format ?? (f.json ? 'json' : 'md'))];
   if (!format) throw new InputError(`--format must be md, csv, latex or json, got '${String(f.format)}'`);
@@ -56,7 +34,7 @@ export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
     signal: controller.signal,
     onEvent: verbose ? reporter.onEvent : undefined,
     onProgress: (p) => {
-      const line = progressLine(p);
+      const line = describeProgress(p);
       if (line) process.stderr.write(`${line}\n`);
     },
   });

@@ -3,6 +3,8 @@
 import { SingleBar, Presets } from 'cli-progress';
 import type { ResultRow, RunEvent } from '../shared/run-events';
 
+const lossText = (loss: number | undefined): string => (typeof loss === 'number' && Number.isFinite(loss) ? loss.toFixed(4) : '–');
+
 export interface Reporter {
   readonly onEvent: (e: RunEvent) => void;
   stop(): void;
@@ -52,8 +54,8 @@ export function createReporter(opts: { quiet: boolean }): Reporter {
             },
             Presets.shades_classic,
           );
-          bar.start(total, value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
-        } else bar.update(value, { epoch: e.epoch, loss: e.loss.toFixed(4) });
+          bar.start(total, value, { epoch: e.epoch, loss: lossText(e.loss) });
+        } else bar.update(value, { epoch: e.epoch, loss: lossText(e.loss) });
         break;
       }
       case 'series': {

@@ -81,8 +81,11 @@ export interface ChartFigure {
   readonly chart: ChartData;
   /** Where the panel shows it: a defense's own views (the default), or the per-class results of the final model. */
   readonly group?: 'defense' | 'classes';
-  /** A horizontal reference line (e.g. the anomaly threshold 2, the entropy threshold). */
-  readonly threshold?: { readonly value: number; readonly label: string };
+  /**
+   * A reference line: horizontal at y = value (the anomaly threshold 2), or with `axis: 'x'` vertical at x = value
+   * (on a bar chart in category positions: 3.5 is the edge between the 4th and 5th bars; an entropy threshold).
+   */
+  readonly threshold?: { readonly value: number; readonly label: string; readonly axis?: 'x' | 'y' };
 }
 
 /** One small image a defense shows (a recovered trigger's mask or pattern): uint8 HWC pixels in base64. */
@@ -143,7 +146,8 @@ export type RunEvent =
       readonly epoch: number;
       readonly step: number;
       readonly steps: number;
-      readonly loss: number;
+      /** Absent for steps that are not training (a detector scoring images). */
+      readonly loss?: number;
       readonly etaSeconds?: number;
     }
   | EpochEvent

@@ -34,24 +34,37 @@ function seriesColours(): string[] {
 const thresholdLine: Plugin = {
   id: 'nadThreshold',
   afterDatasetsDraw(chart) {
-    const t = (chart.options.plugins as { nadThreshold?: { value: number; label: string } } | undefined)?.nadThreshold;
+    const t = (chart.options.plugins as { nadThreshold?: ChartFigure['threshold'] } | undefined)?.nadThreshold;
+    const x = chart.scales['x'];
     const y = chart.scales['y'];
-    if (!t || !y) return;
-    const py = y.getPixelForValue(t.value);
-    const { left, right } = chart.chartArea;
+    if (!t || !x || !y) return;
+    const { left, right, top, bottom } = chart.chartArea;
     const ctx = chart.ctx;
     ctx.save();
     ctx.strokeStyle = palette().fg;
     ctx.fillStyle = palette().fg;
     ctx.setLineDash([5, 4]);
-    ctx.beginPath();
-    ctx.moveTo(left, py);
-    ctx.lineTo(right, py);
-    ctx.stroke();
-    ctx.setLineDash([]);
     ctx.font = `11px ${palette().font}`;
-    ctx.textAlign = 'right';
-    ctx.fillText(t.label, right - 2, py - 4);
+    ctx.beginPath();
+    if (t.axis === 'x') {
+      // Category positions are bar indices: interpolate between neighbours for an edge such as 3.5.
+      const lo = Math.floor(t.value);
+      const px = x.getPixelForValue(lo) + (t.value - lo) * (x.getPixelForValue(lo + 1) - x.getPixelForValue(lo));
+      ctx.moveTo(px, top);
+      ctx.lineTo(px, bottom);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.textAlign = 'left';
+      ctx.fillText(t.label, px + 4, top + 12);
+    } else {
+      const py = y.getPixelForValue(t.value);
+      ctx.moveTo(left, py);
+      ctx.lineTo(right, py);
+      ctx.stroke();
+      ctx.setLineDash([]);
+      ctx.textAlign = 'right';
+      ctx.fillText(t.label, right - 2, py - 4);
+    }
     ctx.restore();
   },
 };

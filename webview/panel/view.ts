@@ -199,7 +199,7 @@ export class PanelView {
     }
     const parts = [`${p.label || phaseLabel(p.phase)}: epoch ${Math.max(1, p.epoch)} of ${p.epochs}`];
     if (p.steps > 0) parts.push(`step ${p.step} of ${p.steps}`);
-    if (p.loss !== undefined) parts.push(`loss ${p.loss.toFixed(4)}`);
+    if (typeof p.loss === 'number' && Number.isFinite(p.loss)) parts.push(`loss ${p.loss.toFixed(4)}`);
     this.progressText.textContent = parts.join(' · ');
     const done = p.steps > 0 ? (Math.max(0, p.epoch - 1) + p.step / p.steps) / p.epochs : 0;
     this.progressBar.indeterminate = p.steps === 0;
