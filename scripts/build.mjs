@@ -48,6 +48,7 @@ const targets = [
     target: 'es2022',
   },
   { entryPoints: ['webview/history/main.ts'], outfile: 'dist/webview/history.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  { entryPoints: ['webview/matrix/main.ts'], outfile: 'dist/webview/matrix.js', platform: 'browser', format: 'iife', target: 'es2022' },
   {
     entryPoints: ['webview/history/compare.ts'],
     outfile: 'dist/webview/compare.js',

@@ -9,6 +9,7 @@ import { registerRuns } from './host/runs/register';
 import { registerCompare } from './host/history/compare-page';
 import { registerHistory } from './host/history/runs-tree';
 import { registerHistoryPage } from './host/history/table-page';
+import { registerMatrices } from './host/matrix/page';
 
 // Our modules are evaluated by now; VS Code may call activate() a little later.
 const EVALUATED_AT = performance.now();
@@ -20,12 +21,14 @@ export function activate(context: ExtensionContext): NadApi & ReviewApi {
   const attention = registerAttentionEditor(context, imageAttentionInWorker(runs.manager));
   const compare = registerCompare(context);
   const historyPage = registerHistoryPage(context, history.runs, async (dirs) => compare.open(dirs));
+  const matrices = registerMatrices(context, runs.manager);
   return {
     ...history,
     ...runs,
     attention,
     compare,
     historyPage,
+    matrices,
     activation: { loadMs: EVALUATED_AT - LOADED_AT, activateMs: performance.now() - started },
   };
 }

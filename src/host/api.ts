@@ -5,6 +5,7 @@ import type { RunsApi } from './runs/register';
 import type { AttentionEditorProvider } from './attention/editor';
 import type { ComparePanels } from './history/compare-page';
 import type { HistoryPage } from './history/table-page';
+import type { MatrixPages } from './matrix/page';
 
 export interface ActivationTiming {
   /** From the first line of the bundle to the end of its top-level code: evaluating our modules. */
@@ -18,6 +19,7 @@ export interface ReviewApi {
   readonly attention: AttentionEditorProvider;
   readonly historyPage: HistoryPage;
   readonly compare: ComparePanels;
+  readonly matrices: MatrixPages;
 }
 
 export interface NadApi extends NadExtensionApi, RunsApi {

@@ -10,7 +10,9 @@ import { isRunEvent, type ResultRow, type RunEvent } from './run-events';
 export type WorkerJob =
   | { readonly kind: 'job'; readonly config: object }
   | { readonly kind: 'demo'; readonly quick: boolean; readonly backend: string; readonly seed: number }
-  | { readonly kind: 'resume'; readonly runDir: string };
+  | { readonly kind: 'resume'; readonly runDir: string }
+  /** An attack x defense matrix file (*.nad-matrix.json): its cells run one after the other. */
+  | { readonly kind: 'matrix'; readonly file: string };
 
 export interface WorkerRequest {
   readonly job: WorkerJob;
@@ -77,7 +79,7 @@ export function isHostToWorker(value: unknown): value is HostToWorker {
     r !== null &&
     typeof r.cwd === 'string' &&
     typeof r.runsDir === 'string' &&
-    ['job', 'demo', 'resume'].includes(r.job?.kind as string)
+    ['job', 'demo', 'resume', 'matrix'].includes(r.job?.kind as string)
   );
 }
 

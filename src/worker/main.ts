@@ -7,6 +7,8 @@ import { buildJobConfig } from '../runs/config-file';
 import { runJob, type JobContext, type JobResult } from '../runs/jobs';
 import { runDemo } from '../runs/demo';
 import { prepareResume } from '../runs/resume';
+import { describeProgress, runMatrix } from '../runs/matrix/run';
+import { readMatrixFile } from '../runs/matrix/spec';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
 import { DivergedError, RunCancelledError } from '../engine/train';
 import { InputError } from '../engine/types';
@@ -44,6 +46,23 @@ async function run(request: WorkerRequest): Promise<void> {
     case 'resume': {
       const { config, point } = await prepareResume(job.runDir);
       return done(await runJob(config, { ...ctx, resume: point }));
+    }
+    case 'matrix': {
+      // Each cell's run reports `started`, so the host follows them in turn, as for the demo.
+      const spec = readMatrixFile(job.file);
+      const r = await runMatrix(spec, {
+        ...ctx,
+        onProgress: (p) => {
+          const message = describeProgress(p);
+          if (message) void send({ type: 'log', message: `matrix ${spec.name} ${message}` });
+        },
+      });
+      const failed = r.outcomes.filter((o) => o.state !== 'finished').length;
+      await send({
+        type: 'log',
+        message: `matrix ${r.id}: ${r.outcomes.length - failed} of ${r.outcomes.length} cells finished (folder ${r.dir})`,
+      });
+      return;
     }
     default: {
       const _: never = job;

@@ -53,7 +53,11 @@ async function main(): Promise<number> {
       extensionDevelopmentPath: REPO_ROOT,
       extensionTestsPath,
       launchArgs: [ws.dir, '--disable-extensions'],
-      extensionTestsEnv: { NAD_TEST_RESULTS_DIR: resultsDir, NAD_TEST_FIXTURE: JSON.stringify(ws) },
+      extensionTestsEnv: {
+        NAD_TEST_RESULTS_DIR: resultsDir,
+        NAD_TEST_FIXTURE: JSON.stringify(ws),
+        ...(process.env.NAD_TEST_GREP ? { NAD_TEST_GREP: process.env.NAD_TEST_GREP } : {}),
+      },
     });
   } catch (e) {
     runError = (e as Error).message;

@@ -178,3 +178,38 @@ test('a small matrix on real digits: cells are runs; stopped mid-cell, it keeps 
     t.remove();
   }
 });
+
+test('a cell refused before its run starts is failed with its reason, in the result and in the folder; the matrix goes on', async () => {
+  const t = tempFolder('matrix-refused');
+  try {
+    const data = writeSmallMnist(join(t.dir, 'digits'), { train: 100, test: 40, repoRoot: ROOT });
+    const spec = parseMatrix(
+      {
+        name: 'refused',
+        data,
+        attacks: ['badnets'],
+        defenses: ['none', 'finetune', { name: 'nad', params: { teacherEpochs: 1 } }],
+        cleanCount: 30,
+        training: { epochs: 1, batchSize: 32, augment: false },
+        // Checked by the one config builder when the defense cells are built: every defense cell is refused.
+        defenseTraining: { epochs: 0 },
+      },
+      'refused.nad-matrix.json',
+      t.dir,
+    );
+    const r = await runMatrix(spec, { cwd: t.dir });
+    assert.deepEqual(
+      r.outcomes.map((o) => o.state),
+      ['finished', 'failed', 'failed'],
+    );
+    assert.match(r.outcomes[1].error ?? '', /epochs/);
+    const folder = readMatrixFolder(r.dir, new RunStore(t.dir).runsDir);
+    assert.deepEqual(
+      folder.outcomes.map((o) => [o.state, o.error]),
+      r.outcomes.map((o) => [o.state, o.error]),
+    );
+    assert.equal(matrixTable(spec, r.outcomes).cells[0][1].failed.length, 1);
+  } finally {
+    t.remove();
+  }
+});

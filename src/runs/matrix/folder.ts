@@ -30,6 +30,8 @@ export interface MatrixState {
   readonly version: 1;
   /** cellKey -> run folder id. */
   readonly cells: Record<string, string>;
+  /** cellKey -> why it failed before its run folder existed (a config the builder refused...). */
+  readonly errors: Record<string, string>;
 }
 
 /** Where a runs folder keeps its matrices: next to it (`.nad/matrices` beside `.nad/runs`). */
@@ -39,17 +41,19 @@ export function matricesDir(where: { readonly cwd: string; readonly runsDir?: st
 
 export function readMatrixState(dir: string): MatrixState {
   const file = join(dir, 'cells.json');
-  if (!existsSync(file)) return { version: 1, cells: {} };
+  if (!existsSync(file)) return { version: 1, cells: {}, errors: {} };
   let parsed: unknown;
   try {
     parsed = JSON.parse(readFileSync(file, 'utf8'));
   } catch (e) {
     throw new InputError(`cells.json is not valid JSON (${(e as Error).message}); move it aside to start the matrix afresh`, file);
   }
-  const cells = (parsed as { cells?: unknown } | null)?.cells;
-  if (typeof cells !== 'object' || cells === null || Object.values(cells).some((v) => typeof v !== 'string'))
-    throw new InputError('cells.json must hold {"version": 1, "cells": {"<cell>": "<run folder>"}}', file);
-  return { version: 1, cells: { ...(cells as Record<string, string>) } };
+  const { cells, errors = {} } = (parsed ?? {}) as { cells?: unknown; errors?: unknown };
+  const strings = (v: unknown): v is Record<string, string> =>
+    typeof v === 'object' && v !== null && Object.values(v).every((x) => typeof x === 'string');
+  if (!strings(cells) || !strings(errors))
+    throw new InputError('cells.json must hold {"version": 1, "cells": {"<cell>": "<run folder>"}, "errors": {"<cell>": "<why>"}}', file);
+  return { version: 1, cells: { ...cells }, errors: { ...errors } };
 }
 
 /** A cell's outcome from its run folder's status. */
@@ -91,6 +95,7 @@ export function readMatrixFolder(dir: string, runsDir: string): MatrixFolder {
     let o: CellOutcome;
     if (read && !('problem' in read)) o = outcomeOf(cell, read, false);
     else if (read) o = { cell, runId: id, state: 'failed', error: read.problem };
+    else if (state.errors[cellKey(cell)]) o = { cell, state: 'failed', error: state.errors[cellKey(cell)] };
     else {
       const parent = cell.defense === undefined ? undefined : trained.get(cellKey({ attack: cell.attack, seed: cell.seed }));
       o =

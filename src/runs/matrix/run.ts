@@ -8,6 +8,7 @@ import { checkParams } from '../../engine/params';
 import { RunCancelledError } from '../../engine/train';
 import { InputError } from '../../engine/types';
 import type { RunEvent } from '../../shared/run-events';
+import { formatDuration } from '../../shared/format';
 import { buildJobConfig } from '../config-file';
 import type { JobConfig } from '../config';
 import { runJob, type JobContext, type JobResult } from '../jobs';
@@ -37,6 +38,28 @@ export interface MatrixResult {
   readonly dir: string;
   readonly spec: MatrixSpec;
   readonly outcomes: readonly CellOutcome[];
+}
+
+/** One line per cell (the CLI's stderr, the NAD log): what runs, what was kept, how it ended. */
+export function describeProgress(p: MatrixProgress): string | undefined {
+  const at = `[${p.index + 1}/${p.total}] ${cellKey(p.cell)}`;
+  switch (p.what) {
+    case 'start':
+      return `${at}: running`;
+    case 'resume':
+      return `${at}: resuming the interrupted run`;
+    case 'cached':
+      return `${at}: kept from an earlier sitting (ACC ${p.outcome?.acc?.toFixed(2)}, ASR ${p.outcome?.asr?.toFixed(2)})`;
+    case 'end': {
+      const o = p.outcome;
+      if (!o || o.cached) return undefined;
+      if (o.state !== 'finished') return `${at}: ${o.state}: ${o.error ?? ''}`;
+      const took = o.seconds !== undefined ? ` in ${formatDuration(o.seconds)}` : '';
+      return `${at}: ACC ${o.acc?.toFixed(2)}, ASR ${o.asr?.toFixed(2)}${o.der !== undefined ? `, DER ${o.der.toFixed(3)}` : ''}${took}`;
+    }
+    default:
+      return undefined;
+  }
 }
 
 /** The job a cell runs, built by the one config builder (so it is checked like any config file). */
@@ -130,6 +153,7 @@ export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<M
           const onEvent = (e: RunEvent): void => {
             if (e.type === 'started') {
               state.cells[key] = basename(e.runDir);
+              delete state.errors[key];
               save();
             }
             ctx.onEvent?.(e);
@@ -141,6 +165,10 @@ export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<M
         error = (e as Error).message;
       }
       const runId = state.cells[key];
+      if (!runId && error) {
+        state.errors[key] = error;
+        save();
+      }
       const read = runId ? store.read(runId) : undefined;
       outcome =
         read && !('problem' in read)

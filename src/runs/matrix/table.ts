@@ -4,43 +4,14 @@
 // lost). Exported as Markdown, CSV, LaTeX (booktabs, the NAD paper's Table 1 layout) and JSON.
 import { NO_DEFENSE, type MatrixSpec } from './cells';
 import type { CellOutcome } from './folder';
+import type { MatrixExport, MatrixTable, Stat, TableCell } from '../../shared/matrix-protocol';
+
+export type { MatrixTable, Stat, TableCell } from '../../shared/matrix-protocol';
 
 /** People's names of attacks and defenses (the registries' titles; the extension reads them from dist/). */
 export interface Titles {
   attack(name: string): string | undefined;
   defense(name: string): string | undefined;
-}
-
-export interface Stat {
-  readonly mean: number;
-  /** Sample standard deviation (n - 1); 0 for one seed. */
-  readonly std: number;
-  readonly n: number;
-}
-
-export interface TableCell {
-  readonly acc?: Stat;
-  readonly asr?: Stat;
-  readonly ra?: Stat;
-  readonly der?: Stat;
-  /** Seeds that finished, and the ones that did not (with why). */
-  readonly seeds: number;
-  readonly failed: ReadonlyArray<{ readonly seed: number; readonly error: string }>;
-  /** Seeds whose run is being written now, and seeds not started yet. */
-  readonly running: number;
-  readonly pending: number;
-  readonly runIds: readonly string[];
-  /** The row's best defense (highest mean DER). */
-  readonly best?: boolean;
-}
-
-export interface MatrixTable {
-  readonly name: string;
-  readonly attacks: ReadonlyArray<{ readonly name: string; readonly title: string }>;
-  readonly defenses: ReadonlyArray<{ readonly name: string; readonly title: string }>;
-  /** cells[attack][defense] */
-  readonly cells: ReadonlyArray<ReadonlyArray<TableCell>>;
-  readonly seeds: readonly number[];
 }
 
 export function stat(values: readonly number[]): Stat | undefined {
@@ -190,7 +161,7 @@ export function toJson(t: MatrixTable): string {
   return JSON.stringify(t, null, 2) + '\n';
 }
 
-export type TableFormat = 'markdown' | 'csv' | 'latex' | 'json';
+export type TableFormat = MatrixExport;
 
 export function formatTable(t: MatrixTable, format: TableFormat): string {
   switch (format) {

@@ -21,7 +21,8 @@ export function run(): Promise<void> {
     console.log(line);
     if (report) appendFileSync(report, line + '\n');
   };
-  const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 20_000, reporter: 'spec' });
+  // NAD_TEST_GREP narrows the suite to matching tests (while working on one feature).
+  const mocha = new Mocha({ ui: 'tdd', color: false, timeout: 20_000, reporter: 'spec', grep: process.env.NAD_TEST_GREP });
   for (const file of readdirSync(__dirname)
     .filter((f) => f.endsWith('.test.js'))
     .sort())

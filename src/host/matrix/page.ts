@@ -1,0 +1,284 @@
+// Attack x defense matrices in the editor: "NAD: Run Matrix File" runs a *.nad-matrix.json in a worker
+// (its cells follow one another through the run manager, each with its run panel), and "NAD: Open Matrix"
+// shows a matrix folder as a page in an editor tab: the table live, a click on a cell opens its run. The
+// page reads the matrix folder and its runs' status files itself, every second and a half while visible, so
+// it follows runs from any process (the CLI, another window, a cluster job writing to the same disk).
+import * as vscode from 'vscode';
+import { existsSync, statSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
+import type { MatrixHostMessage, MatrixPageState, MatrixViewMessage } from '../../shared/matrix-protocol';
+import { listMatrices, readMatrixFolder } from '../../runs/matrix/folder';
+import { formatTable, matrixTable, type Titles } from '../../runs/matrix/table';
+import { canOpenRuns, openRun } from '../history/open-run';
+import type { RunManager, RunTask } from '../runs/manager';
+import { folderFor, runsDirFor } from '../settings';
+import { requireTrust } from '../trust';
+import { webviewHtml, webviewOptions } from '../webview-html';
+import { readAttacks, readDefenses } from '../wizards/registry-info';
+
+export const MATRIX_VIEW_TYPE = 'nad.matrix';
+export const MATRIX_FILE_SUFFIX = '.nad-matrix.json';
+
+/** What a page last drew (tests read it). */
+export interface MatrixRendered {
+  readonly dir: string;
+  readonly rows: ReadonlyArray<readonly string[]>;
+  readonly best: readonly string[];
+  readonly legend: string;
+}
+
+function titlesFrom(extensionPath: string): Titles {
+  const attacks = new Map(readAttacks(extensionPath).map((a) => [a.name, a.title]));
+  const defenses = new Map(readDefenses(extensionPath).map((d) => [d.name, d.title]));
+  return { attack: (n) => attacks.get(n), defense: (n) => defenses.get(n) };
+}
+
+class MatrixPage {
+  private last = '';
+  private runIds = new Set<string>();
+  private runsDir = '';
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    readonly panel: vscode.WebviewPanel,
+    readonly dir: string,
+    private readonly pages: MatrixPages,
+  ) {
+    panel.webview.options = webviewOptions(pages.extensionUri);
+    panel.webview.html = webviewHtml(panel.webview, pages.extensionUri, {
+      script: 'matrix.js',
+      styles: ['page.css', 'history.css'],
+      title: 'Matrix',
+    });
+    panel.webview.onDidReceiveMessage((m: MatrixViewMessage) => void this.handle(m));
+    this.timer = setInterval(() => {
+      if (panel.visible) void this.post();
+    }, 1500);
+    panel.onDidDispose(() => clearInterval(this.timer));
+  }
+
+  private read(): MatrixHostMessage & { type: 'matrix' } {
+    const folder = readMatrixFolder(this.dir, this.pages.runsDirOf(this.dir));
+    const table = matrixTable(folder.spec, folder.outcomes, this.pages.titles());
+    const count = (s: string): number => folder.outcomes.filter((o) => o.state === s).length;
+    return {
+      type: 'matrix',
+      id: folder.id,
+      dir: this.dir,
+      table,
+      runsDir: folder.runsDir,
+      progress: {
+        finished: count('finished'),
+        running: count('running'),
+        failed: count('failed') + count('skipped'),
+        total: folder.outcomes.length,
+      },
+      canOpenRun: false,
+    };
+  }
+
+  async post(force = false): Promise<void> {
+    let msg: MatrixHostMessage;
+    try {
+      const m = this.read();
+      this.runsDir = m.runsDir;
+      this.runIds = new Set(m.table.cells.flatMap((row) => row.flatMap((c) => c.runIds)));
+      msg = { ...m, canOpenRun: await canOpenRuns() };
+    } catch (e) {
+      msg = { type: 'problem', problem: (e as Error).message };
+    }
+    const text = JSON.stringify(msg);
+    if (!force && text === this.last) return;
+    this.last = text;
+    this.panel.title = msg.type === 'matrix' ? `Matrix: ${msg.table.name}` : `Matrix: ${basename(this.dir)}`;
+    await this.panel.webview.postMessage(msg);
+  }
+
+  private async handle(m: MatrixViewMessage): Promise<void> {
+    try {
+      switch (m.type) {
+        case 'ready':
+          await this.post(true);
+          break;
+        case 'open':
+          // Only runs this page was sent: a message is not a licence to open any path.
+          if (this.runIds.has(m.runId)) await openRun(join(this.runsDir, m.runId));
+          break;
+        case 'copy': {
+          const folder = this.read();
+          await vscode.env.clipboard.writeText(formatTable(folder.table, m.format));
+          void vscode.window.showInformationMessage(`NAD: the matrix table is on the clipboard (${m.format}).`);
+          break;
+        }
+        case 'rendered':
+          this.pages.report({ dir: this.dir, rows: m.rows, best: m.best, legend: m.legend });
+          break;
+        default: {
+          const _exhaustive: never = m;
+          void _exhaustive;
+        }
+      }
+    } catch (e) {
+      void vscode.window.showErrorMessage(`NAD: ${(e as Error).message}`);
+    }
+  }
+}
+
+export class MatrixPages implements vscode.Disposable {
+  private readonly pages = new Map<string, MatrixPage>();
+  private readonly rendered = new vscode.EventEmitter<MatrixRendered>();
+  /** Fires whenever a page has drawn its table. */
+  readonly onDidRender = this.rendered.event;
+  readonly lastRendered = new Map<string, MatrixRendered>();
+  private cachedTitles: Titles | undefined;
+
+  constructor(
+    readonly extensionUri: vscode.Uri,
+    private readonly extensionPath: string,
+  ) {}
+
+  titles(): Titles {
+    this.cachedTitles ??= titlesFrom(this.extensionPath);
+    return this.cachedTitles;
+  }
+
+  report(r: MatrixRendered): void {
+    this.lastRendered.set(r.dir, r);
+    this.rendered.fire(r);
+  }
+
+  /** The runs folder of the workspace folder a matrix folder is in (matrices sit beside the runs folder). */
+  runsDirOf(dir: string): string {
+    const folder = folderFor(vscode.Uri.file(dir));
+    const configured = folder ? runsDirFor(folder) : undefined;
+    return configured && join(dirname(configured), 'matrices') === dirname(dir) ? configured : join(dirname(dirname(dir)), 'runs');
+  }
+
+  open(dir: string): void {
+    const existing = this.pages.get(dir);
+    if (existing) {
+      existing.panel.reveal();
+      return;
+    }
+    const panel = vscode.window.createWebviewPanel(
+      MATRIX_VIEW_TYPE,
+      `Matrix: ${basename(dir)}`,
+      vscode.ViewColumn.Active,
+      webviewOptions(this.extensionUri),
+    );
+    this.attach(panel, dir);
+  }
+
+  attach(panel: vscode.WebviewPanel, dir: string): void {
+    const page = new MatrixPage(panel, dir, this);
+    this.pages.set(dir, page);
+    panel.onDidDispose(() => {
+      if (this.pages.get(dir) === page) this.pages.delete(dir);
+    });
+  }
+
+  dispose(): void {
+    for (const p of this.pages.values()) p.panel.dispose();
+    this.rendered.dispose();
+  }
+}
+
+/** Every matrix of the workspace's runs folders, newest first. */
+function workspaceMatrices(): Array<{ dir: string; label: string; detail: string }> {
+  return (vscode.workspace.workspaceFolders ?? []).flatMap((folder) =>
+    listMatrices(runsDirFor(folder)).map((m) => {
+      if ('problem' in m) return { dir: m.dir, label: m.id, detail: `unreadable: ${m.problem}` };
+      const done = m.outcomes.filter((o) => o.state === 'finished').length;
+      return {
+        dir: m.dir,
+        label: m.spec.name,
+        detail: `${m.spec.attacks.length} attacks × ${m.spec.defenses.length} defenses × ${m.spec.seeds.length} seeds; ${done} of ${m.outcomes.length} runs finished · ${m.id}`,
+      };
+    }),
+  );
+}
+
+async function pickMatrixFile(): Promise<vscode.Uri | undefined> {
+  const files = await vscode.workspace.findFiles(`**/*${MATRIX_FILE_SUFFIX}`, '**/{node_modules,.git}/**', 200);
+  if (files.length === 0) {
+    void vscode.window.showInformationMessage(
+      `NAD: no *${MATRIX_FILE_SUFFIX} file in the workspace. docs/matrix.md describes the file; \`nad matrix --help\` too.`,
+    );
+    return undefined;
+  }
+  const pick = await vscode.window.showQuickPick(
+    files.map((uri) => ({ label: basename(uri.fsPath), description: vscode.workspace.asRelativePath(uri), uri })),
+    { placeHolder: 'Matrix file to run' },
+  );
+  return pick?.uri;
+}
+
+/** Waits (up to `ms`) for a matrix folder written after `since` to appear beside `runsDir`. */
+async function newMatrixDir(runsDir: string, since: number, ms: number): Promise<string | undefined> {
+  const end = Date.now() + ms;
+  while (Date.now() < end) {
+    const found = listMatrices(runsDir).find(
+      (m) => existsSync(join(m.dir, 'matrix.json')) && statSync(join(m.dir, 'matrix.json')).mtimeMs >= since - 1000,
+    );
+    if (found) return found.dir;
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return undefined;
+}
+
+export function registerMatrices(context: vscode.ExtensionContext, manager: RunManager): MatrixPages {
+  const pages = new MatrixPages(context.extensionUri, context.extensionPath);
+  const openMatrix = async (arg?: unknown): Promise<void> => {
+    let dir = typeof arg === 'string' ? arg : arg instanceof vscode.Uri ? arg.fsPath : undefined;
+    if (dir && basename(dir) === 'matrix.json') dir = join(dir, '..');
+    if (!dir) {
+      const items = workspaceMatrices();
+      if (items.length === 0) {
+        void vscode.window.showInformationMessage(
+          'NAD: no matrix yet. "NAD: Run Matrix File" runs a *.nad-matrix.json; `nad matrix` does too.',
+        );
+        return;
+      }
+      dir = (await vscode.window.showQuickPick(items, { placeHolder: 'Matrix to open', matchOnDetail: true }))?.dir;
+    }
+    if (dir) pages.open(dir);
+  };
+  const runMatrixFile = async (arg?: unknown): Promise<RunTask | undefined> => {
+    if (!requireTrust('Running a matrix')) return undefined;
+    const uri = arg instanceof vscode.Uri ? arg : await pickMatrixFile();
+    if (!uri) return undefined;
+    const folder = folderFor(uri);
+    if (!folder) {
+      void vscode.window.showErrorMessage('NAD: open a folder first; a matrix stores its runs in it (.nad/runs).');
+      return undefined;
+    }
+    const runsDir = runsDirFor(folder);
+    const since = Date.now();
+    const task = manager.start({
+      title: `Matrix ${basename(uri.fsPath)}`,
+      job: { kind: 'matrix', file: uri.fsPath },
+      cwd: folder.uri.fsPath,
+      runsDir,
+      // The matrix page is the live view; a click on a cell opens that run's panel.
+      openPanel: false,
+    });
+    // The page opens once the worker has checked the file and written the matrix folder.
+    void Promise.race([newMatrixDir(runsDir, since, 120_000), task.ended.then(() => newMatrixDir(runsDir, since, 1))]).then((dir) => {
+      if (dir) pages.open(dir);
+    });
+    return task;
+  };
+  context.subscriptions.push(
+    pages,
+    vscode.window.registerWebviewPanelSerializer(MATRIX_VIEW_TYPE, {
+      deserializeWebviewPanel: async (panel: vscode.WebviewPanel, state: unknown) => {
+        const dir = (state as MatrixPageState | undefined)?.dir;
+        if (typeof dir === 'string' && existsSync(dir)) pages.attach(panel, dir);
+        else panel.dispose();
+      },
+    }),
+    vscode.commands.registerCommand('nad.openMatrix', openMatrix),
+    vscode.commands.registerCommand('nad.runMatrixFile', runMatrixFile),
+  );
+  return pages;
+}
