@@ -36,7 +36,8 @@ function titlesFrom(extensionPath: string): Titles {
 class MatrixPage {
   private last = '';
   private runIds = new Set<string>();
-  private runsDir = '';
+  /** Settings are read once: the page re-reads the folder every 1.5 s. */
+  private readonly runsDir: string;
   private readonly timer: NodeJS.Timeout;
 
   constructor(
@@ -44,6 +45,7 @@ class MatrixPage {
     readonly dir: string,
     private readonly pages: MatrixPages,
   ) {
+    this.runsDir = pages.runsDirOf(dir);
     panel.webview.options = webviewOptions(pages.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, pages.extensionUri, {
       script: 'matrix.js',
@@ -58,7 +60,7 @@ class MatrixPage {
   }
 
   private read(): MatrixHostMessage & { type: 'matrix' } {
-    const folder = readMatrixFolder(this.dir, this.pages.runsDirOf(this.dir));
+    const folder = readMatrixFolder(this.dir, this.runsDir);
     const table = matrixTable(folder.spec, folder.outcomes, this.pages.titles());
     const count = (s: string): number => folder.outcomes.filter((o) => o.state === s).length;
     return {
@@ -81,7 +83,6 @@ class MatrixPage {
     let msg: MatrixHostMessage;
     try {
       const m = this.read();
-      this.runsDir = m.runsDir;
       this.runIds = new Set(m.table.cells.flatMap((row) => row.flatMap((c) => c.runIds)));
       msg = { ...m, canOpenRun: await canOpenRuns() };
     } catch (e) {
