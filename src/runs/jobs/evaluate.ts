@@ -27,7 +27,8 @@ const share = (n: number, of: number): number => (of > 0 ? Math.round((10000 * n
 export function reportClasses(env: Env, model: Model, sets: EvalSets): ClassBreakdown {
   const b = classBreakdown(model, sets);
   const names = sets.clean.classNames?.length === b.numClasses ? sets.clean.classNames : undefined;
-  const labels = Array.from({ length: b.numClasses }, (_, c) => (names ? `${c} ${names[c]}` : String(c)));
+  // Digits are named by their digit: "3", not "3 3".
+  const labels = Array.from({ length: b.numClasses }, (_, c) => (names && names[c] !== String(c) ? `${c} ${names[c]}` : String(c)));
   const rowSum = (m: number[][], c: number): number => m[c].reduce((a, v) => a + v, 0);
   const series = [{ name: 'ACC (clean)', values: labels.map((_, c) => share(b.clean[c][c], rowSum(b.clean, c))) }];
   const { triggered, attackHits } = b;

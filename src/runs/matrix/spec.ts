@@ -53,10 +53,10 @@ export function demoMatrix(seeds: readonly number[] = [0, 1]): MatrixSpec {
       { name: NO_DEFENSE, params: {} },
       { name: 'finetune', params: {} },
       { name: 'fine-pruning', params: {} },
-      { name: 'nad', params: { teacherEpochs: 5 } },
+      { name: 'nad', params: { teacherEpochs: 3 } },
     ],
     training: { epochs: 2, augment: false },
-    defenseTraining: { epochs: 5, augment: false },
+    defenseTraining: { epochs: 3, augment: false },
   };
 }
 
