@@ -91,4 +91,6 @@ if (!watch) {
   const { execFileSync } = await import('node:child_process');
   for (const list of ['defenses', 'attacks'])
     writeFileSync(join('dist', `${list}.json`), execFileSync(process.execPath, [join('dist', 'cli.js'), list, '--json']));
+  // Completion and checks of *.nad-matrix.json in the editor (package.json's jsonValidation).
+  writeFileSync(join('dist', 'nad-matrix.schema.json'), execFileSync(process.execPath, [join('dist', 'cli.js'), 'matrix', '--schema']));
 }

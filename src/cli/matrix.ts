@@ -6,6 +6,7 @@ import { InputError } from '../engine/types';
 import { describeProgress, runMatrix } from '../runs/matrix/run';
 import { paperTable1, readMatrixFile, REGISTRY_TITLES, type MatrixSpec } from '../runs/matrix/spec';
 import { formatTable, matrixTable, type TableFormat } from '../runs/matrix/table';
+import { matrixSchema } from '../runs/matrix/schema';
 import { formatDuration } from '../shared/format';
 import { controller } from './execute';
 import { num, type CommonFlags } from './options';
@@ -65,8 +66,13 @@ export function addMatrixCommand(program: Command): void {
       "the paper's Table 1 shape on this data instead of a file (its attacks x none, finetuning, Fine-Pruning, MCR, NAD)",
     )
     .option('--seeds <list>', 'with --paper-table-1: comma-separated seeds', '0')
+    .option('--schema', 'print the JSON Schema of *.nad-matrix.json files (from the attack and defense registries) and exit')
     .option('--format <f>', 'the table as md, csv, latex or json (default md; json with --json)')
     .action(async (file: string | undefined, f: Flags) => {
+      if (f.schema) {
+        process.stdout.write(JSON.stringify(matrixSchema(), null, 2) + '\n');
+        return;
+      }
       let spec: MatrixSpec;
       if (typeof f.paperTable1 === 'string') {
         if (file) throw new InputError('give a matrix file or --paper-table-1, not both');

@@ -10,6 +10,9 @@ import { runMatrix, type MatrixProgress } from '../../src/runs/matrix/run';
 import { cellKey, matrixCells, paperTable1, parseMatrix, REGISTRY_TITLES, type MatrixSpec } from '../../src/runs/matrix/spec';
 import { matrixTable, stat, toCsv, toLatex, toMarkdown } from '../../src/runs/matrix/table';
 import { listMatrices, readMatrixFolder } from '../../src/runs/matrix/folder';
+import { matrixSchema } from '../../src/runs/matrix/schema';
+import { ATTACKS } from '../../src/engine/attacks/registry';
+import { DEFENSES } from '../../src/engine/defenses/registry';
 import { RunStore } from '../../src/runs/run-store';
 import { tempFolder } from '../fixtures/data/paths';
 import { writeSmallMnist } from '../integration/fixtures/small-mnist';
@@ -212,4 +215,26 @@ test('a cell refused before its run starts is failed with its reason, in the res
   } finally {
     t.remove();
   }
+});
+
+test('the JSON Schema of matrix files offers every attack, every repairing defense and their parameters', () => {
+  const schema = matrixSchema() as {
+    properties: Record<
+      string,
+      {
+        items?: {
+          anyOf: Array<{ const?: string; properties?: { name: { const: string }; params: { properties: Record<string, unknown> } } }>;
+        };
+      }
+    >;
+  };
+  const names = (key: string): string[] => (schema.properties[key].items?.anyOf ?? []).flatMap((s) => (s.const ? [s.const] : []));
+  assert.deepEqual(
+    names('attacks'),
+    ATTACKS.map((a) => a.name),
+  );
+  assert.deepEqual(names('defenses'), ['none', ...DEFENSES.filter((d) => d.modes.includes('repair')).map((d) => d.name)]);
+  assert.ok(!names('defenses').includes('strip'), 'a detector is not a matrix column');
+  const nad = schema.properties['defenses'].items?.anyOf.find((s) => s.properties?.name.const === 'nad');
+  assert.deepEqual(Object.keys(nad?.properties?.params.properties ?? {}).sort(), ['teacher', 'teacherEpochs']);
 });
