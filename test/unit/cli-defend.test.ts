@@ -6,7 +6,8 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { readRunEvents } from '../../src/runs/run-store';
+import { readRunEvents, RunStore } from '../../src/runs/run-store';
+import { DEFENSES } from '../../src/engine/defenses/registry';
 import { writeSmallMnist, trainSmallModel } from '../integration/fixtures/small-mnist';
 
 const ROOT = join(__dirname, '..', '..');
@@ -30,11 +31,13 @@ function nad(args: string[]): { code: number | null; stdout: string; stderr: str
 test('nad defenses lists every defense of the registry with its parameters', () => {
   const o = nad(['defenses', '--json']);
   assert.equal(o.code, 0, o.stderr);
-  const list = JSON.parse(o.stdout) as Array<{ name: string; params: Array<{ key: string }> }>;
+  const list = JSON.parse(o.stdout) as Array<{ name: string; modes: string[]; params: Array<{ key: string }> }>;
   assert.deepEqual(
     list.map((d) => d.name),
-    ['nad', 'finetune', 'fine-pruning', 'mcr'],
+    DEFENSES.map((d) => d.name),
   );
+  assert.deepEqual(list.find((d) => d.name === 'strip')?.modes, ['detect']);
+  assert.deepEqual(list.find((d) => d.name === 'nad')?.modes, ['repair']);
   assert.deepEqual(
     list.find((d) => d.name === 'fine-pruning')?.params.map((p) => p.key),
     ['maxAccDrop', 'step'],
@@ -99,3 +102,46 @@ test('nad defend refuses bad parameter values with exit code 2, naming the flag,
 });
 
 test.after(() => rmSync(dir, { recursive: true, force: true }));
+
+test('nad detect strip: a detection report in --json, the charts stored, no model saved; a repairing defense is not a detector', () => {
+  const o = nad([
+    'detect',
+    'strip',
+    '--model',
+    model,
+    '--data',
+    data,
+    '--clean-count',
+    '200',
+    '--overlays',
+    '8',
+    '--threshold-count',
+    '100',
+    '--detect-count',
+    '60',
+    '--json',
+    '-q',
+  ]);
+  assert.equal(o.code, 0, o.stderr);
+  const r = JSON.parse(o.stdout) as {
+    runDir: string;
+    acc: number;
+    auc: number;
+    frr: number;
+    far: number;
+    threshold: number;
+    table: unknown[];
+  };
+  assert.ok(r.auc >= 0 && r.auc <= 1, `AUC ${r.auc}`);
+  assert.ok(Number.isFinite(r.threshold));
+  assert.equal(r.table.length, 1, 'a detector reports the suspect model only');
+  assert.ok(!existsSync(join(r.runDir, 'model', 'model.safetensors')), 'a detection run saved a model');
+  const run = new RunStore('', join(r.runDir, '..')).read(r.runDir.split(/[\\/]/).pop() as string);
+  assert.ok(!('problem' in run));
+  assert.equal(run.config['mode'], 'detect');
+  const kinds = readRunEvents(r.runDir).events.map((e) => e.type);
+  assert.ok(kinds.includes('facts') && kinds.includes('chart'), kinds.join(','));
+  const wrong = nad(['detect', 'fine-pruning', '--model', model, '--data', data]);
+  assert.notEqual(wrong.code, 0);
+  assert.match(wrong.stderr, /unknown command 'fine-pruning'|error/i);
+});
