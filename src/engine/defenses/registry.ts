@@ -5,10 +5,11 @@ import { finePruning } from './fine-pruning';
 import { finetune } from './finetune';
 import { mcr } from './mcr';
 import { nad } from './nad';
+import { neuralCleanse } from './neural-cleanse';
 import { strip } from './strip';
 import type { Defense } from './types';
 
-export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr, clp, strip];
+export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr, clp, neuralCleanse, strip];
 
 export function defenseNamed(name: string): Defense | undefined {
   return DEFENSES.find((d) => d.name === name);
