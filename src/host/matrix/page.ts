@@ -4,10 +4,10 @@
 // page reads the matrix folder and its runs' status files itself, every second and a half while visible, so
 // it follows runs from any process (the CLI, another window, a cluster job writing to the same disk).
 import * as vscode from 'vscode';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { MatrixHostMessage, MatrixPageState, MatrixViewMessage } from '../../shared/matrix-protocol';
-import { listMatrices, readMatrixFolder } from '../../runs/matrix/folder';
+import { listMatrices, matricesDir, readMatrixFolder } from '../../runs/matrix/folder';
 import { formatTable, matrixTable, type Titles } from '../../runs/matrix/table';
 import { canOpenRuns, openRun } from '../history/open-run';
 import type { RunManager, RunTask } from '../runs/manager';
@@ -216,12 +216,15 @@ async function pickMatrixFile(): Promise<vscode.Uri | undefined> {
 
 /** Waits (up to `ms`) for a matrix folder written after `since` to appear beside `runsDir`. */
 async function newMatrixDir(runsDir: string, since: number, ms: number): Promise<string | undefined> {
+  // Only the matrix.json times: reading each matrix's cells every 300 ms would read every run's status.
+  const root = matricesDir({ cwd: '', runsDir });
   const end = Date.now() + ms;
   while (Date.now() < end) {
-    const found = listMatrices(runsDir).find(
-      (m) => existsSync(join(m.dir, 'matrix.json')) && statSync(join(m.dir, 'matrix.json')).mtimeMs >= since - 1000,
-    );
-    if (found) return found.dir;
+    const names = existsSync(root) ? readdirSync(root) : [];
+    const found = names
+      .map((name) => join(root, name))
+      .find((dir) => existsSync(join(dir, 'matrix.json')) && statSync(join(dir, 'matrix.json')).mtimeMs >= since - 1000);
+    if (found) return found;
     await new Promise((r) => setTimeout(r, 300));
   }
   return undefined;
