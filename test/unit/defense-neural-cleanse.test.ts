@@ -13,7 +13,6 @@ import { cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
 import { toFloatBatch } from '../../src/engine/data/augment';
 import {
   anomalyIndices,
-  differentiableLogits,
   flaggedClasses,
   l1Statistics,
   neuralCleanse,
@@ -26,7 +25,7 @@ import {
   NC_DEFAULTS,
 } from '../../src/engine/defenses/neural-cleanse';
 import { defenseNamed, type DefenseInput, type TrainPhase } from '../../src/engine/defenses/registry';
-import { createModel, modelFromStateDict, type Model } from '../../src/engine/models';
+import { createModel, differentiableLogits, modelFromStateDict, type Model } from '../../src/engine/models';
 import { checkParams } from '../../src/engine/params';
 import { FINETUNE_TRAINING } from '../../src/engine/schedules';
 import { train } from '../../src/engine/train';

@@ -52,15 +52,14 @@
 // Input gradients: the models' evaluation-mode forward pass fuses batch norm, ReLU and the 3x3 convolution
 // of the WideResNet into one wasm kernel (ParamSet.bnReluConv3x3 -> ops.bnReluConv3x3Eval ->
 // NadConv3x3Winograd) that has no gradient: tf.grad through model.forward(x, false) fails with "gradient
-// function not found for NadConv3x3Winograd". `differentiableLogits` therefore runs the WideResNet's
+// function not found for NadConv3x3Winograd". `differentiableLogits` (models/index.ts) therefore runs the WideResNet's
 // evaluation-mode forward pass from the separate differentiable ops (applyBatchNorm in evaluation mode,
 // whose backward gives dx, and conv2d, whose input gradient is a forward convolution); the CNN's forward
 // pass is already made of those. Same logits (checked in the tests).
 import * as tf from '@tensorflow/tfjs-core';
 import { augmentBatch, toFloatBatch } from '../data/augment';
 import { evaluate } from '../evaluate';
-import type { Model } from '../models';
-import { conv2d } from '../ops';
+import { differentiableLogits, type Model } from '../models';
 import { Rng } from '../rng';
 import { FINETUNE_TRAINING } from '../schedules';
 import { RunCancelledError, type TrainSettings } from '../train';
@@ -83,32 +82,6 @@ export const UNLEARN_PHASE = 'unlearn';
 /** (tanh(v) / (2 + eps) + 0.5): a mask or pattern in (0, 1) from its unconstrained form. */
 export function fromTanhSpace(v: tf.Tensor): tf.Tensor {
   return tf.add(tf.div(tf.tanh(v), 2 + TANH_EPSILON), 0.5);
-}
-
-/** Logits in evaluation mode through ops that all have gradients with respect to x (see the header). */
-export function differentiableLogits(model: Model, x: tf.Tensor4D): tf.Tensor2D {
-  const spec = model.spec;
-  if (spec.arch !== 'wrn') return model.forward(x, false).logits;
-  const p = model.params;
-  const w = (name: string): tf.Tensor4D => p.get(name) as unknown as tf.Tensor4D;
-  const n = (spec.depth - 4) / 6;
-  const widths = [16, 16 * spec.widen, 32 * spec.widen, 64 * spec.widen];
-  let h = conv2d(x, w('conv1.weight'), 1, 1);
-  for (let g = 0; g < 3; g++) {
-    for (let j = 0; j < n; j++) {
-      const cin = j === 0 ? widths[g] : widths[g + 1];
-      const cout = widths[g + 1];
-      const stride = j === 0 ? (g === 0 ? 1 : 2) : 1;
-      const prefix = `block${g + 1}.layer.${j}`;
-      const a = p.applyBatchNorm(`${prefix}.bn1`, h, false, true);
-      let out = conv2d(a, w(`${prefix}.conv1.weight`), stride, 1);
-      const shortcut = cin === cout ? h : conv2d(a, w(`${prefix}.convShortcut.weight`), stride, 0);
-      out = conv2d(p.applyBatchNorm(`${prefix}.bn2`, out, false, true), w(`${prefix}.conv2.weight`), 1, 1);
-      h = tf.add(out, shortcut);
-    }
-  }
-  const pooled = tf.mean(p.applyBatchNorm('bn1', h, false, true), [1, 2]) as tf.Tensor2D;
-  return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
 }
 
 /** A variable holding `init`'s values; `init` is disposed. */

@@ -162,3 +162,36 @@ export function specFor(arch: ArchChoice | ModelSpec, data: DataShape): ModelSpe
 export function defaultSpecFor(data: DataShape): ModelSpec {
   return specFor('auto', data);
 }
+
+/**
+ * Logits in evaluation mode through ops that all have gradients with respect to x and to the parameters.
+ * The evaluation-mode forward pass of the WideResNet fuses batch norm, ReLU and the 3x3 convolution into one
+ * wasm kernel without a gradient (ParamSet.bnReluConv3x3); this runs the same arithmetic from the separate
+ * differentiable ops (same logits, checked in test/unit/defense-neural-cleanse.test.ts). Input gradients
+ * (Neural Cleanse, PGD, I-BAU) go through here. An architecture whose evaluation forward pass has no fused
+ * kernel needs no case here.
+ */
+export function differentiableLogits(model: Model, x: tf.Tensor4D): tf.Tensor2D {
+  const spec = model.spec;
+  if (spec.arch !== 'wrn') return model.forward(x, false).logits;
+  const p = model.params;
+  const w = (name: string): tf.Tensor4D => p.get(name) as unknown as tf.Tensor4D;
+  const n = (spec.depth - 4) / 6;
+  const widths = [16, 16 * spec.widen, 32 * spec.widen, 64 * spec.widen];
+  let h = conv2d(x, w('conv1.weight'), 1, 1);
+  for (let g = 0; g < 3; g++) {
+    for (let j = 0; j < n; j++) {
+      const cin = j === 0 ? widths[g] : widths[g + 1];
+      const cout = widths[g + 1];
+      const stride = j === 0 ? (g === 0 ? 1 : 2) : 1;
+      const prefix = `block${g + 1}.layer.${j}`;
+      const a = p.applyBatchNorm(`${prefix}.bn1`, h, false, true);
+      let out = conv2d(a, w(`${prefix}.conv1.weight`), stride, 1);
+      const shortcut = cin === cout ? h : conv2d(a, w(`${prefix}.convShortcut.weight`), stride, 0);
+      out = conv2d(p.applyBatchNorm(`${prefix}.bn2`, out, false, true), w(`${prefix}.conv2.weight`), 1, 1);
+      h = tf.add(out, shortcut);
+    }
+  }
+  const pooled = tf.mean(p.applyBatchNorm('bn1', h, false, true), [1, 2]) as tf.Tensor2D;
+  return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+}
