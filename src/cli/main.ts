@@ -49,9 +49,17 @@ addTraining(
           .description("train a backdoored model from scratch (the paper's train_badnet: poisoned data, no augmentation)"),
       ),
     )
-      .requiredOption('--data <path>', "training data: 'mnist', a CIFAR-10 .bin/folder, IDX files, or a folder of class folders")
+      .requiredOption(
+        '--data <path>',
+        "training data: 'mnist', a CIFAR-10 or CIFAR-100 .bin/folder (CIFAR-100: fine labels, or path#coarse for 20), " +
+          'a GTSRB folder (path#roi crops to the sign), a tiny-imagenet-200 folder, IDX files, or a folder of class folders',
+      )
       .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)')
-      .option('--arch <arch>', 'auto | cnn | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-16-2, wrn-40-1, wrn-40-2)', 'auto'),
+      .option(
+        '--arch <arch>',
+        'auto | cnn | preact-resnet18 | resnet18 | vgg16-bn (BackdoorBench CIFAR models) | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-40-2)',
+        'auto',
+      ),
     true,
   ),
   BADNET_TRAINING,
