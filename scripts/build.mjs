@@ -49,6 +49,7 @@ const targets = [
   },
   { entryPoints: ['webview/history/main.ts'], outfile: 'dist/webview/history.js', platform: 'browser', format: 'iife', target: 'es2022' },
   { entryPoints: ['webview/matrix/main.ts'], outfile: 'dist/webview/matrix.js', platform: 'browser', format: 'iife', target: 'es2022' },
+  { entryPoints: ['webview/preview/main.ts'], outfile: 'dist/webview/preview.js', platform: 'browser', format: 'iife', target: 'es2022' },
   {
     entryPoints: ['webview/history/compare.ts'],
     outfile: 'dist/webview/compare.js',

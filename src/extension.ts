@@ -10,6 +10,7 @@ import { registerCompare } from './host/history/compare-page';
 import { registerHistory } from './host/history/runs-tree';
 import { registerHistoryPage } from './host/history/table-page';
 import { registerMatrices } from './host/matrix/page';
+import { registerPreview } from './host/preview/page';
 
 // Our modules are evaluated by now; VS Code may call activate() a little later.
 const EVALUATED_AT = performance.now();
@@ -22,6 +23,7 @@ export function activate(context: ExtensionContext): NadApi & ReviewApi {
   const compare = registerCompare(context);
   const historyPage = registerHistoryPage(context, history.runs, async (dirs) => compare.open(dirs));
   const matrices = registerMatrices(context, runs.manager);
+  const previews = registerPreview(context, runs.log);
   return {
     ...history,
     ...runs,
@@ -29,6 +31,7 @@ export function activate(context: ExtensionContext): NadApi & ReviewApi {
     compare,
     historyPage,
     matrices,
+    previews,
     activation: { loadMs: EVALUATED_AT - LOADED_AT, activateMs: performance.now() - started },
   };
 }

@@ -24,6 +24,7 @@ import { addMatrixCommand, runMatrixCli } from './matrix';
 import { demoMatrix } from '../runs/matrix/spec';
 import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
 import { controller, execute, printResult } from './execute';
+import { addPreviewCommand } from './preview';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -199,6 +200,7 @@ program
 
 addDefendCommands(program);
 addAttacksCommand(program);
+addPreviewCommand(program);
 addMatrixCommand(program);
 
 addCommon(

@@ -6,6 +6,7 @@ import type { AttentionEditorProvider } from './attention/editor';
 import type { ComparePanels } from './history/compare-page';
 import type { HistoryPage } from './history/table-page';
 import type { MatrixPages } from './matrix/page';
+import type { PreviewPages } from './preview/page';
 
 export interface ActivationTiming {
   /** From the first line of the bundle to the end of its top-level code: evaluating our modules. */
@@ -20,6 +21,7 @@ export interface ReviewApi {
   readonly historyPage: HistoryPage;
   readonly compare: ComparePanels;
   readonly matrices: MatrixPages;
+  readonly previews: PreviewPages;
 }
 
 export interface NadApi extends NadExtensionApi, RunsApi {

@@ -66,6 +66,8 @@ export interface RenderedPanel {
   readonly figures: FigureCounts;
   /** The per-class section: the bar chart and the confusion matrices. */
   readonly classes: FigureCounts;
+  /** The attack's trigger gallery: images drawn, and their captions in order. */
+  readonly gallery: { readonly images: number; readonly captions: readonly string[] };
   readonly logLines: number;
 }
 

@@ -104,6 +104,10 @@ export interface ImagesFigure {
   readonly id: string;
   readonly title: string;
   readonly images: readonly FigureImage[];
+  /** Where the panel shows them: a defense's own views (the default), or the attack's trigger gallery. */
+  readonly group?: 'defense' | 'attack';
+  /** Images per row (the gallery's clean | poisoned | difference); wrapped to the width when absent. */
+  readonly columns?: 3;
 }
 
 /** A defense's findings in a few lines (flagged classes, threshold, FRR/FAR, AUC...). */

@@ -12,7 +12,9 @@ export type WorkerJob =
   | { readonly kind: 'demo'; readonly quick: boolean; readonly backend: string; readonly seed: number }
   | { readonly kind: 'resume'; readonly runDir: string }
   /** An attack x defense matrix file (*.nad-matrix.json): its cells run one after the other. */
-  | { readonly kind: 'matrix'; readonly file: string };
+  | { readonly kind: 'matrix'; readonly file: string }
+  /** A train config's attack previewed on a sample of its data: an `images` event per gallery, no run folder. */
+  | { readonly kind: 'preview'; readonly config: object; readonly samples?: number };
 
 export interface WorkerRequest {
   readonly job: WorkerJob;
@@ -79,7 +81,7 @@ export function isHostToWorker(value: unknown): value is HostToWorker {
     r !== null &&
     typeof r.cwd === 'string' &&
     typeof r.runsDir === 'string' &&
-    ['job', 'demo', 'resume', 'matrix'].includes(r.job?.kind as string)
+    ['job', 'demo', 'resume', 'matrix', 'preview'].includes(r.job?.kind as string)
   );
 }
 

@@ -7,6 +7,7 @@ import { buildJobConfig } from '../runs/config-file';
 import { runJob, type JobContext, type JobResult } from '../runs/jobs';
 import { runDemo } from '../runs/demo';
 import { prepareResume } from '../runs/resume';
+import { previewAttack } from '../runs/jobs/preview';
 import { describeProgress, runMatrix } from '../runs/matrix/run';
 import { readMatrixFile } from '../runs/matrix/spec';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
@@ -62,6 +63,21 @@ async function run(request: WorkerRequest): Promise<void> {
         type: 'log',
         message: `matrix ${r.id}: ${r.outcomes.length - failed} of ${r.outcomes.length} cells finished (folder ${r.dir})`,
       });
+      return;
+    }
+    case 'preview': {
+      const config = buildJobConfig(job.config, 'the preview');
+      if (config.kind !== 'train') throw new InputError(`an attack preview needs a train config, not '${config.kind}'`);
+      const p = await previewAttack(config, { samples: job.samples, signal: controller.signal, emit: (e) => void send(e) });
+      await send({
+        type: 'facts',
+        title: p.title,
+        facts: [
+          { label: 'Attack', value: p.summary },
+          { label: 'Backend', value: p.backend },
+        ],
+      });
+      for (const f of p.figures) await send({ type: 'images', ...f });
       return;
     }
     default: {

@@ -11,7 +11,8 @@ import {
   type ChartDataset,
   type Plugin,
 } from 'chart.js';
-import type { ChartFigure, FigureImage, ImagesFigure } from '../../src/shared/run-events';
+import type { ChartFigure, ImagesFigure } from '../../src/shared/run-events';
+import { imagesFigure } from '../common/images';
 import type { RunView } from '../../src/shared/run-state';
 import { clear, cssVar, h } from './dom';
 import { palette, restyleChart, type LineChart } from './charts';
@@ -140,26 +141,6 @@ function matrixTable(f: ChartFigure & { readonly chart: { kind: 'matrix' } }): H
   return table;
 }
 
-/** An image's pixels on a canvas, each pixel a `scale` x `scale` square. */
-function imageCanvas(img: FigureImage, scale: number): HTMLCanvasElement {
-  const canvas = h('canvas', { width: img.width, height: img.height, class: 'figure-image', role: 'img', 'aria-label': img.caption });
-  canvas.style.width = `${img.width * scale}px`;
-  canvas.style.height = `${img.height * scale}px`;
-  const ctx = canvas.getContext('2d');
-  if (!ctx) return canvas;
-  const bytes = Uint8Array.from(atob(img.pixels), (c) => c.charCodeAt(0));
-  const data = ctx.createImageData(img.width, img.height);
-  for (let i = 0; i < img.width * img.height; i++) {
-    const at = i * img.channels;
-    data.data[i * 4] = bytes[at];
-    data.data[i * 4 + 1] = bytes[img.channels === 3 ? at + 1 : at];
-    data.data[i * 4 + 2] = bytes[img.channels === 3 ? at + 2 : at];
-    data.data[i * 4 + 3] = 255;
-  }
-  ctx.putImageData(data, 0, 0);
-  return canvas;
-}
-
 export class DefenseFigures {
   readonly element = h('div', { class: 'figures' });
   private readonly factList = h('dl', { class: 'facts defense-facts' });
@@ -170,8 +151,8 @@ export class DefenseFigures {
   private readonly charts = new Map<string, { chart: Chart; canvas: HTMLCanvasElement; figure: ChartFigure }>();
   private view: Pick<RunView, 'charts' | 'images' | 'facts'> = { charts: [], images: [] };
 
-  /** `group`: which charts this view shows; a defense's own views also show its facts and images. */
-  constructor(private readonly group: 'defense' | 'classes') {
+  /** `group`: which charts and images this view shows; a defense's own views also show its facts. */
+  constructor(private readonly group: 'defense' | 'classes' | 'attack') {
     this.element.append(h('div', { class: 'facts-block' }, this.factTitle, this.factList), this.chartGrid, this.matrices, this.imageBlocks);
     new MutationObserver(() => {
       for (const { chart } of this.charts.values()) restyleChart(chart as unknown as LineChart);
@@ -184,18 +165,21 @@ export class DefenseFigures {
     return this.view.charts.filter((c) => (c.group ?? 'defense') === this.group);
   }
 
+  private myImages(view: Pick<RunView, 'images'>): ImagesFigure[] {
+    return view.images.filter((f) => (f.group ?? 'defense') === this.group);
+  }
+
   isEmpty(): boolean {
-    const own = this.group === 'defense' && (this.view.facts !== undefined || this.view.images.length > 0);
-    return !own && this.mine().length === 0;
+    const facts = this.group === 'defense' && this.view.facts !== undefined;
+    return !facts && this.myImages(this.view).length === 0 && this.mine().length === 0;
   }
 
   update(view: Pick<RunView, 'charts' | 'images' | 'facts'>, restyle = false): void {
     const before = this.view;
     this.view = view;
-    if (this.group !== 'defense') view = { ...view, facts: undefined, images: [] };
     if (restyle || before.facts !== view.facts) this.showFacts();
     if (restyle || before.charts !== view.charts) this.showCharts(restyle);
-    if (this.group === 'defense' && before.images !== view.images) this.showImages(view.images);
+    if (before.images !== view.images) this.showImages(this.myImages(view));
   }
 
   private showFacts(): void {
@@ -251,28 +235,7 @@ export class DefenseFigures {
 
   private showImages(figures: readonly ImagesFigure[]): void {
     clear(this.imageBlocks);
-    for (const fig of figures) {
-      const scale = Math.max(1, Math.floor(96 / Math.max(1, fig.images[0]?.height ?? 32)));
-      this.imageBlocks.append(
-        h(
-          'figure',
-          { class: 'image-figure', 'data-images': fig.id },
-          h(
-            'div',
-            { class: 'image-grid' },
-            ...fig.images.map((img) =>
-              h(
-                'div',
-                { class: img.marked ? 'image-cell marked' : 'image-cell' },
-                imageCanvas(img, scale),
-                h('div', { class: 'image-caption' }, img.caption),
-              ),
-            ),
-          ),
-          h('figcaption', {}, fig.title),
-        ),
-      );
-    }
+    for (const fig of figures) this.imageBlocks.append(imagesFigure(fig));
   }
 
   /** What is drawn (for the host's probe). */

@@ -68,7 +68,9 @@ export class PanelView {
   private readonly seriesCharts = new SeriesCharts();
   private readonly figures = new DefenseFigures('defense');
   private readonly classFigures = new DefenseFigures('classes');
+  private readonly attackFigures = new DefenseFigures('attack');
   private classesSection: HTMLElement | undefined;
+  private attackSection: HTMLElement | undefined;
   private seriesSection: HTMLElement | undefined;
   private readonly attention: AttentionView;
   private readonly log = h('pre', { class: 'log', tabindex: 0, 'aria-label': 'Run log' });
@@ -115,6 +117,12 @@ export class PanelView {
       ),
       (this.epochsSection = section('epochs-h', 'Per epoch', this.epochsNote, h('div', { class: 'scroll' }, this.epochTable))),
       (this.curvesSection = section('curves-h', 'Curves', this.curves.element)),
+      (this.attackSection = section(
+        'attack-h',
+        'Attack',
+        h('p', { class: 'muted' }, 'The trigger gallery: what the attack does to training images, and the trigger ASR is measured with.'),
+        this.attackFigures.element,
+      )),
       (this.seriesSection = section('series-h', 'Defense', this.figures.element, this.seriesCharts.element)),
       (this.classesSection = section('classes-h', 'Per class', this.classFigures.element)),
       section('attention-h', 'Attention maps', this.attention.element),
@@ -135,8 +143,10 @@ export class PanelView {
     if (all || ['chart', 'images', 'facts'].includes(changed)) {
       this.figures.update(s);
       this.classFigures.update(s);
+      this.attackFigures.update(s);
     }
     if (this.classesSection) this.classesSection.hidden = this.classFigures.isEmpty();
+    if (this.attackSection) this.attackSection.hidden = this.attackFigures.isEmpty();
     if (this.seriesSection) this.seriesSection.hidden = s.series.length === 0 && this.figures.isEmpty();
     if (all || changed === 'attention' || changed === 'samples') this.attention.update(s.attention, s.samples);
     if (all) this.showLog(s.log, true);
@@ -257,6 +267,10 @@ export class PanelView {
       chartPoints: this.curves.points() + this.seriesCharts.points(),
       figures: this.figures.counts(),
       classes: this.classFigures.counts(),
+      gallery: {
+        images: this.attackFigures.counts().images,
+        captions: Array.from(this.attackFigures.element.querySelectorAll('.image-caption')).map((c) => c.textContent ?? ''),
+      },
       logLines: this.log.childElementCount,
     };
   }

@@ -4,7 +4,15 @@
 import * as vscode from 'vscode';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
-import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING, type BackdoorConfig, type JobConfig } from '../../runs/config';
+import {
+  BADNET_TRAINING,
+  DEFAULT_BACKDOOR,
+  FINETUNE_TRAINING,
+  NAD_TRAINING,
+  type BackdoorConfig,
+  type JobConfig,
+  type TrainJobConfig,
+} from '../../runs/config';
 import type { TrainSettings } from '../../engine/train';
 import type { BackendPreference } from '../../engine/backend';
 import { configFileText } from '../../runs/config-file';
@@ -147,10 +155,23 @@ export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Ur
   return launch(host, d, config, `Erase backdoor (${basename(d.model)})`, () => void eraseBackdoorWizard(host));
 }
 
-export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(dataUri);
-  if (!folder) return undefined;
-  const attacks = readAttacks(host.extensionPath);
+export interface TrainDraft {
+  readonly config: TrainJobConfig;
+  readonly draft: JobDraft;
+  readonly title: string;
+}
+
+/**
+ * The Train wizard's questions: data, attack and its parameters, target, share poisoned; then, to train,
+ * epochs and whether to save a config. `preview` stops after the attack's questions (nothing is trained).
+ */
+export async function askTrainConfig(
+  extensionPath: string,
+  folder: vscode.WorkspaceFolder,
+  dataUri: vscode.Uri | undefined,
+  preview: boolean,
+): Promise<TrainDraft | undefined> {
+  const attacks = readAttacks(extensionPath);
   const d = newDraft(folder);
   d.data = dataUri?.fsPath;
   d.attack = attacks[0]?.name;
@@ -162,7 +183,7 @@ export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promi
       detail: a.description,
       value: a.name,
     }));
-    x.attack = await w.pick('Attack: how the training set is poisoned', items, (v) => v === x.attack);
+    x.attack = await w.pick(preview ? 'Attack to preview' : 'Attack: how the training set is poisoned', items, (v) => v === x.attack);
     const a = chosen();
     if (a) {
       x.params = Object.fromEntries(a.params.map((p) => [p.key, p.default]));
@@ -171,18 +192,17 @@ export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promi
   };
   // Each attack's own questions follow its pick (Back re-asks the pick).
   const paramEntries: Entry[] = attacks.flatMap((a) => a.params.map((p): Entry => [(x) => x.attack === a.name, askParam(p)]));
-  const ok = await ask('NAD: Train Backdoored Model', d, [
-    [() => !dataUri, askData('Training data (a share of it is poisoned)')],
+  const ok = await ask(preview ? 'NAD: Preview Attack' : 'NAD: Train Backdoored Model', d, [
+    [() => !dataUri, askData(preview ? 'Data to poison (a sample of it is shown)' : 'Training data (a share of it is poisoned)')],
     askAttack,
     ...paramEntries,
     askTarget,
     askInjectPortion,
-    askEpochs(`Training epochs (the paper: ${BADNET_TRAINING.epochs})`),
-    askFinish(() => `train-${stamp()}`),
+    ...(preview ? [] : [askEpochs(`Training epochs (the paper: ${BADNET_TRAINING.epochs})`), askFinish(() => `train-${stamp()}`)]),
   ]);
   const attack = chosen();
   if (!ok || !d.data || !attack) return undefined;
-  const config: JobConfig = {
+  const config: TrainJobConfig = {
     kind: 'train',
     name: `backdoored-${attack.name}`,
     ...jobBase(d),
@@ -193,13 +213,15 @@ export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promi
     backdoor: { ...backdoorOf(d), targetType: attack.defaults.targetType },
     training: training(BADNET_TRAINING, d, d.epochs),
   };
-  return launch(
-    host,
-    d,
-    config,
-    `Train backdoored model (${attack.title}, ${d.data === 'mnist' ? 'MNIST' : basename(d.data)})`,
-    () => void trainWizard(host),
-  );
+  return { config, draft: d, title: `${attack.title}, ${d.data === 'mnist' ? 'MNIST' : basename(d.data)}` };
+}
+
+export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(dataUri);
+  if (!folder) return undefined;
+  const t = await askTrainConfig(host.extensionPath, folder, dataUri, false);
+  if (!t) return undefined;
+  return launch(host, t.draft, t.config, `Train backdoored model (${t.title})`, () => void trainWizard(host));
 }
 
 export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {

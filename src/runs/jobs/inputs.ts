@@ -5,7 +5,7 @@ import { readCheckpoint } from '../../engine/checkpoint';
 import { cleanSubset, loadDataset, selectImages } from '../../engine/data';
 import type { EvalSets } from '../../engine/evaluate';
 import { modelFromStateDict, type Model } from '../../engine/models';
-import { backdoorTestSet } from '../../engine/triggers';
+import { backdoorTestSet, type BackdoorTestSet } from '../../engine/triggers';
 import { InputError, type ImageDataset } from '../../engine/types';
 import type { EventSink } from '../../shared/run-events';
 import { validateBackdoor, type BackdoorConfig, type CleanDataConfig } from '../config';
@@ -14,6 +14,8 @@ export interface TestData {
   readonly evalSets: EvalSets;
   /** A few non-target test images, clean and triggered, whose attention maps are shown and stored. */
   readonly samples: AttentionSamples;
+  /** The triggered non-target test images with their positions in the clean set (the trigger gallery's). */
+  readonly triggered: BackdoorTestSet;
 }
 
 /**
@@ -35,7 +37,7 @@ export async function loadTestData(emit: EventSink, test: string, backdoor: Back
     triggered: selectImages(bd, picks),
   };
   emit({ type: 'samples', samples: sampleImages(chosen) });
-  return { evalSets: { clean, backdoor: bd }, samples: chosen };
+  return { evalSets: { clean, backdoor: bd }, samples: chosen, triggered: bd };
 }
 
 /** Read and check a model file once; `make()` builds as many independent copies as a job needs. */

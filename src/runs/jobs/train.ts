@@ -3,6 +3,7 @@ import { loadDataset } from '../../engine/data';
 import { createModel, describeSpec, specFor } from '../../engine/models';
 import { poisonTrainingSet } from '../../engine/triggers';
 import { attackNamed, type Attack } from '../../engine/attacks/registry';
+import { testGallery, trainGallery } from '../../engine/attacks/gallery';
 import { checkParams, type ParamValues } from '../../engine/params';
 import { InputError } from '../../engine/types';
 import { validateBackdoor, type AttackChoice, type TrainJobConfig } from '../config';
@@ -11,6 +12,9 @@ import { loadTestData } from './inputs';
 import type { Env, JobOutcome } from './lifecycle';
 import { reportClasses, writeAttention } from './evaluate';
 import { trainPhaseIn } from './train-phase';
+
+/** Poisoned training images (and triggered test images) the run panel's trigger gallery shows. */
+export const GALLERY_SAMPLES = 4;
 
 /** The registry's attack and its checked parameters. */
 export function attackOf(choice: AttackChoice): { attack: Attack; params: ParamValues } {
@@ -42,6 +46,10 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
     message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${how}`,
   });
   const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
+  // The trigger gallery: what the attack did to a few training images, and the test-time trigger.
+  if (poisoned.poisonedIndices.length > 0) env.emit({ type: 'images', ...trainGallery({ clean: full, poisoned, count: GALLERY_SAMPLES }) });
+  if (test.triggered.count > 0)
+    env.emit({ type: 'images', ...testGallery({ clean: test.evalSets.clean, triggered: test.triggered, count: GALLERY_SAMPLES }) });
   // The data decides the classes, channels and image size, whatever a config file says of them.
   const spec = specFor(cfg.model, full);
   const model = createModel(spec, cfg.seed);

@@ -150,6 +150,12 @@ suite('Runs in worker processes', () => {
     assert.equal(shown.state, 'Finished');
     assert.equal(shown.epochRows, 2);
     assert.ok(shown.chartPoints >= 6, `charts show ${shown.chartPoints} points`);
+    // The trigger gallery: 4 poisoned training images and 4 triggered test images, each clean | poisoned | difference.
+    assert.equal(shown.gallery.images, 2 * 4 * 3, `gallery captions: ${shown.gallery.captions.join(' / ')}`);
+    assert.match(shown.gallery.captions[0], /^#\d+ clean: /);
+    assert.match(shown.gallery.captions[1], /^poisoned, label /);
+    assert.match(shown.gallery.captions[2], /^difference x\d/);
+    assert.match(shown.gallery.captions[13], /^with the trigger \(target /);
   });
 
   test('erasing with a teacher finetuned first: results.json has backdoored, teacher and after-NAD rows, all in the panel', async function () {
