@@ -35,6 +35,9 @@ export type Ask = (w: Wizard, d: JobDraft) => Promise<void>;
 const BROWSE = Symbol('browse');
 const CHECKPOINT_GLOB = '**/*.{pth,pt,safetensors,tar}';
 const DATA_GLOBS = ['**/*.bin', '**/*-ubyte', '**/*-ubyte.gz', '**/*.idx3-ubyte'];
+/** Marker files of the folder layouts: a GTSRB class annotation (Final_Training/Images/00000/GT-00000.csv), Tiny-ImageNet's wnids.txt. */
+const GTSRB_GLOB = '**/Final_Training/Images/00000/GT-00000.csv';
+const TINY_IMAGENET_GLOB = '**/wnids.txt';
 const EXCLUDE = '**/{node_modules,.git}/**';
 
 function describePath(folder: vscode.WorkspaceFolder, file: string): string {
@@ -67,6 +70,11 @@ async function datasetItems(folder: vscode.WorkspaceFolder): Promise<PickItem<st
       found.add(dir);
     else if (!/labels/i.test(name)) found.add(file);
   }
+  // GTSRB: the folder holding Final_Training (the loader finds Final_Test and its CSV beside it); Tiny-ImageNet: the folder of wnids.txt.
+  for (const u of await vscode.workspace.findFiles(new vscode.RelativePattern(folder, GTSRB_GLOB), EXCLUDE, 20))
+    found.add(dirname(dirname(dirname(u.fsPath))));
+  for (const u of await vscode.workspace.findFiles(new vscode.RelativePattern(folder, TINY_IMAGENET_GLOB), EXCLUDE, 20))
+    found.add(dirname(u.fsPath));
   return [...found].sort().map((p) => ({ label: `$(database) ${basename(p)}`, description: describePath(folder, p), value: p }));
 }
 
