@@ -8,6 +8,7 @@ import { existsSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { MatrixHostMessage, MatrixPageState, MatrixViewMessage } from '../../shared/matrix-protocol';
 import { listMatrices, matricesDir, readMatrixFolder } from '../../runs/matrix/folder';
+import { MATRIX_FILE_SUFFIX } from '../../runs/matrix/cells';
 import { formatTable, matrixTable, type Titles } from '../../runs/matrix/table';
 import { canOpenRuns, openRun } from '../history/open-run';
 import type { RunManager, RunTask } from '../runs/manager';
@@ -15,9 +16,10 @@ import { folderFor, runsDirFor } from '../settings';
 import { requireTrust } from '../trust';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { readAttacks, readDefenses } from '../wizards/registry-info';
+import { newMatrixWizard } from './new-matrix';
 
 export const MATRIX_VIEW_TYPE = 'nad.matrix';
-export const MATRIX_FILE_SUFFIX = '.nad-matrix.json';
+export { MATRIX_FILE_SUFFIX };
 
 /** What a page last drew (tests read it). */
 export interface MatrixRendered {
@@ -283,6 +285,9 @@ export function registerMatrices(context: vscode.ExtensionContext, manager: RunM
     }),
     vscode.commands.registerCommand('nad.openMatrix', openMatrix),
     vscode.commands.registerCommand('nad.runMatrixFile', runMatrixFile),
+    vscode.commands.registerCommand('nad.newMatrix', (arg?: unknown) =>
+      requireTrust('Creating a matrix') ? newMatrixWizard(context.extensionPath, arg instanceof vscode.Uri ? arg : undefined) : undefined,
+    ),
   );
   return pages;
 }

@@ -63,6 +63,26 @@ export class Wizard {
     );
   }
 
+  /** Several items: the checked ones (at least one) when the person accepts; `checked` marks the initial choice. */
+  pickMany<T>(placeholder: string, items: ReadonlyArray<PickItem<T>>, checked: (value: T) => boolean): Promise<T[]> {
+    const qp = vscode.window.createQuickPick<PickItem<T>>();
+    this.decorate(qp);
+    qp.placeholder = placeholder;
+    qp.canSelectMany = true;
+    qp.items = items;
+    qp.matchOnDescription = true;
+    qp.selectedItems = items.filter((i) => checked(i.value));
+    return this.show(qp as unknown as vscode.QuickPick<vscode.QuickPickItem>, (resolve) =>
+      vscode.Disposable.from(
+        qp.onDidAccept(() => {
+          // In the items' order, whatever order they were checked in.
+          if (qp.selectedItems.length) resolve(items.filter((i) => qp.selectedItems.includes(i)).map((i) => i.value));
+          else qp.placeholder = `Check at least one. ${placeholder}`;
+        }),
+      ),
+    );
+  }
+
   input(opts: InputOptions): Promise<string> {
     const box = vscode.window.createInputBox();
     this.decorate(box);

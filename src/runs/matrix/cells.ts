@@ -65,3 +65,6 @@ export function matrixId(spec: MatrixSpec): string {
   const safe = spec.name.replace(/[^A-Za-z0-9._-]+/g, '-').slice(0, 60) || 'matrix';
   return `${safe}-${hash}`;
 }
+
+/** Matrix definition files end so (the JSON schema and the Explorer commands match it). */
+export const MATRIX_FILE_SUFFIX = '.nad-matrix.json';

@@ -4,12 +4,22 @@
 // cell opens its run.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { RunStore } from '../../../src/runs/run-store';
 import { cellKey, matrixCells, type MatrixSpec } from '../../../src/runs/matrix/cells';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
-import { activeWebview, pickItem, runCommand, setColorTheme, TEST_TIMEOUT_MS, watchCsp } from '../../../scripts/vscode-test/ui';
+import {
+  activeWebview,
+  answerInput,
+  pickItem,
+  runCommand,
+  setColorTheme,
+  TEST_TIMEOUT_MS,
+  waitForQuestion,
+  watchCsp,
+} from '../../../scripts/vscode-test/ui';
+import { parseMatrix } from '../../../src/runs/matrix/spec';
 import { makeWorkspace, type FixtureWorkspace } from '../fixtures/workspace';
 
 let wb: Workbench;
@@ -146,4 +156,53 @@ test('a click on a cell opens its run; the page ran without a CSP violation', { 
     await page.locator('.tabs-container .tab.active', { hasText: /badnets\/nad\/seed0/ }).waitFor({ timeout: 20_000 });
     assert.deepEqual(cspViolations, []);
   }),
+);
+
+test(
+  '"NAD: New Matrix…" writes a matrix file from checked lists of attacks and defenses, which `nad matrix` accepts',
+  { timeout: TEST_TIMEOUT_MS },
+  () =>
+    wb.step('new matrix wizard', async () => {
+      const page = wb.page;
+      await runCommand(page, 'NAD: New Matrix…');
+      await waitForQuestion(page, /Data: each attack poisons/);
+      await pickItem(page, 'Built-in MNIST demo digits');
+      await waitForQuestion(page, /Attacks: the rows/);
+      console.log(`  screenshot: ${await wb.screenshot('ui-new-matrix-attacks')}`);
+      // The paper's attacks come checked; uncheck Blend.
+      await pickItem(page, /^Blend$/);
+      await page.keyboard.press('Enter');
+      await waitForQuestion(page, /Defenses: the columns/);
+      await pickItem(page, /^Mode Connectivity Repair/);
+      await page.keyboard.press('Enter');
+      assert.equal(await answerInput(page, /Seeds, comma-separated/, '0, 1'), '0');
+      await answerInput(page, /Epochs of training each attacked model/, '3');
+      assert.equal(await answerInput(page, /Epochs of every defense/), '');
+      await waitForQuestion(page, /Clean subset/);
+      await pickItem(page, '5% of the images');
+      await answerInput(page, /Target label/, '2');
+      await answerInput(page, /Matrix file, relative to the workspace folder/, 'nad/ui-new.nad-matrix.json');
+      await page.locator('.tabs-container .tab.active', { hasText: 'ui-new.nad-matrix.json' }).waitFor({ timeout: 20_000 });
+      const file = join(ws.dir, 'nad', 'ui-new.nad-matrix.json');
+      const written = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      const offered = JSON.parse(readFileSync(join(REPO_ROOT, 'dist', 'attacks.json'), 'utf8')) as Array<{ name: string }>;
+      // In the registry's order, as the list shows them.
+    const paper = offered.map((o) => o.name).filter((a) => ['badnets', 'trojan', 'cl', 'sig', 'refool'].includes(a));
+      assert.deepEqual(written, {
+        name: 'ui-new',
+        data: 'mnist',
+        test: 'mnist',
+        arch: 'auto',
+        seeds: [0, 1],
+        target: 2,
+        cleanRatio: 0.05,
+        attacks: paper,
+        defenses: ['none', 'finetune', 'fine-pruning', 'nad'],
+        training: { epochs: 3 },
+        defenseTraining: {},
+      });
+      // The runs layer's own check accepts it.
+      const spec = parseMatrix(written, file, join(ws.dir, 'nad'));
+      assert.equal(matrixCells(spec).length, paper.length * 2 * (1 + 3));
+    }),
 );
