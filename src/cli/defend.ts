@@ -25,6 +25,8 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
   ).requiredOption('--model <file>', 'the suspect (backdoored) model (.pth/.pth.tar/.safetensors)');
   addCleanData(cmd, 'clean data the defender has');
   for (const p of d.params) addParam(cmd, p);
+  if (mode === 'detect' && d.inspectsImages)
+    cmd.option('--inspect <files>', 'PNG/JPEG images of the model input size to check one by one, comma-separated: is each triggered?');
   addTraining(
     addBackdoor(cmd, false),
     d.training,
@@ -44,19 +46,21 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
       backdoor: backdoorOf(f),
       training: trainingOf(f, d.training, seed),
       params,
+      ...(typeof f.inspect === 'string' ? { inspect: f.inspect.split(',').filter(Boolean) } : {}),
     });
   });
 }
 
 /** What the registry declares, as data: `nad defenses --json`, and dist/defenses.json for the extension's wizard. */
 export function describeDefenses(): DefenseInfo[] {
-  return DEFENSES.map(({ name, title, description, needs, citation, modes, params, training }) => ({
+  return DEFENSES.map(({ name, title, description, needs, citation, modes, inspectsImages, params, training }) => ({
     name,
     title,
     description,
     needs,
     citation,
     modes,
+    ...(inspectsImages ? { inspectsImages } : {}),
     params,
     training,
   }));

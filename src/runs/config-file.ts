@@ -147,6 +147,10 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
       if (!isObject(t)) return fail('"training" must be an object of training settings (epochs, batchSize...)');
       const mode = c['mode'] ?? 'repair';
       if (mode !== 'repair' && mode !== 'detect') return fail(`"mode" must be "repair" or "detect", got ${JSON.stringify(mode)}`);
+      const inspect = c['inspect'];
+      if (inspect !== undefined && (!Array.isArray(inspect) || inspect.some((f) => typeof f !== 'string' || !f)))
+        return fail('"inspect" must be a list of PNG/JPEG file paths');
+      if (inspect !== undefined && mode !== 'detect') return fail('"inspect" (images to score) needs "mode": "detect"');
       // Only what is given: the defense's own schedule fills in the rest when the run starts.
       return {
         ...common,
@@ -158,6 +162,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         data: path(data as string),
         training: t as Partial<TrainSettings>,
         params: withPaths as DefendJobConfig['params'],
+        ...(inspect ? { inspect: (inspect as string[]).map(path) } : {}),
       };
     }
     case 'eval':

@@ -85,6 +85,8 @@ export interface DefendJobConfig extends Common, CleanDataConfig {
   readonly training: Partial<TrainSettings>;
   /** The defense's own parameters (see its `params`); missing ones take their defaults. */
   readonly params: Readonly<Record<string, ParamValue>>;
+  /** PNG/JPEG files of the model's input size a detector scores one by one ("is this image triggered?"; STRIP). */
+  readonly inspect?: readonly string[];
 }
 
 export interface EvalJobConfig extends Common {

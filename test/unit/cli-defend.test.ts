@@ -3,7 +3,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { readRunEvents, RunStore } from '../../src/runs/run-store';
@@ -144,4 +145,55 @@ test('nad detect strip: a detection report in --json, the charts stored, no mode
   const wrong = nad(['detect', 'fine-pruning', '--model', model, '--data', data]);
   assert.notEqual(wrong.code, 0);
   assert.match(wrong.stderr, /unknown command 'fine-pruning'|error/i);
+});
+
+test('nad detect strip --inspect: each given image gets its entropy and verdict against the threshold; the wrong size is refused naming the file', () => {
+  // Two digits of the test split as PNGs (grey: R = G = B), one with a 3x3 white square in the corner.
+  const raw = readFileSync(join(data, 't10k-images-idx3-ubyte'));
+  const png = (k: number, square: boolean, file: string, side = 28): string => {
+    const img = new PNG({ width: side, height: side });
+    for (let y = 0; y < side; y++)
+      for (let x = 0; x < side; x++) {
+        const v = square && y >= side - 4 && x >= side - 4 && y < side - 1 && x < side - 1 ? 255 : (raw[16 + k * 784 + y * 28 + x] ?? 0);
+        const o = 4 * (y * side + x);
+        img.data[o] = img.data[o + 1] = img.data[o + 2] = v;
+        img.data[o + 3] = 255;
+      }
+    writeFileSync(join(dir, file), PNG.sync.write(img));
+    return join(dir, file);
+  };
+  const files = [png(0, false, 'digit.png'), png(1, true, 'digit-square.png')];
+  const args = ['detect', 'strip', '--model', model, '--data', data, '--clean-count', '200', '--overlays', '8', '--threshold-count', '100'];
+  const o = nad([...args, '--detect-count', '0', '--inspect', files.join(','), '--json', '-q']);
+  assert.equal(o.code, 0, o.stderr);
+  const r = JSON.parse(o.stdout) as {
+    runDir: string;
+    threshold: number;
+    inspected: Array<{ file: string; entropy: number; triggered: boolean }>;
+  };
+  assert.deepEqual(
+    r.inspected.map((v) => v.file),
+    ['digit.png', 'digit-square.png'],
+  );
+  for (const v of r.inspected) {
+    assert.ok(Number.isFinite(v.entropy) && v.entropy >= 0, `entropy ${v.entropy}`);
+    assert.equal(v.triggered, v.entropy < r.threshold);
+  }
+  const events = readRunEvents(r.runDir).events;
+  const shown = events.find((e) => e.type === 'images');
+  assert.ok(shown && shown.type === 'images');
+  assert.equal(shown.images.length, 2);
+  assert.deepEqual(
+    shown.images.map((i) => i.marked),
+    r.inspected.map((v) => v.triggered),
+  );
+  // No test images were scored: no histogram, no ROC.
+  assert.ok(!events.some((e) => e.type === 'chart' && e.id.startsWith('strip-')));
+  const big = png(0, false, 'digit-32.png', 32);
+  const wrong = nad([...args, '--inspect', big, '--json', '-q']);
+  assert.equal(wrong.code, 2, wrong.stderr);
+  assert.match(wrong.stderr, /digit-32\.png: the image is 32x32 but the model takes 28x28 images/);
+  const nc = nad(['detect', 'neural-cleanse', '--model', model, '--data', data, '--inspect', files[0]]);
+  assert.notEqual(nc.code, 0);
+  assert.match(nc.stderr, /unknown option '--inspect'/);
 });

@@ -27,8 +27,8 @@ import { Rng } from '../rng';
 import { FINETUNE_TRAINING } from '../schedules';
 import { RunCancelledError } from '../train';
 import { InputError, type ImageDataset } from '../types';
-import type { ChartFigure } from '../../shared/run-events';
-import type { Defense } from './types';
+import type { ChartFigure, ImagesFigure } from '../../shared/run-events';
+import type { Defense, DefenseInput } from './types';
 
 /** BackdoorBench's STRIP class defaults (the issue's values). */
 export const STRIP_DEFAULTS = { overlays: 64, alpha: 0.5, frr: 0.05, thresholdCount: 1000, detectCount: 1000 } as const;
@@ -276,6 +276,28 @@ export function entropyStats(values: Float64Array): EntropyStats {
 
 const pct = (v: number): string => (Number.isFinite(v) ? `${v.toFixed(2)}%` : 'n/a');
 
+/** The given images with their verdicts: flagged ones outlined. */
+function inspectedFigure(
+  inspect: NonNullable<DefenseInput['inspect']>,
+  verdicts: ReadonlyArray<{ readonly file: string; readonly entropy: number; readonly triggered: boolean }>,
+  threshold: number,
+): ImagesFigure {
+  const { images } = inspect;
+  const size = images.height * images.width * images.channels;
+  return {
+    id: 'strip-inspected',
+    title: `The given images: entropy over the overlays against the threshold ${threshold.toPrecision(3)} (outlined: likely triggered)`,
+    images: verdicts.map((v, i) => ({
+      caption: `${v.file}: ${v.triggered ? 'likely triggered' : 'looks clean'} (H ${v.entropy.toPrecision(3)})`,
+      height: images.height,
+      width: images.width,
+      channels: images.channels,
+      pixels: Buffer.from(images.images.buffer, images.images.byteOffset + i * size, size).toString('base64'),
+      marked: v.triggered,
+    })),
+  };
+}
+
 export const strip: Defense = {
   name: 'strip',
   title: 'STRIP',
@@ -285,6 +307,7 @@ export const strip: Defense = {
   citation:
     'Gao, Xu, Wang, Chen, Ranasinghe, Nepal: STRIP: A Defence Against Trojan Attacks on Deep Neural Networks, ACSAC 2019; defaults of BackdoorBench detection_infer/strip.py (Wu et al., NeurIPS 2022 Datasets and Benchmarks)',
   modes: ['detect'],
+  inspectsImages: true,
   params: [
     {
       key: 'overlays',
@@ -325,10 +348,11 @@ export const strip: Defense = {
       key: 'detectCount',
       type: 'number',
       integer: true,
-      min: 1,
+      min: 0,
       default: STRIP_DEFAULTS.detectCount,
       label: 'Test images scored',
-      description: 'how many clean and how many triggered test images are scored for FRR, FAR and AUC (seeded subsets; all when fewer)',
+      description:
+        'how many clean and how many triggered test images are scored for FRR, FAR and AUC (seeded subsets; all when fewer; 0: none, to check given images only)',
     },
   ],
   training: FINETUNE_TRAINING,
@@ -349,7 +373,8 @@ export const strip: Defense = {
     const thresholdCount = Math.min(clean.count, params['thresholdCount'] as number);
     const cleanTest = subsetOf(test.clean, detectCount, streamSeed(input.seed, 3));
     const triggeredTest = test.backdoor ? subsetOf(test.backdoor, detectCount, streamSeed(input.seed, 4)) : undefined;
-    const images = thresholdCount + cleanTest.count + (triggeredTest?.count ?? 0);
+    const inspect = input.inspect;
+    const images = thresholdCount + cleanTest.count + (triggeredTest?.count ?? 0) + (inspect?.images.count ?? 0);
     const total = images * n;
     const steps = Math.ceil(total / EVAL_BATCH);
     emit({ type: 'phase', phase: 'strip', label: `STRIP: ${images} images x ${n} overlays`, epochs: 1 });
@@ -373,53 +398,79 @@ export const strip: Defense = {
       return r.entropies;
     });
     emit({ type: 'log', message: `STRIP: entropy threshold ${threshold.toPrecision(4)} (FRR ${frr} on ${thresholdCount} clean images)` });
-    const cleanE = await scored('clean test images', cleanTest.count, () =>
-      stripEntropies(suspect, cleanTest, clean, { ...opts, seed: streamSeed(input.seed, 5) }),
-    );
-    const trigE = triggeredTest
-      ? await scored('triggered test images', triggeredTest.count, () =>
-          stripEntropies(suspect, triggeredTest, clean, { ...opts, seed: streamSeed(input.seed, 6) }),
+    const none = new Float64Array(0);
+    // The images the user asked about first (stream 7, as stripImage): their verdicts come before the test sets' statistics.
+    const inspected = inspect
+      ? await scored('given images', inspect.images.count, () =>
+          stripEntropies(suspect, inspect.images, clean, { ...opts, seed: streamSeed(input.seed, 7) }),
         )
-      : new Float64Array(0);
+      : none;
+    const cleanE =
+      cleanTest.count > 0
+        ? await scored('clean test images', cleanTest.count, () =>
+            stripEntropies(suspect, cleanTest, clean, { ...opts, seed: streamSeed(input.seed, 5) }),
+          )
+        : none;
+    const trigE =
+      triggeredTest && triggeredTest.count > 0
+        ? await scored('triggered test images', triggeredTest.count, () =>
+            stripEntropies(suspect, triggeredTest, clean, { ...opts, seed: streamSeed(input.seed, 6) }),
+          )
+        : none;
     const seconds = (performance.now() - t0) / 1000;
 
     // Flagged: entropy below the threshold. FRR, FAR and TPR in percent, as ACC and ASR.
     const flaggedClean = cleanE.filter((v) => v < threshold).length;
     const missed = trigE.filter((v) => v >= threshold).length;
-    const frrTest = (100 * flaggedClean) / cleanE.length;
+    const frrTest = cleanE.length ? (100 * flaggedClean) / cleanE.length : NaN;
     const far = trigE.length ? (100 * missed) / trigE.length : NaN;
     const tpr = 100 - far;
     const auc = rocAuc(cleanE, trigE);
+    const verdicts = inspect
+      ? inspect.names.map((name, i) => ({ file: name, entropy: inspected[i], triggered: inspected[i] < threshold }))
+      : [];
+    if (inspect) emit({ type: 'images', ...inspectedFigure(inspect, verdicts, threshold) });
+    const verdictFacts = verdicts.slice(0, 10).map((v) => ({
+      label: v.file,
+      value: `${v.triggered ? 'likely triggered' : 'looks clean'} (entropy ${v.entropy.toPrecision(3)} ${v.triggered ? '<' : '>='} ${threshold.toPrecision(3)})`,
+    }));
+    const tested = cleanE.length + trigE.length > 0;
     emit({
       type: 'facts',
       title: 'STRIP detection',
       facts: [
+        ...verdictFacts,
         {
           label: 'Threshold',
           value: `entropy ${threshold.toPrecision(4)} (${(100 * frr).toFixed(1)}% of ${thresholdCount} clean images below)`,
         },
-        { label: 'FRR', value: `${pct(frrTest)} (${flaggedClean} of ${cleanE.length} clean test images flagged)` },
-        { label: 'FAR', value: `${pct(far)} (${missed} of ${trigE.length} triggered test images not flagged)` },
-        { label: 'TPR', value: pct(tpr) },
-        { label: 'ROC AUC', value: Number.isFinite(auc) ? auc.toFixed(4) : 'n/a' },
+        ...(tested
+          ? [
+              { label: 'FRR', value: `${pct(frrTest)} (${flaggedClean} of ${cleanE.length} clean test images flagged)` },
+              { label: 'FAR', value: `${pct(far)} (${missed} of ${trigE.length} triggered test images not flagged)` },
+              { label: 'TPR', value: pct(tpr) },
+              { label: 'ROC AUC', value: Number.isFinite(auc) ? auc.toFixed(4) : 'n/a' },
+            ]
+          : []),
       ],
     });
-    emit({
-      type: 'chart',
-      id: 'strip-entropy',
-      title: `Entropy over ${n} overlays: clean vs triggered test images`,
-      xLabel: 'mean entropy (nats)',
-      yLabel: '% of images',
-      chart: entropyHistograms(
-        [
-          { name: 'clean', values: cleanE },
-          { name: 'triggered', values: trigE },
-        ],
-        threshold,
-      ),
-      // The threshold is a bin edge of the histograms: a vertical line there.
-      threshold: { value: thresholdPosition([cleanE, trigE], threshold), label: `threshold ${threshold.toPrecision(3)}`, axis: 'x' },
-    });
+    if (tested)
+      emit({
+        type: 'chart',
+        id: 'strip-entropy',
+        title: `Entropy over ${n} overlays: clean vs triggered test images`,
+        xLabel: 'mean entropy (nats)',
+        yLabel: '% of images',
+        chart: entropyHistograms(
+          [
+            { name: 'clean', values: cleanE },
+            { name: 'triggered', values: trigE },
+          ],
+          threshold,
+        ),
+        // The threshold is a bin edge of the histograms: a vertical line there.
+        threshold: { value: thresholdPosition([cleanE, trigE], threshold), label: `threshold ${threshold.toPrecision(3)}`, axis: 'x' },
+      });
     if (trigE.length > 0 && cleanE.length > 0) {
       emit({
         type: 'chart',
@@ -451,6 +502,7 @@ export const strip: Defense = {
           clean: entropyStats(cleanE),
           ...(trigE.length ? { triggered: entropyStats(trigE) } : {}),
         },
+        ...(inspect ? { inspected: verdicts } : {}),
         seconds,
       },
       attention: [['backdoored', suspect]],

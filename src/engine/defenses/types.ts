@@ -45,6 +45,11 @@ export interface DefenseInput {
   readonly loadModel: (file: string) => Promise<Model>;
   /** The defender's clean data. */
   readonly clean: ImageDataset;
+  /**
+   * Images the user asks about one by one ("is this image triggered?"), in the model's input shape, each
+   * named (a file name) in `names`; only detectors that score inputs (STRIP) use them.
+   */
+  readonly inspect?: { readonly names: readonly string[]; readonly images: ImageDataset };
   /** Test sets for the ACC/ASR the defense reports (never used to make a decision). */
   readonly test: EvalSets;
   /** Images whose attention maps are shown. */
@@ -87,6 +92,8 @@ export interface Defense {
   readonly citation: string;
   /** What it offers: `repair` (nad defend), `detect` (nad detect), or both. */
   readonly modes: readonly DefenseMode[];
+  /** Whether its detection scores images the user gives one by one (`inspect`: "is this image triggered?"). */
+  readonly inspectsImages?: boolean;
   readonly params: readonly ParamSpec[];
   /** Default finetuning schedule (the CLI's --epochs, --lr... start from it). */
   readonly training: TrainSettings;

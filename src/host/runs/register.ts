@@ -12,6 +12,7 @@ import { RunPanels } from './panel';
 import { cancelRun, deleteRun, openRun, rerun, resumeRun, revealRunFolder, type RunCommandsHost } from './commands';
 import { folderFor, nadSettings, runsDirFor } from '../settings';
 import { requireTrust } from '../trust';
+import { checkImageWizard } from '../wizards/check-image';
 import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from '../wizards/commands';
 import { defendWizard } from '../wizards/defend';
 
@@ -138,6 +139,12 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
     vscode.commands.registerCommand(
       'nad.finetuneTeacher',
       trusted('Finetuning a teacher', (a?: unknown) => finetuneWizard(host, uriArg(a))),
+    ),
+    vscode.commands.registerCommand(
+      'nad.checkImageStrip',
+      trusted('Checking an image', (a?: unknown, all?: unknown) =>
+        checkImageWizard(host, uriArg(a), Array.isArray(all) ? all.filter((u): u is vscode.Uri => u instanceof vscode.Uri) : undefined),
+      ),
     ),
     vscode.commands.registerCommand(
       'nad.evaluateModel',

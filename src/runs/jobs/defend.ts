@@ -6,11 +6,13 @@ import { checkParams } from '../../engine/params';
 import { defenseEffectiveness } from '../../engine/evaluate';
 import type { Model } from '../../engine/models';
 import type { TrainSettings } from '../../engine/train';
-import { InputError } from '../../engine/types';
+import { basename } from 'node:path';
+import { InputError, type ImageDataset, type ModelSpec } from '../../engine/types';
 import type { Phase } from '../../shared/run-events';
 import type { DefendJobConfig, EraseJobConfig, FinetuneJobConfig } from '../config';
 import { MODEL_FILES } from '../run-store';
 import { reportClasses, writeAttention } from './evaluate';
+import { imageFor } from './image-attention';
 import { loadCleanData, loadModelFile, loadTestData, readModelFile } from './inputs';
 import type { Env, JobOutcome } from './lifecycle';
 import { saveModel, trainPhaseIn } from './train-phase';
@@ -86,8 +88,13 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
     return m;
   };
   try {
+    const files = cfg.kind === 'defend' ? (cfg.inspect ?? []) : [];
+    if (files.length && !(job.mode === 'detect' && job.defense.inspectsImages))
+      throw new InputError(`${job.defense.title} does not check given images; STRIP does ("nad detect strip --inspect ...")`);
+    const inspect = files.length ? inspectImages(files, track(suspect.make()).spec, clean) : undefined;
     const out = await job.defense.run({
       mode: job.mode,
+      ...(inspect ? { inspect } : {}),
       suspect: () => track(suspect.make()),
       loadModel: async (file) => track(await loadModelFile(file, clean)),
       clean,
@@ -127,4 +134,15 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
   } finally {
     for (const m of models) m.dispose();
   }
+}
+
+/** The images a detector is asked about, decoded in the model's input shape (a size mismatch names the file). */
+function inspectImages(files: readonly string[], spec: ModelSpec, clean: ImageDataset): { names: string[]; images: ImageDataset } {
+  const size = spec.imageSize * spec.imageSize * spec.inChannels;
+  const images = new Uint8Array(files.length * size);
+  files.forEach((f, i) => images.set(imageFor(f, spec), i * size));
+  return {
+    names: files.map((f) => basename(f)),
+    images: { ...clean, images, labels: new Int32Array(files.length).fill(-1), count: files.length, source: files.join(', ') },
+  };
 }

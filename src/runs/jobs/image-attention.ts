@@ -37,7 +37,7 @@ export function modelNamesOf(files: readonly string[]): string[] {
 }
 
 /** One image as the model takes it: HWC uint8 with the model's channel count, or an InputError. */
-function imageFor(file: string, spec: ModelSpec): Uint8Array {
+export function imageFor(file: string, spec: ModelSpec): Uint8Array {
   const img = decodeImageFile(file);
   const size = spec.imageSize;
   if (img.width !== size || img.height !== size) {
