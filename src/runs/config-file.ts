@@ -57,7 +57,8 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
     throw new ConfigFileError(where, problem);
   };
   if (!isObject(raw)) return fail('expected a JSON object with a "kind"');
-  const { backendUsed: _ignored, ...c } = raw;
+  // What the run layer adds to a run's config.json (the backend it used, what made the run) is not part of the config.
+  const { backendUsed: _ignored, provenance: _provenance, ...c } = raw;
   const kind = c['kind'];
   if (typeof kind !== 'string' || !KINDS.includes(kind as RunKind))
     return fail(`"kind" must be one of ${KINDS.join(', ')}, got ${JSON.stringify(kind)}`);

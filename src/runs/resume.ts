@@ -40,7 +40,11 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
       : `a ${status.kind} run does not train; run it again instead`;
     throw new InputError(`this run cannot be resumed: ${why}`, runDir);
   }
-  const { backendUsed: _backendUsed, ...config } = read.config as Record<string, unknown> & { backendUsed?: unknown };
+  const {
+    backendUsed: _backendUsed,
+    provenance: _provenance,
+    ...config
+  } = read.config as Record<string, unknown> & { backendUsed?: unknown; provenance?: unknown };
   if (config['kind'] !== status.kind)
     throw new InputError(`config.json's kind (${String(config['kind'])}) is not the run's (${status.kind})`, join(runDir, 'config.json'));
 

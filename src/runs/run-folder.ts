@@ -1,6 +1,7 @@
 // Reads a run folder into what the run panel shows: status.json and config.json for the header, the
 // events of metrics.jsonl folded by the one reducer, attention/maps.json for the final maps.
 // Runs made by the CLI and by the extension read alike. No vscode import.
+import { provenanceFacts } from '../shared/provenance';
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import type { AttentionSnapshot, ResultRow, RunEvent, SampleImages } from '../shared/run-events';
@@ -84,6 +85,7 @@ export function runInfo(run: RunSummary): PanelRunInfo {
     endedAt: s.endedAt,
     error: s.error,
     facts: runFacts(run.config),
+    provenance: provenanceFacts(run.config['provenance']),
     resumable: isResumable(run),
   };
 }

@@ -23,6 +23,8 @@ export interface PanelRunInfo {
   readonly error?: string;
   /** Settings worth showing next to the name: data, epochs, betas... */
   readonly facts: ReadonlyArray<readonly [string, string]>;
+  /** What made the run (version, engine, input SHA-256s), "unknown" where an older run lacks a field. */
+  readonly provenance?: ReadonlyArray<readonly [string, string]>;
   readonly resumable: boolean;
 }
 
@@ -68,6 +70,8 @@ export interface RenderedPanel {
   readonly classes: FigureCounts;
   /** The attack's trigger gallery: images drawn, and their captions in order. */
   readonly gallery: { readonly images: number; readonly captions: readonly string[] };
+  /** The Provenance list, "label: value" in order. */
+  readonly provenance: readonly string[];
   readonly logLines: number;
 }
 

@@ -3,7 +3,8 @@
 import { test, before } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { PNG } from 'pngjs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -189,6 +190,33 @@ test('nad detect strip --inspect: each given image gets its entropy and verdict 
   );
   // No test images were scored: no histogram, no ROC.
   assert.ok(!events.some((e) => e.type === 'chart' && e.id.startsWith('strip-')));
+  // What made the run: the version, the engine, and the SHA-256 of every input it names.
+  const config = JSON.parse(readFileSync(join(r.runDir, 'config.json'), 'utf8')) as {
+    provenance: {
+      version: string;
+      node: string;
+      tfjs: string;
+      kernels: string;
+      inputs: Array<{ role: string; path: string; sha256: string; files?: number }>;
+    };
+  };
+  const p = config.provenance;
+  assert.equal(p.version, (JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { version: string }).version);
+  assert.equal(p.node, process.version);
+  assert.match(p.tfjs, /^\d+\.\d+\.\d+/);
+  assert.match(p.kernels, /^[0-9a-f]{16}$/);
+  const sha = (b: Buffer | string): string => createHash('sha256').update(b).digest('hex');
+  const byRole = new Map(p.inputs.map((i) => [i.role, i]));
+  assert.equal(byRole.get('model')?.sha256, sha(readFileSync(model)));
+  assert.equal(byRole.get('inspected 2')?.sha256, sha(readFileSync(files[1])));
+  // A folder: over each file's relative path and contents, in path order.
+  const names = readdirSync(data).sort();
+  const h = createHash('sha256');
+  for (const n of names) h.update(n + '\0').update(readFileSync(join(data, n)));
+  assert.deepEqual(
+    { sha256: byRole.get('data')?.sha256, files: byRole.get('data')?.files },
+    { sha256: h.digest('hex'), files: names.length },
+  );
   const big = png(0, false, 'digit-32.png', 32);
   const wrong = nad([...args, '--inspect', big, '--json', '-q']);
   assert.equal(wrong.code, 2, wrong.stderr);

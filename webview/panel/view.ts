@@ -51,6 +51,8 @@ export class PanelView {
   private readonly title = h('h1', { id: 'run-title' });
   private readonly state = h('span', { class: 'state', role: 'status' });
   private readonly facts = h('dl', { class: 'facts' });
+  private readonly provenanceList = h('dl', { class: 'facts provenance' });
+  private readonly provenance = h('details', { class: 'provenance-block' }, h('summary', {}, 'Provenance'), this.provenanceList);
   private readonly times = h('dl', { class: 'facts times' });
   private readonly progressText = h('div', { class: 'progress-text', 'aria-live': 'polite' });
   private readonly progressBar = h('vscode-progress-bar', { 'aria-label': 'Run progress' }) as HTMLElement & {
@@ -99,6 +101,7 @@ export class PanelView {
         {},
         h('div', { class: 'title-row' }, this.title, this.state),
         this.facts,
+        this.provenance,
         this.times,
         this.progress,
         this.error,
@@ -165,6 +168,9 @@ export class PanelView {
     const fact = (dl: HTMLElement, k: string, v: string): void => void dl.append(h('div', {}, h('dt', {}, k), h('dd', {}, v)));
     fact(this.facts, 'Kind', r.kind);
     if (r.backend) fact(this.facts, 'Backend', r.backend);
+    clear(this.provenanceList);
+    for (const [k, v] of r.provenance ?? []) fact(this.provenanceList, k, v);
+    this.provenance.hidden = !r.provenance?.length;
     for (const [k, v] of r.facts) fact(this.facts, k, v);
     this.error.textContent = r.error ?? '';
     this.error.hidden = !r.error;
@@ -271,6 +277,9 @@ export class PanelView {
         images: this.attackFigures.counts().images,
         captions: Array.from(this.attackFigures.element.querySelectorAll('.image-caption')).map((c) => c.textContent ?? ''),
       },
+      provenance: Array.from(this.provenanceList.children).map(
+        (row) => `${row.querySelector('dt')?.textContent ?? ''}: ${row.querySelector('dd')?.textContent ?? ''}`,
+      ),
       logLines: this.log.childElementCount,
     };
   }

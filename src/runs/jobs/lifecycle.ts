@@ -10,6 +10,7 @@ import type { RunResult } from '../../shared/worker-protocol';
 import type { JobConfig } from '../config';
 import { EtaClock, type PlannedPhase } from '../eta';
 import type { ResumePoint } from '../resume';
+import { collectProvenance } from '../provenance';
 import { RunStore, type RunHandle } from '../run-store';
 
 export interface JobContext {
@@ -49,7 +50,9 @@ export async function withRun(
 ): Promise<JobResult> {
   const backend = await initBackend(config.backend);
   const store = new RunStore(ctx.cwd, ctx.runsDir);
-  const run = ctx.resume?.run ?? store.create(config.kind, { ...config, backendUsed: backend.name }, config.name);
+  const run =
+    ctx.resume?.run ??
+    store.create(config.kind, { ...config, backendUsed: backend.name, provenance: collectProvenance(config, backend) }, config.name);
   run.update({ backend: backend.description });
   const eta = new EtaClock(plan);
   const publish = (e: RunEvent): void => {

@@ -2,7 +2,7 @@
 // folder ends finished and the panel's table equals the folder's; cancel, queue, a crashed worker,
 // resume, errors that name the file. Data: a small MNIST in IDX files, so that each run takes seconds.
 import * as assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
@@ -156,6 +156,13 @@ suite('Runs in worker processes', () => {
     assert.match(shown.gallery.captions[1], /^poisoned, label /);
     assert.match(shown.gallery.captions[2], /^difference x\d/);
     assert.match(shown.gallery.captions[13], /^with the trigger \(target /);
+    // What made the run: version, engine, and the data's SHA-256.
+    const labels = shown.provenance.map((p) => p.slice(0, p.indexOf(': ')));
+    assert.deepEqual(labels.slice(0, 7), ['Version', 'Engine', 'Kernels', 'Node', 'tfjs', 'Platform', 'CPU']);
+    assert.ok(
+      shown.provenance.some((p) => /^SHA-256 data: [0-9a-f]{64} \(/.test(p)),
+      shown.provenance.join(' | '),
+    );
   });
 
   test('erasing with a teacher finetuned first: results.json has backdoored, teacher and after-NAD rows, all in the panel', async function () {
@@ -279,6 +286,18 @@ suite('Runs in worker processes', () => {
     const shown = await panelOf(a, runDir);
     assert.equal(shown.state, 'Finished');
     assert.deepEqual(shown.table, folderTable(runDir));
+  });
+
+  test('a run made before provenance was recorded opens and reads "unknown" there', async function () {
+    this.timeout(30_000);
+    const a = await api();
+    const runsDir = join(ws(), '.nad', 'runs');
+    const old = readdirSync(runsDir).find((d) => d.endsWith('badnets-erase') || d.includes('-badnets-erase-'));
+    assert.ok(old, 'the fixture workspace has its finished erase run');
+    await vscode.commands.executeCommand('nad.openRun', join(runsDir, old));
+    const shown = await panelOf(a, join(runsDir, old));
+    assert.equal(shown.state, 'Finished');
+    assert.deepEqual(shown.provenance.slice(0, 2), ['Version: unknown', 'Engine: unknown']);
   });
 
   test('a wrong model file fails with a message that names the file', async function () {
