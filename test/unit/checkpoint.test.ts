@@ -6,7 +6,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSy
 import { tmpdir } from 'node:os';
 import { basename, join, resolve } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { zipSync } from 'fflate';
+import { unzipSync, zipSync } from 'fflate';
 import { InputError, type StateDict } from '../../src/engine/types';
 import {
   encodeSafetensors,
@@ -287,10 +287,31 @@ describe('bad input is refused with an InputError naming the file', () => {
   });
 
   test('a zip that is not a torch archive, and a pickle that is not from torch.save', async () => {
-    const zip = scratchFile('notes.zip', zipSync({ 'notes/readme.txt': new TextEncoder().encode('hello') }));
+    const zip = scratchFile('notes.zip', zipSync({ 'notes/readme.txt': new TextEncoder().encode('hello') }, { level: 0 }));
     await rejectsWith(readCheckpoint(zip), 'notes.zip', /not a PyTorch checkpoint/);
     const pkl = scratchFile('plain.pkl', readFileSync(join(FIXTURES, 'plain_protocol2.pkl')));
     await rejectsWith(readCheckpoint(pkl), 'plain.pkl', /not one written by torch\.save/);
+  });
+
+  test('a zip bomb (a storage entry deflated from 256 MB of zeros) is refused before inflating, with its numbers', async () => {
+    const entries = unzipSync(readFileSync(join(FIXTURES, 'wrn10-1_zip.pt')));
+    const data = Object.keys(entries).find((n) => /\/data\/0$/.test(n));
+    assert.ok(data, Object.keys(entries).join(', '));
+    const bombed = { ...entries, [data]: new Uint8Array(256 * 1024 * 1024) };
+    const file = scratchFile('bomb.pt', zipSync(bombed, { level: 9 }));
+    assert.ok(readFileSync(file).length < 2_000_000, 'the bomb is small on disk');
+    const rss = process.memoryUsage().rss;
+    const t0 = performance.now();
+    await rejectsWith(
+      readCheckpoint(file),
+      'bomb.pt',
+      /is compressed \(method 8, \d+ bytes declared to expand to 268435456\).*torch\.save stores every entry uncompressed/,
+    );
+    assert.ok(performance.now() - t0 < 5_000, 'refused without inflating');
+    assert.ok(process.memoryUsage().rss - rss < 128 * 1024 * 1024, 'refused without allocating the inflated size');
+    // The same archive stored, as torch.save writes it, still loads.
+    const stored = scratchFile('restored.pt', zipSync(entries, { level: 0 }));
+    assert.equal((await readCheckpoint(stored)).format, 'torch-zip');
   });
 
   test('malicious pickles are refused without running their payload', async () => {

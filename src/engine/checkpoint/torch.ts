@@ -1,7 +1,7 @@
 // Reads torch.save files into a StateDict: the zip format of torch >= 1.6 (<name>/data.pkl plus one
 // entry per storage) and the legacy format (magic, protocol, sys_info and main pickles, then the
 // storage key list and each storage's raw bytes after an 8-byte element count).
-import { unzipSync } from 'fflate';
+import { unzipSync, type UnzipFileInfo } from 'fflate';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import { ELEMENT_SIZE, gatherStrided, namedDType, numelOf, toFloat32, type StorageDType } from './dtypes';
 import { readCheckpointBytes } from './file';
@@ -44,11 +44,38 @@ export function parseTorchCheckpoint(bytes: Uint8Array, file: string): TorchChec
   throw new InputError('not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy torch.save file)', file);
 }
 
+/**
+ * torch.save writes every entry of its zip archive stored (method 0, uncompressed): an entry is then a slice of
+ * the file and reading it allocates nothing. A compressed entry could inflate to any size (a 2 MB "zip bomb"
+ * made 1.5 GB here), so it is refused before anything is inflated, with the numbers.
+ */
+function checkZipEntry(info: UnzipFileInfo, file: string, fileBytes: number): void {
+  if (info.compression !== 0) {
+    throw new InputError(
+      `zip entry ${info.name} is compressed (method ${info.compression}, ${info.size} bytes declared to expand to ${info.originalSize}); ` +
+        'torch.save stores every entry uncompressed, so this file was not written by torch.save (re-save it with torch.save)',
+      file,
+    );
+  }
+  if (info.size !== info.originalSize || info.size > fileBytes)
+    throw new InputError(`zip entry ${info.name} declares ${info.originalSize} bytes in a ${fileBytes}-byte file`, file);
+}
+
 function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
   let entries: Record<string, Uint8Array>;
   try {
+    // First the listing alone (nothing is inflated), so that the largest offending entry is the one named.
+    const listing: UnzipFileInfo[] = [];
+    unzipSync(bytes, {
+      filter: (info) => {
+        listing.push(info);
+        return false;
+      },
+    });
+    for (const info of listing.sort((a, b) => b.originalSize - a.originalSize)) checkZipEntry(info, file, bytes.length);
     entries = unzipSync(bytes);
   } catch (err) {
+    if (err instanceof InputError) throw err;
     throw new InputError(`a damaged or truncated zip archive (${(err as Error).message})`, file);
   }
   // The archive's folder is named after the file it was first saved as, so it varies.
