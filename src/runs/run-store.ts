@@ -15,6 +15,7 @@ import { join, dirname, basename } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
+import { DiskFullError, isDiskFull } from '../engine/disk';
 import { isRunEvent, type RunEvent, type RunKind, type RunState } from '../shared/run-events';
 
 export type { RunKind, RunState };
@@ -67,6 +68,8 @@ export function isResumable(run: Pick<RunSummary, 'status'>): boolean {
 
 export const RUNS_SUBDIR = join('.nad', 'runs');
 
+export { DiskFullError, freeSpace } from '../engine/disk';
+
 /** Write a file atomically: temp file in the same folder, then rename over the target. */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   mkdirSync(dirname(file), { recursive: true });
@@ -76,7 +79,7 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
     renameSync(tmp, file);
   } catch (e) {
     rmSync(tmp, { force: true });
-    throw e;
+    throw isDiskFull(e) ? new DiskFullError(file) : e;
   }
 }
 
@@ -184,7 +187,12 @@ export class RunHandle {
   }
 
   appendMetric(event: RunEvent): void {
-    appendFileSync(join(this.dir, 'metrics.jsonl'), JSON.stringify(event) + '\n');
+    const file = join(this.dir, 'metrics.jsonl');
+    try {
+      appendFileSync(file, JSON.stringify(event) + '\n');
+    } catch (e) {
+      throw isDiskFull(e) ? new DiskFullError(file) : e;
+    }
   }
 
   /** Path of a file inside the run folder (e.g. `model/model.safetensors`). */

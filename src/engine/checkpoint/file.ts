@@ -2,6 +2,7 @@
 import { randomBytes } from 'node:crypto';
 import { open, readFile, rename, unlink } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
+import { DiskFullError, isDiskFull } from '../disk';
 import { InputError } from '../types';
 
 /** Reads a whole file, turning file-system errors into InputErrors that name it. */
@@ -23,12 +24,19 @@ export async function writeFileAtomic(path: string, chunks: readonly Uint8Array[
   const temp = join(dirname(path), `.${basename(path)}.${process.pid}.${randomBytes(4).toString('hex')}.tmp`);
   const handle = await open(temp, 'w');
   try {
-    for (const chunk of chunks) await handle.write(chunk);
+    for (const chunk of chunks) {
+      // A write may be short (a disk that fills up writes what fits and says so): write the rest, or fail.
+      for (let at = 0; at < chunk.length;) {
+        const { bytesWritten } = await handle.write(chunk, at, chunk.length - at);
+        if (bytesWritten <= 0) throw Object.assign(new Error('no space left on device'), { code: 'ENOSPC' });
+        at += bytesWritten;
+      }
+    }
     await handle.sync();
   } catch (err) {
     await handle.close();
     await unlink(temp).catch(() => undefined);
-    throw err;
+    throw isDiskFull(err) ? new DiskFullError(path) : err;
   }
   await handle.close();
   try {

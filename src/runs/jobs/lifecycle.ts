@@ -97,9 +97,19 @@ export async function withRun(
   } catch (e) {
     const cancelled = e instanceof RunCancelledError;
     const error = e instanceof Error ? e.message : String(e);
-    publish(cancelled ? { type: 'ended', state: 'cancelled' } : { type: 'ended', state: 'failed', error });
-    if (cancelled) run.cancel();
-    else run.fail(error);
+    const ended: RunEvent = cancelled ? { type: 'ended', state: 'cancelled' } : { type: 'ended', state: 'failed', error };
+    // On a full disk these writes may fail too: the run's end is still reported, and the first error is the one raised.
+    // status.json then keeps "running" with this process's pid, which the run store reads as interrupted once it exits.
+    const bestEffort = (what: string, write: () => void): void => {
+      try {
+        write();
+      } catch (again) {
+        ctx.onEvent?.({ type: 'log', message: `could not record ${what}: ${again instanceof Error ? again.message : String(again)}` });
+      }
+    };
+    bestEffort("the run's end in metrics.jsonl", () => run.appendMetric(ended));
+    ctx.onEvent?.(ended);
+    bestEffort('the state in status.json', () => (cancelled ? run.cancel() : run.fail(error)));
     throw e;
   } finally {
     const leaked = tf.memory().numTensors - tensorsBefore;
