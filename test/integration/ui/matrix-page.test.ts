@@ -187,7 +187,7 @@ test(
       const written = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
       const offered = JSON.parse(readFileSync(join(REPO_ROOT, 'dist', 'attacks.json'), 'utf8')) as Array<{ name: string }>;
       // In the registry's order, as the list shows them.
-    const paper = offered.map((o) => o.name).filter((a) => ['badnets', 'trojan', 'cl', 'sig', 'refool'].includes(a));
+      const paper = offered.map((o) => o.name).filter((a) => ['badnets', 'trojan', 'cl', 'sig', 'refool'].includes(a));
       assert.deepEqual(written, {
         name: 'ui-new',
         data: 'mnist',
