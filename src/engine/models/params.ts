@@ -27,8 +27,27 @@ interface Entry {
 export const BN_MOMENTUM = 0.1;
 export const BN_EPS = 1e-5;
 
+/**
+ * Replaces a batch norm's scale and shift in the forward pass (ANP's neuron masks and perturbations:
+ * weight * (mask + noise), bias * (1 + noiseBias)); `layer` is the state-dict prefix (`block1.layer.0.bn1`).
+ * Built from differentiable ops, so in training mode the gradients reach the variables it uses. Return
+ * undefined to leave a layer as it is. The stored weights never change.
+ */
+export type BatchNormModulation = (
+  layer: string,
+  gamma: tf.Tensor1D,
+  beta: tf.Tensor1D,
+) => { gamma: tf.Tensor1D; beta: tf.Tensor1D } | undefined;
+
 export class ParamSet {
   private readonly entries = new Map<string, Entry>();
+  /** Off (undefined) unless a defense sets it; consulted by every batch norm (batchNormParams). */
+  private modulation: BatchNormModulation | undefined;
+
+  /** Set or clear (undefined) the batch-norm modulation; see BatchNormModulation. */
+  setBatchNormModulation(m: BatchNormModulation | undefined): void {
+    this.modulation = m;
+  }
 
   /** Trainable parameters in creation order (the optimizer's order). */
   trainable(): Array<[string, tf.Variable]> {
@@ -99,7 +118,9 @@ export class ParamSet {
   }
 
   private batchNormParams(name: string): { p: BatchNormParams; rm: tf.Variable<tf.Rank.R1>; rv: tf.Variable<tf.Rank.R1> } {
-    const p = { gamma: this.get(name + '.weight') as tf.Tensor1D, beta: this.get(name + '.bias') as tf.Tensor1D, eps: BN_EPS };
+    const gamma = this.get(name + '.weight') as tf.Tensor1D;
+    const beta = this.get(name + '.bias') as tf.Tensor1D;
+    const p = { ...(this.modulation?.(name, gamma, beta) ?? { gamma, beta }), eps: BN_EPS };
     return {
       p,
       rm: this.get(name + '.running_mean') as tf.Variable<tf.Rank.R1>,

@@ -5,5 +5,6 @@
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
 export { conv2d, bnReluConv3x3Eval } from './conv';
+export { exactSign } from './sign';
 export { batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from './batchnorm';
 export type { BatchNormParams, BatchNormTrainResult } from './batchnorm';
