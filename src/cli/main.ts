@@ -5,7 +5,7 @@ import { runDemo } from '../runs/demo';
 import { RunStore } from '../runs/run-store';
 import { RunCancelledError } from '../engine/train';
 import { InputError } from '../engine/types';
-import type { ArchChoice } from '../engine/models';
+import { FIXED_ARCHS, type ArchChoice } from '../engine/models';
 import {
   addBackdoor,
   addCleanData,
@@ -34,7 +34,9 @@ function parseModelArch(value: string | undefined): ArchChoice {
   const m = /^wrn-(\d+)-(\d+)$/i.exec(value);
   if (m) return { arch: 'wrn', depth: Number(m[1]), widen: Number(m[2]) };
   if (value === 'cnn') return 'cnn';
-  throw new InputError(`--arch must be auto, cnn or wrn-DEPTH-WIDEN (e.g. wrn-16-1), got '${value}'`);
+  const fixed = FIXED_ARCHS.find((a) => a === value.toLowerCase());
+  if (fixed) return fixed;
+  throw new InputError(`--arch must be auto, cnn, ${FIXED_ARCHS.join(', ')} or wrn-DEPTH-WIDEN (e.g. wrn-16-1), got '${value}'`);
 }
 
 const program = new Command('nad')

@@ -26,6 +26,10 @@ export interface NamedTensor {
 /** A PyTorch state_dict: parameter name (e.g. `block1.layer.0.conv1.weight`) to tensor. Insertion order kept. */
 export type StateDict = Map<string, NamedTensor>;
 
+/** BackdoorBench's fixed-width CIFAR architectures, by the names `--arch` and config files use. */
+export const FIXED_ARCHS = ['preact-resnet18', 'resnet18', 'vgg16-bn'] as const;
+export type FixedArch = (typeof FIXED_ARCHS)[number];
+
 export type ModelSpec =
   | {
       readonly arch: 'wrn';
@@ -38,6 +42,16 @@ export type ModelSpec =
   | {
       /** Small CNN for 28x28 grayscale data (MNIST, Fashion-MNIST). */
       readonly arch: 'cnn';
+      readonly numClasses: number;
+      readonly inChannels: number;
+      readonly imageSize: number;
+    }
+  | {
+      /**
+       * BackdoorBench's CIFAR networks (src/engine/models/resnet.ts, vgg.ts): PreActResNet18 (its default),
+       * the CIFAR ResNet-18 (3x3 stem, no max pool) and VGG-16 with batch norm; fixed widths.
+       */
+      readonly arch: FixedArch;
       readonly numClasses: number;
       readonly inChannels: number;
       readonly imageSize: number;

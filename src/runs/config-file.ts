@@ -3,7 +3,7 @@
 // the paper's defaults. No vscode import: plain parsing, usable from tests.
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
-import { InputError } from '../engine/types';
+import { FIXED_ARCHS, InputError, type FixedArch } from '../engine/types';
 import {
   BADNET_TRAINING,
   DEFAULT_BACKDOOR,
@@ -102,8 +102,8 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
   switch (kind as RunKind) {
     case 'train': {
       const model = c['model'] ?? 'auto';
-      if (model !== 'auto' && model !== 'cnn' && !isObject(model))
-        fail('"model" must be "auto", "cnn" or { "arch": "wrn", "depth": 16, "widen": 1 }');
+      if (model !== 'auto' && model !== 'cnn' && !FIXED_ARCHS.includes(model as FixedArch) && !isObject(model))
+        fail(`"model" must be "auto", "cnn", ${FIXED_ARCHS.map((a) => `"${a}"`).join(', ')} or { "arch": "wrn", "depth": 16, "widen": 1 }`);
       return {
         ...common,
         kind: 'train',

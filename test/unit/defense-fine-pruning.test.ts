@@ -137,7 +137,7 @@ for (const spec of [
       const x = tf.tensor4d(xs, [n, spec.imageSize, spec.imageSize, spec.inChannels]);
       const [a, b, feats] = tf.tidy(() => {
         const out = reloaded.forward(x, false);
-        return [model.forward(x, false).logits.dataSync(), out.logits.dataSync(), pruneTarget(reloaded).features(out.groups).dataSync()];
+        return [model.forward(x, false).logits.dataSync(), out.logits.dataSync(), pruneTarget(reloaded).features(out).dataSync()];
       });
       x.dispose();
       assert.deepEqual(b, a);

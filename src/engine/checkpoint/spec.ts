@@ -1,9 +1,11 @@
 // Which model a state_dict belongs to: from our model file's metadata, or from the key layout.
-import { InputError, type ModelSpec, type StateDict } from '../types';
+import { FIXED_ARCHS, InputError, type ModelSpec, type StateDict } from '../types';
+import { backdoorBenchSpec } from './backdoorbench-layouts';
 
 const SUPPORTED =
-  "Supported: WideResNet in the NAD authors' layout (conv1.weight, block1.layer.0.bn1.weight, …, bn1.weight, fc.weight) " +
-  "and this extension's small CNN, saved as a .safetensors model file that records its spec";
+  "Supported: WideResNet in the NAD authors' layout (conv1.weight, block1.layer.0.bn1.weight, …, bn1.weight, fc.weight), " +
+  "BackdoorBench's CIFAR PreActResNet18 and ResNet-18 (conv1.weight, layer1.0.conv1.weight, …, linear.weight) and VGG-16-BN " +
+  "(features.0.weight, …, classifier.weight), and this extension's small CNN, saved as a .safetensors model file that records its spec";
 
 /** The metadata entry our model files keep the spec in. */
 export function specMetadata(spec: ModelSpec): Record<string, string> {
@@ -33,6 +35,10 @@ export function parseSpec(json: string, file: string): ModelSpec {
       inChannels: s.inChannels as number,
       imageSize: s.imageSize as number,
     };
+  }
+  const fixed = FIXED_ARCHS.find((a) => a === s.arch);
+  if (fixed && common) {
+    return { arch: fixed, numClasses: s.numClasses as number, inChannels: s.inChannels as number, imageSize: s.imageSize as number };
   }
   if (s.arch === 'cnn' && common) {
     return { arch: 'cnn', numClasses: s.numClasses as number, inChannels: s.inChannels as number, imageSize: s.imageSize as number };
@@ -90,6 +96,8 @@ export function inferSpec(stateDict: StateDict, file: string, metadata: Record<s
     return stated;
   }
   if (wrn) return wrn;
+  const backdoorBench = backdoorBenchSpec(stateDict, file, metadata.imageSize !== undefined ? imageSize : undefined);
+  if (backdoorBench) return backdoorBench;
   const cnn = smallCnnSpec(stateDict);
   if (cnn) return cnn;
   const names = [...stateDict.keys()];

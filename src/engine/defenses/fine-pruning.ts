@@ -13,6 +13,11 @@
 //    ReLU: relu(bn1(block3 output)), pooled into `fc`. Zeroing conv2's filter alone would leave the
 //    channel flowing through the shortcut.
 //  - CNN: conv3's output channels after bn3 and ReLU, flattened into `fc`.
+//  - VGG-16-BN: the last convolution features.40 through features.41 and ReLU, max-pooled into `classifier`.
+//  - PreAct-ResNet-18 and ResNet-18: refused (InputError). Their classifier reads a residual sum with
+//    the identity shortcut, which no batch norm's scale and shift can zero; fp.py keeps a mask on the
+//    linear layer through finetuning instead, which our training loop does not carry.
+// The layers come from the model's structure (structureOf in src/engine/models/structure.ts).
 // Pruning a channel sets its batch norm's scale and shift to 0 (its ReLU'd activation is then exactly 0
 // for any input, in training and evaluation mode) and the classifier weights that read it to 0. No mask
 // lives outside the weights, so the state dict saved after each epoch is the pruned model as it is, for
@@ -26,7 +31,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { toFloatBatch } from '../data/augment';
 import { EVAL_BATCH, evaluate, type EvalSets } from '../evaluate';
-import { describeSpec, type Model } from '../models';
+import { describeSpec, structureOf, type ForwardResult, type Model } from '../models';
 import { FINETUNE_TRAINING } from '../schedules';
 import { RunCancelledError } from '../train';
 import { InputError, type ImageDataset } from '../types';
@@ -39,11 +44,13 @@ export interface PruneTarget {
   readonly layer: string;
   /** The batch norm whose ReLU'd output is the channel's activation; pruning zeroes its scale and shift. */
   readonly bn: string;
+  /** The linear classifier reading the channels (state-dict prefix). */
+  readonly classifier: string;
   readonly channels: number;
   /** Classifier inputs per channel: 1 (WRN pools), H*W (the CNN flattens, channel-major as PyTorch). */
   readonly positions: number;
-  /** The classifier's input [n, channels * positions] from the forward pass's groups (evaluation mode). */
-  features(groups: tf.Tensor4D[]): tf.Tensor2D;
+  /** The classifier's input [n, channels * positions] from the forward pass (evaluation mode). */
+  features(out: ForwardResult): tf.Tensor2D;
 }
 
 export function pruneTarget(model: Model): PruneTarget {
@@ -52,26 +59,23 @@ export function pruneTarget(model: Model): PruneTarget {
   if (![...shapes.values()].some((s) => s.length === 4)) {
     throw new InputError(`${name} has no convolutional layer: Fine-Pruning prunes the channels of the last one`);
   }
-  const spec = model.spec;
-  const layer = spec.arch === 'wrn' ? `block3.layer.${(spec.depth - 4) / 6 - 1}.conv2` : 'conv3';
-  const bn = spec.arch === 'wrn' ? 'bn1' : 'bn3';
+  const { classifier, lastConv } = structureOf(model.spec);
+  if ('missing' in lastConv) {
+    throw new InputError(
+      `${name}: Fine-Pruning zeroes a channel of the last convolution through the batch norm (and ReLU) the classifier reads, and ${lastConv.missing}`,
+    );
+  }
+  const { conv: layer, bn } = lastConv;
   const conv = shapes.get(`${layer}.weight`);
   const scale = shapes.get(`${bn}.weight`);
-  const fc = shapes.get('fc.weight');
+  const fc = shapes.get(`${classifier}.weight`);
   if (!conv || !scale || !fc || scale[0] !== conv[0] || fc[1] % conv[0] !== 0) {
     throw new InputError(
-      `${name}: expected its last convolutional layer ${layer}, batch norm ${bn} and classifier fc to match; Fine-Pruning cannot prune this model`,
+      `${name}: expected its last convolutional layer ${layer}, batch norm ${bn} and classifier ${classifier} to match; Fine-Pruning cannot prune this model`,
     );
   }
   const channels = conv[0];
-  const features =
-    spec.arch === 'wrn'
-      ? (groups: tf.Tensor4D[]) => tf.mean(model.params.applyBatchNorm(bn, groups[2], false, true), [1, 2]) as tf.Tensor2D
-      : (groups: tf.Tensor4D[]) => {
-          const g = groups[2];
-          return tf.reshape(tf.transpose(g, [0, 3, 1, 2]), [g.shape[0], g.shape[1] * g.shape[2] * g.shape[3]]) as tf.Tensor2D;
-        };
-  return { layer, bn, channels, positions: fc[1] / channels, features };
+  return { layer, bn, classifier, channels, positions: fc[1] / channels, features: (out) => out.features };
 }
 
 /** Classifier inputs of every image, row-major [count, width]. */
@@ -94,7 +98,7 @@ function featuresOf(model: Model, target: PruneTarget, ds: ImageDataset, signal?
       Int32Array.from({ length: n }, (_, i) => start + i),
       buf.subarray(0, n * size),
     );
-    const f = tf.tidy(() => target.features(model.forward(tf.tensor4d(x, [n, ds.height, ds.width, ds.channels]), false).groups));
+    const f = tf.tidy(() => target.features(model.forward(tf.tensor4d(x, [n, ds.height, ds.width, ds.channels]), false)));
     data.set(f.dataSync(), start * width);
     f.dispose();
   }
@@ -132,7 +136,8 @@ function maskedAccuracy(model: Model, target: PruneTarget, feats: Features, labe
         tf.tensor2d(feats.data.subarray(start * feats.width, (start + n) * feats.width), [n, feats.width]),
         tf.tensor1d(keep),
       );
-      return tf.argMax(tf.add(tf.matMul(x, model.params.get('fc.weight') as tf.Tensor2D), model.params.get('fc.bias')), 1);
+      const w = model.params.get(`${target.classifier}.weight`) as tf.Tensor2D;
+      return tf.argMax(tf.add(tf.matMul(x, w), model.params.get(`${target.classifier}.bias`)), 1);
     });
     const p = pred.dataSync();
     pred.dispose();
@@ -158,7 +163,7 @@ export function pruneChannels(model: Model, target: PruneTarget, channels: reado
     const perChannel = tf.tensor1d(keepChannel);
     zeroWhere(`${target.bn}.weight`, perChannel);
     zeroWhere(`${target.bn}.bias`, perChannel);
-    zeroWhere('fc.weight', tf.tensor2d(keepRow, [keepRow.length, 1]));
+    zeroWhere(`${target.classifier}.weight`, tf.tensor2d(keepRow, [keepRow.length, 1]));
   });
 }
 
@@ -167,7 +172,7 @@ export function prunedNonZeros(model: Model, target: PruneTarget, channels: read
   let count = 0;
   const gamma = model.params.get(`${target.bn}.weight`).dataSync();
   const beta = model.params.get(`${target.bn}.bias`).dataSync();
-  const fc = model.params.get('fc.weight');
+  const fc = model.params.get(`${target.classifier}.weight`);
   const w = fc.dataSync();
   const classes = fc.shape[1] as number;
   for (const c of channels) {

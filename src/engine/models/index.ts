@@ -1,27 +1,24 @@
-// Models: WideResNet (NAD's WRN-16-1 and friends) and a small CNN for 28x28 grayscale digits. Each
-// returns the activations of its three groups (for attention distillation) and the logits.
+// Models: WideResNet (NAD's WRN-16-1 and friends), a small CNN for 28x28 grayscale digits, and
+// BackdoorBench's PreAct-ResNet-18, ResNet-18 and VGG-16-BN (resnet.ts, vgg.ts). Each returns the
+// activations of its three groups (for attention distillation), the classifier's input and the logits.
 import * as tf from '@tensorflow/tfjs-core';
 import { conv2d } from '../ops';
 import { Rng } from '../rng';
-import { InputError, type ModelSpec, type StateDict } from '../types';
+import { InputError, type FixedArch, type ModelSpec, type StateDict } from '../types';
 import { ParamSet } from './params';
+import type { ForwardResult, Model } from './model';
+import { createPreActResNet18, createResNet18 } from './resnet';
+import { createVgg16Bn } from './vgg';
 
-export interface ForwardResult {
-  /** Outputs of the three residual groups (WRN) / stages (CNN), NHWC. */
-  readonly groups: tf.Tensor4D[];
-  readonly logits: tf.Tensor2D;
-}
+export type { ForwardResult, Model } from './model';
+export { structureOf, type ModelStructure } from './structure';
 
-export interface Model {
-  readonly spec: ModelSpec;
-  readonly params: ParamSet;
-  /** x: NHWC float32 in [0, 1]. In training mode batch norm uses batch statistics and updates running ones. */
-  forward(x: tf.Tensor4D, training: boolean): ForwardResult;
-  dispose(): void;
-}
+export { FIXED_ARCHS, type FixedArch } from '../types';
+const FIXED_NAMES: Record<FixedArch, string> = { 'preact-resnet18': 'PreAct-ResNet-18', resnet18: 'ResNet-18', 'vgg16-bn': 'VGG-16-BN' };
 
 export function describeSpec(spec: ModelSpec): string {
-  return spec.arch === 'wrn' ? `WRN-${spec.depth}-${spec.widen}` : `CNN (${spec.imageSize}x${spec.imageSize}x${spec.inChannels})`;
+  if (spec.arch === 'wrn') return `WRN-${spec.depth}-${spec.widen}`;
+  return spec.arch === 'cnn' ? `CNN (${spec.imageSize}x${spec.imageSize}x${spec.inChannels})` : FIXED_NAMES[spec.arch];
 }
 
 export function validateSpec(spec: ModelSpec): void {
@@ -30,6 +27,12 @@ export function validateSpec(spec: ModelSpec): void {
       `WideResNet depth must be 6n+4 (10, 16, 22, 28, 40...) and widen >= 1; got depth ${spec.depth}, widen ${spec.widen}`,
     );
   }
+  if (spec.arch === 'vgg16-bn' && (spec.imageSize % 32 !== 0 || spec.imageSize < 32)) {
+    throw new InputError(`VGG-16-BN halves the image five times: its side must be a multiple of 32; got ${spec.imageSize}`);
+  }
+  if ((spec.arch === 'preact-resnet18' || spec.arch === 'resnet18') && spec.imageSize < 8) {
+    throw new InputError(`${FIXED_NAMES[spec.arch]} halves the image three times: its side must be at least 8; got ${spec.imageSize}`);
+  }
   if (spec.numClasses < 2) throw new InputError(`a classifier needs at least 2 classes; got ${spec.numClasses}`);
 }
 
@@ -37,7 +40,22 @@ export function validateSpec(spec: ModelSpec): void {
 export function createModel(spec: ModelSpec, seed: number): Model {
   validateSpec(spec);
   const rng = new Rng(seed);
-  return spec.arch === 'wrn' ? createWrn(spec, rng) : createCnn(spec, rng);
+  switch (spec.arch) {
+    case 'wrn':
+      return createWrn(spec, rng);
+    case 'cnn':
+      return createCnn(spec, rng);
+    case 'preact-resnet18':
+      return createPreActResNet18(spec, rng);
+    case 'resnet18':
+      return createResNet18(spec, rng);
+    case 'vgg16-bn':
+      return createVgg16Bn(spec, rng);
+    default: {
+      const unknown: never = spec;
+      throw new InputError(`unknown architecture ${JSON.stringify(unknown)}`);
+    }
+  }
 }
 
 /** A model with weights from a PyTorch-layout state_dict; shape mismatches name the file and the keys. */
@@ -108,7 +126,7 @@ function createWrn(spec: Extract<ModelSpec, { arch: 'wrn' }>, rng: Rng): Model {
     const top = p.applyBatchNorm('bn1', h, training, true);
     const pooled = tf.mean(top, [1, 2]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
-    return { groups: acts, logits };
+    return { groups: acts, features: pooled, logits };
   };
   return { spec, params: p, forward, dispose: () => p.dispose() };
 }
@@ -138,14 +156,14 @@ function createCnn(spec: Extract<ModelSpec, { arch: 'cnn' }>, rng: Rng): Model {
     // Flatten in PyTorch's NCHW order so exported fc weights mean the same thing there.
     const flatX = tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [h.shape[0], flat]) as tf.Tensor2D;
     const logits = tf.add(tf.matMul(flatX, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
-    return { groups: acts, logits };
+    return { groups: acts, features: flatX, logits };
   };
   return { spec, params: p, forward, dispose: () => p.dispose() };
 }
 
 /** The model the paper uses for a dataset: WRN-16-1 for 32x32 colour images, the small CNN for small grayscale ones. */
-/** An architecture without the sizes, which come from the data: `auto`, `cnn`, or a WRN's depth and width. */
-export type ArchChoice = 'auto' | 'cnn' | { readonly arch: 'wrn'; readonly depth: number; readonly widen: number };
+/** An architecture without the sizes, which come from the data: `auto`, `cnn`, a fixed-width one, or a WRN's depth and width. */
+export type ArchChoice = 'auto' | 'cnn' | FixedArch | { readonly arch: 'wrn'; readonly depth: number; readonly widen: number };
 
 type DataShape = { readonly height: number; readonly width: number; readonly channels: number; readonly numClasses: number };
 
@@ -156,6 +174,8 @@ export function specFor(arch: ArchChoice | ModelSpec, data: DataShape): ModelSpe
   if (arch === 'auto')
     return data.channels === 1 && data.height <= 28 ? { arch: 'cnn', ...sizes } : { arch: 'wrn', depth: 16, widen: 1, ...sizes };
   if (arch === 'cnn') return { arch: 'cnn', ...sizes };
+  if (typeof arch === 'string') return { arch, ...sizes };
+  if (arch.arch !== 'wrn' && arch.arch !== 'cnn') return { arch: arch.arch, ...sizes };
   return arch.arch === 'wrn' ? { arch: 'wrn', depth: arch.depth, widen: arch.widen, ...sizes } : { arch: 'cnn', ...sizes };
 }
 

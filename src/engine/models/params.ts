@@ -68,6 +68,11 @@ export class ParamSet {
     this.add(name + '.weight', tf.tensor4d(v, [k, k, cin, cout]), 'conv', [cout, cin, k, k], true);
   }
 
+  /** A convolution's bias (VGG's convolutions have one), zero-initialised; call right after `conv` (registration order). */
+  convBias(name: string, cout: number): void {
+    this.add(name + '.bias', tf.zeros([cout]), 'plain', [cout], true);
+  }
+
   /** PyTorch's default Linear init (uniform +-1/sqrt(in)) for the weight; zero bias as NAD sets it. */
   linear(name: string, inF: number, outF: number, rng: Rng): void {
     const bound = 1 / Math.sqrt(inF);

@@ -87,9 +87,10 @@ export function matrixSchema(): Json {
       data: { type: 'string', minLength: 1, description: 'Training data: a path relative to this file, or "mnist" (embedded digits).' },
       test: { type: 'string', minLength: 1, description: 'Test data for ACC/ASR (its test split); defaults to data.' },
       arch: {
-        description: 'auto (WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale), cnn, or a WideResNet.',
+        description:
+          "auto (WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale), cnn, BackdoorBench's CIFAR preact-resnet18, resnet18 or vgg16-bn, or a WideResNet.",
         anyOf: [
-          { enum: ['auto', 'cnn'] },
+          { enum: ['auto', 'cnn', 'preact-resnet18', 'resnet18', 'vgg16-bn'] },
           {
             type: 'object',
             required: ['arch', 'depth', 'widen'],

@@ -8,7 +8,7 @@ import { DEFENSES, defenseNamed } from '../../engine/defenses/registry';
 import { checkParams, type ParamValue } from '../../engine/params';
 import type { BackendPreference } from '../../engine/backend';
 import type { TrainSettings } from '../../engine/train';
-import { InputError } from '../../engine/types';
+import { FIXED_ARCHS, InputError, type FixedArch } from '../../engine/types';
 import type { ArchChoice } from '../../engine/models';
 import { NO_DEFENSE, type MatrixSpec, type MethodChoice } from './cells';
 
@@ -169,7 +169,8 @@ export function parseMatrix(raw: unknown, file: string, baseDir: string): Matrix
   if (cleanRatio !== undefined && !(typeof cleanRatio === 'number' && cleanRatio > 0 && cleanRatio <= 1))
     fail('"cleanRatio" must be a number in (0, 1]');
   const arch = raw['arch'] ?? 'auto';
-  if (!(arch === 'auto' || arch === 'cnn' || isObject(arch))) fail('"arch" must be "auto", "cnn" or {"arch": "wrn", "depth", "widen"}');
+  if (!(arch === 'auto' || arch === 'cnn' || FIXED_ARCHS.includes(arch as FixedArch) || isObject(arch)))
+    fail(`"arch" must be "auto", "cnn", ${FIXED_ARCHS.map((a) => `"${a}"`).join(', ')} or {"arch": "wrn", "depth", "widen"}`);
   const backend = raw['backend'] ?? 'auto';
   if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend as string)) fail('"backend" must be auto, tensorflow, wasm or cpu');
 

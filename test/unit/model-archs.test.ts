@@ -1,0 +1,349 @@
+// BackdoorBench's CIFAR architectures (PreAct-ResNet-18, ResNet-18, VGG-16-BN) against PyTorch: state_dict
+// keys in PyTorch's order, evaluation logits, the three attention groups, the classifier's input, the
+// input gradient of differentiableLogits, and two NAD steps (loss, weights, BN running statistics). The
+// weights are full width but not stored: both sides fill them from an integer hash (`fill`, as
+// test/fixtures/model/make_archs_fixture.py, which made archs-reference.json with torch 1.13). Also: the
+// checkpoint recognisers, spec checks, and what Fine-Pruning and CLP find in each architecture.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { initBackend } from '../../src/engine/backend';
+import { inferSpec, specMetadata } from '../../src/engine/checkpoint';
+import { attentionMap } from '../../src/engine/attention';
+import { createModel, describeSpec, differentiableLogits, specFor, structureOf, validateSpec, type Model } from '../../src/engine/models';
+import { pruneChannels, prunedNonZeros, pruneTarget } from '../../src/engine/defenses/fine-pruning';
+import { convBnPairs } from '../../src/engine/defenses/clp';
+import { Sgd } from '../../src/engine/optim';
+import { trainingStep } from '../../src/engine/train';
+import { FIXED_ARCHS, InputError, type FixedArch, type ModelSpec, type StateDict } from '../../src/engine/types';
+
+interface Summary {
+  shape: number[];
+  sum: number;
+  absSum: number;
+  first: number[];
+}
+interface ArchReference {
+  keys: [string, number[]][];
+  labels: number[];
+  logits: number[];
+  groups: { shape: number[]; summary: Summary; attention: number[] }[];
+  features: Summary;
+  inputGradient: Summary;
+  nadSteps: { lr: number; losses: number[]; params: Record<string, Summary> };
+}
+const fixture = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'model', 'archs-reference.json'), 'utf8')) as Record<
+  FixedArch,
+  ArchReference
+>;
+
+const specOf = (arch: FixedArch): ModelSpec => ({ arch, numClasses: 10, inChannels: 3, imageSize: 32 });
+const N = 4;
+
+/** lowbias32, as hash32 in the generator. */
+function hash32(v: number): number {
+  let x = v >>> 0;
+  x ^= x >>> 16;
+  x = Math.imul(x, 0x7feb352d) >>> 0;
+  x ^= x >>> 15;
+  x = Math.imul(x, 0x846ca68b) >>> 0;
+  x ^= x >>> 16;
+  return x >>> 0;
+}
+
+/** n values in [0, 1), as `uniform` in the generator, through `map`. */
+function uniform(tensorIndex: number, n: number, salt: number, map: (u: number) => number = (u) => u): Float32Array {
+  const seed = hash32((Math.imul(tensorIndex, 0x9e3779b1) + Math.imul(salt, 0x85ebca77)) >>> 0);
+  const out = new Float32Array(n);
+  for (let j = 0; j < n; j++) out[j] = map(hash32((seed + j) >>> 0) / 2 ** 32);
+  return out;
+}
+
+/** The generator's deterministic weights, as a PyTorch-layout state_dict for `model`. */
+function fill(model: Model, salt: number): StateDict {
+  const shapes = [...model.params.torchShapes()];
+  const bns = new Set(shapes.filter(([k]) => k.endsWith('.running_mean')).map(([k]) => k.slice(0, -'.running_mean'.length)));
+  const sd: StateDict = new Map();
+  shapes.forEach(([key, shape], i) => {
+    const size = shape.reduce((a, b) => a * b, 1);
+    const cut = key.lastIndexOf('.');
+    const [prefix, leaf] = [key.slice(0, cut), key.slice(cut + 1)];
+    const bound = shape.length === 4 ? Math.sqrt(3.0 / (size / shape[0])) : 1 / Math.sqrt(size / shape[0]);
+    const map = bns.has(prefix)
+      ? leaf === 'weight' || leaf === 'running_var'
+        ? (u: number) => 0.75 + 0.5 * u
+        : (u: number) => (u - 0.5) * 0.2
+      : leaf === 'weight'
+        ? (u: number) => (2 * u - 1) * bound
+        : (u: number) => (u - 0.5) * 0.1;
+    sd.set(key, { shape, dtype: 'float32', data: uniform(i, size, salt, map) });
+  });
+  return sd;
+}
+
+/** A model of `arch` with the generator's weights for `salt` (one initialisation, then the load). */
+function filledModel(arch: FixedArch, salt: number): Model {
+  const m = createModel(specOf(arch), 0);
+  try {
+    m.params.loadStateDict(fill(m, salt), `${arch}-salt${salt}`);
+  } catch (e) {
+    m.dispose();
+    throw e;
+  }
+  return m;
+}
+
+/** The generator's four input images, NHWC. */
+const images = (): Float32Array => uniform(1_000_000, N * 32 * 32 * 3, 7);
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+/** sum, |sum| and the first values within `rel` of the reference's |sum| scale. */
+function assertSummary(data: ArrayLike<number>, shape: readonly number[], ref: Summary, rel: number, what: string): void {
+  assert.deepEqual([...shape], ref.shape, `${what} shape`);
+  let sum = 0;
+  let abs = 0;
+  for (let i = 0; i < data.length; i++) {
+    sum += data[i];
+    abs += Math.abs(data[i]);
+  }
+  const scale = ref.absSum / data.length;
+  assert.ok(Math.abs(abs - ref.absSum) <= rel * ref.absSum + 1e-6, `${what} |sum| ${abs} vs ${ref.absSum}`);
+  assert.ok(Math.abs(sum - ref.sum) <= rel * ref.absSum + 1e-6, `${what} sum ${sum} vs ${ref.sum}`);
+  const first = Array.from({ length: ref.first.length }, (_, i) => data[i]);
+  assert.ok(maxAbsDiff(first, ref.first) <= 50 * rel * scale + 1e-6, `${what} first values ${first} vs ${ref.first}`);
+}
+
+/** Each architecture's state_dict with the generator's weights (salt 0), for the recogniser tests. */
+const stateDicts = new Map<FixedArch, StateDict>();
+
+// One test per architecture: its subtests share the two models (building 11-15M weights costs more CPU
+// than the forward passes), in order: evaluation, gradients and checkpoints before the NAD steps change the student.
+for (const arch of FIXED_ARCHS) {
+  const ref = fixture[arch];
+  test(`${arch} against PyTorch`, async (t) => {
+    await initBackend('auto');
+    const spec = specOf(arch);
+    const student = filledModel(arch, 0);
+    const teacher = filledModel(arch, 1);
+    const x = tf.tensor4d(images(), [N, 32, 32, 3]);
+    try {
+      await t.test("state_dict keys and shapes in PyTorch's order; logits, attention groups and classifier input", () => {
+        assert.deepEqual(
+          [...student.params.torchShapes()].map(([k, sh]) => [k, [...sh]]),
+          ref.keys,
+        );
+        const before = tf.memory().numTensors;
+        const out = tf.tidy(() => {
+          const r = student.forward(x, false);
+          return {
+            logits: r.logits.dataSync().slice(),
+            groups: r.groups.map((g) => ({ shape: g.shape, data: g.dataSync().slice(), maps: attentionMap(g).dataSync().slice() })),
+            features: { shape: r.features.shape, data: r.features.dataSync().slice() },
+          };
+        });
+        assert.equal(tf.memory().numTensors, before, 'the forward pass leaves no tensors behind');
+        assert.ok(maxAbsDiff(out.logits, ref.logits) < 2e-4, `logits differ by ${maxAbsDiff(out.logits, ref.logits)}`);
+        assert.equal(out.groups.length, 3);
+        out.groups.forEach((g, i) => {
+          const r = ref.groups[i];
+          assert.deepEqual(g.shape.slice(1, 3), r.shape, `group ${i + 1} size`);
+          // PyTorch's summary is over NCHW: the sums do not depend on the order, its first values do (not compared).
+          assertSummary(g.data, [g.shape[0], g.shape[3], g.shape[1], g.shape[2]], { ...r.summary, first: [] }, 1e-4, `group ${i + 1}`);
+          const maps = g.maps.slice(0, 2 * r.shape[0] * r.shape[1]);
+          assert.ok(maxAbsDiff(maps, r.attention) < 1e-4, `group ${i + 1} attention differs by ${maxAbsDiff(maps, r.attention)}`);
+        });
+        assertSummary(out.features.data, out.features.shape, ref.features, 1e-4, 'classifier input');
+      });
+
+      await t.test("differentiableLogits gives PyTorch's input gradient of the labelled logits", () => {
+        const before = tf.memory().numTensors;
+        const grad = tf.tidy(() => {
+          const mask = tf.oneHot(tf.tensor1d(ref.labels, 'int32'), 10);
+          const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(differentiableLogits(student, xx as tf.Tensor4D), mask)))(x);
+          return { shape: g.shape, data: g.dataSync().slice() };
+        });
+        assert.equal(tf.memory().numTensors, before);
+        assertSummary(grad.data, grad.shape, ref.inputGradient, 2e-3, 'input gradient');
+      });
+
+      await t.test('its state_dict is recognised from the keys, loads back exactly, and a damaged one names the problem', () => {
+        const sd = student.params.toStateDict();
+        stateDicts.set(arch, sd);
+        assert.deepEqual(inferSpec(sd, `${arch}.pth`), spec);
+        assert.deepEqual(inferSpec(sd, `${arch}.safetensors`, specMetadata(spec)), spec, 'the spec our model files record');
+        if (arch === 'vgg16-bn')
+          assert.throws(
+            () => inferSpec(sd, `${arch}.pth`, { imageSize: '64' }),
+            (e: unknown) => e instanceof InputError && /reads 512 values, which fits 32x32 images, not 64x64/.test(e.message),
+          );
+        else assert.equal(inferSpec(sd, `${arch}.pth`, { imageSize: '64' }).imageSize, 64, 'the stated image size');
+        // Into the teacher (its weights are reloaded below): the same logits as the student's.
+        teacher.params.loadStateDict(sd, `${arch}.pth`);
+        const diff = tf.tidy(() => maxAbsDiff(student.forward(x, false).logits.dataSync(), teacher.forward(x, false).logits.dataSync()));
+        assert.equal(diff, 0);
+        const damaged: StateDict = new Map([...sd].filter(([k]) => !k.endsWith('.bias') || k.startsWith('features')));
+        assert.throws(
+          () => teacher.params.loadStateDict(damaged, 'damaged.pth'),
+          (e: unknown) => e instanceof InputError && /damaged\.pth: .*missing .*\.bias/.test(e.message),
+        );
+        teacher.params.loadStateDict(fill(teacher, 1), `${arch}-salt1`);
+      });
+
+      await t.test('every batch norm goes through ParamSet.applyBatchNorm (where ANP modulates them)', () => {
+        const seen = new Set<string>();
+        student.params.setBatchNormModulation((layer) => {
+          seen.add(layer);
+          return undefined;
+        });
+        tf.tidy(() => student.forward(x, false).logits);
+        student.params.setBatchNormModulation(undefined);
+        const bns = [...student.params.torchShapes().keys()].filter((k) => k.endsWith('.running_mean')).map((k) => k.slice(0, -13));
+        assert.deepEqual([...seen].sort(), bns.sort());
+      });
+
+      await t.test('two NAD steps (CE + betas 500/1000/1000, SGD momentum 0.9, wd 5e-4): loss, weights, BN statistics', () => {
+        const sgd = new Sgd(student.params.trainable(), { momentum: 0.9, weightDecay: 5e-4, nesterov: false });
+        try {
+          const before = tf.memory().numTensors;
+          const losses = [0, 1].map(() =>
+            trainingStep({
+              student,
+              teacher,
+              optimizer: sgd,
+              xs: images(),
+              ys: Int32Array.from(ref.labels),
+              imageShape: [32, 32, 3],
+              numClasses: 10,
+              betas: [500, 1000, 1000],
+              attentionPower: 2,
+              lr: ref.nadSteps.lr,
+            }),
+          );
+          assert.equal(tf.memory().numTensors, before, 'a step leaves no tensors behind');
+          losses.forEach((l, i) =>
+            assert.ok(Math.abs(l - ref.nadSteps.losses[i]) < 2e-3 * ref.nadSteps.losses[i], `loss ${i}: ${l} vs ${ref.nadSteps.losses[i]}`),
+          );
+          const sd = student.params.toStateDict();
+          for (const [key, r] of Object.entries(ref.nadSteps.params)) {
+            const v = sd.get(key);
+            assert.ok(v, key);
+            assertSummary(v.data, v.shape, r, 2e-3, key);
+          }
+        } finally {
+          sgd.dispose();
+        }
+      });
+    } finally {
+      x.dispose();
+      student.dispose();
+      teacher.dispose();
+    }
+  });
+}
+
+test('recognisers refuse near-miss layouts with the reason: torchvision ResNet, VGG-19, a 7x7 stem', () => {
+  const sd = stateDicts.get('resnet18');
+  const vsd = stateDicts.get('vgg16-bn');
+  assert.ok(sd && vsd, 'the architecture tests ran first');
+  const torchvision: StateDict = new Map([...sd].map(([k, v]) => [k.replace('linear.', 'fc.').replace('shortcut.', 'downsample.'), v]));
+  assert.throws(
+    () => inferSpec(torchvision, 'tv.pth'),
+    (e: unknown) => e instanceof InputError && /tv\.pth: looks like a ResNet-18 but its keys are torchvision's/.test(e.message),
+  );
+  const conv1 = sd.get('conv1.weight');
+  assert.ok(conv1);
+  const stem7: StateDict = new Map(sd);
+  stem7.set('conv1.weight', { ...conv1, shape: [64, 3, 7, 7], data: new Float32Array(64 * 3 * 49) });
+  assert.throws(
+    () => inferSpec(stem7, 'stem.pth'),
+    (e: unknown) => e instanceof InputError && /conv1\.weight has shape \[64, 3, 7, 7\]/.test(e.message),
+  );
+  const f0 = vsd.get('features.0.weight');
+  assert.ok(f0);
+  const vgg19: StateDict = new Map(vsd);
+  vgg19.set('features.50.weight', f0);
+  assert.throws(
+    () => inferSpec(vgg19, 'vgg19.pth'),
+    (e: unknown) => e instanceof InputError && /vgg19\.pth: .*14 convolutions .*supported is VGG-16-BN/.test(e.message),
+  );
+});
+
+test('specs: sizes come from the data; VGG needs a side that is a multiple of 32', () => {
+  const data = { height: 32, width: 32, channels: 3, numClasses: 43 };
+  assert.deepEqual(specFor('preact-resnet18', data), { arch: 'preact-resnet18', numClasses: 43, inChannels: 3, imageSize: 32 });
+  assert.deepEqual(specFor(specOf('vgg16-bn'), data), { arch: 'vgg16-bn', numClasses: 43, inChannels: 3, imageSize: 32 });
+  assert.throws(
+    () => validateSpec({ arch: 'vgg16-bn', numClasses: 10, inChannels: 1, imageSize: 28 }),
+    (e: unknown) => e instanceof InputError && /multiple of 32; got 28/.test(e.message),
+  );
+  validateSpec({ arch: 'resnet18', numClasses: 10, inChannels: 1, imageSize: 28 });
+});
+
+test('Fine-Pruning: VGG-16-BN prunes features.40 through features.41, and the channels stay 0 through SGD; the ResNets are refused with the reason', async () => {
+  await initBackend('auto');
+  const vgg = createModel(specOf('vgg16-bn'), 0);
+  try {
+    const t = pruneTarget(vgg);
+    assert.deepEqual([t.layer, t.bn, t.classifier, t.channels, t.positions], ['features.40', 'features.41', 'classifier', 512, 1]);
+    pruneChannels(vgg, t, [3, 100]);
+    // Through SGD steps (momentum, Nesterov, weight decay) the pruned scale, shift and classifier rows stay 0.
+    const sgd = new Sgd(vgg.params.trainable(), { momentum: 0.9, weightDecay: 5e-4, nesterov: true });
+    const ys = Int32Array.from({ length: N }, (_, i) => i);
+    for (let s = 0; s < 2; s++)
+      trainingStep({
+        student: vgg,
+        optimizer: sgd,
+        xs: images(),
+        ys,
+        imageShape: [32, 32, 3],
+        numClasses: 10,
+        betas: [0, 0, 0],
+        attentionPower: 2,
+        lr: 0.1,
+      });
+    sgd.dispose();
+    assert.equal(prunedNonZeros(vgg, t, [3, 100]), 0);
+    const f = tf.tidy(() =>
+      vgg
+        .forward(tf.tensor4d(images(), [N, 32, 32, 3]), false)
+        .features.dataSync()
+        .slice(),
+    );
+    for (let i = 0; i < N; i++) {
+      assert.equal(f[i * 512 + 3], 0);
+      assert.equal(f[i * 512 + 100], 0);
+    }
+  } finally {
+    vgg.dispose();
+  }
+  for (const arch of ['preact-resnet18', 'resnet18'] as const) {
+    const m = createModel(specOf(arch), 0);
+    assert.throws(
+      () => pruneTarget(m),
+      (e: unknown) => e instanceof InputError && e.message.startsWith(`${describeSpec(m.spec)}: Fine-Pruning zeroes a channel`),
+    );
+    assert.equal(structureOf(m.spec).classifier, 'linear');
+    m.dispose();
+  }
+});
+
+test("CLP pairs every batch norm with the convolution registered before it, as CLP_prune's walk", async () => {
+  await initBackend('auto');
+  const counts: Record<FixedArch, number> = { 'preact-resnet18': 16, resnet18: 20, 'vgg16-bn': 13 };
+  for (const arch of FIXED_ARCHS) {
+    const m = createModel(specOf(arch), 0);
+    const pairs = convBnPairs(m);
+    m.dispose();
+    assert.equal(pairs.length, counts[arch], arch);
+    if (arch === 'resnet18') assert.deepEqual(pairs[pairs.length - 1], { conv: 'layer4.1.conv2', bn: 'layer4.1.bn2', channels: 512 });
+    if (arch === 'preact-resnet18') assert.deepEqual(pairs[0], { conv: 'conv1', bn: 'layer1.0.bn1', channels: 64 });
+  }
+});
