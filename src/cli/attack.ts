@@ -44,12 +44,13 @@ export function attackFromFlags(f: Flags, cmd: Command): { attack: AttackChoice;
   const params = Object.fromEntries(attack.params.map((p) => [p.key, paramValue(p, f[p.key])]).filter(([, v]) => v !== undefined));
   const full = Object.fromEntries(attack.params.map((p) => [p.key, params[p.key] ?? p.default]));
   const given = (key: string): string | undefined => (cmd.getOptionValueSource(key) === 'cli' ? (f[key] as string) : undefined);
+  const targetLabel = num(f['target'] as string, '--target', { int: true, min: 0 });
   return {
     attack: { name, params },
     backdoor: {
-      trigger: attack.trigger(full),
+      trigger: attack.trigger(full, { data: String(f['data']), targetLabel }),
       targetType: parseTargetType(given('targetType') ?? attack.defaults.targetType),
-      targetLabel: num(f['target'] as string, '--target', { int: true, min: 0 }),
+      targetLabel,
       injectPortion: given('injectPortion')
         ? num(given('injectPortion'), '--inject-portion', { min: 0, max: 1 })
         : attack.defaults.injectPortion,

@@ -29,7 +29,7 @@ export function addBackdoor(cmd: Command, train: boolean): Command {
   cmd
     .option(
       '--trigger <name>',
-      'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive|warp (short: grid, square, ...)',
+      'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive|warp|lcCheckerboard (short: grid, square, ...)',
       'gridTrigger',
     )
     .option('--target <label>', 'target label of the backdoor', String(DEFAULT_BACKDOOR.targetLabel))

@@ -23,6 +23,9 @@ export function addParam(cmd: Command, p: ParamSpec, withDefault = true): void {
     case 'modelFile':
       cmd.option(`${flag} <file>`, p.description);
       return;
+    case 'path':
+      cmd.option(`${flag} <path>`, p.description);
+      return;
     case 'choice':
       cmd.option(
         `${flag} <${p.choices.join('|')}>`,
@@ -58,6 +61,7 @@ export function paramValue(p: ParamSpec, raw: string | boolean | undefined): Par
     case 'number':
       return num(String(raw), flag, { int: p.integer, min: p.min, max: p.max });
     case 'modelFile':
+    case 'path':
     case 'choice':
       return String(raw);
     default: {

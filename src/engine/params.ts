@@ -27,7 +27,9 @@ export type ParamSpec =
   | (ParamBase & { readonly type: 'choice'; readonly default: string; readonly choices: readonly string[] })
   | (ParamBase & { readonly type: 'numbers'; readonly default: readonly number[]; readonly min?: number })
   /** A model file; '' = not given (the defense then makes its own, e.g. NAD finetunes a teacher). */
-  | (ParamBase & { readonly type: 'modelFile'; readonly default: '' });
+  | (ParamBase & { readonly type: 'modelFile'; readonly default: '' })
+  /** A data set or folder path; '' = not given (the attack then uses its default source). */
+  | (ParamBase & { readonly type: 'path'; readonly default: '' });
 
 function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
   const fail = (what: string): never => {
@@ -55,6 +57,8 @@ function checkOne(spec: ParamSpec, value: unknown, where: string): ParamValue {
     }
     case 'modelFile':
       return typeof value === 'string' ? value : fail('must be a file path (or "" for none)');
+    case 'path':
+      return typeof value === 'string' ? value : fail('must be a file or folder path (or "" for none)');
     default: {
       const _: never = spec;
       return _;

@@ -2,12 +2,14 @@
 // --attack <name>`, its flags and the Train wizard pick it up.
 import { badnets } from './badnets';
 import { blend } from './blend';
+import { cl } from './cl';
+import { refool } from './refool';
 import { sig } from './sig';
 import { trojan } from './trojan';
 import { wanet } from './wanet';
 import type { Attack } from './types';
 
-export const ATTACKS: readonly Attack[] = [badnets, blend, sig, trojan, wanet];
+export const ATTACKS: readonly Attack[] = [badnets, blend, sig, trojan, wanet, cl, refool];
 
 export function attackNamed(name: string): Attack | undefined {
   return ATTACKS.find((a) => a.name === name);

@@ -5,7 +5,7 @@
 import type { ParamSpec, ParamValues } from '../params';
 import type { PoisonedDataset } from '../triggers';
 import type { TargetType, TriggerSpec } from '../triggers/spec';
-import type { ImageDataset } from '../types';
+import type { ImageDataset, ModelSpec } from '../types';
 import type { EventSink } from '../../shared/run-events';
 
 export interface PoisonRequest {
@@ -17,8 +17,17 @@ export interface PoisonRequest {
   /** Share of the training set drawn for poisoning. */
   readonly injectPortion: number;
   readonly seed: number;
+  /** The architecture the run trains, for attacks that train a surrogate (CL); absent = the data's default. */
+  readonly model?: ModelSpec;
   readonly signal?: AbortSignal;
   readonly emit?: EventSink;
+}
+
+/** The run a test-time trigger is made for, when it depends on more than the parameters (Refool's default reflections). */
+export interface TriggerContext {
+  /** The training data path, as the run's config gives it. */
+  readonly data: string;
+  readonly targetLabel: number;
 }
 
 /** What an attack declares, as data (`nad attacks --json`, dist/attacks.json for the wizard). */
@@ -37,6 +46,6 @@ export interface Attack {
   readonly params: readonly ParamSpec[];
   readonly defaults: { readonly targetType: TargetType; readonly injectPortion: number };
   /** The trigger these parameters stamp on a test image: ASR is measured with it, and the run's config records it. */
-  trigger(params: ParamValues): TriggerSpec;
+  trigger(params: ParamValues, context?: TriggerContext): TriggerSpec;
   poison(request: PoisonRequest): Promise<PoisonedDataset>;
 }

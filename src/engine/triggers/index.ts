@@ -27,6 +27,7 @@ export {
   stampGrid,
   stampSquare,
   stampFourCorner,
+  stampLcCheckerboard,
   blendMask,
   blendRandomPixels,
   addTrojanMask,
@@ -42,4 +43,27 @@ export {
   warpImageFloat,
   type ImageShape,
 } from './patterns';
+export {
+  REFLECTION_MODELS,
+  GHOST_RATE,
+  blendReflection,
+  drawReflection,
+  stampReflection,
+  reflectionImage,
+  reflectionVignette,
+  resizeLinear,
+  gaussianBlur,
+  gaussianKernel,
+  type ReflectionModel,
+  type ReflectionDraws,
+  type FloatImage,
+} from './reflection';
+export {
+  openReflectionSource,
+  datasetPool,
+  reflectionCandidates,
+  loadReflectionCandidates,
+  type ReflectionPool,
+  type CandidateOptions,
+} from './reflection-source';
 export { builtInSignalMask, builtInTrojanMask, arrangeMask } from './masks';

@@ -59,6 +59,42 @@ export function stampFourCorner(img: Uint8Array, s: ImageShape): void {
 const toUint8 = (v: number): number => (v <= 0 ? 0 : v >= 255 ? 255 : Math.trunc(v));
 
 /**
+ * The label-consistent attack's "all-corners" trigger (Turner et al. 2019): the `trigger_mask` list of the
+ * authors' poison_attack.py (MadryLab/label-consistent-backdoor-code), which BackdoorBench's
+ * utils/bd_img_transform/lc.py copies, grouped by corner: signs[i][j] is the entry at (rows[i], cols[j]),
+ * negative indices counted from the end as numpy's. Transcribed as listed, which is not a strict
+ * checkerboard (top-left [0][2] is -1).
+ */
+// prettier-ignore
+const LC_CORNERS: readonly { rows: readonly number[]; cols: readonly number[]; signs: readonly (readonly number[])[] }[] = [
+  { rows: [0, 1, 2], cols: [0, 1, 2], signs: [[1, -1, -1], [-1, 1, -1], [1, -1, 1]] },
+  { rows: [-1, -2, -3], cols: [0, 1, 2], signs: [[1, -1, 1], [-1, 1, -1], [1, -1, -1]] },
+  { rows: [0, 1, 2], cols: [-1, -2, -3], signs: [[1, -1, -1], [-1, 1, -1], [1, -1, 1]] },
+  { rows: [-1, -2, -3], cols: [-1, -2, -3], signs: [[1, -1, 1], [-1, 1, -1], [1, -1, -1]] },
+];
+
+/**
+ * `poison_from_indices` with `reduced_amplitude` r (BackdoorBench's path; r = 1 is the full-amplitude trigger,
+ * since +-255 clipped to [0, 255] overwrites): image[row][col] += sign * r * 255 in float32 (the offset is
+ * a float64 product cast to float32, as numpy adds a Python float to a float32 array), clipped to [0, 255],
+ * then truncated to uint8 as BackdoorBench stores the image. Every channel of the pixel gets the same offset.
+ * Images other than 32x32 get the same 3x3 patches in their corners (BackdoorBench resizes a 32x32 mask).
+ */
+export function stampLcCheckerboard(img: Uint8Array, s: ImageShape, amplitude: number): void {
+  const up = Math.fround(amplitude * 255);
+  for (const { rows, cols, signs } of LC_CORNERS) {
+    for (let i = 0; i < 3; i++) {
+      for (let j = 0; j < 3; j++) {
+        const row = rows[i] < 0 ? s.height + rows[i] : rows[i];
+        const col = cols[j] < 0 ? s.width + cols[j] : cols[j];
+        const at = (row * s.width + col) * s.channels;
+        for (let k = 0; k < s.channels; k++) img[at + k] = toUint8(Math.fround(img[at + k] + signs[i][j] * up));
+      }
+    }
+  }
+}
+
+/**
  * `_signalTrigger` / `_randomPixelTrigger` blend: uint8((1 - alpha) * img + alpha * mask), in float64 as numpy
  * computes it, then clipped. `mask` is HxW (the same value in every channel, as the code's reshape) or HxWxC.
  */

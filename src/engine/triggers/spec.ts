@@ -1,6 +1,7 @@
 // Trigger names and options in the paper's vocabulary (config.py: trigger_type, trig_w/trig_h,
 // DatasetBD's distance), plus the blend and SIG triggers of the paper's later experiments and WaNet's warp.
 import { InputError } from '../types';
+import { REFLECTION_MODELS } from './reflection';
 
 /** Canonical names: the paper's `trigger_type` values, then blend, the two SIG variants and WaNet's warp. */
 export const TRIGGER_NAMES = [
@@ -14,6 +15,8 @@ export const TRIGGER_NAMES = [
   'sig',
   'sigAdditive',
   'warp',
+  'reflection',
+  'lcCheckerboard',
 ] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 
@@ -31,6 +34,8 @@ const ALIASES: Record<string, TriggerName> = {
   sigadditivetrigger: 'sigAdditive',
   wanet: 'warp',
   warptrigger: 'warp',
+  refool: 'reflection',
+  lc: 'lcCheckerboard',
 };
 
 export type TargetType = 'all2one' | 'all2all' | 'cleanLabel';
@@ -53,6 +58,8 @@ export const PAPER_DEFAULTS = {
   warpK: 4,
   warpStrength: 0.5,
   gridRescale: 1,
+  /** The label-consistent attack's checkerboard: reduced_amplitude on a 0..1 scale (BackdoorBench: 1, full). */
+  lcAmplitude: 1,
 } as const;
 
 export interface TriggerSpec {
@@ -82,6 +89,16 @@ export interface TriggerSpec {
   readonly s?: number;
   /** warp: WaNet's grid_rescale, the whole sampling grid scaled by it before clamping to [-1, 1]. Default 1. */
   readonly gridRescale?: number;
+  /** reflection: where Refool's reflection images come from (a data set, or a folder of PNG/JPEG images). */
+  readonly reflectionSource?: string;
+  /** reflection: the class of `reflectionSource` left out (the target, when the reflections are the training data's other classes). */
+  readonly reflectionExclude?: number;
+  /** reflection: how many candidate reflections are picked (seeded by patternSeed). Default 200. */
+  readonly reflectionCount?: number;
+  /** reflection: random (ghost 49%, else same depth or out of focus), same, blur or ghost. Default random. */
+  readonly reflectionModel?: string;
+  /** lcCheckerboard: the checkerboard's amplitude on a 0..1 scale, the CL paper's reduced_amplitude. Default 1. */
+  readonly amplitude?: number;
 }
 
 /** A spec with its canonical name and every option that trigger uses filled in; what a run config records. */
@@ -151,6 +168,8 @@ export function resolveTriggerSpec(spec: TriggerSpec): ResolvedTriggerSpec {
         delta: checkNumber(spec.delta ?? d.sigDelta, 'delta', (v) => v >= 0, '>= 0'),
         frequency: checkNumber(spec.frequency ?? d.sigFrequency, 'frequency', (v) => v > 0, '> 0'),
       };
+    case 'reflection':
+      return resolveReflection(spec);
     case 'warp':
       return {
         name,
@@ -159,5 +178,28 @@ export function resolveTriggerSpec(spec: TriggerSpec): ResolvedTriggerSpec {
         gridRescale: checkNumber(spec.gridRescale ?? d.gridRescale, 'gridRescale', (v) => v > 0, '> 0'),
         patternSeed: checkNumber(spec.patternSeed ?? 0, 'patternSeed', int0, 'a whole number >= 0'),
       };
+    case 'lcCheckerboard':
+      return { name, amplitude: checkNumber(spec.amplitude ?? d.lcAmplitude, 'amplitude', unit, 'in [0, 1]') };
   }
+}
+
+/** The reflection trigger's options (Refool); alpha is the image's weight, alpha_t (negative: random per image). */
+function resolveReflection(spec: TriggerSpec): ResolvedTriggerSpec {
+  const source = spec.reflectionSource ?? '';
+  if (source === '') throw new InputError('trigger reflectionSource is required: a data set, or a folder of PNG/JPEG images');
+  const model = spec.reflectionModel ?? 'random';
+  if (!(REFLECTION_MODELS as readonly string[]).includes(model))
+    throw new InputError(`trigger reflectionModel must be one of ${REFLECTION_MODELS.join(', ')}, got ${model}`);
+  const int0 = (v: number): boolean => Number.isInteger(v) && v >= 0;
+  return {
+    name: 'reflection',
+    reflectionSource: source,
+    ...(spec.reflectionExclude !== undefined
+      ? { reflectionExclude: checkNumber(spec.reflectionExclude, 'reflectionExclude', int0, 'a class index >= 0') }
+      : {}),
+    reflectionCount: checkNumber(spec.reflectionCount ?? 200, 'reflectionCount', (v) => int0(v) && v >= 1, 'a whole number >= 1'),
+    reflectionModel: model,
+    alpha: checkNumber(spec.alpha ?? 0.4, 'alpha', (v) => v <= 1, '<= 1 (negative: random per image)'),
+    patternSeed: checkNumber(spec.patternSeed ?? 0, 'patternSeed', int0, 'a whole number >= 0'),
+  };
 }

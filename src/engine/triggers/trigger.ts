@@ -8,6 +8,7 @@ import {
   blendMask,
   blendRandomPixels,
   stampFourCorner,
+  stampLcCheckerboard,
   stampGrid,
   stampSinusoid,
   stampSquare,
@@ -16,14 +17,16 @@ import {
   warpNoise,
   type ImageShape,
 } from './patterns';
+import { stampReflection, type ReflectionModel } from './reflection';
+import { loadReflectionCandidates } from './reflection-source';
 import { PAPER_DEFAULTS, resolveTriggerSpec, type ResolvedTriggerSpec, type TriggerSpec } from './spec';
 
 export interface Trigger {
   readonly spec: ResolvedTriggerSpec;
   readonly shape: ImageShape;
   /**
-   * Stamp one uint8 HWC image in place. Only randomPixelTrigger draws from `rng` (fresh noise per image,
-   * as the paper's code); without one it uses a fixed stream, so previews are stable.
+   * Stamp one uint8 HWC image in place. Only randomPixelTrigger and reflection draw from `rng` (fresh
+   * noise or reflection per image, as the papers' code); without one it uses a fixed stream, so previews are stable.
    */
   stamp(image: Uint8Array, rng?: Rng): void;
 }
@@ -75,10 +78,32 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
     case 'sigAdditive':
       stamp = (img) => addSinusoid(img, shape, delta, frequency);
       break;
+    case 'reflection': {
+      if (shape.height < 9 || shape.width < 9)
+        throw new InputError(
+          `the reflection trigger shifts ghosts by up to 8 px: images must be at least 9x9, got ${shape.height}x${shape.width}`,
+        );
+      const candidates = loadReflectionCandidates(r.reflectionSource ?? '', shape, {
+        count: r.reflectionCount ?? 200,
+        seed: r.patternSeed ?? 0,
+        excludeLabel: r.reflectionExclude,
+      });
+      const model = (r.reflectionModel ?? 'random') as ReflectionModel;
+      let fallback: Rng | undefined;
+      stamp = (img, rng) => stampReflection(img, shape, candidates, model, alpha, rng ?? (fallback ??= new Rng(0)));
+      break;
+    }
     case 'warp': {
       const grid = warpTriggerGrid(r, shape);
       const scratch = new Uint8Array(shape.height * shape.width * shape.channels);
       stamp = (img) => warpImage(img, shape, grid, scratch);
+      break;
+    }
+    case 'lcCheckerboard': {
+      const amplitude = r.amplitude ?? PAPER_DEFAULTS.lcAmplitude;
+      if (shape.height < 3 || shape.width < 3)
+        throw new InputError(`lcCheckerboard stamps 3x3 corner patches: images must be at least 3x3, got ${shape.height}x${shape.width}`);
+      stamp = (img) => stampLcCheckerboard(img, shape, amplitude);
       break;
     }
   }

@@ -28,6 +28,11 @@ export function askParam(p: ParamSpec): Ask {
       case 'modelFile':
         d.params[p.key] = (await pickModelOrNone(w, d, prompt, 'None', (current as string) || null)) ?? '';
         return;
+      case 'path':
+        d.params[p.key] = (
+          await w.input({ prompt, value: current as string, placeholder: 'empty: the default', validate: () => undefined })
+        ).trim();
+        return;
       case 'boolean':
         d.params[p.key] = await w.pick<boolean>(
           prompt,

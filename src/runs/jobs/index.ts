@@ -47,7 +47,11 @@ function complete(config: JobConfig): JobConfig {
   }
   if (config.kind === 'train' && config.attack) {
     const { attack, params } = attackOf(config.attack);
-    return { ...config, attack: { name: attack.name, params }, backdoor: { ...config.backdoor, trigger: attack.trigger(params) } };
+    return {
+      ...config,
+      attack: { name: attack.name, params },
+      backdoor: { ...config.backdoor, trigger: attack.trigger(params, { data: config.data, targetLabel: config.backdoor.targetLabel }) },
+    };
   }
   return config;
 }

@@ -5,6 +5,7 @@
 import { initBackend } from '../../engine/backend';
 import { testGallery, trainGallery } from '../../engine/attacks/gallery';
 import { loadDataset, selectImages } from '../../engine/data';
+import { specFor } from '../../engine/models';
 import { Rng } from '../../engine/rng';
 import { backdoorTestSet, poisonTrainingSet } from '../../engine/triggers';
 import { InputError, type ImageDataset } from '../../engine/types';
@@ -50,7 +51,7 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
   const train = sampleOf(full, sampleSize, cfg.seed);
   const { targetType, targetLabel, injectPortion } = cfg.backdoor;
   const attack = cfg.attack ? attackOf(cfg.attack) : undefined;
-  const trigger = attack ? attack.attack.trigger(attack.params) : cfg.backdoor.trigger;
+  const trigger = attack ? attack.attack.trigger(attack.params, { data: cfg.data, targetLabel }) : cfg.backdoor.trigger;
   const poisoned = attack
     ? await attack.attack.poison({
         train,
@@ -59,6 +60,8 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
         targetLabel,
         injectPortion,
         seed: cfg.seed,
+        // CL trains its surrogate with the run's architecture.
+        model: specFor(cfg.model, train),
         signal: opts.signal,
         emit: opts.emit,
       })

@@ -36,6 +36,7 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
         targetLabel,
         injectPortion,
         seed: cfg.seed,
+        model: specFor(cfg.model, full),
         signal: env.signal,
         emit: env.emit,
       })

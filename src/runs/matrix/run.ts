@@ -69,7 +69,7 @@ export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: str
   if (!choice || !attack) throw new InputError(`matrix ${spec.name}: unknown attack '${cell.attack}'`);
   const params = checkParams(attack.params, choice.params, `attack ${attack.name}`);
   const backdoor = {
-    trigger: attack.trigger(params),
+    trigger: attack.trigger(params, { data: spec.data, targetLabel: spec.target }),
     targetType: attack.defaults.targetType,
     targetLabel: spec.target,
     injectPortion: attack.defaults.injectPortion,

@@ -25,6 +25,7 @@ function paramSchema(p: ParamSpec): Json {
     case 'numbers':
       return { ...base, type: 'array', items: { type: 'number', ...(p.min !== undefined ? { minimum: p.min } : {}) } };
     case 'modelFile':
+    case 'path':
       return { ...base, type: 'string' };
     default: {
       const never: never = p;
