@@ -4,13 +4,14 @@ import { anp } from './anp';
 import { clp } from './clp';
 import { finePruning } from './fine-pruning';
 import { finetune } from './finetune';
+import { iBau } from './i-bau';
 import { mcr } from './mcr';
 import { nad } from './nad';
 import { neuralCleanse } from './neural-cleanse';
 import { strip } from './strip';
 import type { Defense } from './types';
 
-export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr, clp, neuralCleanse, strip, anp];
+export const DEFENSES: readonly Defense[] = [nad, finetune, finePruning, mcr, clp, neuralCleanse, strip, iBau, anp];
 
 export function defenseNamed(name: string): Defense | undefined {
   return DEFENSES.find((d) => d.name === name);
