@@ -50,3 +50,54 @@ export function learningRateAt(schedule: ReadonlyArray<readonly [number, number]
   for (const [from, value] of schedule) if (epoch >= from) lr = value;
   return lr;
 }
+
+export interface AdamOptions {
+  readonly beta1: number;
+  readonly beta2: number;
+  readonly eps: number;
+}
+
+/** torch.optim.Adam (no weight decay, no amsgrad) over a few variables (Neural Cleanse's trigger, I-BAU's model). */
+export class Adam {
+  private readonly m: tf.Variable[];
+  private readonly v: tf.Variable[];
+  private t = 0;
+
+  constructor(
+    private readonly vars: readonly tf.Variable[],
+    private readonly opts: AdamOptions,
+  ) {
+    const zeros = (x: tf.Variable): tf.Variable => {
+      const z = tf.zerosLike(x);
+      const v = tf.variable(z, false);
+      z.dispose();
+      return v;
+    };
+    this.m = vars.map(zeros);
+    this.v = vars.map(zeros);
+  }
+
+  /** One step; `grads` keyed by the variables' tfjs names (as tf.variableGrads returns them). */
+  step(grads: tf.NamedTensorMap, lr: number): void {
+    this.t++;
+    const { beta1, beta2, eps } = this.opts;
+    const bc1 = 1 - beta1 ** this.t;
+    const bc2 = 1 - beta2 ** this.t;
+    tf.tidy(() => {
+      this.vars.forEach((x, i) => {
+        const g = grads[x.name];
+        if (!g) return;
+        const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
+        const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
+        this.m[i].assign(m);
+        this.v[i].assign(v);
+        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
+        x.assign(tf.sub(x, tf.mul(tf.div(m, denom), lr / bc1)));
+      });
+    });
+  }
+
+  dispose(): void {
+    for (const x of [...this.m, ...this.v]) x.dispose();
+  }
+}

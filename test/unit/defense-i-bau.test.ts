@@ -13,7 +13,7 @@ import { readCheckpoint } from '../../src/engine/checkpoint';
 import { cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
 import { toFloatBatch } from '../../src/engine/data/augment';
 import { hypergradient, iBau, IBAU_ADAM, IBAU_TRAINING, perturbationStep, reluMasks, tangentLogits } from '../../src/engine/defenses/i-bau';
-import { Adam } from '../../src/engine/defenses/neural-cleanse';
+import { Adam } from '../../src/engine/optim';
 import { defenseNamed, type DefenseInput } from '../../src/engine/defenses/registry';
 import { createModel, differentiableLogits, modelFromStateDict, type Model } from '../../src/engine/models';
 import { checkParams } from '../../src/engine/params';

@@ -64,7 +64,7 @@ import { FINETUNE_TRAINING } from '../schedules';
 import { DivergedError, RunCancelledError, type TrainSettings } from '../train';
 import { InputError, type ImageDataset } from '../types';
 import type { FigureImage, ResultRow, SeriesPoint } from '../../shared/run-events';
-import { Adam } from './neural-cleanse';
+import { Adam } from '../optim';
 import type { Defense } from './types';
 
 /** BackdoorBench's Adam: betas (0.9, 0.999), torch's eps. */

@@ -63,12 +63,14 @@ import { differentiableLogits, type Model } from '../models';
 import { Rng } from '../rng';
 import { FINETUNE_TRAINING } from '../schedules';
 import { RunCancelledError, type TrainSettings } from '../train';
+import { Adam } from '../optim';
 import { InputError, type ImageDataset } from '../types';
 import type { EventSink, Fact, FigureImage, ResultRow } from '../../shared/run-events';
 import type { Defense, ParamValues } from './types';
 
 /** nc.py's and visualizer.py's Adam: betas (0.5, 0.9); torch's default eps. */
 export const NC_ADAM = { beta1: 0.5, beta2: 0.9, eps: 1e-8 } as const;
+
 /** The tanh parameterisation's epsilon (nc.py EPSILON). */
 export const TANH_EPSILON = 1e-7;
 /** Both codes' consistency constant of the MAD for normally distributed values. */
@@ -91,45 +93,6 @@ function variableOf(init: tf.Tensor, trainable: boolean): tf.Variable {
   return v;
 }
 
-/** torch.optim.Adam (no weight decay, no amsgrad) over a few variables. */
-export class Adam {
-  private readonly m: tf.Variable[];
-  private readonly v: tf.Variable[];
-  private t = 0;
-
-  constructor(
-    private readonly vars: readonly tf.Variable[],
-    private readonly opts: { readonly beta1: number; readonly beta2: number; readonly eps: number } = NC_ADAM,
-  ) {
-    this.m = vars.map((x) => variableOf(tf.zerosLike(x), false));
-    this.v = vars.map((x) => variableOf(tf.zerosLike(x), false));
-  }
-
-  /** One step; `grads` keyed by the variables' tfjs names (as tf.variableGrads returns them). */
-  step(grads: tf.NamedTensorMap, lr: number): void {
-    this.t++;
-    const { beta1, beta2, eps } = this.opts;
-    const bc1 = 1 - beta1 ** this.t;
-    const bc2 = 1 - beta2 ** this.t;
-    tf.tidy(() => {
-      this.vars.forEach((x, i) => {
-        const g = grads[x.name];
-        if (!g) return;
-        const m = tf.add(tf.mul(this.m[i], beta1), tf.mul(g, 1 - beta1));
-        const v = tf.add(tf.mul(this.v[i], beta2), tf.mul(tf.square(g), 1 - beta2));
-        this.m[i].assign(m);
-        this.v[i].assign(v);
-        const denom = tf.add(tf.div(tf.sqrt(v), Math.sqrt(bc2)), eps);
-        x.assign(tf.sub(x, tf.mul(tf.div(m, denom), lr / bc1)));
-      });
-    });
-  }
-
-  dispose(): void {
-    for (const x of [...this.m, ...this.v]) x.dispose();
-  }
-}
-
 /** The trigger being optimised for one class: m' [H, W, 1] and p' [H, W, C] (tanh space), and their Adam. */
 export class TriggerVariables {
   readonly maskTanh: tf.Variable;
@@ -143,7 +106,7 @@ export class TriggerVariables {
       init ? tf.tensor3d(init.patternTanh, [height, width, channels]) : tf.ones([height, width, channels]),
       true,
     );
-    this.adam = new Adam([this.maskTanh, this.patternTanh]);
+    this.adam = new Adam([this.maskTanh, this.patternTanh], NC_ADAM);
   }
 
   /** The mask (H*W) and pattern (H*W*C, HWC) in (0, 1). */
