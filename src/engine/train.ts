@@ -50,6 +50,8 @@ export interface TrainArgs {
   readonly phase: Phase;
   /** Receives baseline, step and epoch events. */
   readonly emit?: EventSink;
+  /** Called after every optimiser step, before the next batch (e.g. to hold pruned weights at 0). */
+  readonly afterStep?: () => void;
   /** Called after each epoch's evaluation (e.g. to save a resumable checkpoint). */
   readonly onEpochEnd?: (epoch: number, record: EpochRecord) => void | Promise<void>;
   readonly signal?: AbortSignal;
@@ -164,6 +166,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
           attentionPower: settings.attentionPower,
           lr,
         });
+        args.afterStep?.();
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
         lossSum += lossValue * n;
         const now = performance.now();

@@ -11,6 +11,7 @@ import { readCheckpoint } from '../../src/engine/checkpoint';
 import { cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
 import {
   finePruning,
+  holdPruned,
   meanActivations,
   planPruning,
   pruneChannels,
@@ -28,9 +29,10 @@ import { Rng } from '../../src/engine/rng';
 import { FINETUNE_TRAINING } from '../../src/engine/schedules';
 import { train, trainingStep } from '../../src/engine/train';
 import { applyTrigger, backdoorTestSet } from '../../src/engine/triggers';
-import { InputError, type ModelSpec } from '../../src/engine/types';
+import { InputError, type ImageDataset, type ModelSpec } from '../../src/engine/types';
 import type { EngineEvent } from '../../src/shared/run-events';
 import { CIFAR_DIR, SHARED, hasShared } from '../fixtures/data/paths';
+import { N, filledModel, images } from '../fixtures/model/archs';
 
 const STUDENT = join(SHARED, 'models', 'nad-reference', 'wrn16-1_badnets-grid_target5.pth.tar');
 const skip = !(hasShared() && existsSync(STUDENT)) && '../shared absent';
@@ -282,3 +284,175 @@ test(
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
   },
 );
+
+interface ResnetFixture {
+  activation: number[];
+  order: number[];
+  k: number;
+  prunedLogits: number[];
+  sgd: { lr: number; losses: number[]; logits: number[]; linearWeight: { sum: number; absSum: number } };
+}
+const resnetFixture = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'defenses', 'fine-pruning-resnet.json'), 'utf8')) as Record<
+  'preact-resnet18' | 'resnet18',
+  ResnetFixture
+>;
+
+/** The generator's four images as bytes (floor(u * 256)), a data set labelled 0..3. */
+function archImages(): ImageDataset {
+  return {
+    images: Uint8Array.from(images(), (u) => Math.floor(u * 256)),
+    labels: Int32Array.from({ length: N }, (_, i) => i),
+    count: N,
+    height: 32,
+    width: 32,
+    channels: 3,
+    numClasses: 10,
+    source: 'fine-pruning-resnet fixture',
+  };
+}
+
+function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  assert.equal(a.length, b.length);
+  let m = 0;
+  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
+  return m;
+}
+
+for (const arch of ['preact-resnet18', 'resnet18'] as const) {
+  test(`${arch}: ranking, pruned logits and two SGD steps with the classifier's columns held at 0 equal fp.py's prune mask in PyTorch`, async () => {
+    await initBackend('auto');
+    const ref = resnetFixture[arch];
+    const ds = archImages();
+    const model = filledModel(arch, 0);
+    try {
+      const before = tf.memory().numTensors;
+      const target = pruneTarget(model);
+      assert.equal(target.bn, undefined);
+      const means = meanActivations(model, ds);
+      assert.ok(maxAbsDiff(means, ref.activation) < 1e-4, `activations differ by ${maxAbsDiff(means, ref.activation)}`);
+      // The same order, up to channels whose activations PyTorch itself puts within float32 noise of each other
+      // (ResNet-18's ReLU leaves exact ties at 0, which torch.argsort orders its own way).
+      const ours = pruningOrder(means);
+      const sorted = ref.order.map((c) => ref.activation[c]);
+      ours.forEach((c, i) => assert.ok(Math.abs(ref.activation[c] - sorted[i]) < 1e-4, `position ${i}: channel ${c}`));
+      assert.deepEqual(new Set(ours.slice(0, ref.k)), new Set(ref.order.slice(0, ref.k)), 'the first k channels (no tie at the cut)');
+
+      const cut = ref.order.slice(0, ref.k);
+      pruneChannels(model, target, cut);
+      const x = tf.tensor4d(
+        Float32Array.from(ds.images, (v) => v / 255),
+        [N, 32, 32, 3],
+      );
+      const logits = (): Float32Array => tf.tidy(() => model.forward(x, false).logits.dataSync() as Float32Array);
+      assert.ok(maxAbsDiff(logits(), ref.prunedLogits) < 1e-3, `pruned logits differ by ${maxAbsDiff(logits(), ref.prunedLogits)}`);
+
+      // Finetuning under the mask: trainingStep then holdPruned, as train() calls them.
+      const hold = holdPruned(model, target, cut);
+      assert.ok(hold, 'a columns target needs holding');
+      const sgd = new Sgd(model.params.trainable(), { momentum: 0.9, weightDecay: 5e-4, nesterov: false });
+      const xs = Float32Array.from(ds.images, (v) => v / 255);
+      for (const [s, want] of ref.sgd.losses.entries()) {
+        const loss = trainingStep({
+          student: model,
+          optimizer: sgd,
+          xs,
+          ys: ds.labels,
+          imageShape: [32, 32, 3],
+          numClasses: 10,
+          betas: [0, 0, 0],
+          attentionPower: 2,
+          lr: ref.sgd.lr,
+        });
+        hold();
+        assert.ok(Math.abs(loss - want) < 1e-4, `step ${s + 1}: loss ${loss}, PyTorch ${want}`);
+      }
+      sgd.dispose();
+      assert.equal(prunedNonZeros(model, target, cut), 0, 'pruned columns moved');
+      assert.ok(maxAbsDiff(logits(), ref.sgd.logits) < 2e-3, `logits after SGD differ by ${maxAbsDiff(logits(), ref.sgd.logits)}`);
+      const w = model.params.get('linear.weight').dataSync() as Float32Array;
+      const sum = w.reduce((a, v) => a + v, 0);
+      const absSum = w.reduce((a, v) => a + Math.abs(v), 0);
+      assert.ok(
+        Math.abs(sum - ref.sgd.linearWeight.sum) < 1e-3 && Math.abs(absSum - ref.sgd.linearWeight.absSum) < 1e-3,
+        `linear.weight ${sum} ${absSum}`,
+      );
+      x.dispose();
+      assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+    } finally {
+      model.dispose();
+    }
+  });
+}
+
+test('finePruning.run on PreAct-ResNet-18: the pruned classifier columns stay 0 through the finetuning phase (afterStep)', async () => {
+  await initBackend('auto');
+  const rng = new Rng(5);
+  const make = (count: number, source: string): ImageDataset => ({
+    images: Uint8Array.from({ length: count * 32 * 32 * 3 }, () => Math.floor(rng.next() * 256)),
+    labels: Int32Array.from({ length: count }, (_, i) => i % 10),
+    count,
+    height: 32,
+    width: 32,
+    channels: 3,
+    numClasses: 10,
+    source,
+  });
+  const clean = make(24, 'clean');
+  const testClean = make(12, 'test');
+  const evalSets = { clean: testClean, backdoor: backdoorTestSet(testClean, { trigger: { name: 'gridTrigger' }, targetLabel: 5 }) };
+  const made: Model[] = [];
+  let steps = 0;
+  const trainPhase: TrainPhase = async (req) => {
+    const records = await train({
+      student: req.student,
+      data: req.data,
+      evalSets,
+      settings: req.settings,
+      phase: req.phase,
+      afterStep: () => {
+        steps++;
+        req.afterStep?.();
+      },
+    });
+    const last = records[records.length - 1];
+    return { acc: last.acc, asr: last.asr, ra: last.ra };
+  };
+  const before = tf.memory().numTensors;
+  try {
+    // A huge allowed drop prunes nearly everything: 511 of 512 columns must stay 0 through training.
+    const params = checkParams(finePruning.params, { maxAccDrop: 1, step: 64 }, 'defense fine-pruning');
+    const out = await finePruning.run({
+      mode: 'repair',
+      suspect: () => {
+        const m = filledModel('preact-resnet18', 0);
+        made.push(m);
+        return m;
+      },
+      loadModel: () => Promise.reject(new Error('not used')),
+      clean,
+      test: evalSets,
+      samples: { clean: selectImages(testClean, [0]), triggered: applyTrigger(selectImages(testClean, [0]), { name: 'gridTrigger' }) },
+      training: { ...FINETUNE_TRAINING, epochs: 1, batchSize: 12, augment: false },
+      params,
+      seed: 0,
+      emit: () => undefined,
+      trainPhase,
+    });
+    assert.equal(steps, 2, 'afterStep after each of the 2 steps');
+    const report = out.report as { prunedChannels: number; layer: string; pruneOrder: number[] };
+    assert.equal(report.layer, 'layer4.1.conv2');
+    assert.equal(report.prunedChannels, 448);
+    assert.ok(out.model);
+    const target = pruneTarget(out.model);
+    assert.equal(prunedNonZeros(out.model, target, report.pruneOrder.slice(0, report.prunedChannels)), 0);
+    const w = out.model.params.get('linear.weight').dataSync();
+    const kept = report.pruneOrder.slice(report.prunedChannels);
+    assert.ok(
+      kept.some((c) => w[c * 10] !== 0),
+      'the kept columns are not zero',
+    );
+  } finally {
+    for (const m of made) m.dispose();
+  }
+  assert.equal(tf.memory().numTensors, before, 'tensors leaked');
+});

@@ -14,11 +14,17 @@
 //    channel flowing through the shortcut.
 //  - CNN: conv3's output channels after bn3 and ReLU, flattened into `fc`.
 //  - VGG-16-BN: the last convolution features.40 through features.41 and ReLU, max-pooled into `classifier`.
-//  - PreAct-ResNet-18 and ResNet-18: refused (InputError). Their classifier reads a residual sum with
-//    the identity shortcut, which no batch norm's scale and shift can zero; fp.py keeps a mask on the
-//    linear layer through finetuning instead, which our training loop does not carry.
+//  - PreAct-ResNet-18 and ResNet-18: their classifier reads layer4's residual sum with the identity
+//    shortcut (pooled), which no batch norm's scale and shift can zero. As fp.py does (a
+//    torch.nn.utils.prune mask on the linear layer, kept through finetuning), the pruned channels' columns
+//    of `linear.weight` are set to 0 and set back to 0 after every finetuning step (`holdPruned`, the
+//    phase's afterStep): the forward pass always sees weight * mask, as under torch's mask, and every other
+//    weight gets the same update (SGD is per entry), so the effective weights are fp.py's. The channel
+//    itself still computes; only the classifier stops reading it. Checked against torch's
+//    prune.custom_from_mask and two SGD steps (test/fixtures/defenses/make_fine_pruning_resnet_fixture.py).
+//    fp.py prunes seq_sort[0:num_pruned - 1] at step num_pruned (one fewer than it logs); we prune k at k.
 // The layers come from the model's structure (structureOf in src/engine/models/structure.ts).
-// Pruning a channel sets its batch norm's scale and shift to 0 (its ReLU'd activation is then exactly 0
+// Elsewhere, pruning a channel sets its batch norm's scale and shift to 0 (its ReLU'd activation is then exactly 0
 // for any input, in training and evaluation mode) and the classifier weights that read it to 0. No mask
 // lives outside the weights, so the state dict saved after each epoch is the pruned model as it is, for
 // any loader. It stays exact under SGD with momentum, Nesterov and weight decay: the ReLU passes no
@@ -42,8 +48,11 @@ import type { Defense } from './types';
 export interface PruneTarget {
   /** The last convolutional layer (state-dict name), for messages and the report. */
   readonly layer: string;
-  /** The batch norm whose ReLU'd output is the channel's activation; pruning zeroes its scale and shift. */
-  readonly bn: string;
+  /**
+   * The batch norm whose ReLU'd output is the channel's activation; pruning zeroes its scale and shift.
+   * None (the ResNets): only the classifier's columns are zeroed, and `holdPruned` keeps them 0 while training.
+   */
+  readonly bn: string | undefined;
   /** The linear classifier reading the channels (state-dict prefix). */
   readonly classifier: string;
   readonly channels: number;
@@ -60,18 +69,14 @@ export function pruneTarget(model: Model): PruneTarget {
     throw new InputError(`${name} has no convolutional layer: Fine-Pruning prunes the channels of the last one`);
   }
   const { classifier, lastConv } = structureOf(model.spec);
-  if ('missing' in lastConv) {
-    throw new InputError(
-      `${name}: Fine-Pruning zeroes a channel of the last convolution through the batch norm (and ReLU) the classifier reads, and ${lastConv.missing}`,
-    );
-  }
-  const { conv: layer, bn } = lastConv;
+  const layer = lastConv.conv;
+  const bn = 'bn' in lastConv ? lastConv.bn : undefined;
   const conv = shapes.get(`${layer}.weight`);
-  const scale = shapes.get(`${bn}.weight`);
+  const scale = bn === undefined ? conv : shapes.get(`${bn}.weight`);
   const fc = shapes.get(`${classifier}.weight`);
   if (!conv || !scale || !fc || scale[0] !== conv[0] || fc[1] % conv[0] !== 0) {
     throw new InputError(
-      `${name}: expected its last convolutional layer ${layer}, batch norm ${bn} and classifier ${classifier} to match; Fine-Pruning cannot prune this model`,
+      `${name}: expected its last convolutional layer ${layer}${bn ? `, batch norm ${bn}` : ''} and classifier ${classifier} to match; Fine-Pruning cannot prune this model`,
     );
   }
   const channels = conv[0];
@@ -146,7 +151,7 @@ function maskedAccuracy(model: Model, target: PruneTarget, feats: Features, labe
   return (100 * correct) / feats.count;
 }
 
-/** Prune `channels` in place: zero their batch norm scale and shift and the classifier weights reading them. */
+/** Prune `channels` in place: zero their batch norm's scale and shift (where the target has one) and the classifier weights reading them. */
 export function pruneChannels(model: Model, target: PruneTarget, channels: readonly number[]): void {
   const keepChannel = new Float32Array(target.channels).fill(1);
   for (const c of channels) keepChannel[c] = 0;
@@ -160,18 +165,32 @@ export function pruneChannels(model: Model, target: PruneTarget, channels: reado
     tf.tidy(() => v.assign(tf.where(tf.cast(keep, 'bool'), v, tf.zerosLike(v))));
   };
   tf.tidy(() => {
-    const perChannel = tf.tensor1d(keepChannel);
-    zeroWhere(`${target.bn}.weight`, perChannel);
-    zeroWhere(`${target.bn}.bias`, perChannel);
+    if (target.bn !== undefined) {
+      const perChannel = tf.tensor1d(keepChannel);
+      zeroWhere(`${target.bn}.weight`, perChannel);
+      zeroWhere(`${target.bn}.bias`, perChannel);
+    }
     zeroWhere(`${target.classifier}.weight`, tf.tensor2d(keepRow, [keepRow.length, 1]));
   });
+}
+
+/**
+ * What keeps `channels` pruned while the model trains, called after every optimiser step: nothing where
+ * the batch norm's zeros hold by themselves; for a classifier-columns target (the ResNets), the columns set
+ * back to 0 (fp.py's prune mask).
+ */
+export function holdPruned(model: Model, target: PruneTarget, channels: readonly number[]): (() => void) | undefined {
+  if (target.bn !== undefined || channels.length === 0) return undefined;
+  const cut = [...channels];
+  return () => pruneChannels(model, target, cut);
 }
 
 /** The values of the pruned channels' parameters that are not exactly 0 (none, if pruning held). */
 export function prunedNonZeros(model: Model, target: PruneTarget, channels: readonly number[]): number {
   let count = 0;
-  const gamma = model.params.get(`${target.bn}.weight`).dataSync();
-  const beta = model.params.get(`${target.bn}.bias`).dataSync();
+  const none = new Float32Array(target.channels);
+  const gamma = target.bn === undefined ? none : model.params.get(`${target.bn}.weight`).dataSync();
+  const beta = target.bn === undefined ? none : model.params.get(`${target.bn}.bias`).dataSync();
   const fc = model.params.get(`${target.classifier}.weight`);
   const w = fc.dataSync();
   const classes = fc.shape[1] as number;
@@ -295,6 +314,7 @@ export const finePruning: Defense = {
       label: `Finetuning the pruned model on ${input.clean.count} clean images`,
       output: 'model',
       attentionAs: 'fine-pruned',
+      afterStep: holdPruned(model, target, cut),
     });
     const left = prunedNonZeros(model, target, cut);
     if (left > 0) throw new Error(`fine-pruning: ${left} pruned weights of ${target.layer} became non-zero during finetuning`);

@@ -26,6 +26,8 @@ export interface PhaseRequest {
   readonly output: 'teacher' | 'model';
   /** Name of the attention snapshot sent after each epoch (e.g. `erased`); none when absent. */
   readonly attentionAs?: string;
+  /** Called after every optimiser step (e.g. Fine-Pruning holding pruned weights at 0). */
+  readonly afterStep?: () => void;
 }
 
 export type TrainPhase = (request: PhaseRequest) => Promise<EvalResult>;

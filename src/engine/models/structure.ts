@@ -1,6 +1,7 @@
 // Where the layers some defenses work on sit in each architecture, by state-dict name, so that a defense
 // asks the model instead of matching names. Fine-Pruning (src/engine/defenses/fine-pruning.ts) prunes the
-// channels of the last convolution through the batch norm whose ReLU'd output the classifier reads.
+// channels of the last convolution: through the batch norm whose ReLU'd output the classifier reads where
+// there is one, else (the ResNets) by masking the classifier's inputs, as BackdoorBench's fp.py does.
 import type { ModelSpec } from '../types';
 import { vgg16Layers } from './vgg';
 
@@ -9,10 +10,11 @@ export interface ModelStructure {
   readonly classifier: string;
   /**
    * The last convolution and the batch norm after it whose ReLU'd output, pooled or flattened, is the
-   * classifier's input (a channel is 0 for every input once that batch norm's scale and shift are), or
-   * why the architecture has none.
+   * classifier's input (a channel is 0 for every input once that batch norm's scale and shift are); or,
+   * where no weight zeroes the channel the classifier reads, only the convolution and why (`columnsOnly`):
+   * a pruned channel is then cut at the classifier's input columns, held at 0 through finetuning.
    */
-  readonly lastConv: { readonly conv: string; readonly bn: string } | { readonly missing: string };
+  readonly lastConv: { readonly conv: string; readonly bn: string } | { readonly conv: string; readonly columnsOnly: string };
 }
 
 export function structureOf(spec: ModelSpec): ModelStructure {
@@ -26,7 +28,8 @@ export function structureOf(spec: ModelSpec): ModelStructure {
       return {
         classifier: 'linear',
         lastConv: {
-          missing:
+          conv: 'layer4.1.conv2',
+          columnsOnly:
             "its classifier reads layer4's residual sum (layer4.1.conv2 plus the identity), pooled, with no batch norm after it, so no weight zeroes a channel there",
         },
       };
@@ -34,7 +37,8 @@ export function structureOf(spec: ModelSpec): ModelStructure {
       return {
         classifier: 'linear',
         lastConv: {
-          missing:
+          conv: 'layer4.1.conv2',
+          columnsOnly:
             "its classifier reads relu(layer4.1.bn2 + the identity shortcut), so zeroing layer4.1.bn2's scale and shift leaves the shortcut's channel",
         },
       };

@@ -40,6 +40,7 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       signal: env.signal,
       phase: req.phase,
       emit: env.emit,
+      afterStep: req.afterStep,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });
         if (req.attentionAs)
