@@ -16,7 +16,8 @@ import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 
 import { DiskFullError, isDiskFull } from '../engine/disk';
-import { isRunEvent, type RunEvent, type RunKind, type RunState } from '../shared/run-events';
+import { parseStoredEvent } from '../shared/event-schemas';
+import type { RunEvent, RunKind, RunState } from '../shared/run-events';
 
 export type { RunKind, RunState };
 
@@ -249,17 +250,19 @@ export function readRunEvents(runDir: string): StoredEvents {
   const lines = readFileSync(file, 'utf8').split('\n');
   lines.forEach((line, i) => {
     if (!line.trim()) return;
+    let e: unknown;
     try {
-      const e: unknown = JSON.parse(line);
-      if (isRunEvent(e) && e.type === 'epoch' && ![e.epoch, e.acc, e.asr, e.loss].every((v) => typeof v === 'number')) {
-        problems.push(`metrics.jsonl line ${i + 1}: an epoch event needs numeric epoch, acc, asr and loss`);
-      } else if (isRunEvent(e)) events.push(e);
-      else if (!(typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval'))
-        problems.push(`metrics.jsonl line ${i + 1}: not a run event`);
+      e = JSON.parse(line);
     } catch {
       // The last line may be torn by a crash mid-write; any other bad line is a problem worth showing.
       if (i !== lines.length - 1) problems.push(`metrics.jsonl line ${i + 1}: not valid JSON`);
+      return;
     }
+    // Lines of 0.1.0's `eval` kind carry nothing the run view uses.
+    if (typeof e === 'object' && e !== null && (e as { type?: unknown }).type === 'eval') return;
+    const parsed = parseStoredEvent(e);
+    if ('event' in parsed) events.push(parsed.event);
+    else problems.push(`metrics.jsonl line ${i + 1}: not a valid run event (${parsed.reason})`);
   });
   return { events, problems };
 }

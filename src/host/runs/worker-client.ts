@@ -3,7 +3,9 @@
 // last lines of its stderr so that a crash can be explained.
 import { fork, type ChildProcess } from 'node:child_process';
 import type { HostToWorker, WorkerRequest, WorkerToHost } from '../../shared/worker-protocol';
-import { isFinal, isWorkerToHost } from '../../shared/worker-protocol';
+import { parseWorkerMessage } from '../../shared/event-schemas';
+import { messagePreview } from '../../shared/schema-issues';
+import { isFinal } from '../../shared/worker-protocol';
 
 const STDERR_LINES = 30;
 
@@ -42,12 +44,13 @@ export class WorkerClient {
       serialization: 'json',
     });
     this.child.on('message', (raw: unknown) => {
-      if (!isWorkerToHost(raw)) {
-        callbacks.onOutput(`unexpected message from the worker: ${JSON.stringify(raw).slice(0, 200)}`);
+      const parsed = parseWorkerMessage(raw);
+      if (!('message' in parsed)) {
+        callbacks.onOutput(`dropped a malformed message from the worker (${parsed.reason}): ${messagePreview(raw)}`);
         return;
       }
-      if (isFinal(raw)) this.reported = true;
-      callbacks.onMessage(raw);
+      if (isFinal(parsed.message)) this.reported = true;
+      callbacks.onMessage(parsed.message);
     });
     this.lines(this.child.stdout, false);
     this.lines(this.child.stderr, true);

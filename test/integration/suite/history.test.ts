@@ -202,7 +202,7 @@ suite('Compare runs', () => {
     assert.deepEqual(segments[1].asr, [60, 10]);
     assert.equal(problems.length, 2);
     assert.match(problems[0], /metrics\.jsonl line 5: not valid JSON/);
-    assert.match(problems[1], /line 6: an epoch event needs numeric epoch, acc, asr and loss/);
+    assert.match(problems[1], /line 6: not a valid run event \(loss is missing; acc is missing; asr is missing\)/);
   });
 
   test('"NAD: Compare Runs" on two runs shows three charts and the differing config keys', async () => {
