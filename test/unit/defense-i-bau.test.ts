@@ -2,7 +2,8 @@
 // Adam step against PyTorch's exact second-order autograd on the NAD authors' backdoored WRN-16-1 (fixture made by
 // test/fixtures/defenses/make_i_bau_fixture.py with torch 1.13, float64), in the authors' regime (perturbation lr 10,
 // saturated softmax) and a small one where every second-order term is active; the forward-mode tangent pass
-// against finite differences; short runs on embedded digits (events, report, cancellation, no leak).
+// against finite differences; short runs on embedded digits (events, report, cancellation, no leak). The other
+// architectures against PyTorch: defense-i-bau-archs.test.ts.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';

@@ -39,25 +39,27 @@
 // ReLU that changes sign, and over 16 images (2M ReLUs) the central differences of the hypergradient missed PyTorch's
 // by 1.3 to 2.9 times its largest entry for |e v| from 1 down to 0.01, and by far more below (float32 rounding).
 // Instead, forward mode. The network is piecewise linear in its input (convolutions, evaluation-mode batch norm, ReLU,
-// pooling, linear), and autograd treats each ReLU as its fixed 0/1 mask (its second derivative is 0). So J t, the logits' derivative along an input direction t, is
-// the linearised network on t (tangentLogits: the same convolutions, each batch norm's scale gamma / sqrt(var + eps),
-// the masks of the forward pass on x_A + delta, the classifier's weight), differentiable in the parameters. With
-// p = softmax(z_A) on the n images of the first batch:
+// max and mean pooling, linear), and autograd treats each ReLU as its fixed 0/1 mask and each max pool as the fixed
+// choice of its window's maximum (their second derivatives are 0). So J t, the logits' derivative along an input
+// direction t, is the linearised network on t (tangentLogits in i-bau-linearised.ts: the same convolutions, each
+// batch norm's scale gamma / sqrt(var + eps), the masks that reluMasks recorded in the forward pass on x_A + delta,
+// the classifier's weight), differentiable in the parameters. With p = softmax(z_A) on the n images of the first
+// batch:
 //    H v = -J^T u + 2 reg v, u = (p * Jv - p (p . Jv)) / n (the softmax cross-entropy's Hessian times Jv), J^T u by
 //          one backward pass through the linearised network;
 //    d/dtheta (v . grad_delta L_in) = -d/dtheta G, G = sum_i (p_i - y_i) . J_i v / n, by one backward pass of G
 //          through the network and its linearisation (masks held constant, as autograd does).
 // Against PyTorch's create_graph autograd in float64 on the NAD student (test/fixtures/defenses/make_i_bau_fixture.py):
-// hypergradient within 1.6e-4 of its largest entry (torch's own float32 run: 8.9e-4), v_K within 5e-5. Architectures
-// without a linearised pass here (only WideResNets and the digits CNN have one) are refused. Cost per outer step: the
-// outer forward-backward, one forward on the first batch, K - 1 linearised forward-backward passes and one
-// forward-backward through both: ~7x a finetuning step on the same batch size.
+// hypergradient within 1.6e-4 of its largest entry (torch's own float32 run: 8.9e-4), v_K within 5e-5. Every
+// architecture of the engine has its linearised pass (WRN, the digits CNN, PreAct-ResNet-18, ResNet-18, VGG-16-BN);
+// on the last three, full width with hashed weights (make_i_bau_archs_fixture.py), J t is within 4e-6 of torch's jvp
+// and v_K, the hypergradient and every parameter's hypergradient norm within 5e-6 of its create_graph autograd.
+// Cost per outer step: the outer forward-backward, one forward on the first batch, K - 1 linearised
+// forward-backward passes and one forward-backward through both: ~7x a finetuning step on the same batch size.
 import * as tf from '@tensorflow/tfjs-core';
 import { augmentBatch, toFloatBatch } from '../data/augment';
 import { evaluate, type EvalResult } from '../evaluate';
-import { describeSpec, differentiableLogits, type Model } from '../models';
-import { BN_EPS } from '../models/params';
-import { conv2d } from '../ops';
+import { differentiableLogits, type Model } from '../models';
 import { learningRateAt } from '../optim';
 import { Rng } from '../rng';
 import { FINETUNE_TRAINING } from '../schedules';
@@ -65,7 +67,10 @@ import { DivergedError, RunCancelledError, type TrainSettings } from '../train';
 import { InputError, type ImageDataset } from '../types';
 import type { FigureImage, ResultRow, SeriesPoint } from '../../shared/run-events';
 import { Adam } from '../optim';
+import { reluMasks, tangentLogits } from './i-bau-linearised';
 import type { Defense } from './types';
+
+export { reluMasks, tangentLogits } from './i-bau-linearised';
 
 /** BackdoorBench's Adam: betas (0.9, 0.999), torch's eps. */
 export const IBAU_ADAM = { beta1: 0.9, beta2: 0.999, eps: 1e-8 } as const;
@@ -144,84 +149,6 @@ export interface Hypergradient {
   /** v_K, [1, H, W, C]; the caller disposes it. */
   readonly v: tf.Tensor4D;
   readonly outerLoss: number;
-}
-
-type BnRelu = (name: string, h: tf.Tensor4D) => tf.Tensor4D;
-
-/**
- * The evaluation-mode network of `model` (the ops of differentiableLogits), with each batch norm + ReLU done by
- * `bnRelu`, in forward order; without the classifier's bias when `bias` is false. WRN and the CNN only.
- */
-function network(model: Model, x: tf.Tensor4D, bnRelu: BnRelu, bias: boolean): tf.Tensor2D {
-  const spec = model.spec;
-  const p = model.params;
-  const w = (name: string): tf.Tensor4D => p.get(name) as unknown as tf.Tensor4D;
-  const classify = (features: tf.Tensor2D): tf.Tensor2D => {
-    const y = tf.matMul(features, p.get('fc.weight') as tf.Tensor2D) as tf.Tensor2D;
-    return bias ? (tf.add(y, p.get('fc.bias')) as tf.Tensor2D) : y;
-  };
-  if (spec.arch === 'wrn') {
-    const n = (spec.depth - 4) / 6;
-    const widths = [16, 16 * spec.widen, 32 * spec.widen, 64 * spec.widen];
-    let h = conv2d(x, w('conv1.weight'), 1, 1);
-    for (let g = 0; g < 3; g++) {
-      for (let j = 0; j < n; j++) {
-        const [cin, cout] = [j === 0 ? widths[g] : widths[g + 1], widths[g + 1]];
-        const stride = j === 0 && g > 0 ? 2 : 1;
-        const prefix = `block${g + 1}.layer.${j}`;
-        const a = bnRelu(`${prefix}.bn1`, h);
-        const out = conv2d(a, w(`${prefix}.conv1.weight`), stride, 1);
-        const shortcut = cin === cout ? h : conv2d(a, w(`${prefix}.convShortcut.weight`), stride, 0);
-        h = tf.add(conv2d(bnRelu(`${prefix}.bn2`, out), w(`${prefix}.conv2.weight`), 1, 1), shortcut);
-      }
-    }
-    return classify(tf.mean(bnRelu('bn1', h), [1, 2]) as tf.Tensor2D);
-  }
-  if (spec.arch === 'cnn') {
-    let h = x;
-    [1, 2, 2].forEach((stride, i) => {
-      h = bnRelu(`bn${i + 1}`, conv2d(h, w(`conv${i + 1}.weight`), stride, 1));
-    });
-    const [n, hh, ww, c] = h.shape;
-    // PyTorch's NCHW flattening, as the model's own forward pass.
-    return classify(tf.reshape(tf.transpose(h, [0, 3, 1, 2]), [n, hh * ww * c]) as tf.Tensor2D);
-  }
-  throw new InputError(
-    `I-BAU's second-order terms run a forward-mode pass written for WideResNets and the digits CNN; ${describeSpec(spec)} has none`,
-  );
-}
-
-/** The logits of the evaluation-mode forward pass on x and its ReLU masks (1 where a batch norm's output is positive), in order. */
-export function reluMasks(model: Model, x: tf.Tensor4D): { logits: tf.Tensor2D; masks: tf.Tensor4D[] } {
-  return tf.tidy(() => {
-    const masks: tf.Tensor4D[] = [];
-    const bnRelu: BnRelu = (name, h) => {
-      const a = model.params.applyBatchNorm(name, h, false, true);
-      masks.push(tf.step(a));
-      return a;
-    };
-    return { logits: network(model, x, bnRelu, true), masks };
-  });
-}
-
-/**
- * J t: the derivative of the logits along the input direction t ([1 or n, H, W, C]) at the point whose ReLU masks are
- * given: the network linearised there (convolutions, batch norms' scales gamma / sqrt(var + eps), the masks, the
- * classifier's weight). Differentiable in the parameters, and linear in t. The masks carry no gradient, as autograd
- * treats ReLU (its second derivative is 0).
- */
-export function tangentLogits(model: Model, t: tf.Tensor4D, masks: readonly tf.Tensor4D[]): tf.Tensor2D {
-  const p = model.params;
-  let i = 0;
-  return network(
-    model,
-    t,
-    (name, h) => {
-      const scale = tf.mul(p.get(`${name}.weight`), tf.rsqrt(tf.add(p.get(`${name}.running_var`), BN_EPS)));
-      return tf.mul(tf.mul(h, scale), masks[i++]) as tf.Tensor4D;
-    },
-    false,
-  );
 }
 
 /** x, with a zero gradient: what follows is treated as a constant. */

@@ -40,7 +40,7 @@ interface Block {
 }
 
 /** The blocks of layer1..layer4, in order: `layer{s}.{j}`. */
-function resnet18Blocks(): Block[][] {
+export function resnet18Blocks(): Block[][] {
   let cin = 64;
   return WIDTHS.map((cout, s) =>
     Array.from({ length: BLOCKS_PER_STAGE }, (_, j) => {
