@@ -1,14 +1,37 @@
-// `nad bench`: prints the per-backend table (or the JSON the performance issue specifies).
-import { runBenchmark, type BenchResult } from '../engine/bench';
+// `nad bench`: prints the per-backend table and the defense-unit table (or the JSON the performance issue specifies).
+import { runBenchmark, type BenchParts, type BenchResult, type DefenseBenchRow } from '../engine/bench';
 
 const f = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
 
-export function formatBench(r: BenchResult): string {
+/** Rates as whole numbers (2 digits under 100), seconds with 3 significant digits. */
+function figure(v: number | null, measure: DefenseBenchRow['measure']): string {
+  if (v === null) return '-';
+  if (measure === 'seconds') return `${v.toPrecision(3)} s`;
+  return f(v, v < 100 ? 2 : 0);
+}
+
+function defenseTable(r: BenchResult): string {
+  const rows = r.defenses.map((d) => {
+    const engine = d.engineError === undefined ? figure(d.engine, d.measure) : `failed (${d.engineError})`;
+    const pytorch = d.pytorchError === undefined ? figure(d.pytorch, d.measure) : `not measured (${d.pytorchError})`;
+    return `| ${d.defense} | ${d.unit} | ${engine} | ${pytorch} | ${d.ratio === null ? '-' : `${f(d.ratio, 2)}x`} |`;
+  });
+  const torch = r.pytorch && 'torch' in r.pytorch ? `PyTorch ${r.pytorch.torch}, ${r.pytorch.threads} threads` : 'PyTorch';
+  return [
+    `Defense units on ${r.backend ?? '-'} vs ${torch} (median of timed calls; ratio = this engine's speed / PyTorch's, > 1 is faster)`,
+    '',
+    '| defense | unit | this engine | PyTorch | ratio |',
+    '|---|---|---:|---:|---:|',
+    ...rows,
+  ].join('\n');
+}
+
+function nadTable(r: BenchResult): string {
   const rows = r.backends.map(
     (b) =>
       `| ${b.description ?? b.backend} | ${b.available ? f(b.nadImgPerSec) : `not available (${b.error ?? ''})`} | ${f(b.inferenceImgPerSec)} |`,
   );
-  if (r.pytorch && 'nadImgPerSec' in r.pytorch)
+  if (r.pytorch && 'torch' in r.pytorch)
     rows.push(
       `| PyTorch ${r.pytorch.torch} CPU, ${r.pytorch.threads} threads | ${f(r.pytorch.nadImgPerSec)} | ${f(r.pytorch.inferenceImgPerSec)} |`,
     );
@@ -26,7 +49,22 @@ export function formatBench(r: BenchResult): string {
   );
 }
 
-export async function runBenchmarkCli(opts: { json: boolean; steps: number }): Promise<void> {
-  const r = await runBenchmark({ steps: opts.steps, onProgress: (m) => process.stderr.write(`   ${m}\n`) });
+export function formatBench(r: BenchResult): string {
+  const tables: string[] = [];
+  if (r.parts !== 'defenses') tables.push(nadTable(r));
+  if (r.parts !== 'nad') tables.push(defenseTable(r));
+  return tables.join('\n\n');
+}
+
+export async function runBenchmarkCli(opts: { json: boolean; steps: number; defenseSteps: number; only: BenchParts }): Promise<void> {
+  const t0 = performance.now();
+  const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
+  const r = await runBenchmark({
+    steps: opts.steps,
+    defenseSteps: opts.defenseSteps,
+    parts: opts.only,
+    onProgress: (m) => process.stderr.write(`   [${elapsed()}] ${m}\n`),
+  });
+  process.stderr.write(`   [${elapsed()}] done\n`);
   process.stdout.write((opts.json ? JSON.stringify(r, null, 2) : formatBench(r)) + '\n');
 }

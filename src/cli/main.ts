@@ -231,12 +231,21 @@ addCommon(
 
 program
   .command('bench')
-  .description('training (NAD step) and inference speed per backend, with PyTorch measured in the same run when importable')
+  .description(
+    "training (NAD step) and inference speed per backend, and each defense's unit of work, with PyTorch measured in the same run when importable",
+  )
   .option('--json', 'as JSON')
   .option('--steps <n>', 'timed NAD steps per backend', '8')
+  .option('--only <parts>', "nad (per-backend NAD step), defenses (each defense's unit of work vs its PyTorch twin) or all", 'all')
+  .option('--defense-steps <n>', 'timed calls per defense unit (after 1 warm-up)', '3')
   .action(async (f: Flags) => {
     const { runBenchmarkCli } = await import('./bench');
-    await runBenchmarkCli({ json: Boolean(f.json), steps: num(f.steps as string, '--steps', { int: true, min: 1 }) });
+    await runBenchmarkCli({
+      json: Boolean(f.json),
+      steps: num(f.steps as string, '--steps', { int: true, min: 1 }),
+      defenseSteps: num(f.defenseSteps as string, '--defense-steps', { int: true, min: 1 }),
+      only: f.only as 'nad' | 'defenses' | 'all',
+    });
   });
 
 async function main(): Promise<void> {

@@ -1,6 +1,8 @@
 // `nad bench`: images per second of the NAD training step (WRN-16-1, batch 64: student forward +
 // backward, teacher forward, attention loss, SGD) and of inference (batch 256) on every tfjs backend
 // that loads here, and of the same step in PyTorch when a Python with torch is found, in one run.
+// Then each defense's unit of work (bench-defenses.ts) on the fastest backend, next to its PyTorch twin
+// from the same Python run.
 import * as tf from '@tensorflow/tfjs-core';
 import { execFile } from 'node:child_process';
 import os from 'node:os';
@@ -9,7 +11,26 @@ import { createModel, type Model } from './models';
 import { Sgd } from './optim';
 import { trainingStep } from './train';
 import { PYTORCH_BENCH_SOURCE } from './pytorch-bench';
-import type { ModelSpec } from './types';
+import {
+  BENCH_SPEC,
+  benchDefenses,
+  DEFENSE_SIZES,
+  DEFENSE_UNIT_NAMES,
+  DEFENSE_UNITS,
+  type DefenseEngineResult,
+  type DefenseSizes,
+  type DefenseUnitName,
+} from './bench-defenses';
+import { InputError } from './types';
+
+export { BENCH_SPEC };
+
+/** What a run measures: the NAD step and inference per backend, the defense units, or both. */
+export type BenchParts = 'nad' | 'defenses' | 'all';
+export const BENCH_PARTS: readonly BenchParts[] = ['nad', 'defenses', 'all'];
+/** Defense units: timed calls after warm-up ones (each call is a whole batch or pass; see DEFENSE_SIZES). */
+export const DEFENSE_STEPS = 3;
+export const DEFENSE_WARMUP = 1;
 
 export interface BenchOptions {
   /** Backends to try, in order; default tensorflow, wasm, cpu (cpu only for a short sample). */
@@ -22,6 +43,12 @@ export interface BenchOptions {
   /** Measure PyTorch too (default true); `python` overrides the interpreter search. */
   readonly pytorch?: boolean;
   readonly python?: string;
+  /** Default 'nad' (the per-backend table only); the CLI's default is 'all'. */
+  readonly parts?: BenchParts;
+  /** Defense units to run (default all) and their timed / warm-up calls (DEFENSE_STEPS / DEFENSE_WARMUP). */
+  readonly defenses?: readonly DefenseUnitName[];
+  readonly defenseSteps?: number;
+  readonly defenseWarmup?: number;
   readonly onProgress?: (message: string) => void;
   readonly signal?: AbortSignal;
 }
@@ -48,9 +75,30 @@ export interface PytorchBenchResult {
   readonly python: string;
   readonly torch: string;
   readonly threads: number;
-  readonly nadImgPerSec: number;
-  readonly nadImgPerSecBest: number;
-  readonly inferenceImgPerSec: number;
+  /** null when the run measured the defense units only. */
+  readonly nadImgPerSec: number | null;
+  readonly nadImgPerSecBest: number | null;
+  readonly inferenceImgPerSec: number | null;
+  /** Per defense twin: work per second and seconds per call (medians), or why it failed. */
+  readonly defenses: Readonly<Record<string, PytorchTwinResult>>;
+}
+
+export type PytorchTwinResult = { readonly rate: number; readonly seconds: number } | { readonly error: string };
+
+/** One row of the defense table: a unit on the fastest tfjs backend and its PyTorch twin. */
+export interface DefenseBenchRow {
+  readonly defense: string;
+  readonly unit: string;
+  /** `rate`: work per second, higher is better; `seconds`: seconds per call, lower is better. */
+  readonly measure: 'rate' | 'seconds';
+  readonly engine: number | null;
+  readonly pytorch: number | null;
+  /** This engine's speed / PyTorch's (rates: engine / pytorch; seconds: pytorch / engine): > 1 is faster. */
+  readonly ratio: number | null;
+  readonly engineError?: string;
+  /** Why the PyTorch figure is missing. */
+  readonly pytorchError?: string;
+  readonly numTensorsFlat: boolean | null;
 }
 
 export interface BenchResult {
@@ -64,10 +112,12 @@ export interface BenchResult {
   readonly ratioToPytorch: number | null;
   readonly pytorch: PytorchBenchResult | { readonly error: string } | null;
   readonly backends: readonly BackendBenchResult[];
+  /** Which parts ran, and the defense table (empty when only 'nad' ran). */
+  readonly parts: BenchParts;
+  readonly defenses: readonly DefenseBenchRow[];
   readonly machine: { readonly cpus: number; readonly node: string; readonly tfjs: string };
 }
 
-export const BENCH_SPEC: ModelSpec = { arch: 'wrn', depth: 16, widen: 1, numClasses: 10, inChannels: 3, imageSize: 32 };
 const BETAS = [500, 1000, 1000];
 const SIZE = 32;
 
@@ -181,22 +231,45 @@ function runPython(python: string, args: string[], timeoutMs: number): Promise<s
   });
 }
 
-async function benchPytorch(o: BenchOptions & { steps: number; warmup: number }): Promise<PytorchBenchResult | { error: string }> {
+/** The part of BenchOptions the PyTorch run reads. */
+export interface PytorchRunOptions {
+  readonly steps: number;
+  readonly warmup: number;
+  readonly wasmThreads?: number;
+  readonly nad: boolean;
+  readonly defenseUnits: readonly DefenseUnitName[];
+  readonly defenseSteps: number;
+  readonly defenseWarmup: number;
+}
+
+/** The arguments of PYTORCH_BENCH_SOURCE: steps, warm-up, threads and the JSON of what to run with which sizes. */
+export function pytorchBenchArgs(o: PytorchRunOptions, sizes: DefenseSizes = DEFENSE_SIZES): string[] {
+  const config = { nad: o.nad, defenses: o.defenseUnits, defenseSteps: o.defenseSteps, defenseWarmup: o.defenseWarmup, sizes };
+  return [String(o.steps), String(o.warmup), String(o.wasmThreads ?? availableCores()), JSON.stringify(config)];
+}
+
+type PytorchJson = Omit<PytorchBenchResult, 'python' | 'defenses'> & { defenses?: Record<string, PytorchTwinResult> };
+
+async function benchPytorch(o: PytorchRunOptions & BenchOptions): Promise<PytorchBenchResult | { error: string }> {
   const env = process.env.NAD_PYTHON;
   const candidates = o.python ? [o.python] : env ? [env] : PYTHON_CANDIDATES;
   const errors: string[] = [];
+  const what = [o.nad ? 'NAD step, batch 64' : '', o.defenseUnits.length ? `${o.defenseUnits.length} defense twins` : '']
+    .filter(Boolean)
+    .join(', ');
   for (const python of candidates) {
     try {
-      o.onProgress?.(`PyTorch (${python}): NAD step, batch 64`);
-      const out = await runPython(python, [String(o.steps), String(o.warmup), String(o.wasmThreads ?? availableCores())], 300_000);
-      const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as Omit<PytorchBenchResult, 'python'>;
+      o.onProgress?.(`PyTorch (${python}): ${what}`);
+      const out = await runPython(python, pytorchBenchArgs(o), 1_200_000);
+      const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as PytorchJson;
       return {
         python,
         torch: r.torch,
         threads: r.threads,
-        nadImgPerSec: r.nadImgPerSec,
-        nadImgPerSecBest: r.nadImgPerSecBest,
-        inferenceImgPerSec: r.inferenceImgPerSec,
+        nadImgPerSec: r.nadImgPerSec ?? null,
+        nadImgPerSecBest: r.nadImgPerSecBest ?? null,
+        inferenceImgPerSec: r.inferenceImgPerSec ?? null,
+        defenses: r.defenses ?? {},
       };
     } catch (e) {
       errors.push(e instanceof Error ? e.message : String(e));
@@ -209,26 +282,117 @@ function availableCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
 
-/** Runs the benchmark; leaves the fastest measured backend active. */
+/** The defense table: each engine unit beside its twin; a missing twin says why. */
+export function defenseRows(
+  engine: readonly DefenseEngineResult[],
+  pytorch: PytorchBenchResult | { readonly error: string } | null,
+): DefenseBenchRow[] {
+  return engine.map((e) => {
+    let twin: PytorchTwinResult;
+    if (pytorch === null) twin = { error: 'PyTorch not requested' };
+    else if ('error' in pytorch) twin = { error: pytorch.error };
+    else twin = pytorch.defenses[e.defense] ?? { error: 'the Python run did not report it' };
+    const pt = 'error' in twin ? null : e.measure === 'rate' ? twin.rate : twin.seconds;
+    const ratio = e.value === null || pt === null || e.value <= 0 || pt <= 0 ? null : e.measure === 'rate' ? e.value / pt : pt / e.value;
+    return {
+      defense: e.defense,
+      unit: e.unit,
+      measure: e.measure,
+      engine: e.value,
+      pytorch: pt,
+      ratio,
+      ...(e.error === undefined ? {} : { engineError: e.error }),
+      ...('error' in twin ? { pytorchError: twin.error } : {}),
+      numTensorsFlat: e.numTensorsFlat,
+    };
+  });
+}
+
+function checkCount(v: number, name: string, min: number): number {
+  if (!Number.isInteger(v) || v < min) throw new InputError(`bench: ${name} must be a whole number >= ${min}, got ${v}`);
+  return v;
+}
+
+/** Runs the benchmark; leaves the fastest measured backend active (with parts 'defenses': the first that loads). */
 export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult> {
-  const o = { ...opts, steps: opts.steps ?? 10, warmup: opts.warmup ?? 3 };
+  const parts = opts.parts ?? 'nad';
+  if (!BENCH_PARTS.includes(parts))
+    throw new InputError(`bench: --only (parts) must be one of ${BENCH_PARTS.join(', ')}, got '${String(parts)}'`);
+  const unknown = (opts.defenses ?? []).filter((d) => !DEFENSE_UNIT_NAMES.includes(d));
+  if (unknown.length) throw new InputError(`bench: unknown defense unit ${unknown.join(', ')} (known: ${DEFENSE_UNIT_NAMES.join(', ')})`);
+  const o = { ...opts, steps: checkCount(opts.steps ?? 10, 'steps', 1), warmup: checkCount(opts.warmup ?? 3, 'warmup', 0) };
+  const defenseSteps = checkCount(opts.defenseSteps ?? DEFENSE_STEPS, 'defense steps', 1);
+  const defenseWarmup = checkCount(opts.defenseWarmup ?? DEFENSE_WARMUP, 'defense warm-up', 0);
+  const nad = parts !== 'defenses';
+  const defenseUnits =
+    parts === 'nad' ? [] : DEFENSE_UNITS.map((u) => u.defense).filter((d) => !opts.defenses || opts.defenses.includes(d));
   const names = opts.backends ?? (['tensorflow', 'wasm', 'cpu'] as const);
   const backends: BackendBenchResult[] = [];
-  for (const name of names) backends.push(await benchBackend(name, o));
-  const ran = backends.filter((b) => b.nadImgPerSec !== null);
-  const best = ran.length ? ran.reduce((a, b) => ((b.nadImgPerSec ?? 0) > (a.nadImgPerSec ?? 0) ? b : a)) : undefined;
-  if (best && best.backend !== names[names.length - 1]) await switchBackend(best.backend, { wasmThreads: opts.wasmThreads });
-  const pytorch = opts.pytorch === false ? null : await benchPytorch(o);
-  const pt = pytorch && 'nadImgPerSec' in pytorch ? pytorch : undefined;
+  let active: BackendName | undefined;
+  if (nad) {
+    for (const name of names) backends.push(await benchBackend(name, o));
+    const ran = backends.filter((b) => b.nadImgPerSec !== null);
+    const best = ran.length ? ran.reduce((a, b) => ((b.nadImgPerSec ?? 0) > (a.nadImgPerSec ?? 0) ? b : a)) : undefined;
+    if (best && best.backend !== names[names.length - 1]) await switchBackend(best.backend, { wasmThreads: opts.wasmThreads });
+    active = best?.backend;
+  } else {
+    for (const name of names) {
+      try {
+        await switchBackend(name, { wasmThreads: opts.wasmThreads });
+        active = name;
+        break;
+      } catch {
+        // the next one
+      }
+    }
+  }
+  let engineDefenses: DefenseEngineResult[] = [];
+  if (defenseUnits.length && active) {
+    o.onProgress?.(`defense units on ${active}`);
+    engineDefenses = await benchDefenses({
+      steps: defenseSteps,
+      warmup: defenseWarmup,
+      only: defenseUnits,
+      onProgress: o.onProgress,
+      signal: o.signal,
+    });
+  }
+  const pytorch =
+    opts.pytorch === false
+      ? null
+      : await benchPytorch({ ...o, nad, defenseUnits: engineDefenses.map((d) => d.defense), defenseSteps, defenseWarmup });
+  const pt = pytorch && 'torch' in pytorch ? pytorch : undefined;
+  const best = backends.find((b) => b.backend === active);
+  const bestNad = best?.nadImgPerSec ?? null;
+  const ratioToPytorch = bestNad && pt?.nadImgPerSec ? bestNad / pt.nadImgPerSec : null;
+  // The NAD step heads the defense table, so that every ratio sits beside the one the issue aims for.
+  const nadRow: DefenseBenchRow[] =
+    nad && engineDefenses.length
+      ? [
+          {
+            defense: 'nad',
+            unit: 'training step (trainingStep with teacher), batch 64, img/s',
+            measure: 'rate',
+            engine: bestNad,
+            pytorch: pt?.nadImgPerSec ?? null,
+            ratio: ratioToPytorch,
+            ...(bestNad === null ? { engineError: best?.error ?? 'no backend ran' } : {}),
+            ...(pt?.nadImgPerSec ? {} : { pytorchError: pytorch && 'error' in pytorch ? pytorch.error : 'PyTorch not requested' }),
+            numTensorsFlat: best?.numTensorsFlat ?? null,
+          },
+        ]
+      : [];
   return {
-    backend: best?.backend ?? null,
-    nadImgPerSec: best?.nadImgPerSec ?? null,
+    backend: active ?? null,
+    nadImgPerSec: bestNad,
     inferenceImgPerSec: best?.inferenceImgPerSec ?? null,
     pytorchImgPerSec: pt?.nadImgPerSec ?? null,
     pytorchInferenceImgPerSec: pt?.inferenceImgPerSec ?? null,
-    ratioToPytorch: best?.nadImgPerSec && pt ? best.nadImgPerSec / pt.nadImgPerSec : null,
+    ratioToPytorch,
     pytorch,
     backends,
+    parts,
+    defenses: [...nadRow, ...defenseRows(engineDefenses, pytorch)],
     machine: { cpus: availableCores(), node: process.version, tfjs: tf.version_core },
   };
 }
