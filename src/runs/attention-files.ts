@@ -1,8 +1,13 @@
-// The final attention maps of a run, stored in its folder: attention/maps.json (what the heatmap editor
-// and the panel read) and one PNG heatmap per model, input, image and group.
+// The attention maps of a run, stored in its folder: attention/maps.json (the final maps, what the heatmap
+// editor and the panel read), one PNG heatmap per model, input, image and group, and attention/epochs.jsonl
+// (the snapshot after every training epoch, one JSON line each, for the editor's epoch slider).
+import { appendFileSync, closeSync, existsSync, mkdirSync, openSync, readSync, statSync } from 'node:fs';
+import { dirname } from 'node:path';
 import { renderHeatmapPng } from '../engine/heatmap';
 import { sampleImages, type AttentionSamples } from '../engine/attention-snapshot';
+import { EPOCH_MAPS_FILE } from '../shared/attention-protocol';
 import type { AttentionSnapshot } from '../shared/run-events';
+import { DiskFullError, isDiskFull } from '../engine/disk';
 import type { RunHandle } from './run-store';
 
 /** Writes maps.json and the PNG heatmaps; returns the number of files. */
@@ -39,4 +44,33 @@ export function saveAttentionFiles(run: RunHandle, snaps: readonly AttentionSnap
     }) + '\n',
   );
   return files + 1;
+}
+
+/**
+ * Append one epoch's snapshot to attention/epochs.jsonl. A line torn by a crash mid-write is closed first,
+ * so a resumed run's next line stays readable (the reader reports the torn one by its line number).
+ */
+export function appendEpochAttention(run: RunHandle, snap: AttentionSnapshot): void {
+  const file = run.path(EPOCH_MAPS_FILE);
+  mkdirSync(dirname(file), { recursive: true });
+  try {
+    appendFileSync(file, (endsOpen(file) ? '\n' : '') + JSON.stringify(snap) + '\n');
+  } catch (e) {
+    throw isDiskFull(e) ? new DiskFullError(file) : e;
+  }
+}
+
+/** True when the file exists and does not end with a newline. */
+function endsOpen(file: string): boolean {
+  if (!existsSync(file)) return false;
+  const size = statSync(file).size;
+  if (size === 0) return false;
+  const fd = openSync(file, 'r');
+  try {
+    const last = Buffer.alloc(1);
+    readSync(fd, last, 0, 1, size - 1);
+    return last[0] !== 0x0a;
+  } finally {
+    closeSync(fd);
+  }
 }

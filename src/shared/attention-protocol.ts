@@ -22,6 +22,16 @@ export interface AttentionMapsData {
   readonly snapshots: readonly AttentionSnapshotData[];
 }
 
+/** Where a run stores the maps after every training epoch, one snapshot per line (beside attention/maps.json). */
+export const EPOCH_MAPS_FILE = 'attention/epochs.jsonl';
+
+/** attention/epochs.jsonl, validated: each trained model's maps after every epoch, in file order. */
+export interface EpochMapsData {
+  readonly snapshots: readonly AttentionSnapshotData[];
+  /** What was wrong with the file (naming it and the line); the snapshots are those before the problem. */
+  readonly problem?: string;
+}
+
 export type ColourScale = 'viridis' | 'theme';
 
 /** What the view shows; kept in the webview's state so a reload comes back to it. */
@@ -36,6 +46,8 @@ export interface AttentionViewState {
   readonly opacity: number;
   /** One colour range for all models side by side (fair comparison) instead of one per model. */
   readonly sharedRange: boolean;
+  /** The epoch whose maps the slider shows for the trained model; absent = the final maps. */
+  readonly epoch?: number;
 }
 
 /** Where the maps came from, for the header. */
@@ -47,14 +59,27 @@ export interface AttentionSource {
 }
 
 export type AttentionHostMessage =
-  | { readonly type: 'show'; readonly source: AttentionSource; readonly maps: AttentionMapsData }
+  | {
+      readonly type: 'show';
+      readonly source: AttentionSource;
+      readonly maps: AttentionMapsData;
+      /** The run's per-epoch maps (attention/epochs.jsonl beside maps.json); absent for runs without them. */
+      readonly epochs?: EpochMapsData;
+    }
   | { readonly type: 'problem'; readonly source: AttentionSource; readonly problem: string };
 
 /** What the view drew: lets the host (and tests) know the webview really rendered. */
 export interface AttentionRendered {
   readonly state: AttentionViewState;
   /** Per visible model: name and the value range its colours span. */
-  readonly panels: ReadonlyArray<{ readonly model: string; readonly min: number; readonly max: number; readonly prediction: number }>;
+  readonly panels: ReadonlyArray<{
+    readonly model: string;
+    /** The epoch of the maps drawn; -1 = final. */
+    readonly epoch: number;
+    readonly min: number;
+    readonly max: number;
+    readonly prediction: number;
+  }>;
 }
 
 export type AttentionViewMessage =

@@ -45,7 +45,10 @@ export type HostToPanel =
   /** Asks the panel what it shows (tests, and the host's own checks): answered by `rendered`. */
   | { readonly type: 'probe'; readonly id: number };
 
-export type PanelAction = 'cancel' | 'resume' | 'rerun' | 'revealFolder' | 'showLog';
+export type PanelAction = 'cancel' | 'resume' | 'rerun' | 'rerunWithChanges' | 'revealFolder' | 'showLog';
+
+/** Kinds whose wizard "Run Again With Changes" opens, prefilled from the run's config. */
+export const WIZARD_KINDS: readonly string[] = ['erase', 'train', 'finetune', 'defend', 'eval'];
 
 export interface FigureCounts {
   readonly charts: number;

@@ -11,19 +11,21 @@ import { onThemeChange } from '../common/vscode-api';
 import { build, setView, showProblem } from './page';
 import { renderPanels } from './panels';
 import { decodePixels } from './render';
-import { channel, clampView, state } from './state';
+import { channel, clampView, epochTimeline, state } from './state';
 
 window.addEventListener('message', (event: MessageEvent<AttentionHostMessage>) => {
   const msg = event.data;
   switch (msg.type) {
     case 'show': {
       const { maps } = msg;
+      const epochs = epochTimeline(maps, msg.epochs);
       state.loaded = {
         source: msg.source,
         maps,
         pixels: { clean: maps.images.clean.map(decodePixels), triggered: maps.images.triggered.map(decodePixels) },
+        ...(epochs ? { epochs } : msg.epochs?.problem ? { epochsProblem: msg.epochs.problem } : {}),
       };
-      state.view = clampView(state.view, maps);
+      state.view = clampView(state.view, maps, epochs);
       channel.save(state.view);
       build(state.loaded);
       break;

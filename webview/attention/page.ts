@@ -4,13 +4,14 @@
 import type { AttentionMapsData, AttentionSource, AttentionViewState, ColourScale } from '../../src/shared/attention-protocol';
 import { h } from '../common/vscode-api';
 import { checkbox, radioGroup, select } from './controls';
+import { epochBar, epochNote, syncEpochBar } from './epochs';
 import { snapshotTitle } from './display-names';
 import { renderPanels } from './panels';
 import { channel, clampView, root, state, type Loaded } from './state';
 
 export function setView(patch: Partial<AttentionViewState>): void {
   if (!state.loaded) return;
-  state.view = clampView({ ...state.view, ...patch }, state.loaded.maps);
+  state.view = clampView({ ...state.view, ...patch }, state.loaded.maps, state.loaded.epochs);
   channel.save(state.view);
   syncControls(state.loaded.maps);
   renderPanels();
@@ -28,6 +29,7 @@ function syncControls(maps: AttentionMapsData): void {
   if (counter) counter.textContent = `Image ${state.view.image + 1} of ${count}`;
   for (const r of Array.from(document.querySelectorAll<HTMLElement & { checked: boolean }>('vscode-radio[name="input"]')))
     r.checked = r.getAttribute('value') === state.view.input;
+  syncEpochBar();
 }
 
 /** Controls, legend and panels for a freshly loaded (or reloaded) file. */
@@ -146,7 +148,13 @@ export function build(data: Loaded): void {
     'Attention of a residual group: its activations squared, summed over channels and L2-normalised over space (the paper’s AT). ',
     'Brighter = where the group responds most. A backdoored model’s attention on a triggered image collapses onto the trigger; NAD’s erased model should look like the teacher’s.',
   );
-  root.replaceChildren(header, toolbar, display, state.legendEl, state.panelsEl, state.readoutEl, note);
+  const epochs = data.epochs ? epochBar(data.epochs, setView) : undefined;
+  const epochsProblem = epochNote(data);
+  root.replaceChildren(
+    ...[header, toolbar, display, epochs, epochsProblem, state.legendEl, state.panelsEl, state.readoutEl, note].filter(
+      (e): e is HTMLElement => e !== undefined,
+    ),
+  );
   root.setAttribute('aria-busy', 'false');
   syncControls(maps);
   renderPanels();

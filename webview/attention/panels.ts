@@ -6,7 +6,7 @@ import { h, themeColour } from '../common/vscode-api';
 import { className, snapshotTitle } from './display-names';
 import { legendFor, renderLegend } from './legend';
 import { drawOverlay, formatValue, mapRange, parseColour, scaleFunction, type Rgb } from './render';
-import { channel, state, visibleSnapshots } from './state';
+import { channel, state, viewedMaps, visibleSnapshots } from './state';
 
 function themeStops(): Rgb[] {
   const get = (name: string, fallback: Rgb): Rgb => parseColour(themeColour(name, '')) ?? fallback;
@@ -23,8 +23,9 @@ function pixelScale(maps: AttentionMapsData): number {
 }
 
 export function renderPanels(): void {
-  if (!state.loaded || !state.panelsEl || !state.legendEl) return;
-  const { maps, pixels } = state.loaded;
+  const maps = viewedMaps();
+  if (!state.loaded || !maps || !state.panelsEl || !state.legendEl) return;
+  const { pixels, epochs } = state.loaded;
   const { image: k, group: g, input } = state.view;
   const colour = scaleFunction(state.view.scale, themeStops());
   const visible = visibleSnapshots(maps);
@@ -89,11 +90,11 @@ export function renderPanels(): void {
             : '';
     return h(
       'figure',
-      { class: 'panel', 'data-model': s.model },
+      { class: 'panel', 'data-model': s.model, 'data-epoch': String(s.epoch) },
       h(
         'figcaption',
         {},
-        h('h2', {}, snapshotTitle(maps, i)),
+        h('h2', {}, snapshotTitle(maps, i), s.epoch > 0 && epochs?.final === i ? ` · epoch ${s.epoch}` : ''),
         h('p', { class: `prediction ${predictionClass}` }, `Predicts ${className(maps, pred)}${verdict}`),
         h(
           'p',
@@ -114,6 +115,7 @@ export function renderPanels(): void {
       state: state.view,
       panels: visible.map((i, n) => ({
         model: maps.snapshots[i].model,
+        epoch: maps.snapshots[i].epoch,
         min: (state.view.sharedRange ? shared : ranges[n]).min,
         max: (state.view.sharedRange ? shared : ranges[n]).max,
         prediction: maps.snapshots[i].predictions[input][k],
@@ -149,8 +151,8 @@ function attachPointer(canvas: HTMLCanvasElement, mh: number, mw: number): void 
 }
 
 function updateReadout(): void {
-  if (!state.loaded || !state.panelsEl || !state.readoutEl) return;
-  const { maps } = state.loaded;
+  const maps = viewedMaps();
+  if (!maps || !state.panelsEl || !state.readoutEl) return;
   const { image: k, group: g, input } = state.view;
   const visible = visibleSnapshots(maps);
   const figures = Array.from(state.panelsEl.querySelectorAll<HTMLElement>('figure.panel'));

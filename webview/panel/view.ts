@@ -1,7 +1,7 @@
 // The run panel's page: header (name, state, backend, elapsed/ETA, progress, actions), the ACC/ASR
 // table with copy buttons, per-epoch rows, curves, attention maps and the log. Sections re-render
 // only when their part of the snapshot changes.
-import type { HostToPanel, PanelAction, PanelSnapshot, RenderedPanel } from '../../src/shared/panel-protocol';
+import { WIZARD_KINDS, type HostToPanel, type PanelAction, type PanelSnapshot, type RenderedPanel } from '../../src/shared/panel-protocol';
 import { MAX_LOG_LINES, phaseLabel } from '../../src/shared/run-state';
 import { AttentionView } from './attention';
 import { Curves } from './charts';
@@ -181,6 +181,8 @@ export class PanelView {
     const canRun = s.canRun !== false;
     if (canRun && r.resumable && !running) this.actions.append(button('Resume', () => this.cb.action('resume'), false));
     if (canRun && !running && r.kind !== 'unknown') this.actions.append(button('Run Again', () => this.cb.action('rerun')));
+    if (canRun && !running && WIZARD_KINDS.includes(r.kind))
+      this.actions.append(button('Run Again With Changes…', () => this.cb.action('rerunWithChanges')));
     this.actions.append(
       button('Reveal Folder', () => this.cb.action('revealFolder')),
       button('Show Log', () => this.cb.action('showLog')),

@@ -3,8 +3,15 @@
 import * as vscode from 'vscode';
 import { existsSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
-import type { AttentionHostMessage, AttentionRendered, AttentionSource, AttentionViewMessage } from '../../shared/attention-protocol';
-import { parseAttentionMaps } from './maps-file';
+import {
+  EPOCH_MAPS_FILE,
+  type AttentionHostMessage,
+  type AttentionRendered,
+  type AttentionSource,
+  type AttentionViewMessage,
+  type EpochMapsData,
+} from '../../shared/attention-protocol';
+import { parseAttentionMaps, parseEpochMaps } from './maps-file';
 import { showImageAttention, type StartImageAttention } from './image-command';
 import { runLabel } from '../history/runs-tree';
 import { displayPath, pickRuns, runFolderOfFile, runFromArg } from '../runs/pick';
@@ -14,6 +21,7 @@ import { webviewHtml, webviewOptions } from '../webview-html';
 
 export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
 export const MAPS_FILE = join('attention', 'maps.json');
+const EPOCHS_FILE_NAME = basename(EPOCH_MAPS_FILE);
 
 /** What an open editor last showed: its rendering as the webview reported it, or the problem it shows. */
 export type AttentionEditorState = { readonly rendered: AttentionRendered } | { readonly problem: string };
@@ -137,7 +145,24 @@ export async function loadMaps(uri: vscode.Uri): Promise<AttentionHostMessage> {
     return { type: 'problem', source, problem: missing ? 'the file no longer exists' : `cannot read the file (${(e as Error).message})` };
   }
   const parsed = parseAttentionMaps(text);
-  return 'problem' in parsed ? { type: 'problem', source, problem: parsed.problem } : { type: 'show', source, maps: parsed.maps };
+  if ('problem' in parsed) return { type: 'problem', source, problem: parsed.problem };
+  const epochs = await loadEpochMaps(uri, parsed.maps.labels.length);
+  return { type: 'show', source, maps: parsed.maps, ...(epochs ? { epochs } : {}) };
+}
+
+/** The per-epoch maps beside a maps.json (attention/epochs.jsonl), when the run wrote them. */
+async function loadEpochMaps(mapsUri: vscode.Uri, count: number): Promise<EpochMapsData | undefined> {
+  const uri = vscode.Uri.joinPath(mapsUri, '..', EPOCHS_FILE_NAME);
+  const name = uri.scheme === 'file' ? displayPath(uri.fsPath) : uri.toString();
+  let text: string;
+  try {
+    text = new TextDecoder().decode(await vscode.workspace.fs.readFile(uri));
+  } catch (e) {
+    if (e instanceof vscode.FileSystemError && e.code === 'FileNotFound') return undefined;
+    return { snapshots: [], problem: `${name}: cannot read the file (${(e as Error).message})` };
+  }
+  const epochs = parseEpochMaps(text, count, name);
+  return epochs.snapshots.length || epochs.problem ? epochs : undefined;
 }
 
 export async function openMapsFile(file: vscode.Uri): Promise<void> {

@@ -1,6 +1,6 @@
 // Reads attention/maps.json defensively: a hand-edited or truncated file gives one clear sentence
 // naming the field and what is wrong, which the editor shows instead of a blank or broken view.
-import type { AttentionMapsData, AttentionSnapshotData } from '../../shared/attention-protocol';
+import type { AttentionMapsData, AttentionSnapshotData, EpochMapsData } from '../../shared/attention-protocol';
 
 export type ParsedMaps = { readonly maps: AttentionMapsData } | { readonly problem: string };
 
@@ -57,8 +57,7 @@ function mapLists(v: unknown, groups: AttentionSnapshotData['groups'], count: nu
   });
 }
 
-function snapshot(v: unknown, count: number, i: number): AttentionSnapshotData {
-  const where = `snapshots[${i}]`;
+function snapshot(v: unknown, count: number, where: string): AttentionSnapshotData {
   if (!isObject(v)) fail(`${where} must be an object`);
   if (typeof v.model !== 'string' || !v.model.trim()) fail(`${where}.model must be a model name`);
   const epoch = v.epoch ?? -1;
@@ -122,10 +121,43 @@ export function parseAttentionMaps(text: string): ParsedMaps {
       triggered: imageList(images.triggered, count, bytes, 'images.triggered'),
     };
     if (!Array.isArray(raw.snapshots) || raw.snapshots.length === 0) fail('snapshots must list at least one model');
-    const snapshots = raw.snapshots.map((s: unknown, i) => snapshot(s, count, i));
+    const snapshots = raw.snapshots.map((s: unknown, i) => snapshot(s, count, `snapshots[${i}]`));
     return { maps: { version: 1, image: dims, labels, attackLabels, classNames, images: imgs, snapshots } };
   } catch (e) {
     if (e instanceof MapsProblem) return { problem: e.message };
     throw e;
   }
+}
+
+/**
+ * Validate the text of attention/epochs.jsonl against the maps.json it sits beside (`count` images). A bad
+ * line (torn by a crash, edited by hand) is left out and reported: `problem` names `file`, the line and what
+ * is wrong (the first such line, and how many more). An empty file gives no snapshots and no problem.
+ */
+export function parseEpochMaps(text: string, count: number, file: string): EpochMapsData {
+  const snapshots: AttentionSnapshotData[] = [];
+  const problems: string[] = [];
+  const lines = text.split('\n');
+  lines.forEach((line, i) => {
+    if (!line.trim()) return;
+    let raw: unknown;
+    try {
+      raw = JSON.parse(line);
+    } catch (e) {
+      const torn = i === lines.length - 1 || !line.trimEnd().endsWith('}');
+      problems.push(`line ${i + 1}: ${torn ? 'cut off (the run stopped while writing it)' : `not valid JSON (${(e as Error).message})`}`);
+      return;
+    }
+    try {
+      const s = snapshot(raw, count, 'snapshot');
+      if (s.epoch < 1) fail(`snapshot.epoch must be 1 or more, got ${s.epoch}`);
+      snapshots.push(s);
+    } catch (e) {
+      if (!(e instanceof MapsProblem)) throw e;
+      problems.push(`line ${i + 1}: ${e.message}`);
+    }
+  });
+  if (problems.length === 0) return { snapshots };
+  const more = problems.length > 1 ? ` (and ${problems.length - 1} more bad line${problems.length > 2 ? 's' : ''})` : '';
+  return { snapshots, problem: `${file} ${problems[0]}${more}` };
 }

@@ -15,6 +15,7 @@ import { requireTrust } from '../trust';
 import { checkImageWizard } from '../wizards/check-image';
 import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from '../wizards/commands';
 import { defendWizard } from '../wizards/defend';
+import { runAgainWithChanges } from '../wizards/run-again';
 
 export interface RunsApi {
   readonly manager: RunManager;
@@ -105,6 +106,7 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
       cancel: 'nad.cancelRun',
       resume: 'nad.resumeRun',
       rerun: 'nad.rerun',
+      rerunWithChanges: 'nad.rerunWithChanges',
       revealFolder: 'nad.revealRunFolder',
       showLog: 'nad.showLog',
     };
@@ -177,6 +179,10 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
     vscode.commands.registerCommand('nad.openRun', (a?: unknown) => openRun(host, a)),
     vscode.commands.registerCommand('nad.resumeRun', (a?: unknown) => resumeRun(host, a)),
     vscode.commands.registerCommand('nad.rerun', (a?: unknown) => rerun(host, a)),
+    vscode.commands.registerCommand(
+      'nad.rerunWithChanges',
+      trusted('Running a job', (a?: unknown) => runAgainWithChanges(host, a)),
+    ),
     vscode.commands.registerCommand('nad.revealRunFolder', (a?: unknown) => revealRunFolder(a)),
     vscode.commands.registerCommand('nad.deleteRun', (a?: unknown) => deleteRun(host, a)),
     vscode.commands.registerCommand('nad.showLog', () => log.show(true)),

@@ -19,6 +19,7 @@ import { configFileText } from '../../runs/config-file';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, nadSettings, runsDirFor } from '../settings';
 import { Wizard, type PickItem, type Step } from './multi-step';
+import type { Prefill } from './prefill';
 import { askParam, readAttacks, type AttackInfo } from './registry-info';
 import {
   askBetas,
@@ -123,12 +124,17 @@ export function folderOrWarn(uri?: vscode.Uri): vscode.WorkspaceFolder | undefin
   return folder;
 }
 
-export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(modelUri);
+/** The wizard's title; "Run Again With Changes" says which run it starts from. */
+export const titleOf = (title: string, prefill: Prefill | undefined): string =>
+  prefill ? `${title}, again with changes (${prefill.name || 'run'})` : title;
+
+export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Uri, prefill?: Prefill): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri ?? prefill?.runUri);
   if (!folder) return undefined;
   const d = newDraft(folder, modelUri?.fsPath);
+  prefill?.apply(d);
   const fromContext = modelUri !== undefined;
-  const ok = await ask('NAD: Erase Backdoor', d, [
+  const ok = await ask(titleOf('NAD: Erase Backdoor', prefill), d, [
     [() => !fromContext, askModel('Backdoored model to repair')],
     askTeacher,
     askData('Clean data'),
@@ -152,7 +158,10 @@ export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Ur
     teacherTraining: training(FINETUNE_TRAINING, d, d.teacherEpochs, { betas: [0, 0, 0] }),
     training: training(NAD_TRAINING, d, d.epochs, { betas: d.betas }),
   };
-  return launch(host, d, config, `Erase backdoor (${basename(d.model)})`, () => void eraseBackdoorWizard(host));
+  // Run Again With Changes: the run's own config with the changed answers over it.
+  const job = prefill ? prefill.finish(d) : config;
+  if (!job) return undefined;
+  return launch(host, d, job, `Erase backdoor (${basename(d.model)})`, () => void eraseBackdoorWizard(host));
 }
 
 export interface TrainDraft {
@@ -170,11 +179,13 @@ export async function askTrainConfig(
   folder: vscode.WorkspaceFolder,
   dataUri: vscode.Uri | undefined,
   preview: boolean,
+  prefill?: Prefill,
 ): Promise<TrainDraft | undefined> {
   const attacks = readAttacks(extensionPath);
   const d = newDraft(folder);
   d.data = dataUri?.fsPath;
   d.attack = attacks[0]?.name;
+  prefill?.apply(d);
   const chosen = (): AttackInfo | undefined => attacks.find((a) => a.name === d.attack);
   const askAttack: Ask = async (w, x) => {
     const items = attacks.map((a): PickItem<string> => ({
@@ -183,16 +194,18 @@ export async function askTrainConfig(
       detail: a.description,
       value: a.name,
     }));
+    const before = x.attack;
     x.attack = await w.pick(preview ? 'Attack to preview' : 'Attack: how the training set is poisoned', items, (v) => v === x.attack);
     const a = chosen();
-    if (a) {
+    // Another attack starts from its own defaults; the same one keeps the answers given (or prefilled).
+    if (a && (a.name !== before || Object.keys(x.params).length === 0)) {
       x.params = Object.fromEntries(a.params.map((p) => [p.key, p.default]));
       x.injectPortion = a.defaults.injectPortion;
     }
   };
   // Each attack's own questions follow its pick (Back re-asks the pick).
   const paramEntries: Entry[] = attacks.flatMap((a) => a.params.map((p): Entry => [(x) => x.attack === a.name, askParam(p)]));
-  const ok = await ask(preview ? 'NAD: Preview Attack' : 'NAD: Train Backdoored Model', d, [
+  const ok = await ask(preview ? 'NAD: Preview Attack' : titleOf('NAD: Train Backdoored Model', prefill), d, [
     [() => !dataUri, askData(preview ? 'Data to poison (a sample of it is shown)' : 'Training data (a share of it is poisoned)')],
     askAttack,
     ...paramEntries,
@@ -202,6 +215,11 @@ export async function askTrainConfig(
   ]);
   const attack = chosen();
   if (!ok || !d.data || !attack) return undefined;
+  const title = `${attack.title}, ${d.data === 'mnist' ? 'MNIST' : basename(d.data)}`;
+  if (prefill) {
+    const again = prefill.finish(d);
+    return again?.kind === 'train' ? { config: again, draft: d, title } : undefined;
+  }
   const config: TrainJobConfig = {
     kind: 'train',
     name: `backdoored-${attack.name}`,
@@ -213,23 +231,24 @@ export async function askTrainConfig(
     backdoor: { ...backdoorOf(d), targetType: attack.defaults.targetType },
     training: training(BADNET_TRAINING, d, d.epochs),
   };
-  return { config, draft: d, title: `${attack.title}, ${d.data === 'mnist' ? 'MNIST' : basename(d.data)}` };
+  return { config, draft: d, title };
 }
 
-export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(dataUri);
+export async function trainWizard(host: WizardHost, dataUri?: vscode.Uri, prefill?: Prefill): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(dataUri ?? prefill?.runUri);
   if (!folder) return undefined;
-  const t = await askTrainConfig(host.extensionPath, folder, dataUri, false);
+  const t = await askTrainConfig(host.extensionPath, folder, dataUri, false, prefill);
   if (!t) return undefined;
   return launch(host, t.draft, t.config, `Train backdoored model (${t.title})`, () => void trainWizard(host));
 }
 
-export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(modelUri);
+export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri, prefill?: Prefill): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri ?? prefill?.runUri);
   if (!folder) return undefined;
   const d = newDraft(folder, modelUri?.fsPath);
   d.epochs = FINETUNE_TRAINING.epochs;
-  const ok = await ask('NAD: Finetune Teacher', d, [
+  prefill?.apply(d);
+  const ok = await ask(titleOf('NAD: Finetune Teacher', prefill), d, [
     [() => !modelUri, askModel('Model to finetune into a teacher (usually the backdoored one)')],
     askData('Clean data'),
     askSubset,
@@ -248,14 +267,18 @@ export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri): P
     ...d.clean,
     training: training(FINETUNE_TRAINING, d, d.epochs),
   };
-  return launch(host, d, config, `Finetune teacher (${basename(d.model)})`, () => void finetuneWizard(host));
+  // Run Again With Changes: the run's own config with the changed answers over it.
+  const job = prefill ? prefill.finish(d) : config;
+  if (!job) return undefined;
+  return launch(host, d, job, `Finetune teacher (${basename(d.model)})`, () => void finetuneWizard(host));
 }
 
-export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(modelUri);
+export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri, prefill?: Prefill): Promise<RunTask | undefined> {
+  const folder = folderOrWarn(modelUri ?? prefill?.runUri);
   if (!folder) return undefined;
   const d = newDraft(folder, modelUri?.fsPath);
-  const ok = await ask('NAD: Evaluate Model', d, [
+  prefill?.apply(d);
+  const ok = await ask(titleOf('NAD: Evaluate Model', prefill), d, [
     [() => !modelUri, askModel('Model to evaluate')],
     askData('Test data (its test split)'),
     askTrigger,
@@ -269,5 +292,8 @@ export async function evaluateWizard(host: WizardHost, modelUri?: vscode.Uri): P
     ...jobBase(d),
     model: d.model,
   };
-  return launch(host, d, config, `Evaluate ${basename(d.model)}`, () => void evaluateWizard(host));
+  // Run Again With Changes: the run's own config with the changed answers over it.
+  const job = prefill ? prefill.finish(d) : config;
+  if (!job) return undefined;
+  return launch(host, d, job, `Evaluate ${basename(d.model)}`, () => void evaluateWizard(host));
 }

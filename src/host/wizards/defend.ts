@@ -6,7 +6,8 @@ import { basename } from 'node:path';
 import type { JobConfig } from '../../runs/config';
 import type { RunTask } from '../runs/manager';
 import { nadSettings } from '../settings';
-import { ask, folderOrWarn, jobBase, launch, newDraft, stamp, stem, type Entry, type WizardHost } from './commands';
+import { ask, folderOrWarn, jobBase, launch, newDraft, stamp, stem, titleOf, type Entry, type WizardHost } from './commands';
+import type { Prefill } from './prefill';
 import type { PickItem } from './multi-step';
 import { askParam, readDefenses, type DefenseInfo, type DefenseMode } from './registry-info';
 import { askData, askEpochs, askFinish, askModel, askSubset, askTarget, askTrigger, type Ask } from './steps';
@@ -16,14 +17,20 @@ export async function defendWizard(
   modelUri?: vscode.Uri,
   method?: string,
   mode: DefenseMode = 'repair',
+  prefill?: Prefill,
 ): Promise<RunTask | undefined> {
-  const folder = folderOrWarn(modelUri);
+  const folder = folderOrWarn(modelUri ?? prefill?.runUri);
   if (!folder) return undefined;
   const defenses = readDefenses(host.extensionPath).filter((x) => x.modes.includes(mode));
   const detect = mode === 'detect';
   const d = newDraft(folder, modelUri?.fsPath);
   d.method = defenses.some((x) => x.name === method) ? method : undefined;
   const chosen = (): DefenseInfo | undefined => defenses.find((x) => x.name === d.method);
+  if (prefill) {
+    // The run's defense is kept; its own epochs stand where the run's config left them to it.
+    d.epochs = chosen()?.training.epochs ?? d.epochs;
+    prefill.apply(d);
+  }
   const askDefense: Ask = async (w, x) => {
     const items = defenses.map((def): PickItem<string> => ({
       label: def.title,
@@ -44,7 +51,7 @@ export async function defendWizard(
   };
   // The parameter questions depend on the defense picked; Back re-asks the pick, and these follow it.
   const paramEntries: Entry[] = defenses.flatMap((def) => def.params.map((p): Entry => [(x) => x.method === def.name, askParam(p)]));
-  const ok = await ask(detect ? 'NAD: Detect Backdoor' : 'NAD: Defend Model', d, [
+  const ok = await ask(titleOf(detect ? 'NAD: Detect Backdoor' : 'NAD: Defend Model', prefill), d, [
     [() => method === undefined || !chosen(), askDefense],
     [() => !modelUri, askModel(detect ? 'Suspect model to examine' : 'Backdoored model to repair')],
     askData('Clean data the defender has'),
@@ -70,6 +77,9 @@ export async function defendWizard(
     training: detect ? {} : { epochs: d.epochs, batchSize: nadSettings(folder.uri).defaultBatchSize },
     params: d.params,
   };
+  // Run Again With Changes: the run's own config with the changed answers over it.
+  const job = prefill ? prefill.finish(d) : config;
+  if (!job) return undefined;
   const title = `${def.title}${detect ? ' detection' : ''} (${basename(d.model)})`;
-  return launch(host, d, config, title, () => void defendWizard(host, undefined, undefined, mode));
+  return launch(host, d, job, title, () => void defendWizard(host, undefined, undefined, mode));
 }

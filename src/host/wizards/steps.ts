@@ -107,10 +107,15 @@ async function pickPath(
   filters?: Record<string, string[]>,
   browseHint = folders ? 'a file or folder' : 'a file',
 ): Promise<string | null> {
+  // A path chosen before (Browse, or a run's config) that the workspace search does not offer stays the current choice.
+  const earlier: PickItem<string>[] =
+    typeof current === 'string' && current !== 'mnist' && !items.some((i) => i.value === current)
+      ? [{ label: `$(history) ${basename(current)}`, description: dirname(current), value: current }]
+      : [];
   for (;;) {
     const choice = await w.pick<string | null | typeof BROWSE>(
       placeholder,
-      [...items, { label: '$(folder-opened) Browse…', description: browseHint, value: BROWSE }],
+      [...earlier, ...items, { label: '$(folder-opened) Browse…', description: browseHint, value: BROWSE }],
       (v) => v === current,
     );
     if (choice !== BROWSE) return choice;
@@ -178,7 +183,13 @@ export function askData(purpose: string): Ask {
 export const askSubset: Ask = async (w, d) => {
   const ratio = (r: number): { cleanRatio: number } => ({ cleanRatio: r });
   type Choice = { cleanRatio?: number; cleanCount?: number } | 'count';
+  const listed = [0.05, 0.01, 0.1, 0.2];
+  const given = d.clean.cleanRatio;
   const items: PickItem<Choice>[] = [
+    // A share not in the list (a run's config, a file) stays on offer, first.
+    ...(given !== undefined && !listed.includes(given)
+      ? [{ label: `${+(given * 100).toFixed(4)}% of the images`, value: ratio(given) }]
+      : []),
     { label: '5% of the images', description: 'the paper', value: ratio(0.05) },
     { label: '1% of the images', value: ratio(0.01) },
     { label: '10% of the images', value: ratio(0.1) },
@@ -186,7 +197,8 @@ export const askSubset: Ask = async (w, d) => {
     { label: 'All images', value: {} },
     { label: 'A number of images…', value: 'count' },
   ];
-  const same = (v: Choice): boolean => v !== 'count' && v.cleanRatio === d.clean.cleanRatio && d.clean.cleanCount === undefined;
+  const same = (v: Choice): boolean =>
+    v === 'count' ? d.clean.cleanCount !== undefined : v.cleanRatio === d.clean.cleanRatio && d.clean.cleanCount === undefined;
   const choice = await w.pick<Choice>('Clean subset: how much clean data the defender has', items, same);
   if (choice !== 'count') {
     d.clean = choice;

@@ -8,6 +8,7 @@ import type { PhaseRequest, TrainPhase } from '../../engine/defenses/registry';
 import { evaluate } from '../../engine/evaluate';
 import type { Model } from '../../engine/models';
 import { train } from '../../engine/train';
+import { appendEpochAttention } from '../attention-files';
 import { validateTraining } from '../config';
 import { MODEL_FILES } from '../run-store';
 import type { Env } from './lifecycle';
@@ -43,8 +44,11 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       afterStep: req.afterStep,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });
-        if (req.attentionAs)
-          env.emit({ type: 'attention', snapshot: attentionSnapshot(req.attentionAs, req.student, test.samples, epoch) });
+        if (req.attentionAs) {
+          const snapshot = attentionSnapshot(req.attentionAs, req.student, test.samples, epoch);
+          appendEpochAttention(env.run, snapshot);
+          env.emit({ type: 'attention', snapshot });
+        }
       },
     });
     const last = records[records.length - 1];
