@@ -1,5 +1,8 @@
 // Host <-> history page and host <-> compare page. Plain types only: the webview bundles import them.
 
+/** A plain value of a table cell: numbers stay numbers so that columns sort and filter by value. */
+export type CellValue = string | number | boolean;
+
 /** One run as the history table shows it; numbers stay numbers so that columns sort by value. */
 export interface HistoryRow {
   /** The run folder's absolute path: the key the page sends back. */
@@ -28,6 +31,14 @@ export interface HistoryRow {
   readonly durationMs?: number;
   readonly error?: string;
   readonly hasAttention: boolean;
+  /** config.json flattened to dotted keys (`training.betas.0`, `cleanCount`, `params.amplification`). */
+  readonly params: Readonly<Record<string, CellValue>>;
+  /** results.json's numbers: `<model>.acc|asr|ra` per table row, `report.*`. */
+  readonly metrics: Readonly<Record<string, number>>;
+  /** The run folder holds star.json. */
+  readonly starred: boolean;
+  /** The run's colour slot, the same on this page and on Compare Runs (order of creation in the workspace). */
+  readonly colour: number;
 }
 
 /** A folder under .nad/runs that could not be read: shown with its problem, never hidden. */
@@ -37,37 +48,62 @@ export interface BrokenRow {
   readonly problem: string;
 }
 
-export type HistoryColumn =
-  | 'name'
-  | 'kind'
-  | 'state'
-  | 'dataset'
-  | 'trigger'
-  | 'target'
-  | 'epochs'
-  | 'acc'
-  | 'asr'
-  | 'ra'
-  | 'der'
-  | 'backend'
-  | 'startedAt'
-  | 'durationMs';
+/** One sort key: a column id and its direction. */
+export interface SortKey {
+  readonly column: string;
+  readonly descending: boolean;
+}
+
+/** Which columns the user chose and in which order (ids; columns not listed keep their default). */
+export interface ColumnLayout {
+  readonly order: readonly string[];
+  /** Explicit choices: shown (true) or hidden (false). */
+  readonly visible: Readonly<Record<string, boolean>>;
+}
+
+export interface PlotChoice {
+  /** Column ids of the axes. */
+  readonly x?: string;
+  readonly y?: string;
+}
 
 /** Page state kept across reloads (webview state) and restored by the panel serializer. */
 export interface HistoryViewState {
-  readonly sort: HistoryColumn;
-  readonly descending: boolean;
+  /** Sort keys in order: the first decides, the next breaks ties (shift-click adds one). */
+  readonly sort: readonly SortKey[];
+  /** Words every shown run must contain. */
   readonly filter: string;
+  /** A value filter such as `asr < 10 and kind = erase`. */
+  readonly where: string;
   /** Selected run folders. */
   readonly selected: readonly string[];
+  readonly layout: ColumnLayout;
+  /** Hide parameter columns whose value is the same for every shown run. */
+  readonly onlyDiffering: boolean;
+  readonly starredOnly: boolean;
+  readonly plot: PlotChoice;
 }
 
-export type HistoryHostMessage = {
-  readonly type: 'runs';
-  readonly rows: readonly HistoryRow[];
-  readonly broken: readonly BrokenRow[];
-  readonly canOpenRun: boolean;
-};
+export type ExportFormat = 'csv' | 'json' | 'png' | 'svg';
+
+/** One point of the plot: a run, its x and y. */
+export interface PlotPoint {
+  readonly id: string;
+  readonly x: number;
+  readonly y: number;
+}
+
+export type HistoryHostMessage =
+  | {
+      readonly type: 'runs';
+      readonly rows: readonly HistoryRow[];
+      readonly broken: readonly BrokenRow[];
+      readonly canOpenRun: boolean;
+      /** The column layout last saved in this workspace (used when the page has no state of its own). */
+      readonly layout?: ColumnLayout;
+    }
+  /** Where an export went (or why it did not). */
+  | { readonly type: 'exported'; readonly path?: string; readonly problem?: string };
 
 export type HistoryViewMessage =
   | { readonly type: 'ready' }
@@ -76,8 +112,32 @@ export type HistoryViewMessage =
   | { readonly type: 'attention'; readonly dir: string }
   | { readonly type: 'compare'; readonly dirs: readonly string[] }
   | { readonly type: 'refresh' }
+  | { readonly type: 'star'; readonly dir: string; readonly starred: boolean }
+  /** The column layout changed: the host keeps it for pages opened later. */
+  | { readonly type: 'layout'; readonly layout: ColumnLayout }
+  /** Save what the page made (text, or base64 for PNG) to a file the user picks. */
+  | {
+      readonly type: 'export';
+      readonly what: 'table' | 'plot';
+      readonly format: ExportFormat;
+      readonly content: string;
+      readonly base64: boolean;
+    }
   /** What the page lists after filtering and sorting (tests and the host read it). */
-  | { readonly type: 'rendered'; readonly shown: readonly string[]; readonly broken: number; readonly state: HistoryViewState };
+  | {
+      readonly type: 'rendered';
+      readonly shown: readonly string[];
+      readonly broken: number;
+      readonly state: HistoryViewState;
+      /** Column ids drawn, in order. */
+      readonly columns: readonly string[];
+      /** The plot's points (runs with both values), when a plot is drawn. */
+      readonly points: readonly PlotPoint[];
+      /** The value filter's problem, if it does not parse. */
+      readonly whereError?: string;
+      /** Time to draw the table, in ms. */
+      readonly renderMs: number;
+    };
 
 /** One epoch-indexed curve segment: a run's training phase (an erase run without a teacher has two). */
 export interface CurveSegment {
@@ -95,6 +155,8 @@ export interface CompareRun {
   readonly state: string;
   readonly acc?: number;
   readonly asr?: number;
+  /** Colour slot, the same as on the history page. */
+  readonly colour: number;
   readonly segments: readonly CurveSegment[];
   /** Problems met reading this run (bad metrics lines...), shown in the page. */
   readonly problems: readonly string[];

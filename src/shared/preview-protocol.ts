@@ -28,10 +28,3 @@ export type PreviewViewMessage =
   | { readonly type: 'ready' }
   | { readonly type: 'cancel' }
   | { readonly type: 'rendered'; readonly id: number; readonly rendered: PreviewRendered };
-
-export function isPreviewViewMessage(v: unknown): v is PreviewViewMessage {
-  const t = (v as { type?: unknown } | null)?.type;
-  if (t === 'ready' || t === 'cancel') return true;
-  const r = v as { id?: unknown; rendered?: { images?: unknown; captions?: unknown } };
-  return t === 'rendered' && typeof r.id === 'number' && typeof r.rendered?.images === 'number' && Array.isArray(r.rendered.captions);
-}

@@ -229,7 +229,7 @@ test('specs: sizes come from the data; VGG needs a side that is a multiple of 32
   validateSpec({ arch: 'resnet18', numClasses: 10, inChannels: 1, imageSize: 28 });
 });
 
-test('Fine-Pruning: VGG-16-BN prunes features.40 through features.41, and the channels stay 0 through SGD; the ResNets prune the classifier\'s columns', async () => {
+test("Fine-Pruning: VGG-16-BN prunes features.40 through features.41, and the channels stay 0 through SGD; the ResNets prune the classifier's columns", async () => {
   await initBackend('auto');
   const vgg = createModel(specOf('vgg16-bn'), 0);
   try {

@@ -22,6 +22,7 @@ import type {
 } from '../../src/shared/history-protocol';
 import { connect, h, onThemeChange, themeColour } from '../common/vscode-api';
 import { formatPercent } from './format';
+import { runColour, runPointStyle } from './run-colours';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip, Title);
 
@@ -40,30 +41,22 @@ const METRICS = [
   { key: 'loss', title: 'Training loss', fixedPercent: false },
 ] as const;
 
-/** One colour per run from the theme's chart palette, so lines stay readable in every theme. */
-function runColours(n: number): string[] {
-  const palette = ['blue', 'red', 'green', 'yellow', 'purple', 'orange'].map((c, i) =>
-    themeColour(`--vscode-charts-${c}`, ['#3794ff', '#f14c4c', '#89d185', '#cca700', '#b180d7', '#d18616'][i]),
-  );
-  return Array.from({ length: n }, (_, i) => palette[i % palette.length]);
-}
-
 function datasets(runs: readonly CompareRun[], key: 'acc' | 'asr' | 'loss'): Array<ChartDataset<'line', Array<{ x: number; y: number }>>> {
-  const colours = runColours(runs.length);
   const out: Array<ChartDataset<'line', Array<{ x: number; y: number }>>> = [];
-  runs.forEach((run, i) => {
+  runs.forEach((run) => {
+    const colour = runColour(run.colour);
     const segs: readonly CurveSegment[] = showEarlier ? run.segments : run.segments.slice(-1);
     segs.forEach((seg, k) => {
       const last = k === segs.length - 1;
       out.push({
         label: run.segments.length > 1 ? `${run.name} (${seg.phase})` : run.name,
         data: seg.epochs.map((x, j) => ({ x, y: seg[key][j] })),
-        borderColor: colours[i],
-        backgroundColor: colours[i],
+        borderColor: colour,
+        backgroundColor: colour,
         borderDash: last ? [] : [6, 4],
         borderWidth: 2,
         pointRadius: 3,
-        pointStyle: ['circle', 'rect', 'triangle', 'rectRot', 'star', 'crossRot'][i % 6] as 'circle',
+        pointStyle: runPointStyle(run.colour),
         tension: 0,
         // Points on the 0 or 100 % lines stay whole.
         clip: 6,
@@ -117,16 +110,15 @@ function renderCharts(container: HTMLElement): void {
 }
 
 function resultsTable(runs: readonly CompareRun[]): HTMLElement {
-  const colours = runColours(runs.length);
-  const body = runs.map((r, i) => {
+  const body = runs.map((r) => {
     const open = h('button', { class: 'link', type: 'button', title: `Open ${r.name}` }, r.name);
     open.addEventListener('click', () => channel.post({ type: 'open', dir: r.dir }));
     const swatch = h('span', { class: 'swatch', 'aria-hidden': 'true' });
-    swatch.style.background = colours[i];
+    swatch.style.background = runColour(r.colour);
     const last = r.segments[r.segments.length - 1];
     return h(
       'tr',
-      {},
+      { 'data-dir': r.dir },
       h('th', { scope: 'row' }, swatch, open),
       h('td', {}, r.kind),
       h('td', { class: `state-${r.state}` }, r.state),

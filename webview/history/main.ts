@@ -1,58 +1,123 @@
-// The experiment history table: sortable columns, a filter, and actions on the selected runs (compare two
-// or more; attention maps or the folder of one). Clicking a run's name opens it.
-// A native <table> (with sortable header buttons and aria-sort) reads best with screen readers.
+// The experiment history table. Its columns come from the runs (friendly columns, then every config
+// parameter and result number; src/shared/history-columns.ts); the user chooses, orders and hides them,
+// and "Only what differs" leaves out parameters that are the same in every shown run. Click a header to
+// sort, shift-click to add a key; a text filter and a value filter (`asr < 10 and kind = erase`) narrow
+// the rows; stars mark runs. Below, a plot of a metric against a parameter (plot.ts). Clicking a run's
+// name opens it. A native <table> (sortable header buttons, aria-sort) reads best with screen readers.
 import '@vscode-elements/elements/dist/vscode-button/index.js';
 import '@vscode-elements/elements/dist/vscode-checkbox/index.js';
 import '@vscode-elements/elements/dist/vscode-textfield/index.js';
 import type {
   BrokenRow,
-  HistoryColumn,
+  ColumnLayout,
+  ExportFormat,
   HistoryHostMessage,
   HistoryRow,
   HistoryViewMessage,
   HistoryViewState,
+  PlotPoint,
+  SortKey,
 } from '../../src/shared/history-protocol';
-import { connect, h } from '../common/vscode-api';
-import { formatDurationMs, formatPercent, formatStarted } from './format';
+import {
+  columnsOf,
+  differingColumns,
+  isColumnVisible,
+  moveColumn,
+  orderedColumns,
+  rowsCsv,
+  rowsJson,
+  sortRows,
+  visibleColumns,
+  type ColumnDef,
+} from '../../src/shared/history-columns';
+import { parseFilter } from '../../src/shared/history-filter';
+import { connect, h, onThemeChange } from '../common/vscode-api';
+import { columnPicker } from './column-picker';
+import { RunPlot } from './plot';
+import { headCells, runRow, type RowContext } from './table-rows';
+
+type TextField = HTMLElement & { value: string };
+type CheckBox = HTMLElement & { checked: boolean };
 
 const channel = connect<HistoryViewMessage, HistoryViewState>();
 const root = document.getElementById('root') as HTMLElement;
 
-const COLUMNS: ReadonlyArray<{ readonly key: HistoryColumn; readonly title: string; readonly numeric?: boolean }> = [
-  { key: 'name', title: 'Run' },
-  { key: 'kind', title: 'Kind' },
-  { key: 'state', title: 'State' },
-  { key: 'dataset', title: 'Dataset' },
-  { key: 'trigger', title: 'Trigger' },
-  { key: 'target', title: 'Target' },
-  { key: 'epochs', title: 'Epochs', numeric: true },
-  { key: 'acc', title: 'ACC', numeric: true },
-  { key: 'asr', title: 'ASR', numeric: true },
-  { key: 'ra', title: 'RA', numeric: true },
-  { key: 'der', title: 'DER', numeric: true },
-  { key: 'backend', title: 'Backend' },
-  { key: 'startedAt', title: 'Started' },
-  { key: 'durationMs', title: 'Duration', numeric: true },
-];
+const EMPTY_LAYOUT: ColumnLayout = { order: [], visible: {} };
+const DEFAULT_STATE: HistoryViewState = {
+  sort: [{ column: 'startedAt', descending: true }],
+  filter: '',
+  where: '',
+  selected: [],
+  layout: EMPTY_LAYOUT,
+  onlyDiffering: false,
+  starredOnly: false,
+  plot: {},
+};
 
-let state: HistoryViewState = { sort: 'startedAt', descending: true, filter: '', selected: [], ...channel.state() };
+/** The saved state, including pages saved before multi-column sort (one `sort` column and `descending`). */
+function restore(saved: unknown): { state: HistoryViewState; hasLayout: boolean } {
+  const s = (typeof saved === 'object' && saved !== null ? saved : {}) as Partial<HistoryViewState> & {
+    sort?: unknown;
+    descending?: unknown;
+  };
+  const sort: SortKey[] =
+    typeof s.sort === 'string'
+      ? [{ column: s.sort, descending: s.descending === true }]
+      : Array.isArray(s.sort)
+        ? (s.sort as SortKey[])
+        : [...DEFAULT_STATE.sort];
+  return {
+    state: { ...DEFAULT_STATE, ...s, sort, layout: s.layout ?? EMPTY_LAYOUT, plot: s.plot ?? {} },
+    hasLayout: s.layout !== undefined,
+  };
+}
+
+const restored = restore(channel.state());
+let state = restored.state;
+let layoutFromPage = restored.hasLayout;
 let rows: readonly HistoryRow[] = [];
 let broken: readonly BrokenRow[] = [];
+let columns: ColumnDef[] = [];
+let differAll = new Set<string>();
 let canOpenRun = false;
-let tableBody: HTMLTableSectionElement | undefined;
-let headRow: HTMLTableRowElement | undefined;
-let statusEl: HTMLElement | undefined;
-let compareButton: HTMLElement | undefined;
-let mapsButton: HTMLElement | undefined;
-let revealButton: HTMLElement | undefined;
-let brokenEl: HTMLElement | undefined;
+let pickerOpen = false;
+
+const els = {
+  headRow: h('tr'),
+  body: h('tbody'),
+  status: h('span', { class: 'status', id: 'status', 'aria-live': 'polite' }),
+  whereError: h('span', { class: 'where-error', id: 'where-error', role: 'alert' }),
+  exported: h('span', { class: 'status', id: 'exported', 'aria-live': 'polite' }),
+  picker: h('div', { class: 'picker-wrap', id: 'picker-wrap' }),
+  broken: h('section', { class: 'broken', id: 'broken', 'aria-label': 'Unreadable run folders' }),
+  compare: h('vscode-button', { id: 'compare', title: 'Compare the selected runs’ curves and configs' }, 'Compare'),
+  maps: h('vscode-button', { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' }, 'Attention Maps'),
+  reveal: h('vscode-button', { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' }, 'Reveal Folder'),
+};
+
+const plot = new RunPlot({
+  choose: (choice) => {
+    save({ plot: choice });
+    render();
+  },
+  exportFile: (format, content, base64) => exportFile('plot', format, content, base64),
+});
 
 function save(patch: Partial<HistoryViewState>): void {
   state = { ...state, ...patch };
   channel.save(state);
+  if (patch.layout) {
+    layoutFromPage = true;
+    channel.post({ type: 'layout', layout: patch.layout });
+  }
 }
 
-function matches(r: HistoryRow, filter: string): boolean {
+function exportFile(what: 'table' | 'plot', format: ExportFormat, content: string, base64: boolean): void {
+  els.exported.textContent = '';
+  channel.post({ type: 'export', what, format, content, base64 });
+}
+
+function matchesText(r: HistoryRow, filter: string): boolean {
   if (!filter.trim()) return true;
   const hay = [r.name, r.id, r.kind, r.state, r.dataset, r.trigger, r.target, r.targetType, r.backend, r.workspace]
     .filter(Boolean)
@@ -65,32 +130,54 @@ function matches(r: HistoryRow, filter: string): boolean {
     .every((w) => hay.includes(w));
 }
 
-/** Sorted by the chosen column; runs without a value go last whichever the direction. */
-function sorted(list: readonly HistoryRow[]): HistoryRow[] {
-  const { sort, descending } = state;
-  return [...list].sort((a, b) => {
-    const va = a[sort];
-    const vb = b[sort];
-    if (va === undefined || vb === undefined) return va === vb ? 0 : va === undefined ? 1 : -1;
-    const c =
-      typeof va === 'number' && typeof vb === 'number' ? va - vb : String(va).localeCompare(String(vb), undefined, { numeric: true });
-    return descending ? -c : c;
-  });
+/** The rows that pass the star, text and value filters, sorted; and the value filter's problem. */
+function shownRows(): { shown: HistoryRow[]; whereError?: string } {
+  const where = parseFilter(state.where, columns);
+  const test = where.ok ? where.test : () => true;
+  const kept = rows.filter((r) => (!state.starredOnly || r.starred) && matchesText(r, state.filter) && test(r));
+  const shown = sortRows(kept, state.sort);
+  return where.ok ? { shown } : { shown, whereError: `${where.error} (at character ${where.at + 1})` };
 }
 
 function build(): void {
-  const filter = h('vscode-textfield', {
+  const text = h('vscode-textfield', {
     id: 'filter',
     placeholder: 'Filter runs (name, kind, state, dataset, trigger…)',
-    'aria-label': 'Filter runs',
+    'aria-label': 'Filter runs by text',
     value: state.filter,
-  }) as HTMLElement & { value: string };
-  filter.addEventListener('input', () => {
-    save({ filter: filter.value });
-    renderRows();
+  }) as TextField;
+  text.addEventListener('input', () => {
+    save({ filter: text.value });
+    render();
   });
-  compareButton = h('vscode-button', { id: 'compare', title: 'Compare the selected runs’ curves and configs' }, 'Compare');
-  compareButton.addEventListener('click', () => {
+  const where = h('vscode-textfield', {
+    id: 'where',
+    placeholder: 'Where… e.g. asr < 10 and beta.2 >= 500',
+    'aria-label': 'Filter runs by value, e.g. asr < 10 and kind = erase',
+    'aria-describedby': 'where-error',
+    value: state.where,
+  }) as TextField;
+  where.addEventListener('input', () => {
+    save({ where: where.value });
+    render();
+  });
+  const toggle = (id: string, label: string, checked: boolean, set: (on: boolean) => void): CheckBox => {
+    const box = h('vscode-checkbox', { id, checked }, label) as CheckBox;
+    box.addEventListener('change', () => {
+      set(box.checked);
+      render();
+    });
+    return box;
+  };
+  const starred = toggle('starred-only', 'Starred only', state.starredOnly, (on) => save({ starredOnly: on }));
+  const differs = toggle('only-differing', 'Only what differs', state.onlyDiffering, (on) => save({ onlyDiffering: on }));
+  const columnsButton = h('vscode-button', { id: 'columns-button', secondary: true, 'aria-expanded': 'false' }, 'Columns…');
+  columnsButton.addEventListener('click', () => {
+    pickerOpen = !pickerOpen;
+    columnsButton.setAttribute('aria-expanded', String(pickerOpen));
+    render();
+  });
+  els.compare.addEventListener('click', () => {
     const dirs = liveSelection();
     if (dirs.length >= 2) channel.post({ type: 'compare', dirs });
   });
@@ -98,25 +185,14 @@ function build(): void {
     const [dir] = liveSelection();
     if (dir) channel.post({ type, dir });
   };
-  mapsButton = h(
-    'vscode-button',
-    { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' },
-    'Attention Maps',
-  );
-  mapsButton.addEventListener('click', single('attention'));
-  revealButton = h(
-    'vscode-button',
-    { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' },
-    'Reveal Folder',
-  );
-  revealButton.addEventListener('click', single('reveal'));
-  const refresh = h('vscode-button', { secondary: true, id: 'refresh' }, 'Refresh');
-  refresh.addEventListener('click', () => channel.post({ type: 'refresh' }));
-  statusEl = h('span', { class: 'status', id: 'status', 'aria-live': 'polite' });
-  headRow = h('tr');
-  tableBody = h('tbody');
-  const table = h('table', { class: 'runs', id: 'runs', 'aria-describedby': 'status' }, h('thead', {}, headRow), tableBody);
-  brokenEl = h('section', { class: 'broken', id: 'broken', 'aria-label': 'Unreadable run folders' });
+  els.maps.addEventListener('click', single('attention'));
+  els.reveal.addEventListener('click', single('reveal'));
+  const button = (id: string, label: string, title: string, run: () => void): HTMLElement => {
+    const b = h('vscode-button', { id, secondary: true, title }, label);
+    b.addEventListener('click', run);
+    return b;
+  };
+  const table = h('table', { class: 'runs', id: 'runs', 'aria-describedby': 'status' }, h('thead', {}, els.headRow), els.body);
   root.replaceChildren(
     h(
       'header',
@@ -125,118 +201,120 @@ function build(): void {
       h(
         'p',
         { class: 'source' },
-        'Every run folder of this workspace. Click a name to open the run. Select two or more runs to compare them, or one to show its attention maps or folder.',
+        'Every run folder of this workspace. Click a name to open the run; click a column to sort, shift-click to sort by more columns. Select two or more runs to compare them.',
       ),
     ),
-    h('div', { class: 'toolbar' }, filter, compareButton, mapsButton, revealButton, refresh, statusEl),
+    h('div', { class: 'toolbar' }, text, h('span', { class: 'where-box' }, where, els.whereError), starred, differs, columnsButton),
+    els.picker,
+    h(
+      'div',
+      { class: 'toolbar' },
+      els.compare,
+      els.maps,
+      els.reveal,
+      button('refresh', 'Refresh', 'Read the run folders again', () => channel.post({ type: 'refresh' })),
+      button('export-csv', 'Export CSV', 'Save the shown runs and columns as CSV', () => exportTable('csv')),
+      button('export-json', 'Export JSON', 'Save the shown runs and columns as JSON', () => exportTable('json')),
+      els.status,
+      els.exported,
+    ),
     h('div', { class: 'table-wrap' }, table),
-    brokenEl,
+    els.broken,
+    plot.element,
   );
   root.setAttribute('aria-busy', 'false');
-  renderHead();
 }
 
-function renderHead(): void {
-  if (!headRow) return;
-  const all = h('vscode-checkbox', { 'aria-label': 'Select all shown runs', id: 'select-all' }) as HTMLElement & { checked: boolean };
-  all.addEventListener('change', () => {
-    const shown = sorted(rows.filter((r) => matches(r, state.filter))).map((r) => r.dir);
-    save({ selected: all.checked ? [...new Set([...state.selected, ...shown])] : state.selected.filter((d) => !shown.includes(d)) });
-    renderRows();
-  });
-  const cells = COLUMNS.map((c) => {
-    const active = state.sort === c.key;
-    const button = h(
-      'button',
-      { class: 'sort', type: 'button', title: `Sort by ${c.title}` },
-      c.title,
-      h('span', { class: 'arrow', 'aria-hidden': 'true' }, active ? (state.descending ? ' ▼' : ' ▲') : ''),
-    );
-    button.addEventListener('click', () => {
-      save({ sort: c.key, descending: active ? !state.descending : c.numeric === true || c.key === 'startedAt' });
-      renderHead();
-      renderRows();
-    });
-    return h(
-      'th',
-      {
-        scope: 'col',
-        class: c.numeric ? 'num' : '',
-        'aria-sort': active ? (state.descending ? 'descending' : 'ascending') : 'none',
-        'data-column': c.key,
+function drawnColumns(shown: readonly HistoryRow[], differAmongShown = differingColumns(columns, shown)): ColumnDef[] {
+  return visibleColumns(columns, state.layout, { differAcrossAll: differAll, onlyDiffering: state.onlyDiffering, differAmongShown });
+}
+
+function exportTable(format: 'csv' | 'json'): void {
+  const { shown } = shownRows();
+  const cols = drawnColumns(shown);
+  exportFile('table', format, format === 'csv' ? rowsCsv(cols, shown) : rowsJson(cols, shown), false);
+}
+
+function setLayout(patch: Partial<ColumnLayout>): void {
+  save({ layout: { ...state.layout, ...patch } });
+  render();
+}
+
+function render(): void {
+  const t0 = performance.now();
+  const { shown, whereError } = shownRows();
+  const differShown = differingColumns(columns, shown);
+  const cols = drawnColumns(shown, differShown);
+  els.headRow.replaceChildren(
+    ...headCells(cols, {
+      sort: state.sort,
+      differAll,
+      setSort: (sort) => {
+        save({ sort });
+        render();
       },
-      button,
-    );
-  });
-  headRow.replaceChildren(h('th', { scope: 'col', class: 'select' }, all), ...cells);
-}
-
-function cellText(r: HistoryRow, key: HistoryColumn): string {
-  switch (key) {
-    case 'acc':
-    case 'asr':
-    case 'ra':
-      return formatPercent(r[key]);
-    case 'der':
-      return r.der === undefined ? '–' : r.der.toFixed(3);
-    case 'epochs':
-      return r.epochs === undefined ? '–' : r.epochsDone !== undefined ? `${r.epochsDone} / ${r.epochs}` : String(r.epochs);
-    case 'startedAt':
-      return formatStarted(r.startedAt);
-    case 'durationMs':
-      return formatDurationMs(r.durationMs);
-    default:
-      return r[key] ?? '–';
-  }
-}
-
-function renderRows(): void {
-  if (!tableBody || !statusEl || !compareButton) return;
-  const shown = sorted(rows.filter((r) => matches(r, state.filter)));
-  const selected = new Set(state.selected);
-  const trs = shown.map((r) => {
-    const pick = h('vscode-checkbox', { 'aria-label': `Select ${r.name}`, checked: selected.has(r.dir) }) as HTMLElement & {
-      checked: boolean;
-    };
-    pick.addEventListener('change', () => {
-      save({ selected: pick.checked ? [...state.selected, r.dir] : state.selected.filter((d) => d !== r.dir) });
+      selectAll: (checked) => {
+        const dirs = shown.map((r) => r.dir);
+        save({ selected: checked ? [...new Set([...state.selected, ...dirs])] : state.selected.filter((d) => !dirs.includes(d)) });
+        render();
+      },
+    }),
+  );
+  const rowContext: RowContext = {
+    selected: new Set(state.selected),
+    canOpenRun,
+    pick: (dir, checked) => {
+      save({ selected: checked ? [...state.selected, dir] : state.selected.filter((d) => d !== dir) });
       updateSelection();
-    });
-    const open = h(
-      'button',
-      { class: 'link', type: 'button', title: canOpenRun ? `Open ${r.name}` : `Reveal ${r.id} in the Explorer` },
-      r.name,
-    );
-    open.addEventListener('click', () => channel.post({ type: 'open', dir: r.dir }));
-    const cells = COLUMNS.map((c) => {
-      if (c.key === 'name')
-        return h('th', { scope: 'row', class: 'name', title: r.id }, open, r.workspace ? h('span', { class: 'where' }, r.workspace) : '');
-      const td = h('td', { class: `${c.numeric ? 'num' : ''} col-${c.key}`, 'data-column': c.key }, cellText(r, c.key));
-      if (c.key === 'state') td.classList.add(`state-${r.state}`);
-      if (c.key === 'state' && r.error) td.title = r.error;
-      if (c.key === 'backend' && r.backendDetail) td.title = r.backendDetail;
-      if (c.key === 'target' && r.targetType) td.title = r.targetType;
-      if (c.key === 'startedAt') td.title = new Date(r.startedAt).toString();
-      return td;
-    });
-    return h(
-      'tr',
-      { 'data-dir': r.dir, 'data-id': r.id, class: selected.has(r.dir) ? 'selected' : '' },
-      h('td', { class: 'select' }, pick),
-      ...cells,
-    );
-  });
+    },
+    star: (dir, starred) => channel.post({ type: 'star', dir, starred }),
+    open: (dir) => channel.post({ type: 'open', dir }),
+  };
+  const trs = shown.map((r) => runRow(r, cols, rowContext));
   if (trs.length === 0) {
     const empty =
       rows.length === 0
         ? 'No runs yet: train, finetune or erase a model (NAD commands or the nad CLI) and it appears here.'
-        : 'No run matches the filter.';
-    trs.push(h('tr', {}, h('td', { colspan: String(COLUMNS.length + 1), class: 'empty' }, empty)));
+        : 'No run matches the filters.';
+    trs.push(h('tr', {}, h('td', { colspan: String(cols.length + 2), class: 'empty' }, empty)));
   }
-  tableBody.replaceChildren(...trs);
-  updateSelection();
+  els.body.replaceChildren(...trs);
+  els.whereError.textContent = whereError ?? '';
+  document.getElementById('where')?.toggleAttribute('invalid', whereError !== undefined);
+  const drawn = new Set(cols.map((c) => c.id));
+  els.picker.replaceChildren(
+    pickerOpen
+      ? columnPicker(
+          {
+            all: orderedColumns(columns, state.layout),
+            isVisible: (c) => isColumnVisible(c, state.layout, differAll),
+            drawn,
+            differing: differAll,
+          },
+          {
+            setVisible: (id, visible) => setLayout({ visible: { ...state.layout.visible, [id]: visible } }),
+            move: (id, step) => setLayout({ order: moveColumn(orderedColumns(columns, state.layout), cols, id, step) }),
+            reset: () => setLayout(EMPTY_LAYOUT),
+          },
+        )
+      : '',
+  );
+  updateSelection(shown.length);
   renderBroken();
-  channel.post({ type: 'rendered', shown: shown.map((r) => r.id), broken: broken.length, state });
+  const renderMs = performance.now() - t0;
+  els.body.parentElement?.setAttribute('data-render-ms', renderMs.toFixed(1));
+  const drawnPlot = plot.update(shown, columns, differShown, state.plot);
+  const points: PlotPoint[] = drawnPlot.points.map(({ id, x, y }) => ({ id, x, y }));
+  channel.post({
+    type: 'rendered',
+    shown: shown.map((r) => r.id),
+    broken: broken.length,
+    state,
+    columns: cols.map((c) => c.id),
+    points,
+    ...(whereError ? { whereError } : {}),
+    renderMs,
+  });
 }
 
 /** Selected runs that still exist. */
@@ -244,23 +322,21 @@ function liveSelection(): string[] {
   return state.selected.filter((d) => rows.some((r) => r.dir === d));
 }
 
-function updateSelection(): void {
-  if (!statusEl || !compareButton || !tableBody) return;
+function updateSelection(shownCount?: number): void {
   const live = liveSelection();
   const one = live.length === 1 ? rows.find((r) => r.dir === live[0]) : undefined;
-  mapsButton?.toggleAttribute('disabled', !one?.hasAttention);
-  revealButton?.toggleAttribute('disabled', !one);
-  const shown = rows.filter((r) => matches(r, state.filter)).length;
-  statusEl.textContent = `${shown} of ${rows.length} run${rows.length === 1 ? '' : 's'}${live.length ? ` · ${live.length} selected` : ''}`;
-  compareButton.toggleAttribute('disabled', live.length < 2);
-  for (const tr of Array.from(tableBody.querySelectorAll<HTMLElement>('tr[data-dir]')))
+  els.maps.toggleAttribute('disabled', !one?.hasAttention);
+  els.reveal.toggleAttribute('disabled', !one);
+  const shown = shownCount ?? els.body.querySelectorAll('tr[data-dir]').length;
+  els.status.textContent = `${shown} of ${rows.length} run${rows.length === 1 ? '' : 's'}${live.length ? ` · ${live.length} selected` : ''}`;
+  els.compare.toggleAttribute('disabled', live.length < 2);
+  for (const tr of Array.from(els.body.querySelectorAll<HTMLElement>('tr[data-dir]')))
     tr.classList.toggle('selected', live.includes(tr.dataset.dir ?? ''));
 }
 
 function renderBroken(): void {
-  if (!brokenEl) return;
-  brokenEl.hidden = broken.length === 0;
-  brokenEl.replaceChildren(
+  els.broken.hidden = broken.length === 0;
+  els.broken.replaceChildren(
     h('h2', {}, `Unreadable run folders (${broken.length})`),
     h('p', {}, 'These folders could not be read; they are listed, not hidden, and nothing in them was changed.'),
     h('ul', {}, ...broken.map((b) => h('li', {}, h('code', {}, b.id), `: ${b.problem}`))),
@@ -269,14 +345,23 @@ function renderBroken(): void {
 
 window.addEventListener('message', (event: MessageEvent<HistoryHostMessage>) => {
   const msg = event.data;
-  if (msg.type !== 'runs') return;
+  if (msg.type === 'exported') {
+    els.exported.textContent = msg.path ? `Saved ${msg.path}` : (msg.problem ?? '');
+    return;
+  }
   rows = msg.rows;
   broken = msg.broken;
   canOpenRun = msg.canOpenRun;
+  columns = columnsOf(rows);
+  differAll = differingColumns(columns, rows);
+  // A page without its own layout (new, or opened after it was closed) takes the workspace's last one.
+  if (!layoutFromPage && msg.layout) state = { ...state, layout: msg.layout };
   // Forget selections of deleted runs.
   save({ selected: state.selected.filter((d) => rows.some((r) => r.dir === d)) });
-  if (!tableBody) build();
-  renderRows();
+  if (!root.querySelector('#runs')) build();
+  render();
 });
+
+onThemeChange(() => plot.retheme());
 
 channel.post({ type: 'ready' });

@@ -8,7 +8,6 @@ import {
   type AttentionHostMessage,
   type AttentionRendered,
   type AttentionSource,
-  type AttentionViewMessage,
   type EpochMapsData,
 } from '../../shared/attention-protocol';
 import { parseAttentionMaps, parseEpochMaps } from './maps-file';
@@ -18,6 +17,8 @@ import { displayPath, pickRuns, runFolderOfFile, runFromArg } from '../runs/pick
 import { requireTrust } from '../trust';
 import { readRunSummary } from '../../runs/run-folder';
 import { webviewHtml, webviewOptions } from '../webview-html';
+import { attentionViewSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 
 export const ATTENTION_VIEW_TYPE = 'nad.attentionMaps';
 export const MAPS_FILE = join('attention', 'maps.json');
@@ -89,7 +90,7 @@ export class AttentionEditorProvider implements vscode.CustomReadonlyEditorProvi
       watcher.onDidChange(onFile),
       watcher.onDidCreate(onFile),
       watcher.onDidDelete(onFile),
-      webview.onDidReceiveMessage((m: AttentionViewMessage) => {
+      onCheckedMessage(webview, 'attention maps', attentionViewSchema, (m) => {
         switch (m.type) {
           case 'ready':
             if (file) seen = statSignature(file);

@@ -9,15 +9,17 @@ import type {
   CompareData,
   CompareHostMessage,
   CompareRun,
-  CompareViewMessage,
   CompareViewState,
   ConfigDiffRow,
   CurveSegment,
 } from '../../shared/history-protocol';
 import { runLabel } from './runs-tree';
 import { openRun } from './open-run';
-import { pickRuns, runsFromArgs } from '../runs/pick';
+import { pickRuns, runsFromArgs, workspaceRuns } from '../runs/pick';
+import { colourSlots } from '../../shared/history-columns';
 import { webviewHtml, webviewOptions } from '../webview-html';
+import { compareViewSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 
 export const COMPARE_VIEW_TYPE = 'nad.compare';
 
@@ -76,6 +78,8 @@ export function compareData(dirs: readonly string[]): CompareData {
   const runs: CompareRun[] = [];
   const configs: Array<Record<string, unknown>> = [];
   const missing: Array<{ dir: string; problem: string }> = [];
+  // Each run keeps the colour it has on the history page (slots by order of creation in the workspace).
+  const slots = colourSlots(workspaceRuns().runs.map((r) => r.run.id));
   for (const dir of dirs) {
     const read = existsSync(dir) ? readRunSummary(dir) : { id: dir, dir, problem: 'the run folder no longer exists' };
     if ('problem' in read) {
@@ -90,6 +94,7 @@ export function compareData(dirs: readonly string[]): CompareData {
       state: read.status.state,
       acc: read.status.acc,
       asr: read.status.asr,
+      colour: slots.get(read.id) ?? runs.length,
       segments,
       problems,
     });
@@ -133,7 +138,7 @@ export class ComparePanels implements vscode.Disposable {
     });
     const data = (): CompareData => compareData(state.dirs);
     panel.title = `NAD: Compare ${state.dirs.length} Runs`;
-    const sub = panel.webview.onDidReceiveMessage(async (m: CompareViewMessage) => {
+    const sub = onCheckedMessage(panel.webview, 'compare page', compareViewSchema, async (m) => {
       switch (m.type) {
         case 'ready': {
           const msg: CompareHostMessage = { type: 'data', data: data() };

@@ -1,9 +1,24 @@
-// The experiment history page: every run of the workspace as a sortable, filterable table (a webview
-// panel restored after reload), with open, reveal, attention maps and compare for its rows.
+// The experiment history page: every run of the workspace as a table whose columns come from the runs'
+// parameters and metrics (a webview panel restored after reload): multi-column sort, text and value
+// filters, stars (star.json in the run folder), a metric-against-parameter plot, exports to CSV, JSON,
+// PNG and SVG, and open, reveal, attention maps and compare for its rows.
 import * as vscode from 'vscode';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, join } from 'node:path';
-import type { BrokenRow, HistoryHostMessage, HistoryRow, HistoryViewMessage, HistoryViewState } from '../../shared/history-protocol';
+import type {
+  BrokenRow,
+  ColumnLayout,
+  ExportFormat,
+  HistoryHostMessage,
+  HistoryRow,
+  HistoryViewMessage,
+  HistoryViewState,
+  PlotPoint,
+} from '../../shared/history-protocol';
+import { colourSlots, flattenParams, resultMetrics } from '../../shared/history-columns';
+import { historyViewSchema } from '../../shared/message-schemas';
+import { isStarred, setStarred } from '../../runs/run-star';
+import { onCheckedMessage } from '../webview-messages';
 import { canOpenRuns, openRun, revealRun } from './open-run';
 import { runKindLabel, runLabel, type RunsTreeProvider } from './runs-tree';
 import { workspaceRuns, type RunRef } from '../runs/pick';
@@ -31,8 +46,19 @@ function datasetOf(config: Record<string, unknown>): string | undefined {
   return d && /[\\/]/.test(d) ? basename(d) : d;
 }
 
+/** results.json's numbers; a missing or unreadable file has none (the status.json headline stays). */
+function readResultMetrics(runDir: string): Record<string, number> {
+  const file = join(runDir, 'results.json');
+  if (!existsSync(file)) return {};
+  try {
+    return resultMetrics(JSON.parse(readFileSync(file, 'utf8')));
+  } catch {
+    return {};
+  }
+}
+
 /** One table row from a run folder; hand-edited configs may lack or mistype any field, so each is optional. */
-export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
+export function historyRow(ref: RunRef, now = Date.now(), colour = 0): HistoryRow {
   const { run, folder } = ref;
   const c = run.config;
   const s = run.status;
@@ -75,13 +101,19 @@ export function historyRow(ref: RunRef, now = Date.now()): HistoryRow {
     durationMs: ended !== undefined && Number.isFinite(started) && Number.isFinite(ended) ? Math.max(0, ended - started) : undefined,
     error: s.error,
     hasAttention: existsSync(join(run.dir, 'attention', 'maps.json')),
+    params: flattenParams(c),
+    metrics: readResultMetrics(run.dir),
+    starred: isStarred(run.dir),
+    colour,
   };
 }
 
 export function historyRows(): { rows: HistoryRow[]; broken: BrokenRow[] } {
   const { runs, broken } = workspaceRuns();
+  const slots = colourSlots(runs.map((r) => r.run.id));
+  const now = Date.now();
   return {
-    rows: runs.map((r) => historyRow(r)),
+    rows: runs.map((r) => historyRow(r, now, slots.get(r.run.id) ?? 0)),
     broken: broken.map((b) => ({ dir: b.broken.dir, id: b.broken.id, problem: b.broken.problem })),
   };
 }
@@ -91,7 +123,20 @@ export interface HistoryRendered {
   readonly shown: readonly string[];
   readonly broken: number;
   readonly state: HistoryViewState;
+  readonly columns: readonly string[];
+  readonly points: readonly PlotPoint[];
+  readonly whereError?: string;
+  readonly renderMs: number;
 }
+
+const LAYOUT_KEY = 'nad.history.layout';
+
+const EXPORT_FILTERS: Readonly<Record<ExportFormat, Record<string, string[]>>> = {
+  csv: { 'CSV (comma-separated values)': ['csv'] },
+  json: { JSON: ['json'] },
+  png: { 'PNG image': ['png'] },
+  svg: { 'SVG image': ['svg'] },
+};
 
 export class HistoryPage implements vscode.Disposable {
   private panel: vscode.WebviewPanel | undefined;
@@ -101,12 +146,22 @@ export class HistoryPage implements vscode.Disposable {
   lastRendered: HistoryRendered | undefined;
   private shownDirs = new Set<string>();
   private readonly subs: vscode.Disposable[] = [this.rendered];
+  /**
+   * Where the next export goes instead of asking with a save dialog (tests set it through the extension's
+   * API); used once.
+   */
+  nextExportPath: string | undefined;
+  /** Fires after an export was written, with its path. */
+  private readonly exported = new vscode.EventEmitter<string>();
+  readonly onDidExport = this.exported.event;
 
   constructor(
     private readonly extensionUri: vscode.Uri,
     runs: RunsTreeProvider,
     private readonly compare: (dirs: readonly string[]) => Promise<void>,
+    private readonly memento?: vscode.Memento,
   ) {
+    this.subs.push(this.exported);
     // The tree already watches the run folders: follow its refreshes.
     this.subs.push(runs.onDidChangeTreeData(() => void this.post()));
   }
@@ -138,7 +193,7 @@ export class HistoryPage implements vscode.Disposable {
       styles: ['page.css', 'history.css'],
       title: 'Experiment history',
     });
-    const sub = panel.webview.onDidReceiveMessage((m: HistoryViewMessage) => void this.handle(m));
+    const sub = onCheckedMessage(panel.webview, 'history page', historyViewSchema, (m) => void this.handle(m));
     panel.onDidDispose(() => {
       sub.dispose();
       if (this.panel === panel) this.panel = undefined;
@@ -148,7 +203,7 @@ export class HistoryPage implements vscode.Disposable {
   private async handle(m: HistoryViewMessage): Promise<void> {
     // Act only on run folders this page was sent: a message is not a licence to touch any path.
     const known = (dir: string): boolean => this.shownDirs.has(dir);
-    if ((m.type === 'open' || m.type === 'reveal' || m.type === 'attention') && !known(m.dir)) return;
+    if ((m.type === 'open' || m.type === 'reveal' || m.type === 'attention' || m.type === 'star') && !known(m.dir)) return;
     if (m.type === 'compare' && !m.dirs.every(known)) return;
     try {
       switch (m.type) {
@@ -168,10 +223,22 @@ export class HistoryPage implements vscode.Disposable {
         case 'compare':
           await this.compare(m.dirs);
           break;
-        case 'rendered':
-          this.lastRendered = { shown: m.shown, broken: m.broken, state: m.state };
+        case 'star':
+          setStarred(m.dir, m.starred);
+          await this.post();
+          break;
+        case 'layout':
+          await this.memento?.update(LAYOUT_KEY, m.layout);
+          break;
+        case 'export':
+          await this.export(m.what, m.format, m.content, m.base64);
+          break;
+        case 'rendered': {
+          const { type: _type, ...report } = m;
+          this.lastRendered = report;
           this.rendered.fire(this.lastRendered);
           break;
+        }
         default: {
           const _exhaustive: never = m;
           void _exhaustive;
@@ -182,10 +249,42 @@ export class HistoryPage implements vscode.Disposable {
     }
   }
 
+  /** Writes what the page made to the file the user picks (or the test's path). */
+  private async export(what: 'table' | 'plot', format: ExportFormat, content: string, base64: boolean): Promise<void> {
+    let path = this.nextExportPath;
+    this.nextExportPath = undefined;
+    if (!path) {
+      const folder = vscode.workspace.workspaceFolders?.[0]?.uri;
+      const name = `nad-${what === 'table' ? 'runs' : 'plot'}.${format}`;
+      const uri = await vscode.window.showSaveDialog({
+        title: `Export the ${what === 'table' ? 'shown runs' : 'plot'} as ${format.toUpperCase()}`,
+        defaultUri: folder ? vscode.Uri.joinPath(folder, name) : undefined,
+        filters: EXPORT_FILTERS[format],
+        saveLabel: 'Export',
+      });
+      if (!uri) return;
+      if (uri.scheme !== 'file') throw new Error(`NAD: can only export to a local file, not ${uri.toString()}`);
+      path = uri.fsPath;
+    }
+    try {
+      writeFileSync(path, base64 ? Buffer.from(content, 'base64') : content);
+    } catch (e) {
+      await this.postMessage({ type: 'exported', problem: `could not write ${path}: ${(e as Error).message}` });
+      throw e;
+    }
+    await this.postMessage({ type: 'exported', path });
+    this.exported.fire(path);
+  }
+
+  private async postMessage(msg: HistoryHostMessage): Promise<void> {
+    await this.panel?.webview.postMessage(msg);
+  }
+
   private async post(): Promise<void> {
     if (!this.panel) return;
     const canOpenRun = await canOpenRuns();
-    const msg: HistoryHostMessage = { type: 'runs', ...historyRows(), canOpenRun };
+    const layout = this.memento?.get<ColumnLayout>(LAYOUT_KEY);
+    const msg: HistoryHostMessage & { type: 'runs' } = { type: 'runs', ...historyRows(), canOpenRun, ...(layout ? { layout } : {}) };
     this.shownDirs = new Set([...msg.rows.map((r) => r.dir), ...msg.broken.map((b) => b.dir)]);
     await this.panel.webview.postMessage(msg);
   }
@@ -202,7 +301,7 @@ export function registerHistoryPage(
   runs: RunsTreeProvider,
   compare: (dirs: readonly string[]) => Promise<void>,
 ): HistoryPage {
-  const page = new HistoryPage(context.extensionUri, runs, compare);
+  const page = new HistoryPage(context.extensionUri, runs, compare, context.workspaceState);
   context.subscriptions.push(
     page,
     vscode.window.registerWebviewPanelSerializer(HISTORY_VIEW_TYPE, {

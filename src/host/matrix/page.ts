@@ -14,6 +14,8 @@ import { canOpenRuns, openRun } from '../history/open-run';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, runsDirFor } from '../settings';
 import { requireTrust } from '../trust';
+import { matrixViewSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { readAttacks, readDefenses } from '../wizards/registry-info';
 import { newMatrixWizard } from './new-matrix';
@@ -54,7 +56,7 @@ class MatrixPage {
       styles: ['page.css', 'history.css'],
       title: 'Matrix',
     });
-    panel.webview.onDidReceiveMessage((m: MatrixViewMessage) => void this.handle(m));
+    onCheckedMessage(panel.webview, 'matrix page', matrixViewSchema, (m) => void this.handle(m));
     this.timer = setInterval(() => {
       if (panel.visible) void this.post();
     }, 1500);

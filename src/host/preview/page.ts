@@ -8,13 +8,15 @@ import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { TrainJobConfig } from '../../runs/config';
 import { CONFIG_FILE_SUFFIX, parseConfigFile } from '../../runs/config-file';
-import { isPreviewViewMessage, type PreviewHostMessage, type PreviewRendered, type PreviewState } from '../../shared/preview-protocol';
+import type { PreviewHostMessage, PreviewRendered, PreviewState } from '../../shared/preview-protocol';
 import type { WorkerToHost } from '../../shared/worker-protocol';
 import { WorkerClient } from '../runs/worker-client';
 import { folderFor } from '../settings';
 import { requireTrust } from '../trust';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { askTrainConfig, folderOrWarn } from '../wizards/commands';
+import { previewViewSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 
 export const PREVIEW_VIEW_TYPE = 'nad.attackPreview';
 const LOG_LINES = 40;
@@ -42,8 +44,7 @@ export class PreviewPage {
       styles: ['page.css', 'panel.css'],
       title: 'Attack preview',
     });
-    panel.webview.onDidReceiveMessage((m: unknown) => {
-      if (!isPreviewViewMessage(m)) return;
+    onCheckedMessage(panel.webview, 'attack preview', previewViewSchema, (m) => {
       if (m.type === 'ready') this.post({ type: 'state', state: this.state });
       else if (m.type === 'cancel') this.worker?.cancel();
       else {

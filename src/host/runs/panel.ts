@@ -8,6 +8,8 @@ import { EMPTY_RUN_VIEW } from '../../shared/run-state';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { readRunSnapshot } from '../../runs/run-folder';
 import type { RunManager } from './manager';
+import { panelToHostSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 
 export type PanelActionHandler = (action: PanelAction, runDir: string) => void;
 
@@ -43,7 +45,7 @@ export class RunPanel {
     panel.webview.options = webviewOptions(owner.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, owner.extensionUri, { script: 'panel.js', styles: ['panel.css'], title: 'NAD run' });
     this.disposables.push(
-      panel.webview.onDidReceiveMessage((m: PanelToHost) => this.receive(m)),
+      onCheckedMessage(panel.webview, 'run panel', panelToHostSchema, (m) => this.receive(m)),
       panel.onDidDispose(() => this.dispose()),
       owner.manager.onPanelUpdate(({ runDir, msg }) => {
         if (runDir === this.dir) this.post(msg);

@@ -1,6 +1,7 @@
 // Registers the run commands, the run manager, its feedback and the run panels. Nothing heavy is
 // loaded here: the engine (tfjs) runs only in worker processes.
 import * as vscode from 'vscode';
+import { nadLog } from '../output';
 import { readFileSync } from 'node:fs';
 import { basename } from 'node:path';
 import type { JobConfig } from '../../runs/config';
@@ -97,7 +98,7 @@ async function runDemo(host: WizardHost, arg: unknown): Promise<RunTask | undefi
 }
 
 export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () => void): RunsApi {
-  const log = vscode.window.createOutputChannel('NAD', { log: true });
+  const log = nadLog();
   const workerPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
   const manager = new RunManager(workerPath, () => nadSettings().maxConcurrentRuns);
   // Panel buttons map onto the same commands as the Runs view's context menu.

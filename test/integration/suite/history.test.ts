@@ -119,7 +119,7 @@ suite('Experiment history page', () => {
     assert.equal(r.broken, broken.length);
     assert.ok(r.broken >= 1, 'the fixture has a hand-broken run folder');
     // Newest first by default.
-    assert.equal(r.state.sort, 'startedAt');
+    assert.equal(r.state.sort[0]?.column, 'startedAt');
     assert.equal(r.shown[0], runs[0].id);
   });
 
