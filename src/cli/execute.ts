@@ -6,6 +6,7 @@ import { runJob } from '../runs/jobs';
 import type { ResultRow } from '../shared/run-events';
 import type { CommonFlags } from './options';
 import { createReporter, formatTable } from './report';
+import { runOnSlurm, slurmOptionsOf } from './executor';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -26,6 +27,8 @@ export function printResult(f: Flags, result: Record<string, unknown> & { table?
 /** Checks the config with the one builder (as config files and the worker do), runs it, prints the result. */
 export async function execute(f: Flags, config: JobConfig): Promise<void> {
   const checked = buildJobConfig(config, 'the command line');
+  const slurm = slurmOptionsOf(f);
+  if (slurm) return printResult(f, await runOnSlurm(checked, f, slurm, controller.signal));
   const reporter = createReporter({ quiet: Boolean(f.quiet) });
   try {
     const r = await runJob(checked, { cwd: process.cwd(), runsDir: f.runsDir, onEvent: reporter.onEvent, signal: controller.signal });

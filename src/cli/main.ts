@@ -25,6 +25,7 @@ import { demoMatrix } from '../runs/matrix/spec';
 import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
 import { controller, execute, printResult } from './execute';
 import { addPreviewCommand } from './preview';
+import { addSlurmCommands } from './slurm';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -204,6 +205,7 @@ addDefendCommands(program);
 addAttacksCommand(program);
 addPreviewCommand(program);
 addMatrixCommand(program);
+addSlurmCommands(program);
 
 addCommon(
   program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'),
@@ -215,6 +217,7 @@ addCommon(
       await runMatrixCli(demoMatrix(), f);
       return;
     }
+    if (f.executor === 'slurm') throw new InputError('the demo runs on this machine; with --executor slurm, give --matrix');
     const reporter = createReporter({ quiet: Boolean(f.quiet) });
     const t0 = Date.now();
     const r = await runDemo(

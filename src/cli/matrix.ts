@@ -11,6 +11,8 @@ import { formatDuration } from '../shared/format';
 import { controller } from './execute';
 import { num, type CommonFlags } from './options';
 import { createReporter } from './report';
+import { addExecutorOptions, pollMsOf, slurmOptionsOf } from './executor';
+import { submitMatrix, waitForMatrix } from '../runs/executors/slurm-submit';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -29,16 +31,32 @@ export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
   const reporter = createReporter({ quiet: true });
   const t0 = Date.now();
   const verbose = !f.quiet && process.stderr.isTTY;
-  const r = await runMatrix(spec, {
+  const slurm = slurmOptionsOf(f);
+  const slurmCtx = slurm && {
     cwd: process.cwd(),
     runsDir: f.runsDir,
+    slurm,
     signal: controller.signal,
-    onEvent: verbose ? reporter.onEvent : undefined,
-    onProgress: (p) => {
-      const line = describeProgress(p);
-      if (line) process.stderr.write(`${line}\n`);
-    },
-  });
+    pollMs: pollMsOf(f),
+    onLine: (line: string) => process.stderr.write(`${line}\n`),
+  };
+  if (slurmCtx && f.wait === false) {
+    const sub = await submitMatrix(spec, slurmCtx);
+    process.stderr.write(`matrix ${sub.id}: submitted to Slurm; folder ${sub.dir}; run the same command again to wait for the table\n`);
+    return;
+  }
+  const r = slurmCtx
+    ? await waitForMatrix(await submitMatrix(spec, slurmCtx), slurmCtx)
+    : await runMatrix(spec, {
+        cwd: process.cwd(),
+        runsDir: f.runsDir,
+        signal: controller.signal,
+        onEvent: verbose ? reporter.onEvent : undefined,
+        onProgress: (p) => {
+          const line = describeProgress(p);
+          if (line) process.stderr.write(`${line}\n`);
+        },
+      });
   reporter.stop();
   const table = matrixTable(spec, r.outcomes, REGISTRY_TITLES);
   const failed = r.outcomes.filter((o) => o.state !== 'finished');
@@ -51,7 +69,7 @@ export async function runMatrixCli(spec: MatrixSpec, f: Flags): Promise<void> {
 }
 
 export function addMatrixCommand(program: Command): void {
-  program
+  const matrix = program
     .command('matrix')
     .argument('[file]', 'a *.nad-matrix.json file (see docs/matrix.md)')
     .description(
@@ -87,4 +105,5 @@ export function addMatrixCommand(program: Command): void {
       }
       await runMatrixCli(spec, f);
     });
+  addExecutorOptions(matrix);
 }

@@ -5,6 +5,7 @@ import { DEFAULT_BACKDOOR, type BackdoorConfig } from '../runs/config';
 import type { TrainSettings } from '../engine/train';
 import { parseTargetType, type TriggerSpec } from '../engine/triggers/spec';
 import { InputError } from '../engine/types';
+import { addExecutorOptions } from './executor';
 
 export interface CommonFlags {
   backend: string;
@@ -16,13 +17,15 @@ export interface CommonFlags {
 }
 
 export function addCommon(cmd: Command): Command {
-  return cmd
-    .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKEND_PREFERENCES as string[]).default('auto'))
-    .option('--seed <n>', 'random seed (data order, augmentation, subsets, init)', '0')
-    .option('--runs-dir <dir>', 'where run folders go (default: ./.nad/runs)')
-    .option('--name <name>', 'a name for the run folder')
-    .option('--json', 'print the result as one JSON object on stdout')
-    .option('-q, --quiet', 'no progress output');
+  return addExecutorOptions(
+    cmd
+      .addOption(new Option('--backend <name>', 'TensorFlow.js backend').choices(BACKEND_PREFERENCES as string[]).default('auto'))
+      .option('--seed <n>', 'random seed (data order, augmentation, subsets, init)', '0')
+      .option('--runs-dir <dir>', 'where run folders go (default: ./.nad/runs)')
+      .option('--name <name>', 'a name for the run folder')
+      .option('--json', 'print the result as one JSON object on stdout')
+      .option('-q, --quiet', 'no progress output'),
+  );
 }
 
 export function addBackdoor(cmd: Command, train: boolean): Command {

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import { RUNS_SUBDIR } from '../runs/run-store';
+import type { SlurmSettings } from '../shared/worker-protocol';
 
 export interface NadSettings {
   readonly backend: BackendPreference;
@@ -25,6 +26,21 @@ export function nadSettings(scope?: vscode.ConfigurationScope): NadSettings {
     defaultEpochs: positive('defaultEpochs', 20),
     defaultBatchSize: positive('defaultBatchSize', 64),
     maxConcurrentRuns: positive('maxConcurrentRuns', 1),
+  };
+}
+
+/** The sbatch options when `nad.executor` is `slurm`; undefined for the local queue. */
+export function slurmSettings(scope?: vscode.ConfigurationScope): SlurmSettings | undefined {
+  const c = vscode.workspace.getConfiguration('nad', scope);
+  if (c.get<string>('executor', 'local') !== 'slurm') return undefined;
+  const text = (key: string): string | undefined => c.get<string>(key, '').trim() || undefined;
+  const gpus = c.get<number>('slurm.gpus', 0);
+  const extra = c.get<unknown>('slurm.extraArgs', []);
+  return {
+    partition: text('slurm.partition'),
+    gpus: Number.isInteger(gpus) && gpus > 0 ? gpus : undefined,
+    time: text('slurm.time'),
+    extraArgs: Array.isArray(extra) ? extra.filter((a): a is string => typeof a === 'string' && a.trim() !== '') : [],
   };
 }
 

@@ -46,6 +46,8 @@ export type MatrixHostMessage =
       /** Run folders by run id, for the cells' links. */
       readonly runsDir: string;
       readonly progress: { readonly finished: number; readonly running: number; readonly failed: number; readonly total: number };
+      /** The Slurm jobs of cells submitted there, e.g. "Slurm: 2 PENDING, 1 RUNNING, 1 COMPLETED". */
+      readonly slurm?: string;
       readonly canOpenRun: boolean;
     }
   | { readonly type: 'problem'; readonly problem: string };

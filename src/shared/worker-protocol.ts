@@ -21,6 +21,16 @@ export interface WorkerRequest {
   /** Working folder (a workspace folder); runs go to `runsDir`. */
   readonly cwd: string;
   readonly runsDir: string;
+  /** Submit a `job` or a `matrix` to Slurm instead of running it here (the worker returns once submitted). */
+  readonly slurm?: SlurmSettings;
+}
+
+/** The sbatch options of the nad.slurm.* settings (checked by the runs layer in the worker). */
+export interface SlurmSettings {
+  readonly partition?: string;
+  readonly gpus?: number;
+  readonly time?: string;
+  readonly extraArgs?: readonly string[];
 }
 
 /** Host to worker. */

@@ -10,6 +10,7 @@ import { prepareResume } from '../runs/resume';
 import { previewAttack } from '../runs/jobs/preview';
 import { describeProgress, runMatrix } from '../runs/matrix/run';
 import { readMatrixFile } from '../runs/matrix/spec';
+import { submitToSlurm } from '../runs/executors/slurm-worker';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
 import { DivergedError, RunCancelledError } from '../engine/train';
 import { InputError } from '../engine/types';
@@ -30,6 +31,10 @@ const done = ({ runId, runDir, backend, acc, asr, ra, der, table, modelPath }: J
 async function run(request: WorkerRequest): Promise<void> {
   const { job } = request;
   const ctx: JobContext = { cwd: request.cwd, runsDir: request.runsDir, signal: controller.signal, onEvent: (e) => void send(e) };
+  if (request.slurm && (job.kind === 'job' || job.kind === 'matrix'))
+    return submitToSlurm(job, { cwd: request.cwd, runsDir: request.runsDir, slurm: request.slurm }, (message) =>
+      send({ type: 'log', message }),
+    );
   switch (job.kind) {
     case 'job':
       // The config crossed a process boundary: the same builder as config files checks it.

@@ -111,7 +111,7 @@ function render(msg: Extract<MatrixHostMessage, { type: 'matrix' }>): void {
     h(
       'p',
       { class: 'status', role: 'status' },
-      `${status} ${seeds} seed${seeds > 1 ? 's' : ''} (${t.seeds.join(', ')}); folder ${msg.id}.`,
+      `${status} ${seeds} seed${seeds > 1 ? 's' : ''} (${t.seeds.join(', ')}); folder ${msg.id}.${msg.slurm ? ` ${msg.slurm}.` : ''}`,
     ),
     h('div', { class: 'table-wrap' }, h('table', { class: 'matrix', 'aria-describedby': 'legend' }, h('thead', {}, head), body)),
     legend,

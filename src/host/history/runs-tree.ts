@@ -4,6 +4,8 @@ import * as vscode from 'vscode';
 import { basename } from 'node:path';
 import type { BrokenRun, RunState, RunSummary } from '../../runs/run-store';
 import { runsPatternFor } from '../settings';
+import { describeSlurmJob, runningSlurmJobs } from '../slurm-state';
+import type { SlurmJobState } from '../../runs/executors/slurm';
 import { workspaceRuns } from '../workspace-runs';
 
 export const RUNS_VIEW_ID = 'nad.runs';
@@ -74,6 +76,10 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
   readonly onDidChangeTreeData = this.changed.event;
   private readonly disposables: vscode.Disposable[] = [this.changed];
   private pending: NodeJS.Timeout | undefined;
+  /** Slurm jobs of the runs that went there and still run; their states change without a file changing. */
+  private slurm = new Map<string, SlurmJobState>();
+  private slurmAsking = false;
+  private slurmTimer: NodeJS.Timeout | undefined;
 
   constructor() {
     // Runs are written by the CLI and by worker processes: watch the folders, whoever writes them.
@@ -111,9 +117,25 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     this.pending = setTimeout(() => this.refresh(), 150);
   }
 
+  /** Asks squeue about the runs in Slurm (without blocking), redraws when a job's state changed, and again in 10 s while any runs. */
+  private askSlurm(runs: RunSummary[]): void {
+    if (this.slurmAsking) return;
+    this.slurmAsking = true;
+    void runningSlurmJobs(runs).then((jobs) => {
+      this.slurmAsking = false;
+      const key = (m: Map<string, SlurmJobState>): string => JSON.stringify([...m].map(([d, j]) => [d, j.state, j.reason]));
+      const changed = key(jobs) !== key(this.slurm);
+      this.slurm = jobs;
+      if (changed) this.scheduleRefresh();
+      clearTimeout(this.slurmTimer);
+      if (jobs.size) this.slurmTimer = setTimeout(() => this.refresh(), 10_000);
+    });
+  }
+
   getChildren(element?: RunsNode): RunsNode[] {
     if (element) return [];
     const { runs, broken } = workspaceRuns();
+    this.askSlurm(runs.map((r) => r.run));
     return [
       ...runs.map(({ folder, run }): RunsNode => ({ type: 'run', folder: folder as vscode.WorkspaceFolder, run })),
       ...broken.map(({ folder, broken: b }): RunsNode => ({ type: 'broken', folder: folder as vscode.WorkspaceFolder, broken: b })),
@@ -136,7 +158,8 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
     const { run } = node;
     const item = new vscode.TreeItem(runLabel(run), vscode.TreeItemCollapsibleState.None);
     item.id = `${node.folder.uri.toString()}#${run.id}`;
-    item.description = where + runDescription(run);
+    const job = this.slurm.get(run.dir);
+    item.description = where + runDescription(run) + (job ? ` · ${describeSlurmJob(job)}` : '');
     item.tooltip = runTooltip(run);
     item.iconPath = STATE_ICONS[run.status.state];
     item.contextValue = `nad.run.${run.status.state}`;
@@ -146,6 +169,7 @@ export class RunsTreeProvider implements vscode.TreeDataProvider<RunsNode>, vsco
 
   dispose(): void {
     if (this.pending) clearTimeout(this.pending);
+    clearTimeout(this.slurmTimer);
     this.disposables.forEach((d) => d.dispose());
   }
 }

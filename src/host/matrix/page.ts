@@ -14,11 +14,12 @@ import { canOpenRuns, openRun } from '../history/open-run';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, runsDirFor } from '../settings';
 import { requireTrust } from '../trust';
-import { matrixViewSchema } from '../../shared/message-schemas';
-import { onCheckedMessage } from '../webview-messages';
 import { webviewHtml, webviewOptions } from '../webview-html';
 import { readAttacks, readDefenses } from '../wizards/registry-info';
 import { newMatrixWizard } from './new-matrix';
+import { slurmSummary } from '../slurm-state';
+import { matrixViewSchema } from '../../shared/message-schemas';
+import { onCheckedMessage } from '../webview-messages';
 
 export const MATRIX_VIEW_TYPE = 'nad.matrix';
 export { MATRIX_FILE_SUFFIX };
@@ -88,7 +89,9 @@ class MatrixPage {
     try {
       const m = this.read();
       this.runIds = new Set(m.table.cells.flatMap((row) => row.flatMap((c) => c.runIds)));
-      msg = { ...m, canOpenRun: await canOpenRuns() };
+      // Only while cells run (a queued Slurm cell says running): ended matrices need no squeue.
+      const slurm = m.progress.running ? await slurmSummary([...this.runIds].map((id) => join(this.runsDir, id))) : undefined;
+      msg = { ...m, ...(slurm ? { slurm } : {}), canOpenRun: await canOpenRuns() };
     } catch (e) {
       msg = { type: 'problem', problem: (e as Error).message };
     }

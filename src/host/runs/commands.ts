@@ -11,6 +11,7 @@ import type { RunManager, RunTask } from './manager';
 import type { RunPanels } from './panel';
 import { folderFor } from '../settings';
 import { workspaceRuns } from '../workspace-runs';
+import { cancelSlurmRun } from '../slurm-state';
 
 /** A run folder from a command argument: a folder path, a Runs view node, or a URI. */
 export function runDirFromArg(arg: unknown): string | undefined {
@@ -82,6 +83,7 @@ export async function cancelRun(host: RunCommandsHost, arg: unknown): Promise<vo
     if (!task) return;
   }
   if (!task || (task.state !== 'running' && task.state !== 'queued')) {
+    if (dir && (await cancelSlurmRun(dir))) return;
     const s = dir ? readRunSummary(dir) : undefined;
     const owner =
       s && !('problem' in s) && s.status.state === 'running'

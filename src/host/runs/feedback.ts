@@ -101,6 +101,10 @@ export class RunFeedback implements vscode.Disposable {
 
   private async ended(task: RunTask): Promise<void> {
     const runDir = task.runDir;
+    if (task.state === 'finished' && task.slurm) {
+      void vscode.window.showInformationMessage(`NAD: ${task.request.title} submitted to Slurm; the Runs view shows its job's state.`);
+      return;
+    }
     if (task.state === 'finished') {
       const row = task.snapshot?.table.at(-1);
       const nums = row ? `: ACC ${row.acc.toFixed(2)}%, ASR ${row.asr.toFixed(2)}%` : '';

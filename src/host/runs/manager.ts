@@ -7,6 +7,7 @@ import { describeEvent } from '../../shared/run-state';
 import type { FailureKind, RunResult, WorkerJob, WorkerToHost } from '../../shared/worker-protocol';
 import { readRunSnapshot } from '../../runs/run-folder';
 import { WorkerClient, type WorkerExit } from './worker-client';
+import { slurmSettings } from '../settings';
 
 /** A worker that does not stop this long after Cancel is killed. */
 const CANCEL_GRACE_MS = 10_000;
@@ -46,6 +47,8 @@ export class RunTask {
   readonly results: RunResult[] = [];
   worker: WorkerClient | undefined;
   cancelRequested = false;
+  /** Set when nad.executor sent it to Slurm: the task ends once submitted, the job runs on. */
+  slurm = false;
   private settle: (t: RunTask) => void = () => undefined;
   /** Resolves when the task has ended, whichever way. */
   readonly ended = new Promise<RunTask>((r) => (this.settle = r));
@@ -145,9 +148,12 @@ export class RunManager implements vscode.Disposable {
     if (!next || running >= Math.max(1, this.maxConcurrent())) return;
     next.state = 'running';
     const { job, cwd, runsDir } = next.request;
+    // nad.executor "slurm": runs and matrices are submitted by the worker, which returns once sbatch has them.
+    const slurm = job.kind === 'job' || job.kind === 'matrix' ? slurmSettings(vscode.Uri.file(cwd)) : undefined;
+    next.slurm = slurm !== undefined;
     next.worker = new WorkerClient(
       this.workerPath,
-      { job, cwd, runsDir },
+      { job, cwd, runsDir, ...(slurm ? { slurm } : {}) },
       {
         onMessage: (msg) => this.onWorkerMessage(next, msg),
         onOutput: (line) => this.say(next, 'info', `[worker] ${line}`),
