@@ -7,7 +7,7 @@
 import * as v from 'valibot';
 import { describeIssues } from './schema-issues';
 import type { RunEvent } from './run-events';
-import type { WorkerToHost } from './worker-protocol';
+import type { HostToWorker, WorkerToHost } from './worker-protocol';
 
 /** Longest string an event may carry (a log line, an error, a base64 image). */
 const MAX_TEXT = 64 * 1024 * 1024;
@@ -168,10 +168,46 @@ export const workerToHostSchema = v.variant('type', [
   v.object({ type: v.literal('cancelled') }),
 ]) satisfies v.GenericSchema<unknown, WorkerToHost>;
 
+/** What the host sends the worker (worker-protocol.ts). A job's config is an object here; the worker's
+ * config builder checks it field by field. */
+const anObject = v.custom<object>((x) => typeof x === 'object' && x !== null && !Array.isArray(x), 'must be an object');
+export const hostToWorkerSchema = v.variant('type', [
+  v.object({
+    type: v.literal('start'),
+    request: v.object({
+      job: v.variant('kind', [
+        v.object({ kind: v.literal('job'), config: anObject }),
+        v.object({ kind: v.literal('demo'), quick: v.boolean(), backend: text, seed: v.pipe(v.number(), v.integer()) }),
+        v.object({ kind: v.literal('resume'), runDir: text }),
+        v.object({ kind: v.literal('matrix'), file: text }),
+        v.object({ kind: v.literal('preview'), config: anObject, samples: v.optional(count) }),
+      ]),
+      cwd: text,
+      runsDir: text,
+      slurm: v.optional(
+        v.object({
+          partition: v.optional(text),
+          gpus: v.optional(count),
+          time: v.optional(text),
+          extraArgs: v.optional(texts),
+        }),
+      ),
+    }),
+  }),
+  v.object({ type: v.literal('cancel') }),
+]) satisfies v.GenericSchema<unknown, HostToWorker>;
+
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
 const same = <S extends v.GenericSchema, T>(ok: Same<v.InferOutput<S>, T>): boolean => ok;
 same<typeof runEventSchema, RunEvent>(true);
 same<typeof workerToHostSchema, WorkerToHost>(true);
+same<typeof hostToWorkerSchema, HostToWorker>(true);
+
+/** A message from the host, or why it is not one. Never throws. */
+export function parseHostMessage(raw: unknown): { readonly message: HostToWorker } | { readonly reason: string } {
+  const r = v.safeParse(hostToWorkerSchema, raw);
+  return r.success ? { message: r.output } : { reason: describeIssues(r.issues) };
+}
 
 /** A message from the worker, or why it is not one. Never throws. */
 export function parseWorkerMessage(raw: unknown): { readonly message: WorkerToHost } | { readonly reason: string } {

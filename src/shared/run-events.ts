@@ -1,7 +1,8 @@
 // The one event stream of a run. The engine emits these events, the run layer adds `started`/`ended`
 // and the ETA, the worker forwards them unchanged, metrics.jsonl stores them (all but the live-only
 // kinds below), and one reducer (run-state.ts) folds them into what a run shows: live in the host,
-// on replay from disk, and in the run panel. Plain types only: every bundle imports this file.
+// on replay from disk, and in the run panel. Plain types only: every bundle imports this file. Events that
+// arrive untyped (metrics.jsonl, the worker's messages) are checked by event-schemas.ts.
 
 /** A training phase of a run: `train`, `teacher`, `nad`, `finetune`, or a defense's own (e.g. `prune`). */
 export type Phase = string;
@@ -179,25 +180,3 @@ export type EventSink = (event: EngineEvent) => void;
 
 /** Kinds that only matter while a run is live: metrics.jsonl leaves them out (maps.json keeps the final maps). */
 export const LIVE_ONLY_EVENTS: ReadonlySet<RunEvent['type']> = new Set(['step', 'attention', 'samples']);
-
-const EVENT_TYPES: ReadonlySet<string> = new Set([
-  'started',
-  'phase',
-  'baseline',
-  'step',
-  'epoch',
-  'table',
-  'series',
-  'chart',
-  'images',
-  'facts',
-  'attention',
-  'samples',
-  'log',
-  'ended',
-]);
-
-/** Structural check of an event read from disk or received over IPC (untyped there). */
-export function isRunEvent(value: unknown): value is RunEvent {
-  return typeof value === 'object' && value !== null && EVENT_TYPES.has((value as { type?: unknown }).type as string);
-}

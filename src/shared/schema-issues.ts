@@ -9,7 +9,7 @@ export function describeIssues(issues: readonly v.BaseIssue<unknown>[]): string 
     .map((i) => {
       const path = v.getDotPath(i);
       if (path && i.received === 'undefined') return `${path} is missing`;
-      const why = i.expected ? `expected ${i.expected}, got ${i.received}` : i.message;
+      const why = i.expected && i.type !== 'custom' ? `expected ${i.expected}, got ${i.received}` : i.message;
       return path ? `${path}: ${why}` : why;
     })
     .join('; ');

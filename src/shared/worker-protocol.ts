@@ -1,7 +1,7 @@
 // Messages between the extension host and the run worker (src/worker/main.ts, a forked Node child).
 // One worker process runs one request and exits: tfjs memory and wasm threads go away with it. The
 // worker forwards the run's events (run-events.ts) unchanged, then one message that ends the request.
-import { isRunEvent, type ResultRow, type RunEvent } from './run-events';
+import type { ResultRow, RunEvent } from './run-events';
 
 /**
  * What to run: a job config (checked by the worker with the runs layer's builder, since it crosses a
@@ -77,26 +77,4 @@ export type WorkerToHost =
 /** Worker messages that end a request. */
 export function isFinal(msg: WorkerToHost): boolean {
   return msg.type === 'done' || msg.type === 'failed' || msg.type === 'cancelled';
-}
-
-/** Structural check of a message from the other side of an IPC channel (it is untyped there). */
-export function isHostToWorker(value: unknown): value is HostToWorker {
-  if (typeof value !== 'object' || value === null) return false;
-  const v = value as { type?: unknown; request?: { job?: { kind?: unknown }; cwd?: unknown; runsDir?: unknown } };
-  if (v.type === 'cancel') return true;
-  const r = v.request;
-  return (
-    v.type === 'start' &&
-    typeof r === 'object' &&
-    r !== null &&
-    typeof r.cwd === 'string' &&
-    typeof r.runsDir === 'string' &&
-    ['job', 'demo', 'resume', 'matrix', 'preview'].includes(r.job?.kind as string)
-  );
-}
-
-export function isWorkerToHost(value: unknown): value is WorkerToHost {
-  if (isRunEvent(value)) return true;
-  const type = (value as { type?: unknown } | null)?.type;
-  return typeof type === 'string' && ['runDone', 'done', 'failed', 'cancelled'].includes(type);
 }

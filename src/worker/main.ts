@@ -2,7 +2,8 @@
 // one `start` request, runs it with the runs layer and forwards the run's events unchanged; `cancel`
 // aborts the run after the current batch. Training never runs in the extension host, which stays responsive.
 import type { HostToWorker, WorkerRequest, WorkerToHost, FailureKind } from '../shared/worker-protocol';
-import { isHostToWorker } from '../shared/worker-protocol';
+import { parseHostMessage } from '../shared/event-schemas';
+import { messagePreview } from '../shared/schema-issues';
 import { buildJobConfig } from '../runs/config-file';
 import { runJob, type JobContext, type JobResult } from '../runs/jobs';
 import { runDemo } from '../runs/demo';
@@ -133,11 +134,12 @@ async function handle(msg: HostToWorker): Promise<void> {
 }
 
 process.on('message', (raw: unknown) => {
-  if (!isHostToWorker(raw)) {
-    process.stderr.write(`worker: ignoring an unknown message ${JSON.stringify(raw)?.slice(0, 200)}\n`);
+  const parsed = parseHostMessage(raw);
+  if (!('message' in parsed)) {
+    process.stderr.write(`worker: dropped a malformed message from the host (${parsed.reason}): ${messagePreview(raw)}\n`);
     return;
   }
-  void handle(raw);
+  void handle(parsed.message);
 });
 
 // The extension host went away (window reload or close): stop at once. The run's status.json still

@@ -8,7 +8,7 @@ import { appendFileSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import fc from 'fast-check';
-import { parseRunEvent, parseStoredEvent, parseWorkerMessage } from '../../src/shared/event-schemas';
+import { parseHostMessage, parseRunEvent, parseStoredEvent, parseWorkerMessage } from '../../src/shared/event-schemas';
 import { readRunEvents } from '../../src/runs/run-store';
 import type { RunEvent } from '../../src/shared/run-events';
 
@@ -149,6 +149,38 @@ test('the worker: its final messages pass, anything else is refused with a reaso
   const bad = parseWorkerMessage({ type: 'failed', message: 'x', kind: 'weird' });
   assert.ok('reason' in bad && /kind/.test(bad.reason));
   assert.ok('reason' in parseWorkerMessage({ type: 'runDone', result: { runId: 'r' } }));
+});
+
+test("the host's requests to the worker: every job kind passes, with or without Slurm settings; malformed ones are refused", () => {
+  const request = { cwd: '/w', runsDir: '/w/.nad/runs' };
+  const jobs = [
+    { kind: 'job', config: { kind: 'erase', student: 's.pth' } },
+    { kind: 'demo', quick: true, backend: 'auto', seed: 0 },
+    { kind: 'resume', runDir: '/w/.nad/runs/r' },
+    { kind: 'matrix', file: 'a.nad-matrix.json' },
+    { kind: 'preview', config: { kind: 'train' }, samples: 8 },
+  ];
+  for (const job of jobs) {
+    const m = {
+      type: 'start',
+      request: { ...request, job, slurm: { partition: 'gpu', gpus: 1, time: '2:00:00', extraArgs: ['--mem=8G'] } },
+    };
+    const p = parseHostMessage(m);
+    assert.ok('message' in p, `${job.kind}: ${'reason' in p ? p.reason : ''}`);
+    assert.deepEqual(p.message, m);
+  }
+  assert.ok('message' in parseHostMessage({ type: 'cancel' }));
+  const bad: Array<[unknown, RegExp]> = [
+    [{ type: 'start', request: { job: jobs[0], runsDir: '/r' } }, /request\.cwd is missing/],
+    [{ type: 'start', request: { ...request, job: { kind: 'format-disk' } } }, /request\.job\.kind/],
+    [{ type: 'start', request: { ...request, job: { kind: 'job', config: [1, 2] } } }, /config: must be an object/],
+    [{ type: 'start', request: { ...request, job: jobs[1], slurm: { gpus: -1 } } }, /slurm\.gpus/],
+    [{ type: 'stop' }, /type/],
+  ];
+  for (const [m, why] of bad) {
+    const p = parseHostMessage(m);
+    assert.ok('reason' in p && why.test(p.reason), `${JSON.stringify(m)}: ${'reason' in p ? p.reason : 'accepted'}`);
+  }
 });
 
 test('1,000 arbitrary values (fast-check, seed 2): refused or a valid event, never a throw', () => {
