@@ -4,7 +4,7 @@
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { InputError } from '../../engine/types';
-import { RunStore, RUNS_SUBDIR, type RunSummary } from '../run-store';
+import { RunStore, RUNS_SUBDIR, writeFileAtomic, type RunSummary } from '../run-store';
 import { cellKey, matrixCells, type MatrixCell, type MatrixSpec } from './cells';
 
 /** What a cell is now: its numbers, or why it has none. */
@@ -57,6 +57,25 @@ export function readMatrixState(dir: string): MatrixState {
 }
 
 /** A cell's outcome from its run folder's status. */
+/** A matrix's folder opened to run it: its definition written, its cell map read; `save` writes the map back. */
+export interface OpenMatrix {
+  readonly dir: string;
+  readonly store: RunStore;
+  readonly state: MatrixState;
+  save(): void;
+}
+
+/** Opens (or creates) matrix `id`'s folder for a run here or on Slurm: matrix.json and cells.json written atomically. */
+export function openMatrixFolder(id: string, spec: MatrixSpec, where: { readonly cwd: string; readonly runsDir?: string }): OpenMatrix {
+  const dir = join(matricesDir(where), id);
+  const store = new RunStore(where.cwd, where.runsDir);
+  writeFileAtomic(join(dir, 'matrix.json'), JSON.stringify(spec, null, 2) + '\n');
+  const state = readMatrixState(dir);
+  const save = (): void => writeFileAtomic(join(dir, 'cells.json'), JSON.stringify(state, null, 2) + '\n');
+  save();
+  return { dir, store, state, save };
+}
+
 export function outcomeOf(cell: MatrixCell, run: RunSummary, cached: boolean): CellOutcome {
   const s = run.status;
   const seconds = s.endedAt ? (Date.parse(s.endedAt) - Date.parse(s.startedAt)) / 1000 : undefined;

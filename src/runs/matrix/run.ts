@@ -13,8 +13,8 @@ import { buildJobConfig } from '../config-file';
 import type { JobConfig } from '../config';
 import { runJob, type JobContext, type JobResult } from '../jobs';
 import { prepareResume } from '../resume';
-import { isResumable, MODEL_FILES, RunStore, writeFileAtomic } from '../run-store';
-import { matricesDir, outcomeOf, readMatrixState, type CellOutcome } from './folder';
+import { isResumable, MODEL_FILES, writeFileAtomic } from '../run-store';
+import { openMatrixFolder, outcomeOf, type CellOutcome } from './folder';
 import { cellKey, matrixCells, matrixId, type MatrixCell, type MatrixSpec } from './spec';
 
 export type { CellOutcome } from './folder';
@@ -111,12 +111,7 @@ export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: str
 /** Runs (or continues) a matrix; each cell's outcome is reported as it ends. Cancelling stops after the running cell's epoch. */
 export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<MatrixResult> {
   const id = matrixId(spec);
-  const dir = join(matricesDir(ctx), id);
-  const store = new RunStore(ctx.cwd, ctx.runsDir);
-  writeFileAtomic(join(dir, 'matrix.json'), JSON.stringify(spec, null, 2) + '\n');
-  const state = readMatrixState(dir);
-  const save = (): void => writeFileAtomic(join(dir, 'cells.json'), JSON.stringify(state, null, 2) + '\n');
-  save();
+  const { dir, store, state, save } = openMatrixFolder(id, spec, ctx);
   const cells = matrixCells(spec);
   const outcomes: CellOutcome[] = [];
   const trained = new Map<string, CellOutcome>();
