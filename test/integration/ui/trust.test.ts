@@ -275,7 +275,7 @@ test(
         cells.map((c) => c.trim()),
         [status.acc.toFixed(2), status.asr.toFixed(2), row.ra.toFixed(2)],
       );
-      await frame.locator('vscode-button', { hasText: 'Run Again' }).waitFor({ timeout: 10_000 });
+      await frame.locator('vscode-button', { hasText: /^\s*Run Again\s*$/ }).waitFor({ timeout: 10_000 });
       console.log(`  screenshot: ${await wb.screenshot('ui-trust-trusted-run')}`);
       // The user's keybinding starts the wizard now.
       await page.keyboard.press(EVALUATE_KEY);
