@@ -26,6 +26,7 @@ import { addAttackOptions, addAttacksCommand, attackFromFlags } from './attack';
 import { controller, execute, printResult } from './execute';
 import { addPreviewCommand } from './preview';
 import { addSlurmCommands } from './slurm';
+import { addDoctorCommand } from './doctor';
 
 type Flags = CommonFlags & Record<string, string | boolean | undefined>;
 
@@ -206,6 +207,7 @@ addAttacksCommand(program);
 addPreviewCommand(program);
 addMatrixCommand(program);
 addSlurmCommands(program);
+addDoctorCommand(program);
 
 addCommon(
   program.command('demo').description('the whole story on the embedded MNIST digits: backdoor, teacher, NAD; prints the ACC/ASR table'),

@@ -84,7 +84,8 @@ export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   }
 }
 
-function isAlive(pid: number): boolean {
+/** Whether process `pid` of this host exists (EPERM: it does, owned by someone else). */
+export function isAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

@@ -17,6 +17,7 @@ import { checkImageWizard } from '../wizards/check-image';
 import { eraseBackdoorWizard, evaluateWizard, finetuneWizard, trainWizard, type WizardHost } from '../wizards/commands';
 import { defendWizard } from '../wizards/defend';
 import { runAgainWithChanges } from '../wizards/run-again';
+import { checkRunsCommand } from './check-runs';
 
 export interface RunsApi {
   readonly manager: RunManager;
@@ -187,6 +188,7 @@ export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () =
     vscode.commands.registerCommand('nad.revealRunFolder', (a?: unknown) => revealRunFolder(a)),
     vscode.commands.registerCommand('nad.deleteRun', (a?: unknown) => deleteRun(host, a)),
     vscode.commands.registerCommand('nad.showLog', () => log.show(true)),
+    vscode.commands.registerCommand('nad.checkRuns', (a?: unknown) => checkRunsCommand(log, refreshRuns, a)),
   );
   return { manager, panels, log };
 }
