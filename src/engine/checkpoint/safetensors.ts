@@ -105,6 +105,15 @@ export function parseSafetensors(bytes: Uint8Array, file: string): ModelFile {
   }
   // The data's order is the writer's order (JSON key order may have been sorted).
   entries.sort((a, b) => a.begin - b.begin);
+  // Tensors may not share bytes (the format forbids it): else a small file could name one block many times over.
+  for (let i = 1; i < entries.length; i++) {
+    const [prev, e] = [entries[i - 1], entries[i]];
+    if (e.begin < prev.end)
+      throw new InputError(
+        `tensors ${prev.name} (bytes ${prev.begin}-${prev.end}) and ${e.name} (bytes ${e.begin}-${e.end}) overlap`,
+        file,
+      );
+  }
   const stateDict: StateDict = new Map();
   for (const e of entries) {
     const data = toFloat32(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype, numelOf(e.shape), true);

@@ -22,6 +22,8 @@ const LEGACY_MAGIC = 0x1950a86a20f9469cfc6cn;
 const LEGACY_PROTOCOL = 1001;
 /** Where trainers commonly nest the weights inside a checkpoint dict. */
 const CONTAINER_KEYS = ['state_dict', 'model', 'model_state_dict', 'net'];
+/** The fixed part of a zip central directory record: no archive holds more entries than its bytes / this. */
+const ZIP_CENTRAL_RECORD_BYTES = 46;
 
 export function isZip(bytes: Uint8Array): boolean {
   return bytes.length >= 4 && bytes[0] === 0x50 && bytes[1] === 0x4b && bytes[2] === 0x03 && bytes[3] === 0x04;
@@ -66,9 +68,16 @@ function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
   try {
     // First the listing alone (nothing is inflated), so that the largest offending entry is the one named.
     const listing: UnzipFileInfo[] = [];
+    // Each entry takes at least a 46-byte central directory record: a damaged entry count (zip64 allows 2^64)
+    // would otherwise have the listing run on far past the end of the file.
+    const maxEntries = Math.floor(bytes.length / ZIP_CENTRAL_RECORD_BYTES);
     unzipSync(bytes, {
       filter: (info) => {
-        listing.push(info);
+        if (listing.push(info) > maxEntries)
+          throw new InputError(
+            `a damaged zip archive (its directory lists more than ${maxEntries} entries, more than a ${bytes.length}-byte file holds)`,
+            file,
+          );
         return false;
       },
     });
@@ -87,7 +96,7 @@ function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
   const byteorder = entries[`${prefix}byteorder`];
   const littleEndian = !byteorder || new TextDecoder().decode(byteorder).trim() !== 'big';
   const { value } = unpickle(entries[pkl], file);
-  return toCheckpoint(value, file, 'torch-zip', littleEndian, (key) => entries[`${prefix}data/${key}`]);
+  return toCheckpoint(value, file, 'torch-zip', littleEndian, (key) => entries[`${prefix}data/${key}`], bytes.length);
 }
 
 function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
@@ -121,7 +130,7 @@ function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
     storages.set(key, bytes.subarray(pos + 8, pos + 8 + size));
     pos += 8 + size;
   }
-  return toCheckpoint(main.value, file, 'torch-legacy', littleEndian, (key) => storages.get(key));
+  return toCheckpoint(main.value, file, 'torch-legacy', littleEndian, (key) => storages.get(key), bytes.length);
 }
 
 function truncated(file: string): InputError {
@@ -188,6 +197,7 @@ function toCheckpoint(
   format: TorchFormat,
   littleEndian: boolean,
   storageBytes: (key: string) => Uint8Array | undefined,
+  fileBytes: number,
 ): TorchCheckpoint {
   const entries = findStateDict(root, file);
   const converted = new Map<string, Float32Array>();
@@ -204,15 +214,24 @@ function toCheckpoint(
   };
 
   const stateDict: StateDict = new Map();
+  let totalElements = 0;
   for (const [rawName, value] of entries) {
     if (!(value instanceof TensorRef)) continue;
     // nn.DataParallel saves every name under `module.`.
     const name = String(rawName).replace(/^module\./, '');
     if (stateDict.has(name)) throw new InputError(`has the tensor ${name} twice (with and without 'module.')`, file);
     // A 2^30-element float32 tensor is 4 GB: beyond anything we train, so a damaged or hostile shape.
-    if (numelOf(value.shape) > 2 ** 30)
-      throw new InputError(`tensor ${name} claims ${numelOf(value.shape)} elements, too many to load`, file);
+    const numel = numelOf(value.shape);
+    if (numel > 2 ** 30) throw new InputError(`tensor ${name} claims ${numel} elements, too many to load`, file);
     const storage = storageData(value.storage, value.dtype);
+    // A view with zero or overlapping strides could expand a tiny storage into any size: a state_dict tensor
+    // never holds more elements than its storage, and all of them together (tied weights share storage)
+    // no more than twice the file's bytes, so the float32 copies stay within 8x the file.
+    if (numel > storage.length)
+      throw new InputError(`tensor ${name} claims ${numel} elements but its storage ${value.storage.key} holds ${storage.length}`, file);
+    totalElements += numel;
+    if (totalElements > 2 * fileBytes)
+      throw new InputError(`its tensors claim ${totalElements} elements in all, more than twice the file's ${fileBytes} bytes`, file);
     const data = gatherStrided(storage, (value.storage.view?.offset ?? 0) + value.offset, value.shape, value.stride);
     if (!data) throw new InputError(`a damaged checkpoint (tensor ${name} reaches outside its storage)`, file);
     const tensor: NamedTensor = { shape: [...value.shape], dtype: namedDType(value.dtype), data };

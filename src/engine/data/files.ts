@@ -14,13 +14,18 @@ export function readBytes(path: string): Uint8Array {
   }
 }
 
+/** The most a gzipped dataset file may inflate to (MNIST's largest file is 47 MB): a gzip bomb stops here. */
+export const MAX_GUNZIP_BYTES = 2 ** 30;
+
 /** File bytes, gunzipped when they start with the gzip magic (so `.gz` or not, by content). */
 export function readMaybeGzip(path: string): Uint8Array {
   const raw = readBytes(path);
   if (raw[0] !== 0x1f || raw[1] !== 0x8b) return raw;
   try {
-    return gunzipSync(raw);
+    return gunzipSync(raw, { maxOutputLength: MAX_GUNZIP_BYTES });
   } catch (e) {
+    if ((e as NodeJS.ErrnoException).code === 'ERR_BUFFER_TOO_LARGE')
+      throw new InputError(`gzip data inflates to more than ${MAX_GUNZIP_BYTES} bytes (the limit) from a ${raw.length}-byte file`, path);
     throw new InputError(`corrupt gzip data (${e instanceof Error ? e.message : String(e)})`, path);
   }
 }

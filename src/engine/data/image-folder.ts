@@ -5,6 +5,7 @@ import { PNG } from 'pngjs';
 import * as jpeg from 'jpeg-js';
 import { InputError, type ImageDataset } from '../types';
 import { listFolder, pathKind, readBytes } from './files';
+import { checkJpegSize } from './jpeg';
 
 const IMAGE_EXT = /\.(png|jpe?g)$/i;
 
@@ -17,6 +18,32 @@ export interface DecodedImage {
   readonly colour: boolean;
 }
 
+/** The most pixels an image may declare (64 megapixels): larger is a damaged or hostile header, refused before decoding. */
+export const MAX_IMAGE_PIXELS = 64 * 2 ** 20;
+/** Deflate expands at most 1032:1, so a PNG's pixel rows cannot exceed this many bytes per byte of file. */
+const DEFLATE_MAX_RATIO = 1032;
+const PNG_CHANNELS: Readonly<Record<number, number>> = { 0: 1, 2: 3, 3: 1, 4: 2, 6: 4 };
+
+/**
+ * Checks a PNG's declared size (IHDR) before pngjs allocates width x height x 4 bytes for it: at most
+ * MAX_IMAGE_PIXELS, and no more pixel-row bytes than the file's compressed data can inflate to.
+ */
+function checkPngHeader(bytes: Uint8Array, file: string): void {
+  if (bytes.length < 26) return; // pngjs refuses the truncated header itself
+  const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  const width = view.getUint32(16, false);
+  const height = view.getUint32(20, false);
+  const bitsPerPixel = Math.max(1, bytes[24]) * (PNG_CHANNELS[bytes[25]] ?? 1);
+  const rowBytes = height * (1 + Math.ceil((width * bitsPerPixel) / 8));
+  if (width * height > MAX_IMAGE_PIXELS)
+    throw new InputError(`PNG declares ${width}x${height} pixels, more than the limit of ${MAX_IMAGE_PIXELS} (64 megapixels)`, file);
+  if (rowBytes > DEFLATE_MAX_RATIO * bytes.length)
+    throw new InputError(
+      `PNG declares ${width}x${height} pixels (${rowBytes} bytes of pixel rows), more than a ${bytes.length}-byte file can hold`,
+      file,
+    );
+}
+
 /** Decode a PNG or JPEG file (by its signature) to RGB. */
 export function decodeImageFile(file: string): DecodedImage {
   const bytes = readBytes(file);
@@ -25,17 +52,25 @@ export function decodeImageFile(file: string): DecodedImage {
   let rgba: Uint8Array;
   try {
     if (bytes[0] === 0x89 && bytes[1] === 0x50) {
+      checkPngHeader(bytes, file);
       const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
       ({ width, height } = png);
       rgba = png.data;
     } else if (bytes[0] === 0xff && bytes[1] === 0xd8) {
-      const img = jpeg.decode(bytes, { useTArray: true, formatAsRGBA: true, maxMemoryUsageInMB: 256 });
+      checkJpegSize(bytes, file);
+      const img = jpeg.decode(bytes, {
+        useTArray: true,
+        formatAsRGBA: true,
+        maxMemoryUsageInMB: 256,
+        maxResolutionInMP: MAX_IMAGE_PIXELS / 1e6,
+      });
       ({ width, height } = img);
       rgba = img.data;
     } else {
       throw new Error('not a PNG or JPEG file');
     }
   } catch (e) {
+    if (e instanceof InputError) throw e;
     throw new InputError(`cannot decode image: ${e instanceof Error ? e.message : String(e)}`, file);
   }
   const n = width * height;

@@ -41,6 +41,37 @@ function frameSampling(bytes: Uint8Array): Sampling | undefined {
   return undefined;
 }
 
+/** The most pixels a JPEG may declare (64 megapixels, as for PNG). */
+const MAX_JPEG_PIXELS = 64 * 2 ** 20;
+/**
+ * Every 8x8 block of the entropy-coded data takes at least one bit (its DC code; baseline adds an EOB code),
+ * so a JPEG holds at most 64 x 8 = 512 pixels per byte of file. A header declaring more is damaged or hostile:
+ * jpeg-js would allocate the full frame (a 901-byte file declaring 62016x241 made it allocate 48 MB, for 2 s).
+ */
+const JPEG_MAX_PIXELS_PER_BYTE = 512;
+
+/** Refuses a JPEG whose frame header (SOF) declares more pixels than the limit or than its bytes can code. */
+export function checkJpegSize(bytes: Uint8Array, file: string): void {
+  let at = 2;
+  while (at + 9 <= bytes.length && bytes[at] === 0xff) {
+    const marker = bytes[at + 1];
+    if (marker >= 0xc0 && marker <= 0xcf && marker !== 0xc4 && marker !== 0xc8 && marker !== 0xcc) {
+      const height = (bytes[at + 5] << 8) | bytes[at + 6];
+      const width = (bytes[at + 7] << 8) | bytes[at + 8];
+      const most = Math.min(MAX_JPEG_PIXELS, JPEG_MAX_PIXELS_PER_BYTE * bytes.length);
+      if (width * height > most)
+        throw new InputError(
+          `JPEG declares ${width}x${height} pixels, more than ${most} (${MAX_JPEG_PIXELS} at most, and ` +
+            `${JPEG_MAX_PIXELS_PER_BYTE} per byte of a ${bytes.length}-byte file)`,
+          file,
+        );
+      return;
+    }
+    if (marker === 0xda) return;
+    at += 2 + ((bytes[at + 2] << 8) | bytes[at + 3]);
+  }
+}
+
 /** libjpeg's fancy upsampling of one chroma plane (cw x ch samples) by 2 horizontally and `vfac` (1 or 2) vertically. */
 function fancyUpsample(plane: Uint8Array, cw: number, ch: number, vfac: 1 | 2): { data: Uint8Array; width: number; height: number } {
   const width = 2 * cw;
@@ -98,6 +129,7 @@ function yccToRgb(y: number, cb: number, cr: number, out: Uint8Array, at: number
 /** Decode JPEG bytes to RGB as Pillow does (`Image.open(f).convert('RGB')`); `file` names it in errors. */
 export function decodeJpegAsPillow(bytes: Uint8Array, file: string): RgbImage {
   let raw: { width: number; height: number; data: Uint8Array };
+  checkJpegSize(bytes, file);
   const sampling = frameSampling(bytes);
   const ycc = sampling?.components === 3;
   try {

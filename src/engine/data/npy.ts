@@ -14,6 +14,12 @@ export interface NpyArray {
 }
 
 const MAGIC = [0x93, 0x4e, 0x55, 0x4d, 0x50, 0x59]; // \x93NUMPY
+/** The most an .npz may make us inflate (trigger masks and patterns are kilobytes). */
+export const MAX_NPZ_BYTES = 2 ** 30;
+/** Deflate expands at most 1032:1; a member declaring more is damaged or hostile. */
+const DEFLATE_MAX_RATIO = 1032;
+/** A zip central directory record takes at least 46 bytes. */
+const ZIP_CENTRAL_RECORD_BYTES = 46;
 
 /** dtype descr (as numpy writes it) -> our dtype and item size. Only little-endian and byte-sized types. */
 const DESCRS: Record<string, { dtype: NpyDtype; size: number }> = {
@@ -74,6 +80,8 @@ export function parseNpy(bytes: Uint8Array, file: string): NpyArray {
   if (shape.some((d) => !Number.isInteger(d) || d < 0)) throw new InputError(`malformed .npy shape (${shapeText})`, file);
   const count = shape.reduce((a, b) => a * b, 1);
   const need = count * type.size;
+  if (need > MAX_NPZ_BYTES)
+    throw new InputError(`.npy shape (${shape.join(', ')}) of ${descr} needs ${need} bytes, over the limit of ${MAX_NPZ_BYTES}`, file);
   if (bytes.length - dataStart < need) {
     throw new InputError(`.npy data is ${bytes.length - dataStart} bytes but shape (${shape.join(', ')}) of ${descr} needs ${need}`, file);
   }
@@ -152,8 +160,37 @@ function fortranToC<T extends NpyArray['data']>(src: T, shape: readonly number[]
 export function parseNpz(bytes: Uint8Array, file: string): Map<string, NpyArray> {
   let members: Record<string, Uint8Array>;
   try {
+    // The directory first, nothing inflated: entry count, compression and declared sizes are checked
+    // against the file before any member is allocated (numpy.savez stores, savez_compressed deflates).
+    const maxEntries = Math.floor(bytes.length / ZIP_CENTRAL_RECORD_BYTES);
+    let entries = 0;
+    let declared = 0;
+    unzipSync(bytes, {
+      filter: (info) => {
+        if (++entries > maxEntries)
+          throw new InputError(
+            `a damaged .npz: its directory lists more than ${maxEntries} entries, more than a ${bytes.length}-byte file holds`,
+            file,
+          );
+        if (info.compression !== 0 && info.compression !== 8)
+          throw new InputError(
+            `.npz member ${info.name} uses compression method ${info.compression} (numpy writes 0, stored, or 8, deflate)`,
+            file,
+          );
+        const most = info.compression === 0 ? info.size : DEFLATE_MAX_RATIO * info.size + 1024;
+        declared += info.originalSize;
+        if (info.originalSize > most || info.size > bytes.length || declared > MAX_NPZ_BYTES)
+          throw new InputError(
+            `.npz member ${info.name} declares ${info.originalSize} bytes from ${info.size} compressed in a ${bytes.length}-byte file` +
+              ` (at most ${Math.min(most, MAX_NPZ_BYTES)}; ${declared} declared so far, limit ${MAX_NPZ_BYTES})`,
+            file,
+          );
+        return false;
+      },
+    });
     members = unzipSync(bytes);
   } catch (e) {
+    if (e instanceof InputError) throw e;
     throw new InputError(`not a readable .npz (zip) file: ${e instanceof Error ? e.message : String(e)}`, file);
   }
   const out = new Map<string, NpyArray>();
