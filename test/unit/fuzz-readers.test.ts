@@ -259,60 +259,44 @@ after(() => {
   console.log(`\n${summaryTable()}\n`);
 });
 
+/** A checkpoint reader fuzzed through readCheckpointBytes: every state dict it returns must match its shapes. */
+function fuzzCheckpoint<T extends { readonly bytes: Uint8Array }>(
+  reader: string,
+  arb: fc.Arbitrary<T>,
+  file: string,
+  runs: number,
+  faults: (input: T) => readonly FaultKind[],
+): void {
+  fuzzReader(
+    reader,
+    arb,
+    (m) => readCheckpointBytes(m.bytes, file),
+    { runs, allocLimit: bound(12), faults, file: () => file },
+    checkStateDict,
+  );
+}
+
 describe('fuzz: every reader returns a valid result or a named InputError', { timeout: TIMEOUT }, () => {
   test('checkpoint: torch zip', () => {
     const seeds = ['tensors_zip.pt', 'training_torch2_zip.pt', 'tensors_torch2_zip.pt', 'malicious_zip.pt', 'wrn10-1_zip.pt'].map((n) =>
       fixture(CKPT, n),
     );
     const file = join(scratch.dir, 'zip.pt');
-    fuzzReader(
-      'checkpoint: torch zip',
-      mutatedFiles(seeds),
-      (m) => readCheckpointBytes(m.bytes, file),
-      {
-        runs: 200,
-        allocLimit: bound(12),
-        faults: faultsOf,
-        file: () => file,
-      },
-      checkStateDict,
-    );
+    fuzzCheckpoint('checkpoint: torch zip', mutatedFiles(seeds), file, 200, faultsOf);
   });
 
   test('checkpoint: legacy torch.save (pickle + raw storages)', () => {
     const seeds = ['tensors_legacy.pt', 'malicious_legacy.pt', 'wrn10-1_legacy.pth.tar', 'no_tensors.pt'].map((n) => fixture(CKPT, n));
-    // The NAD authors' WRN-16-1 student (about 1 MB), when /work/shared is here.
+    // The NAD authors' WRN-16-1 student (about 1 MB), when ../shared is present.
     if (existsSync(NAD_STUDENT)) seeds.push(new Uint8Array(readFileSync(NAD_STUDENT)));
     else console.log(`fuzz: ${NAD_STUDENT} is absent; the legacy reader is fuzzed from the committed fixtures only`);
     const file = join(scratch.dir, 'legacy.pth.tar');
-    fuzzReader(
-      'checkpoint: legacy',
-      mutatedFiles(seeds),
-      (m) => readCheckpointBytes(m.bytes, file),
-      {
-        runs: 200,
-        allocLimit: bound(12),
-        faults: faultsOf,
-        file: () => file,
-      },
-      checkStateDict,
-    );
+    fuzzCheckpoint('checkpoint: legacy', mutatedFiles(seeds), file, 200, faultsOf);
   });
 
   test('checkpoint: generated pickle opcode streams', () => {
     const file = join(scratch.dir, 'generated.pt');
-    fuzzReader(
-      'checkpoint: generated pickles',
-      picklePrograms,
-      (m) => readCheckpointBytes(m.bytes, file),
-      {
-        runs: 400,
-        allocLimit: bound(12),
-        faults: faultsOf,
-        file: () => file,
-      },
-      checkStateDict,
-    );
+    fuzzCheckpoint('checkpoint: generated pickles', picklePrograms, file, 400, faultsOf);
   });
 
   test('checkpoint: safetensors', () => {
@@ -323,18 +307,7 @@ describe('fuzz: every reader returns a valid result or a named InputError', { ti
     ]);
     const seeds = [encodeSafetensors(sd, { format: 'nad-vscode-model', version: '1' }), encodeSafetensors(sd, {})];
     const file = join(scratch.dir, 'model.safetensors');
-    fuzzReader(
-      'checkpoint: safetensors (mutated)',
-      mutatedFiles(seeds),
-      (m) => readCheckpointBytes(m.bytes, file),
-      {
-        runs: 300,
-        allocLimit: bound(12),
-        faults: faultsOf,
-        file: () => file,
-      },
-      checkStateDict,
-    );
+    fuzzCheckpoint('checkpoint: safetensors (mutated)', mutatedFiles(seeds), file, 300, faultsOf);
 
     const DTYPES = ['F64', 'F32', 'F16', 'BF16', 'I64', 'I32', 'I16', 'I8', 'U8', 'U16', 'U32', 'U64', 'BOOL', 'F8', 'X'];
     const dim = fc.oneof(fc.integer({ min: 0, max: 8 }), fc.constantFrom(-1, 2 ** 31, 2 ** 53, 1.5));
@@ -372,18 +345,7 @@ describe('fuzz: every reader returns a valid result or a named InputError', { ti
         bytes.set(data, 8 + json.length);
         return { bytes };
       });
-    fuzzReader(
-      'checkpoint: safetensors (generated headers)',
-      headers,
-      (m) => readCheckpointBytes(m.bytes, file),
-      {
-        runs: 300,
-        allocLimit: bound(12),
-        faults: generated,
-        file: () => file,
-      },
-      checkStateDict,
-    );
+    fuzzCheckpoint('checkpoint: safetensors (generated headers)', headers, file, 300, generated);
   });
 
   test('npy and npz', () => {
