@@ -9,7 +9,6 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { cleanSubset, loadDataset } from '../../src/engine/data';
-import type { ImageDataset } from '../../src/engine/types';
 import { appendEpochAttention } from '../../src/runs/attention-files';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, NAD_TRAINING } from '../../src/runs/config';
 import { runJob } from '../../src/runs/jobs';
@@ -17,19 +16,8 @@ import { RunHandle } from '../../src/runs/run-store';
 import { parseAttentionMaps, parseEpochMaps } from '../../src/host/attention/maps-file';
 import { EPOCH_MAPS_FILE } from '../../src/shared/attention-protocol';
 import type { AttentionSnapshot, RunEvent } from '../../src/shared/run-events';
+import { writeIdx } from '../fixtures/data/idx';
 import { tempFolder } from '../fixtures/data/paths';
-
-/** `ds` as an MNIST-style IDX pair, so that the run's data is a small real subset. */
-function writeIdx(dir: string, prefix: string, ds: ImageDataset): void {
-  const header = (magic: number, dims: number[]): Buffer => {
-    const b = Buffer.alloc(4 + 4 * dims.length);
-    b.writeUInt32BE(magic, 0);
-    dims.forEach((d, i) => b.writeUInt32BE(d, 4 + 4 * i));
-    return b;
-  };
-  writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([header(0x803, [ds.count, ds.height, ds.width]), ds.images]));
-  writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([header(0x801, [ds.count]), Uint8Array.from(ds.labels)]));
-}
 
 test('an erase stores its maps after every epoch; the reader gets them back and reports a broken line by file and line', async () => {
   await initBackend('auto');

@@ -3,7 +3,7 @@
 // and the panel's snapshot folded from the live messages has them as the finished run's folder does.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { readRunSnapshot } from '../../src/runs/run-folder';
 import { initBackend } from '../../src/engine/backend';
@@ -11,21 +11,9 @@ import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING } from '../../src/
 import { cleanSubset, loadDataset } from '../../src/engine/data';
 import { runJob } from '../../src/runs/jobs';
 import type { RunEvent } from '../../src/shared/run-events';
-import type { ImageDataset } from '../../src/engine/types';
 import { applyPanelMessage, type HostToPanel, type PanelSnapshot } from '../../src/shared/panel-protocol';
+import { writeIdx } from '../fixtures/data/idx';
 import { tempFolder } from '../fixtures/data/paths';
-
-/** `ds` as the IDX pair of the original MNIST download (`<prefix>-images-idx3-ubyte`, `<prefix>-labels-idx1-ubyte`). */
-function writeIdx(dir: string, prefix: string, ds: ImageDataset): void {
-  const header = (magic: number, dims: number[]): Buffer => {
-    const b = Buffer.alloc(4 + 4 * dims.length);
-    b.writeUInt32BE(magic, 0);
-    dims.forEach((d, i) => b.writeUInt32BE(d, 4 + 4 * i));
-    return b;
-  };
-  writeFileSync(join(dir, `${prefix}-images-idx3-ubyte`), Buffer.concat([header(0x803, [ds.count, ds.height, ds.width]), ds.images]));
-  writeFileSync(join(dir, `${prefix}-labels-idx1-ubyte`), Buffer.concat([header(0x801, [ds.count]), Uint8Array.from(ds.labels)]));
-}
 
 test('a finetuning run sends its sample images before its first attention maps; they are the images of maps.json and of the finished panel', async () => {
   await initBackend('auto');
