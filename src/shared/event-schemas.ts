@@ -5,7 +5,7 @@
 // compile. Kept apart from run-events.ts so that the webview bundles, which import the types, do not
 // carry the validator.
 import * as v from 'valibot';
-import { describeIssues } from './schema-issues';
+import { count, listOf, parseWith, sameAs } from './schema-kit';
 import type { RunEvent } from './run-events';
 import type { HostToWorker, WorkerToHost } from './worker-protocol';
 
@@ -29,8 +29,7 @@ const metric = v.union([
     v.transform((): number => NaN),
   ),
 ]);
-const count = v.pipe(v.number(), v.integer(), v.minValue(0));
-const list = <S extends v.GenericSchema>(item: S) => v.pipe(v.array(item), v.maxLength(MAX_ITEMS), v.readonly());
+const list = <S extends v.GenericSchema>(item: S) => listOf(item, MAX_ITEMS);
 const texts = list(text);
 const numbers = list(metric);
 const phase = text;
@@ -197,33 +196,28 @@ export const hostToWorkerSchema = v.variant('type', [
   v.object({ type: v.literal('cancel') }),
 ]) satisfies v.GenericSchema<unknown, HostToWorker>;
 
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const same = <S extends v.GenericSchema, T>(ok: Same<v.InferOutput<S>, T>): boolean => ok;
-same<typeof runEventSchema, RunEvent>(true);
-same<typeof workerToHostSchema, WorkerToHost>(true);
-same<typeof hostToWorkerSchema, HostToWorker>(true);
+sameAs<typeof runEventSchema, RunEvent>(true);
+sameAs<typeof workerToHostSchema, WorkerToHost>(true);
+sameAs<typeof hostToWorkerSchema, HostToWorker>(true);
 
 /** A message from the host, or why it is not one. Never throws. */
 export function parseHostMessage(raw: unknown): { readonly message: HostToWorker } | { readonly reason: string } {
-  const r = v.safeParse(hostToWorkerSchema, raw);
-  return r.success ? { message: r.output } : { reason: describeIssues(r.issues) };
+  const p = parseWith(hostToWorkerSchema, raw);
+  return 'value' in p ? { message: p.value } : p;
 }
 
 /** A message from the worker, or why it is not one. Never throws. */
 export function parseWorkerMessage(raw: unknown): { readonly message: WorkerToHost } | { readonly reason: string } {
-  const r = v.safeParse(workerToHostSchema, raw);
-  return r.success ? { message: r.output } : { reason: describeIssues(r.issues) };
+  const p = parseWith(workerToHostSchema, raw);
+  return 'value' in p ? { message: p.value } : p;
 }
 
 export type ParsedEvent = { readonly event: RunEvent } | { readonly reason: string };
 
 /** `raw` as a run event, or why it is not one (the first issues, with their fields). Never throws. */
 export function parseRunEvent(raw: unknown): ParsedEvent {
-  const r = v.safeParse(runEventSchema, raw);
-  if (r.success) return { event: r.output };
-  return {
-    reason: describeIssues(r.issues),
-  };
+  const p = parseWith(runEventSchema, raw);
+  return 'value' in p ? { event: p.value } : p;
 }
 
 /**

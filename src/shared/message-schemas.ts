@@ -6,9 +6,9 @@
 // refuse, or a schema accepting what the type does not allow, fails to compile. Strings that name files (dir) are bounded in length; the
 // host still checks that they are run folders it listed before acting on them.
 import * as v from 'valibot';
-import { describeIssues } from './schema-issues';
+import { count, listOf, parseWith, sameAs } from './schema-kit';
 
-export { messagePreview } from './schema-issues';
+export { messagePreview } from './schema-kit';
 import type { AttentionViewMessage } from './attention-protocol';
 import type { MatrixViewMessage } from './matrix-protocol';
 import type { PanelToHost } from './panel-protocol';
@@ -21,9 +21,8 @@ export const MAX_TEXT = 32_768;
 export const MAX_ITEMS = 10_000;
 
 const text = v.pipe(v.string(), v.maxLength(MAX_TEXT));
-const count = v.pipe(v.number(), v.integer(), v.minValue(0));
-const texts = v.pipe(v.array(text), v.maxLength(MAX_ITEMS), v.readonly());
-const rows = v.pipe(v.array(texts), v.maxLength(MAX_ITEMS), v.readonly());
+const texts = listOf(text, MAX_ITEMS);
+const rows = listOf(texts, MAX_ITEMS);
 const ready = v.object({ type: v.literal('ready') });
 
 const figureCounts = v.object({ charts: count, chartBars: count, matrices: count, images: count, facts: count });
@@ -77,7 +76,7 @@ export const compareViewSchema = v.variant('type', [
 
 /** An export's content: a table's CSV/JSON or a plot's PNG (base64) or SVG, far longer than a path. */
 const exportContent = v.pipe(v.string(), v.maxLength(1024 * MAX_TEXT));
-const sortKeys = v.pipe(v.array(v.object({ column: text, descending: v.boolean() })), v.maxLength(MAX_ITEMS), v.readonly());
+const sortKeys = listOf(v.object({ column: text, descending: v.boolean() }), MAX_ITEMS);
 const historyState = v.object({
   sort: sortKeys,
   filter: text,
@@ -111,7 +110,7 @@ export const historyViewSchema = v.variant('type', [
     broken: count,
     state: historyState,
     columns: texts,
-    points: v.pipe(v.array(v.object({ id: text, x: v.number(), y: v.number() })), v.maxLength(MAX_ITEMS), v.readonly()),
+    points: listOf(v.object({ id: text, x: v.number(), y: v.number() }), MAX_ITEMS),
     whereError: v.optional(text),
     renderMs: v.pipe(v.number(), v.minValue(0)),
   }),
@@ -126,48 +125,40 @@ export const attentionViewSchema = v.variant('type', [
         image: count,
         group: count,
         input: v.picklist(['clean', 'triggered']),
-        hidden: v.pipe(v.array(count), v.maxLength(MAX_ITEMS), v.readonly()),
+        hidden: listOf(count, MAX_ITEMS),
         scale: v.picklist(['viridis', 'theme']),
         opacity: v.pipe(v.number(), v.minValue(0), v.maxValue(1)),
         sharedRange: v.boolean(),
         epoch: v.optional(v.pipe(v.number(), v.integer(), v.minValue(-1))),
       }),
-      panels: v.pipe(
-        v.array(
-          v.object({
-            model: text,
-            epoch: v.pipe(v.number(), v.integer(), v.minValue(-1)),
-            min: v.number(),
-            max: v.number(),
-            prediction: v.number(),
-          }),
-        ),
-        v.maxLength(MAX_ITEMS),
-        v.readonly(),
+      panels: listOf(
+        v.object({
+          model: text,
+          epoch: v.pipe(v.number(), v.integer(), v.minValue(-1)),
+          min: v.number(),
+          max: v.number(),
+          prediction: v.number(),
+        }),
+        MAX_ITEMS,
       ),
     }),
   }),
   v.object({ type: v.literal('problemShown'), problem: text }),
 ]) satisfies v.GenericSchema<unknown, AttentionViewMessage>;
 
-/** true when A and B accept the same values (each assignable to the other); `readonly` on properties aside. */
-type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
-const same = <S extends v.GenericSchema, T>(ok: Same<v.InferOutput<S>, T>): boolean => ok;
 // One line per page: `true` compiles only while the schema and the protocol type agree.
-same<typeof panelToHostSchema, PanelToHost>(true);
-same<typeof matrixViewSchema, MatrixViewMessage>(true);
-same<typeof previewViewSchema, PreviewViewMessage>(true);
-same<typeof historyViewSchema, HistoryViewMessage>(true);
-same<typeof compareViewSchema, CompareViewMessage>(true);
-same<typeof attentionViewSchema, AttentionViewMessage>(true);
+sameAs<typeof panelToHostSchema, PanelToHost>(true);
+sameAs<typeof matrixViewSchema, MatrixViewMessage>(true);
+sameAs<typeof previewViewSchema, PreviewViewMessage>(true);
+sameAs<typeof historyViewSchema, HistoryViewMessage>(true);
+sameAs<typeof compareViewSchema, CompareViewMessage>(true);
+sameAs<typeof attentionViewSchema, AttentionViewMessage>(true);
 
 /** The outcome of checking one message: the typed message, or why it was refused (paths and messages of the issues). */
 export type Checked<T> = { readonly ok: true; readonly message: T } | { readonly ok: false; readonly reason: string };
 
 /** Checks `raw` against `schema`; never throws, whatever `raw` is. */
 export function checkMessage<T>(schema: v.GenericSchema<unknown, T>, raw: unknown): Checked<T> {
-  const r = v.safeParse(schema, raw);
-  if (r.success) return { ok: true, message: r.output };
-  const reason = describeIssues(r.issues);
-  return { ok: false, reason };
+  const p = parseWith(schema, raw);
+  return 'value' in p ? { ok: true, message: p.value } : { ok: false, reason: p.reason };
 }

@@ -3,7 +3,7 @@
 // aborts the run after the current batch. Training never runs in the extension host, which stays responsive.
 import type { HostToWorker, WorkerRequest, WorkerToHost, FailureKind } from '../shared/worker-protocol';
 import { parseHostMessage } from '../shared/event-schemas';
-import { messagePreview } from '../shared/schema-issues';
+import { messagePreview } from '../shared/schema-kit';
 import { buildJobConfig } from '../runs/config-file';
 import { runJob, type JobContext, type JobResult } from '../runs/jobs';
 import { runDemo } from '../runs/demo';

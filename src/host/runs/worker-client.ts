@@ -4,7 +4,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import type { HostToWorker, WorkerRequest, WorkerToHost } from '../../shared/worker-protocol';
 import { parseWorkerMessage } from '../../shared/event-schemas';
-import { messagePreview } from '../../shared/schema-issues';
+import { messagePreview } from '../../shared/schema-kit';
 import { isFinal } from '../../shared/worker-protocol';
 
 const STDERR_LINES = 30;
