@@ -4,12 +4,12 @@
 // is passed to it), so each row is a ratio to the reference implementation's computation.
 import * as tf from '@tensorflow/tfjs-core';
 import { meanActivations } from './defenses/fine-pruning';
-import { triggerStep, TriggerVariables, NC_DEFAULTS } from './defenses/neural-cleanse';
+import { triggerStep, TriggerVariables, NC_DEFAULTS } from './defenses/neural-cleanse/reverse';
 import { CURVE_BATCH, CURVE_SGD, curveStep, setMidpoint, type CurvePoints } from './defenses/mcr';
 import { stripEntropies, STRIP_DEFAULTS } from './defenses/strip';
-import { anpIteration, neuronLayers, NeuronMasks } from './defenses/anp';
+import { anpIteration, neuronLayers, NeuronMasks } from './defenses/anp/masks';
 import { channelLipschitz } from './defenses/clp';
-import { hypergradient, IBAU_TRAINING } from './defenses/i-bau';
+import { hypergradient, IBAU_TRAINING } from './defenses/i-bau/hypergradient';
 import { EVAL_BATCH } from './evaluate';
 import { createModel } from './models';
 import { Sgd } from './optim';

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './models';
 import type { ImageDataset } from './types';
 import { toFloatBatch } from './data/augment';
+import type { EpochEvent, Phase } from '../shared/run-events';
 
 export const EVAL_BATCH = 256;
 
@@ -107,3 +108,34 @@ export function classBreakdown(model: Model, sets: EvalSets): ClassBreakdown {
   for (let i = 0; i < bd.count; i++) if (pred[i] === bd.labels[i] && truth[i] >= 0 && truth[i] < numClasses) attackHits[truth[i]]++;
   return { numClasses, clean, triggered: confusion(pred, truth, numClasses), attackHits };
 }
+
+/** Where an epoch (or a defense's round) ended: its mean loss, learning rate, time and image count. */
+export interface EpochEnd {
+  readonly epoch: number;
+  readonly epochs: number;
+  readonly loss: number;
+  readonly lr: number;
+  readonly seconds: number;
+  /** Images the epoch went through (its pace is images / seconds). */
+  readonly images: number;
+}
+
+/** The epoch event of `phase`: the epoch's end and its evaluation (RA only when it was measured). */
+export function epochEvent(phase: Phase, end: EpochEnd, r: EvalResult): EpochEvent {
+  return {
+    type: 'epoch',
+    phase,
+    epoch: end.epoch,
+    epochs: end.epochs,
+    loss: end.loss,
+    acc: r.acc,
+    asr: r.asr,
+    ...(r.ra !== undefined ? { ra: r.ra } : {}),
+    lr: end.lr,
+    seconds: end.seconds,
+    imagesPerSecond: end.images / end.seconds,
+  };
+}
+
+/** Let the event loop run (cancellation, progress messages) between steps of a long loop. */
+export const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));

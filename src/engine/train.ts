@@ -9,7 +9,7 @@ import { Rng } from './rng';
 import { Sgd, learningRateAt } from './optim';
 import { attentionLoss, attentionMap } from './attention';
 import { augmentBatch, toFloatBatch } from './data/augment';
-import { evaluate, type EvalSets, type EvalResult } from './evaluate';
+import { epochEvent, evaluate, yieldToEventLoop, type EvalSets, type EvalResult } from './evaluate';
 
 export interface TrainSettings {
   readonly epochs: number;
@@ -118,8 +118,6 @@ export function trainingStep(a: StepArgs): number {
   });
 }
 
-const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
-
 export async function train(args: TrainArgs): Promise<EpochRecord[]> {
   const { student, teacher, data, evalSets, settings, phase, emit, signal } = args;
   const useAttention = teacher !== undefined && settings.betas.some((b) => b !== 0);
@@ -187,19 +185,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         ...result,
       };
       records.push(record);
-      emit?.({
-        type: 'epoch',
-        phase,
-        epochs: settings.epochs,
-        epoch: record.epoch,
-        loss: record.loss,
-        acc: record.acc,
-        asr: record.asr,
-        ...(record.ra !== undefined ? { ra: record.ra } : {}),
-        lr,
-        seconds,
-        imagesPerSecond: record.imagesPerSecond,
-      });
+      emit?.(epochEvent(phase, { ...record, epochs: settings.epochs, images: data.count }, result));
       await args.onEpochEnd?.(epoch + 1, record);
     }
   } finally {

@@ -12,8 +12,8 @@ import { initBackend } from '../../src/engine/backend';
 import { readCheckpoint } from '../../src/engine/checkpoint';
 import { loadDataset, selectImages } from '../../src/engine/data';
 import { toFloatBatch } from '../../src/engine/data/augment';
+import { anp } from '../../src/engine/defenses/anp';
 import {
-  anp,
   CURVE_THRESHOLDS,
   maskStep,
   neuronLayers,
@@ -21,11 +21,10 @@ import {
   NeuronMasks,
   perturbNeurons,
   prunedCount,
-  pruningCurve,
   ROUND_ITERATIONS,
-  type CurvePoint,
   type MaskBatch,
-} from '../../src/engine/defenses/anp';
+} from '../../src/engine/defenses/anp/masks';
+import { pruningCurve, type CurvePoint } from '../../src/engine/defenses/anp/optimize';
 import { createModel, modelFromStateDict, type Model } from '../../src/engine/models';
 import { ParamSet } from '../../src/engine/models/params';
 import { Sgd } from '../../src/engine/optim';

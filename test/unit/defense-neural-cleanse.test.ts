@@ -11,19 +11,16 @@ import { initBackend } from '../../src/engine/backend';
 import { readCheckpoint } from '../../src/engine/checkpoint';
 import { cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
 import { toFloatBatch } from '../../src/engine/data/augment';
+import { neuralCleanse } from '../../src/engine/defenses/neural-cleanse';
+import { anomalyIndices, flaggedClasses, l1Statistics } from '../../src/engine/defenses/neural-cleanse/outliers';
 import {
-  anomalyIndices,
-  flaggedClasses,
-  l1Statistics,
-  neuralCleanse,
   reverseEngineer,
-  stampTrigger,
   triggerObjective,
   triggerStep,
   TriggerVariables,
-  unlearningSet,
   NC_DEFAULTS,
-} from '../../src/engine/defenses/neural-cleanse';
+} from '../../src/engine/defenses/neural-cleanse/reverse';
+import { stampTrigger, unlearningSet } from '../../src/engine/defenses/neural-cleanse/unlearning';
 import { defenseNamed, type DefenseInput, type TrainPhase } from '../../src/engine/defenses/registry';
 import { createModel, differentiableLogits, modelFromStateDict, type Model } from '../../src/engine/models';
 import { checkParams } from '../../src/engine/params';

@@ -1,4 +1,4 @@
-// The network linearised at its ReLU pattern, for I-BAU's exact second-order terms (i-bau.ts's header says why
+// The network linearised at its ReLU pattern, for I-BAU's exact second-order terms (index.ts's header says why
 // forward mode). A network of convolutions, evaluation-mode batch norms, ReLUs, max and mean pooling and a linear
 // classifier is piecewise linear in its input; at a point x its derivative along t, J t, is the same network run on
 // t with every bias and batch-norm shift dropped, each batch norm reduced to its scale gamma / sqrt(var + eps), and
@@ -19,12 +19,12 @@
 //    tangent is 0 whichever is taken) occur in practice.
 // Masks: WRN-d-k 2 (d - 4) / 6 * 3 + 1, CNN 3, PreAct-ResNet-18 16, ResNet-18 17, VGG-16-BN 13 ReLUs + 5 pools.
 import * as tf from '@tensorflow/tfjs-core';
-import { structureOf, type Model } from '../models';
-import { BN_EPS } from '../models/params';
-import { resnet18Blocks } from '../models/resnet';
-import { vgg16Layers } from '../models/vgg';
-import { conv2d } from '../ops';
-import { InputError } from '../types';
+import { structureOf, type Model } from '../../models';
+import { BN_EPS } from '../../models/params';
+import { resnet18Blocks } from '../../models/resnet';
+import { vgg16Layers } from '../../models/vgg';
+import { conv2d } from '../../ops';
+import { InputError } from '../../types';
 
 /** The steps where the forward pass and its linearisation differ, called by `network` in forward order. */
 interface Steps {
