@@ -42,6 +42,9 @@ export interface RunStatus {
   readonly ra?: number;
   /** A defense's effectiveness rating (BackdoorBench's DER), in [0, 1]. */
   readonly der?: number;
+  /** Images a defense was given clean, and how many its training data holds (the history's clean share). */
+  readonly cleanImages?: number;
+  readonly dataImages?: number;
 }
 
 export interface RunSummary {

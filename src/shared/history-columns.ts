@@ -1,10 +1,13 @@
 // The history table's columns, derived from the runs: the friendly columns every run has, then each run's
 // config flattened to dotted parameter keys (`training.betas.0`, `cleanCount`, `params.amplification`)
-// and its result numbers (`erased.asr`, `report.*`). Pure: the host flattens, the page derives columns,
-// decides which differ, sorts and writes CSV with the same functions (test/unit/history-columns.test.ts).
+// and its result numbers (`erased.asr`, `report.*`); then what made the run (`provenance.*`, hidden until
+// chosen). Pure: the host flattens, the page derives columns, decides which differ, sorts and writes CSV
+// with the same functions (test/unit/history-columns.test.ts, test/unit/history-provenance.test.ts).
 import type { CellValue, ColumnLayout, HistoryRow, SortKey } from './history-protocol';
+import { PROVENANCE_FIELDS } from './history-provenance';
+import { UNKNOWN } from './provenance';
 
-export type ColumnGroup = 'run' | 'params' | 'metrics';
+export type ColumnGroup = 'run' | 'params' | 'metrics' | 'provenance';
 
 export interface ColumnDef {
   /** `name`, `asr` for the friendly columns; `params.<key>` and `metrics.<key>` for derived ones. */
@@ -24,6 +27,7 @@ export const BASE_COLUMNS: readonly ColumnDef[] = [
   { id: 'trigger', title: 'Trigger', group: 'params', numeric: false },
   { id: 'target', title: 'Target', group: 'params', numeric: false },
   { id: 'epochs', title: 'Epochs', group: 'params', numeric: true },
+  { id: 'cleanShare', title: 'Clean share', group: 'params', numeric: true },
   { id: 'acc', title: 'ACC', group: 'metrics', numeric: true },
   { id: 'asr', title: 'ASR', group: 'metrics', numeric: true },
   { id: 'ra', title: 'RA', group: 'metrics', numeric: true },
@@ -32,6 +36,17 @@ export const BASE_COLUMNS: readonly ColumnDef[] = [
   { id: 'startedAt', title: 'Started', group: 'run', numeric: false },
   { id: 'durationMs', title: 'Duration', group: 'metrics', numeric: true },
 ];
+
+/** What made each run: offered in the column picker, hidden until chosen. */
+export const PROVENANCE_COLUMNS: readonly ColumnDef[] = PROVENANCE_FIELDS.map((f) => ({
+  id: `provenance.${f.key}`,
+  title: f.title,
+  group: 'provenance',
+  numeric: false,
+}));
+
+/** Kinds that give a defense clean data (all of it when the config asks for no count or ratio). */
+const CLEAN_KINDS = new Set(['finetune', 'erase', 'defend']);
 
 /** Config keys that are not parameters: the run's label and kind (own columns), provenance, the backend used. */
 const NOT_PARAMS = new Set(['name', 'kind', 'provenance', 'backendUsed']);
@@ -55,6 +70,30 @@ export function flattenParams(config: Readonly<Record<string, unknown>>): Record
   };
   for (const [k, v] of Object.entries(config)) if (!NOT_PARAMS.has(k)) walk(v, k);
   return out;
+}
+
+function finite(v: unknown): number | undefined {
+  return typeof v === 'number' && Number.isFinite(v) ? v : undefined;
+}
+
+/**
+ * Percent of the training data a defense was given clean, from what the run recorded: the images it used and the
+ * data's size (status.json of newer runs), else the ratio it asked for, else all of it when it asked for neither.
+ * A run that asked for a count before the data's size was recorded has a note but no share.
+ */
+export function cleanShareOf(
+  config: Readonly<Record<string, unknown>>,
+  status: { readonly cleanImages?: unknown; readonly dataImages?: unknown },
+): { share?: number; note?: string } {
+  const count = finite(config['cleanCount']);
+  const ratio = finite(config['cleanRatio']);
+  const used = finite(status.cleanImages);
+  const of = finite(status.dataImages);
+  const asked = count !== undefined ? `cleanCount ${count}` : ratio !== undefined ? `cleanRatio ${ratio}` : 'all the data';
+  if (used !== undefined && of !== undefined && of > 0) return { share: (100 * used) / of, note: `${used} of ${of} images (${asked})` };
+  if (count !== undefined) return { note: `cleanCount ${count} of a data set whose size this run did not record` };
+  if (ratio !== undefined) return { share: 100 * ratio, note: asked };
+  return CLEAN_KINDS.has(String(config['kind'])) ? { share: 100, note: asked } : {};
 }
 
 /**
@@ -85,6 +124,7 @@ export function resultMetrics(results: unknown): Record<string, number> {
 export function cellValue(row: HistoryRow, id: string): CellValue | undefined {
   if (id.startsWith('params.')) return row.params[id.slice(7)];
   if (id.startsWith('metrics.')) return row.metrics[id.slice(8)];
+  if (id.startsWith('provenance.')) return row.provenance ? row.provenance[id.slice(11)] : UNKNOWN;
   switch (id) {
     case 'name':
     case 'kind':
@@ -96,6 +136,7 @@ export function cellValue(row: HistoryRow, id: string): CellValue | undefined {
     case 'startedAt':
       return row[id];
     case 'epochs':
+    case 'cleanShare':
     case 'acc':
     case 'asr':
     case 'ra':
@@ -119,6 +160,7 @@ export function columnsOf(rows: readonly HistoryRow[]): ColumnDef[] {
     ...BASE_COLUMNS,
     ...[...params].map(([k, numeric]) => ({ id: `params.${k}`, title: k, group: 'params' as const, numeric })),
     ...[...metrics].map((k) => ({ id: `metrics.${k}`, title: k, group: 'metrics' as const, numeric: true })),
+    ...PROVENANCE_COLUMNS,
   ];
 }
 
@@ -152,8 +194,8 @@ export function isColumnVisible(c: ColumnDef, layout: ColumnLayout, differAcross
 }
 
 /**
- * The columns the table draws: visible in the user's order; with "only what differs", parameter columns whose
- * value is the same for every shown run are left out too.
+ * The columns the table draws: visible in the user's order; with "only what differs", parameter and provenance
+ * columns whose value is the same for every shown run are left out too.
  */
 export function visibleColumns(
   columns: readonly ColumnDef[],
@@ -162,7 +204,8 @@ export function visibleColumns(
 ): ColumnDef[] {
   return orderedColumns(columns, layout).filter(
     (c) =>
-      isColumnVisible(c, layout, opts.differAcrossAll) && !(opts.onlyDiffering && c.group === 'params' && !opts.differAmongShown.has(c.id)),
+      isColumnVisible(c, layout, opts.differAcrossAll) &&
+      !(opts.onlyDiffering && (c.group === 'params' || c.group === 'provenance') && !opts.differAmongShown.has(c.id)),
   );
 }
 

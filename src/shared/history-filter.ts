@@ -1,18 +1,21 @@
 // Value filters of the history table: `asr < 10`, `acc >= 80 and kind = defend`, `beta.2 > 500`,
-// `not (trigger ~ grid) or seed != 0`. A small tokenizer and recursive-descent parser (no eval); a bad
-// expression gives a message and the place it went wrong. Pure (test/unit/history-filter.test.ts).
+// `not (trigger ~ grid) or seed != 0`, `tfjs = 4.22.0`, `data_sha256 = 9350d8ad5e08`. A small tokenizer and
+// recursive-descent parser (no eval); a bad expression gives a message and the place it went wrong.
+// Pure (test/unit/history-filter.test.ts, test/unit/history-provenance.test.ts). Documented in docs/history.md.
 //
 //   expr  := and ('or' and)*          and := unary ('and' unary)*
 //   unary := 'not' unary | '(' expr ')' | name op value
-//   op    := < <= > >= = == != ~   (~: contains, case-insensitive)
-//   value := number (an optional %) | 'text' | "text" | word
+//   op    := < <= > >= = == != ~ ^=   (~: contains, ^=: starts with; both case-insensitive)
+//   value := number (an optional %) | 'text' | "text" | word (may start with a digit: 4.22.0, 9350d8ad5e08)
+// On a SHA-256 column, = and != also take the hash's first 7 or more hex digits, as the cell shows them.
 import { cellValue, NATURAL_ORDER, type ColumnDef } from './history-columns';
+import { hashMatches, isHashColumn } from './history-provenance';
 import type { CellValue, HistoryRow } from './history-protocol';
 
-type Op = '<' | '<=' | '>' | '>=' | '=' | '!=' | '~';
+type Op = '<' | '<=' | '>' | '>=' | '=' | '!=' | '~' | '^=';
 
 type Node =
-  | { readonly type: 'cmp'; readonly column: string; readonly op: Op; readonly value: number | string }
+  | { readonly type: 'cmp'; readonly column: string; readonly op: Op; readonly value: number | string; readonly raw: string }
   | { readonly type: 'and' | 'or'; readonly left: Node; readonly right: Node }
   | { readonly type: 'not'; readonly inner: Node };
 
@@ -38,7 +41,7 @@ class FilterError extends Error {
 }
 
 const TOKEN =
-  /\s*(?:(<=|>=|==|!=|&&|\|\||[<>=~!()])|(-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?)(?![\w.])|'([^']*)'|"([^"]*)"|([A-Za-z_][\w.\-/]*))/y;
+  /\s*(?:(<=|>=|==|!=|\^=|&&|\|\||[<>=~!()])|(-?(?:\d+\.?\d*|\.\d+)(?:e[-+]?\d+)?%?)(?![\w.])|'([^']*)'|"([^"]*)"|([A-Za-z_][\w.\-/]*|\d[\w.\-/]*))/y;
 
 function tokenize(text: string): Token[] {
   const out: Token[] = [];
@@ -82,7 +85,7 @@ const segmentsMatch = (want: readonly string[], have: readonly string[]): boolea
  */
 export function resolveColumn(name: string, columns: readonly ColumnDef[]): { id: string } | { error: string } {
   const lower = name.toLowerCase();
-  const bare = (c: ColumnDef): string => c.id.replace(/^(params|metrics)\./, '');
+  const bare = (c: ColumnDef): string => c.id.replace(/^(params|metrics|provenance)\./, '');
   const exact = columns.filter((c) => c.id.toLowerCase() === lower || c.title.toLowerCase() === lower || bare(c).toLowerCase() === lower);
   if (exact.length >= 1) return { id: exact[0].id };
   const want = lower.split('.');
@@ -150,13 +153,13 @@ class Parser {
     const op = this.next();
     if (op.kind !== 'op')
       throw new FilterError(
-        `expected a comparison (< <= > >= = != ~) after “${t.text}”${op.kind === 'end' ? '' : `, found “${op.text}”`}`,
+        `expected a comparison (< <= > >= = != ~ ^=) after “${t.text}”${op.kind === 'end' ? '' : `, found “${op.text}”`}`,
         op.at,
       );
     const v = this.next();
     if (v.kind !== 'number' && v.kind !== 'string' && v.kind !== 'word') throw new FilterError(`expected a value after “${op.text}”`, v.at);
     const value = v.kind === 'number' ? Number(v.text.replace(/%$/, '')) : v.text;
-    return { type: 'cmp', column: col.id, op: (op.text === '==' ? '=' : op.text) as Op, value };
+    return { type: 'cmp', column: col.id, op: (op.text === '==' ? '=' : op.text) as Op, value, raw: v.text };
   }
 }
 
@@ -170,6 +173,7 @@ function asNumber(v: CellValue): number | undefined {
 function compare(v: CellValue | undefined, op: Op, want: number | string): boolean {
   if (v === undefined) return op === '!=';
   if (op === '~') return String(v).toLowerCase().includes(String(want).toLowerCase());
+  if (op === '^=') return String(v).toLowerCase().startsWith(String(want).toLowerCase());
   let c: number;
   if (typeof want === 'number') {
     const n = asNumber(v);
@@ -201,8 +205,13 @@ function compare(v: CellValue | undefined, op: Op, want: number | string): boole
 
 function evaluate(node: Node, row: HistoryRow): boolean {
   switch (node.type) {
-    case 'cmp':
-      return compare(cellValue(row, node.column), node.op, node.value);
+    case 'cmp': {
+      const v = cellValue(row, node.column);
+      if (!isHashColumn(node.column)) return compare(v, node.op, node.op === '^=' ? node.raw : node.value);
+      // A hash is text even when its digits read as a number (9350e8 would be 9.35e11); = takes an abbreviation.
+      if (v !== undefined && (node.op === '=' || node.op === '!=')) return hashMatches(String(v), node.raw) === (node.op === '=');
+      return compare(v, node.op, node.raw);
+    }
     case 'and':
       return evaluate(node.left, row) && evaluate(node.right, row);
     case 'or':

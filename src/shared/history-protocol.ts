@@ -35,6 +35,14 @@ export interface HistoryRow {
   readonly params: Readonly<Record<string, CellValue>>;
   /** results.json's numbers: `<model>.acc|asr|ra` per table row, `report.*`. */
   readonly metrics: Readonly<Record<string, number>>;
+  /** config.json's provenance as cells (src/shared/history-provenance.ts); a row without it reads "unknown". */
+  readonly provenance?: Readonly<Record<string, string>>;
+  /** Tooltips of the provenance cells (full hashes, file paths). */
+  readonly provenanceNotes?: Readonly<Record<string, string>>;
+  /** Percent of the training data given clean to a defense, whether asked for by count or by ratio. */
+  readonly cleanShare?: number;
+  /** How the share was asked for and what it came to ("2500 of 5085 images", "cleanRatio 0.05"). */
+  readonly cleanShareNote?: string;
   /** The run folder holds star.json. */
   readonly starred: boolean;
   /** The run's colour slot, the same on this page and on Compare Runs (order of creation in the workspace). */

@@ -1,9 +1,14 @@
-// The history table's column chooser: every column the runs offer, grouped (run, parameters, metrics),
+// The history table's column chooser: every column the runs offer, grouped (run, parameters, metrics, provenance),
 // each with a checkbox to show or hide it and buttons to move a shown column left or right.
 import type { ColumnDef, ColumnGroup } from '../../src/shared/history-columns';
 import { h } from '../common/vscode-api';
 
-const GROUP_TITLES: Readonly<Record<ColumnGroup, string>> = { run: 'Run', params: 'Parameters', metrics: 'Metrics' };
+const GROUP_TITLES: Readonly<Record<ColumnGroup, string>> = {
+  run: 'Run',
+  params: 'Parameters',
+  metrics: 'Metrics',
+  provenance: 'Provenance (what made the run)',
+};
 
 export interface PickerModel {
   readonly all: readonly ColumnDef[];
@@ -20,7 +25,7 @@ export interface PickerActions {
 }
 
 export function columnPicker(model: PickerModel, actions: PickerActions): HTMLElement {
-  const groups = (['run', 'params', 'metrics'] as const).map((g) => {
+  const groups = (['run', 'params', 'metrics', 'provenance'] as const).map((g) => {
     const cols = model.all.filter((c) => c.group === g);
     if (cols.length === 0) return '';
     const items = cols.map((c) => {

@@ -2,6 +2,8 @@
 // the next key), the select and star toggles, and each cell's text (stored values in data-value).
 import type { HistoryRow, SortKey } from '../../src/shared/history-protocol';
 import { cellValue, type ColumnDef } from '../../src/shared/history-columns';
+import { isHashColumn, shortHash } from '../../src/shared/history-provenance';
+import { UNKNOWN } from '../../src/shared/provenance';
 import { h } from '../common/vscode-api';
 import { formatDurationMs, formatPercent, formatStarted } from './format';
 
@@ -39,7 +41,7 @@ export function headCells(cols: readonly ColumnDef[], ctx: HeadContext): HTMLEle
       'th',
       {
         scope: 'col',
-        class: `${c.numeric ? 'num' : ''} group-${c.group}${ctx.differAll.has(c.id) && c.group === 'params' ? ' differs' : ''}`,
+        class: `${c.numeric ? 'num' : ''} group-${c.group}${ctx.differAll.has(c.id) && (c.group === 'params' || c.group === 'provenance') ? ' differs' : ''}`,
         'aria-sort': at === 0 ? (key?.descending ? 'descending' : 'ascending') : 'none',
         'data-column': c.id,
         'data-sort-index': at >= 0 ? String(at + 1) : undefined,
@@ -66,6 +68,9 @@ export function cellText(r: HistoryRow, c: ColumnDef): string {
       return formatPercent(r[c.id]);
     case 'der':
       return r.der === undefined ? '–' : r.der.toFixed(3);
+    case 'cleanShare':
+      // A defense that asked for a count before the data's size was recorded: its share is not known.
+      return r.cleanShare === undefined && r.cleanShareNote ? 'unknown' : formatPercent(r.cleanShare);
     case 'epochs':
       return r.epochs === undefined ? '–' : r.epochsDone !== undefined ? `${r.epochsDone} / ${r.epochs}` : String(r.epochs);
     case 'startedAt':
@@ -75,6 +80,7 @@ export function cellText(r: HistoryRow, c: ColumnDef): string {
   }
   const v = cellValue(r, c.id);
   if (v === undefined) return '–';
+  if (isHashColumn(c.id)) return shortHash(String(v));
   if (typeof v === 'number') return /\.(acc|asr|ra)$/.test(c.id) && c.group === 'metrics' ? formatPercent(v) : formatNumber(v);
   return String(v);
 }
@@ -119,6 +125,14 @@ export function runRow(r: HistoryRow, cols: readonly ColumnDef[], ctx: RowContex
     if (c.id === 'backend' && r.backendDetail) td.title = r.backendDetail;
     if (c.id === 'target' && r.targetType) td.title = r.targetType;
     if (c.id === 'startedAt') td.title = new Date(r.startedAt).toString();
+    if (c.id === 'cleanShare' && r.cleanShareNote) td.title = r.cleanShareNote;
+    if (c.group === 'provenance') {
+      const key = c.id.slice('provenance.'.length);
+      td.title =
+        r.provenanceNotes?.[key] ??
+        (v === undefined ? 'this run read no such file' : v === UNKNOWN ? 'not recorded (a run made by an older version)' : String(v));
+      if (v === UNKNOWN) td.classList.add('unknown');
+    }
     return td;
   });
   return h(

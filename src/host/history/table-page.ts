@@ -15,7 +15,8 @@ import type {
   HistoryViewState,
   PlotPoint,
 } from '../../shared/history-protocol';
-import { colourSlots, flattenParams, resultMetrics } from '../../shared/history-columns';
+import { cleanShareOf, colourSlots, flattenParams, resultMetrics } from '../../shared/history-columns';
+import { provenanceCells } from '../../shared/history-provenance';
 import { historyViewSchema } from '../../shared/message-schemas';
 import { isStarred, setStarred } from '../../runs/run-star';
 import { onCheckedMessage } from '../webview-messages';
@@ -70,6 +71,8 @@ export function historyRow(ref: RunRef, now = Date.now(), colour = 0): HistoryRo
   const started = Date.parse(s.startedAt);
   const ended = s.endedAt ? Date.parse(s.endedAt) : s.state === 'running' ? now : undefined;
   const backendDetail = text(s.backend);
+  const provenance = provenanceCells(c['provenance']);
+  const clean = cleanShareOf(c, s);
   return {
     dir: run.dir,
     id: run.id,
@@ -103,6 +106,10 @@ export function historyRow(ref: RunRef, now = Date.now(), colour = 0): HistoryRo
     hasAttention: existsSync(join(run.dir, 'attention', 'maps.json')),
     params: flattenParams(c),
     metrics: readResultMetrics(run.dir),
+    provenance: provenance.values,
+    provenanceNotes: provenance.notes,
+    cleanShare: clean.share,
+    cleanShareNote: clean.note,
     starred: isStarred(run.dir),
     colour,
   };

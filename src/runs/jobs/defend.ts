@@ -78,8 +78,10 @@ export function defensePhases(job: DefenseJob): ReadonlyArray<{ readonly phase: 
 
 export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcome> {
   const job = defenseJobOf(cfg);
-  const clean = await loadCleanData(cfg);
-  env.emit({ type: 'log', message: `clean data: ${clean.count} images from ${clean.source}` });
+  const { clean, of } = await loadCleanData(cfg);
+  // The history's "Clean share" column reads these, however the share was asked for (count or ratio).
+  env.run.update({ cleanImages: clean.count, dataImages: of });
+  env.emit({ type: 'log', message: `clean data: ${clean.count} of ${of} images from ${clean.source}` });
   const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
   const suspect = await readModelFile(job.suspectFile, clean);
   const models: Model[] = [];

@@ -60,9 +60,9 @@ export async function loadModelFile(path: string, data?: ImageDataset): Promise<
   return (await readModelFile(path, data)).make();
 }
 
-/** The clean data a defense gets: a seeded subset by count or ratio, or all of it. */
-export async function loadCleanData(cfg: CleanDataConfig & { readonly seed: number }): Promise<ImageDataset> {
+/** The clean data a defense gets (a seeded subset by count or ratio, or all of it) and the size of the data it came from. */
+export async function loadCleanData(cfg: CleanDataConfig & { readonly seed: number }): Promise<{ clean: ImageDataset; of: number }> {
   const full = await loadDataset(cfg.data, { split: 'train' });
-  if (cfg.cleanCount === undefined && cfg.cleanRatio === undefined) return full;
-  return cleanSubset(full, { count: cfg.cleanCount, ratio: cfg.cleanRatio, seed: cfg.seed });
+  if (cfg.cleanCount === undefined && cfg.cleanRatio === undefined) return { clean: full, of: full.count };
+  return { clean: cleanSubset(full, { count: cfg.cleanCount, ratio: cfg.cleanRatio, seed: cfg.seed }), of: full.count };
 }
