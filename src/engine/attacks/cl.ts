@@ -26,19 +26,17 @@
 // measures one flip in 40 image-steps), after which that image's path drifts from PyTorch's.
 import * as tf from '@tensorflow/tfjs-core';
 import { exactSign } from '../ops';
-import { readCheckpoint } from '../checkpoint';
 import { selectImages } from '../data';
 import { toFloatBatch } from '../data/augment';
 import { predict } from '../evaluate';
-import { createModel, defaultSpecFor, describeSpec, differentiableLogits, modelFromStateDict, type Model } from '../models';
+import { defaultSpecFor, describeSpec, differentiableLogits, type Model } from '../models';
 import { Rng } from '../rng';
-import { BADNET_TRAINING } from '../schedules';
-import { RunCancelledError, train, type TrainSettings } from '../train';
+import { RunCancelledError } from '../train';
 import { createTrigger, type PoisonedDataset, type TriggerSpec } from '../triggers';
 import { PAPER_DEFAULTS } from '../triggers/spec';
-import { InputError, type ImageDataset, type ModelSpec } from '../types';
+import { InputError } from '../types';
 import type { ParamValues } from '../params';
-import type { EngineEvent } from '../../shared/run-events';
+import { loadSurrogate, trainSurrogate } from './surrogate';
 import type { Attack, PoisonRequest } from './types';
 
 /** BackdoorBench's craft_adv_dataset.py pgd_config, in 1/255 units. */
@@ -124,65 +122,6 @@ export function clTrigger(p: ParamValues): TriggerSpec {
   return { name: 'lcCheckerboard', amplitude: p['lcAmplitude'] as number };
 }
 
-/** The surrogate's schedule: the backdoor schedule's SGD, lr 0.1 then 0.01 for the last third, no augmentation. */
-export function surrogateSchedule(epochs: number, seed: number): TrainSettings {
-  const drop = Math.max(1, epochs - Math.floor(epochs / 3));
-  return {
-    ...BADNET_TRAINING,
-    epochs,
-    lrSchedule: [
-      [0, 0.1],
-      [drop, 0.01],
-    ],
-    augment: false,
-    seed,
-  };
-}
-
-/** The user's surrogate model file, checked against the data. */
-async function loadSurrogate(file: string, ds: ImageDataset): Promise<Model> {
-  const ck = await readCheckpoint(file);
-  const s = ck.spec;
-  if (s.numClasses !== ds.numClasses)
-    throw new InputError(`surrogateModel has ${s.numClasses} classes but the data (${ds.source}) has ${ds.numClasses}`, file);
-  if (s.inChannels !== ds.channels)
-    throw new InputError(`surrogateModel takes ${s.inChannels}-channel images but the data has ${ds.channels} channels`, file);
-  if (s.arch === 'cnn' && s.imageSize !== ds.height)
-    throw new InputError(`surrogateModel takes ${s.imageSize}x${s.imageSize} images but the data has ${ds.height}x${ds.width}`, file);
-  return modelFromStateDict(s, ck.stateDict, file);
-}
-
-/** A clean model of the run's architecture trained on the unpoisoned data; step events live, epochs as log lines. */
-async function trainSurrogate(req: PoisonRequest, spec: ModelSpec, epochs: number, seed: number): Promise<Model> {
-  const { train: ds, emit } = req;
-  const model = createModel(spec, seed);
-  const held = selectImages(ds, new Rng(seed).permutation(ds.count).subarray(0, Math.min(1000, ds.count)));
-  emit?.({ type: 'phase', phase: 'surrogate', label: 'CL: training the clean surrogate', epochs });
-  const forward = (e: EngineEvent): void => {
-    if (e.type === 'step') emit?.(e);
-    else if (e.type === 'epoch')
-      emit?.({
-        type: 'log',
-        message: `CL surrogate epoch ${e.epoch}/${e.epochs}: loss ${e.loss.toFixed(4)}, ACC ${e.acc.toFixed(2)}% on ${held.count} training images, ${e.seconds.toFixed(1)} s`,
-      });
-  };
-  try {
-    await train({
-      student: model,
-      data: ds,
-      evalSets: { clean: held },
-      settings: surrogateSchedule(epochs, seed),
-      phase: 'surrogate',
-      emit: forward,
-      signal: req.signal,
-    });
-  } catch (e) {
-    model.dispose();
-    throw e;
-  }
-  return model;
-}
-
 function checkRequest(req: PoisonRequest): void {
   const { train: ds, targetType, targetLabel, injectPortion } = req;
   if (targetType === 'all2all')
@@ -216,8 +155,8 @@ export async function poisonCl(req: PoisonRequest): Promise<PoisonedDataset> {
   const surrogateSeed = rng.nextUint32();
   const t0 = performance.now();
   const surrogate = file
-    ? await loadSurrogate(file, ds)
-    : await trainSurrogate(req, req.model ?? defaultSpecFor(ds), p['surrogateEpochs'] as number, surrogateSeed);
+    ? await loadSurrogate(file, ds, 'surrogateModel')
+    : await trainSurrogate(req, req.model ?? defaultSpecFor(ds), p['surrogateEpochs'] as number, surrogateSeed, 'CL');
   const t1 = performance.now();
   try {
     const subset = selectImages(ds, picks);

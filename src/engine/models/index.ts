@@ -192,8 +192,16 @@ export function defaultSpecFor(data: DataShape): ModelSpec {
  * kernel needs no case here.
  */
 export function differentiableLogits(model: Model, x: tf.Tensor4D): tf.Tensor2D {
+  if (model.spec.arch !== 'wrn') return model.forward(x, false).logits;
+  const p = model.params;
+  const pooled = differentiableFeatures(model, x);
+  return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+}
+
+/** The classifier's input (`ForwardResult.features`) through the same differentiable ops (Trojan's neuron targets). */
+export function differentiableFeatures(model: Model, x: tf.Tensor4D): tf.Tensor2D {
   const spec = model.spec;
-  if (spec.arch !== 'wrn') return model.forward(x, false).logits;
+  if (spec.arch !== 'wrn') return model.forward(x, false).features;
   const p = model.params;
   const w = (name: string): tf.Tensor4D => p.get(name) as unknown as tf.Tensor4D;
   const n = (spec.depth - 4) / 6;
@@ -212,6 +220,5 @@ export function differentiableLogits(model: Model, x: tf.Tensor4D): tf.Tensor2D 
       h = tf.add(out, shortcut);
     }
   }
-  const pooled = tf.mean(p.applyBatchNorm('bn1', h, false, true), [1, 2]) as tf.Tensor2D;
-  return tf.add(tf.matMul(pooled, p.get('fc.weight') as tf.Tensor2D), p.get('fc.bias')) as tf.Tensor2D;
+  return tf.mean(p.applyBatchNorm('bn1', h, false, true), [1, 2]) as tf.Tensor2D;
 }

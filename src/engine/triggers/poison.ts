@@ -23,6 +23,8 @@ export interface PoisonedDataset extends ImageDataset {
   /** Indices of the images that carry the trigger, ascending (same positions in input and output). */
   readonly poisonedIndices: Int32Array;
   readonly originalLabels: Int32Array;
+  /** The test-time trigger, when the attack made it while poisoning (an optimised Trojan trigger); else its `trigger(params)`. */
+  readonly trigger?: TriggerSpec;
 }
 
 export interface BackdoorTestSet extends ImageDataset {

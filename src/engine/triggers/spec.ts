@@ -99,6 +99,8 @@ export interface TriggerSpec {
   readonly reflectionModel?: string;
   /** lcCheckerboard: the checkerboard's amplitude on a 0..1 scale, the CL paper's reduced_amplitude. Default 1. */
   readonly amplitude?: number;
+  /** trojanTrigger: the values added to the image, H x W x C in 0..255, in place of the mask (an optimised Trojan trigger). */
+  readonly pattern?: readonly number[];
 }
 
 /** A spec with its canonical name and every option that trigger uses filled in; what a run config records. */
@@ -159,7 +161,7 @@ export function resolveTriggerSpec(spec: TriggerSpec): ResolvedTriggerSpec {
         ...(name === 'blend' && !spec.maskFile ? { patternSeed: spec.patternSeed ?? 0 } : {}),
       };
     case 'trojanTrigger':
-      return { name, ...mask };
+      return { name, ...mask, ...(spec.pattern ? { pattern: spec.pattern } : {}) };
     case 'sig':
     case 'sigAdditive':
       return {

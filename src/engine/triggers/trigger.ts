@@ -63,7 +63,7 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
       break;
     }
     case 'trojanTrigger': {
-      const mask = trojanMask(shape, r.maskFile, r.maskKey);
+      const mask = r.pattern ? trojanPattern(r.pattern, shape) : trojanMask(shape, r.maskFile, r.maskKey);
       stamp = (img) => addTrojanMask(img, shape, mask);
       break;
     }
@@ -108,6 +108,15 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
     }
   }
   return { spec: r, shape: { height: shape.height, width: shape.width, channels: shape.channels }, stamp };
+}
+
+/** A trojanTrigger's `pattern` (H x W x C values in 0..255) as its mask; InputError if it does not fit the images. */
+function trojanPattern(pattern: readonly number[], shape: ImageShape): Float32Array {
+  const n = shape.height * shape.width * shape.channels;
+  if (pattern.length !== n)
+    throw new InputError(`trigger pattern has ${pattern.length} values, ${shape.height}x${shape.width}x${shape.channels} images need ${n}`);
+  if (!pattern.every((v) => Number.isFinite(v) && v >= 0 && v <= 255)) throw new InputError('trigger pattern values must be in [0, 255]');
+  return Float32Array.from(pattern);
 }
 
 /** The warp trigger's sampling grid (H x W x 2): one fixed WaNet field per patternSeed, so training and test share it. */

@@ -67,7 +67,7 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
       })
     : poisonTrainingSet(train, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
   const test = sampleOf(await loadDataset(cfg.test, { split: 'test' }), Math.max(200, samples * 20), cfg.seed + 1);
-  const triggered = backdoorTestSet(test, { trigger, targetType, targetLabel });
+  const triggered = backdoorTestSet(test, { trigger: poisoned.trigger ?? trigger, targetType, targetLabel });
   const figures: ImagesFigure[] = [];
   if (poisoned.poisonedIndices.length > 0) figures.push(trainGallery({ clean: train, poisoned, count: samples }));
   if (triggered.count > 0) figures.push(testGallery({ clean: test, triggered, count: samples }));

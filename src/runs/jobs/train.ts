@@ -46,7 +46,9 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
     type: 'log',
     message: `training data: ${full.count} images from ${full.source}, ${poisoned.poisonedIndices.length} poisoned with ${how}`,
   });
-  const test = await loadTestData(env.emit, cfg.test, cfg.backdoor);
+  // An attack that made its trigger while poisoning (Trojan's optimised one) is measured with it, kept in trigger.json.
+  if (poisoned.trigger) env.run.writeFile('trigger.json', JSON.stringify(poisoned.trigger) + '\n');
+  const test = await loadTestData(env.emit, cfg.test, poisoned.trigger ? { ...cfg.backdoor, trigger: poisoned.trigger } : cfg.backdoor);
   // The trigger gallery: what the attack did to a few training images, and the test-time trigger.
   if (poisoned.poisonedIndices.length > 0) env.emit({ type: 'images', ...trainGallery({ clean: full, poisoned, count: GALLERY_SAMPLES }) });
   if (test.triggered.count > 0)
