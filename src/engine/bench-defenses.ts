@@ -305,6 +305,8 @@ export interface DefenseBenchOptions {
   readonly sizes?: DefenseSizes;
   readonly onProgress?: (message: string) => void;
   readonly signal?: AbortSignal;
+  /** Run after each call (warm-up: timed false), outside its timing: `nad bench` times the PyTorch twin there. */
+  readonly afterCall?: (defense: DefenseUnitName, timed: boolean) => Promise<void>;
 }
 
 export interface DefenseEngineResult {
@@ -333,7 +335,10 @@ export async function benchDefenseUnit(u: DefenseUnit, o: DefenseBenchOptions): 
   let prepared: PreparedUnit | undefined;
   try {
     prepared = u.prepare(o.seed ?? 1, sizes);
-    for (let i = 0; i < o.warmup; i++) await prepared.run();
+    for (let i = 0; i < o.warmup; i++) {
+      await prepared.run();
+      await o.afterCall?.(u.defense, false);
+    }
     const before = tf.memory().numTensors;
     const stepMs: number[] = [];
     for (let i = 0; i < o.steps; i++) {
@@ -341,6 +346,7 @@ export async function benchDefenseUnit(u: DefenseUnit, o: DefenseBenchOptions): 
       const t = performance.now();
       await prepared.run();
       stepMs.push(performance.now() - t);
+      await o.afterCall?.(u.defense, true);
       await new Promise((r) => setImmediate(r));
     }
     const numTensorsFlat = tf.memory().numTensors === before;

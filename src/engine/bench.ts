@@ -1,16 +1,23 @@
 // `nad bench`: images per second of the NAD training step (WRN-16-1, batch 64: student forward +
 // backward, teacher forward, attention loss, SGD) and of inference (batch 256) on every tfjs backend
 // that loads here, and of the same step in PyTorch when a Python with torch is found, in one run.
-// Then each defense's unit of work (bench-defenses.ts) on the fastest backend, next to its PyTorch twin
-// from the same Python run.
+// Then each defense's unit of work (bench-defenses.ts) on the fastest backend, each call followed by one of
+// its PyTorch twin (pytorch-run.ts), so that both run under the same load.
 import * as tf from '@tensorflow/tfjs-core';
-import { execFile } from 'node:child_process';
-import os from 'node:os';
 import { switchBackend, type BackendName } from './backend';
 import { createModel, type Model } from './models';
 import { Sgd } from './optim';
 import { trainingStep } from './train';
-import { PYTORCH_BENCH_SOURCE } from './pytorch-bench';
+import {
+  availableCores,
+  benchPytorch,
+  pythonCandidates,
+  startInterleavedTwins,
+  withTwins,
+  type InterleavedTwins,
+  type PytorchBenchResult,
+  type PytorchTwinResult,
+} from './pytorch-run';
 import {
   BENCH_SPEC,
   benchDefenses,
@@ -18,12 +25,12 @@ import {
   DEFENSE_UNIT_NAMES,
   DEFENSE_UNITS,
   type DefenseEngineResult,
-  type DefenseSizes,
   type DefenseUnitName,
 } from './bench-defenses';
 import { InputError } from './types';
 
 export { BENCH_SPEC };
+export { pytorchBenchArgs, type PytorchBenchResult, type PytorchRunOptions, type PytorchTwinResult } from './pytorch-run';
 
 /** What a run measures: the NAD step and inference per backend, the defense units, or both. */
 export type BenchParts = 'nad' | 'defenses' | 'all';
@@ -70,20 +77,6 @@ export interface BackendBenchResult {
   /** tf.memory().numTensors was the same before and after the timed steps. */
   readonly numTensorsFlat: boolean | null;
 }
-
-export interface PytorchBenchResult {
-  readonly python: string;
-  readonly torch: string;
-  readonly threads: number;
-  /** null when the run measured the defense units only. */
-  readonly nadImgPerSec: number | null;
-  readonly nadImgPerSecBest: number | null;
-  readonly inferenceImgPerSec: number | null;
-  /** Per defense twin: work per second and seconds per call (medians), or why it failed. */
-  readonly defenses: Readonly<Record<string, PytorchTwinResult>>;
-}
-
-export type PytorchTwinResult = { readonly rate: number; readonly seconds: number } | { readonly error: string };
 
 /** One row of the defense table: a unit on the fastest tfjs backend and its PyTorch twin. */
 export interface DefenseBenchRow {
@@ -219,69 +212,6 @@ async function benchBackend(
   }
 }
 
-// Debian's python3-torch lives in the system interpreter, which a pyenv/venv python3 on PATH can shadow.
-const PYTHON_CANDIDATES = ['python3', '/usr/bin/python3'];
-
-function runPython(python: string, args: string[], timeoutMs: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    execFile(python, ['-c', PYTORCH_BENCH_SOURCE, ...args], { timeout: timeoutMs, maxBuffer: 1 << 20 }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${python}: ${(stderr || err.message).trim().split('\n').pop()}`));
-      else resolve(stdout);
-    });
-  });
-}
-
-/** The part of BenchOptions the PyTorch run reads. */
-export interface PytorchRunOptions {
-  readonly steps: number;
-  readonly warmup: number;
-  readonly wasmThreads?: number;
-  readonly nad: boolean;
-  readonly defenseUnits: readonly DefenseUnitName[];
-  readonly defenseSteps: number;
-  readonly defenseWarmup: number;
-}
-
-/** The arguments of PYTORCH_BENCH_SOURCE: steps, warm-up, threads and the JSON of what to run with which sizes. */
-export function pytorchBenchArgs(o: PytorchRunOptions, sizes: DefenseSizes = DEFENSE_SIZES): string[] {
-  const config = { nad: o.nad, defenses: o.defenseUnits, defenseSteps: o.defenseSteps, defenseWarmup: o.defenseWarmup, sizes };
-  return [String(o.steps), String(o.warmup), String(o.wasmThreads ?? availableCores()), JSON.stringify(config)];
-}
-
-type PytorchJson = Omit<PytorchBenchResult, 'python' | 'defenses'> & { defenses?: Record<string, PytorchTwinResult> };
-
-async function benchPytorch(o: PytorchRunOptions & BenchOptions): Promise<PytorchBenchResult | { error: string }> {
-  const env = process.env.NAD_PYTHON;
-  const candidates = o.python ? [o.python] : env ? [env] : PYTHON_CANDIDATES;
-  const errors: string[] = [];
-  const what = [o.nad ? 'NAD step, batch 64' : '', o.defenseUnits.length ? `${o.defenseUnits.length} defense twins` : '']
-    .filter(Boolean)
-    .join(', ');
-  for (const python of candidates) {
-    try {
-      o.onProgress?.(`PyTorch (${python}): ${what}`);
-      const out = await runPython(python, pytorchBenchArgs(o), 1_200_000);
-      const r = JSON.parse(out.trim().split('\n').pop() ?? '{}') as PytorchJson;
-      return {
-        python,
-        torch: r.torch,
-        threads: r.threads,
-        nadImgPerSec: r.nadImgPerSec ?? null,
-        nadImgPerSecBest: r.nadImgPerSecBest ?? null,
-        inferenceImgPerSec: r.inferenceImgPerSec ?? null,
-        defenses: r.defenses ?? {},
-      };
-    } catch (e) {
-      errors.push(e instanceof Error ? e.message : String(e));
-    }
-  }
-  return { error: `no Python with torch found (${errors.join('; ')})` };
-}
-
-function availableCores(): number {
-  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
-}
-
 /** The defense table: each engine unit beside its twin; a missing twin says why. */
 export function defenseRows(
   engine: readonly DefenseEngineResult[],
@@ -347,20 +277,33 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     }
   }
   let engineDefenses: DefenseEngineResult[] = [];
+  // Each engine call is followed by its PyTorch twin's in a Python process kept open (pytorch-run.ts), so
+  // that a ratio compares the two under the same load; the NAD step keeps its one-shot Python run.
+  let twins: InterleavedTwins | { error: string } | undefined;
   if (defenseUnits.length && active) {
-    o.onProgress?.(`defense units on ${active}`);
-    engineDefenses = await benchDefenses({
-      steps: defenseSteps,
-      warmup: defenseWarmup,
-      only: defenseUnits,
-      onProgress: o.onProgress,
-      signal: o.signal,
-    });
+    if (opts.pytorch !== false) {
+      o.onProgress?.('PyTorch: starting the defense twins');
+      twins = await startInterleavedTwins(pythonCandidates(o), o.wasmThreads ?? availableCores(), DEFENSE_SIZES);
+    }
+    const serving = twins && 'afterCall' in twins ? twins : undefined;
+    o.onProgress?.(`defense units on ${active}${serving ? `, each call followed by its PyTorch twin's (${serving.python})` : ''}`);
+    try {
+      engineDefenses = await benchDefenses({
+        steps: defenseSteps,
+        warmup: defenseWarmup,
+        only: defenseUnits,
+        onProgress: o.onProgress,
+        signal: o.signal,
+        afterCall: serving?.afterCall,
+      });
+    } finally {
+      serving?.close();
+    }
   }
   const pytorch =
     opts.pytorch === false
       ? null
-      : await benchPytorch({ ...o, nad, defenseUnits: engineDefenses.map((d) => d.defense), defenseSteps, defenseWarmup });
+      : withTwins(nad ? await benchPytorch({ ...o, nad, defenseUnits: [], defenseSteps, defenseWarmup }) : null, twins, defenseUnits);
   const pt = pytorch && 'torch' in pytorch ? pytorch : undefined;
   const best = backends.find((b) => b.backend === active);
   const bestNad = best?.nadImgPerSec ?? null;

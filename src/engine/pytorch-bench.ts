@@ -21,7 +21,9 @@
 //    as fp_map: create_graph gradient of the inner loss, K vector-Jacobian products, the mixed term; eval mode.
 // Shipped as a string so that the bundled CLI can run it with any Python that has torch; it prints one
 // JSON line. argv: steps warmup threads [config JSON: {"nad": bool, "defenses": [names], "sizes": {...}}];
-// a twin that fails reports {"error": ...} in its place and the others still run.
+// a twin that fails reports {"error": ...} in its place and the others still run. With "serve": true in the
+// config it prints that line and then times one twin call per name read from stdin (pytorch-run.ts), so
+// that `nad bench` can alternate engine and PyTorch calls under the same load.
 export const PYTORCH_BENCH_SOURCE = String.raw`
 import json, sys, time, os
 import torch, torch.nn as nn, torch.nn.functional as F
@@ -278,6 +280,24 @@ def i_bau():
 
 TWINS = {"finetune": finetune, "fine-pruning": fine_pruning, "neural-cleanse": neural_cleanse, "mcr": mcr,
          "strip": strip, "anp": anp, "clp": clp, "i-bau": i_bau}
+if cfg.get("serve"):
+    # Interleaved with the engine (pytorch-run.ts): a twin's name per line on stdin, one call of it timed, its
+    # JSON line back; a name's first line sets its twin up, untimed (the previous twin is dropped). EOF ends.
+    print(json.dumps(result), flush=True)
+    ready = {}
+    for line in sys.stdin:
+        name = line.strip()
+        try:
+            if name not in ready:
+                ready.clear()
+                torch.manual_seed(1)
+                ready[name] = TWINS[name]()
+            fn, work = ready[name]
+            t = time.perf_counter(); fn(); s = time.perf_counter() - t
+            print(json.dumps({"seconds": s, "work": work}), flush=True)
+        except Exception as e:
+            print(json.dumps({"error": f"{type(e).__name__}: {e}"}), flush=True)
+    sys.exit(0)
 defenses = {}
 dsteps, dwarmup = cfg.get("defenseSteps", steps), cfg.get("defenseWarmup", warmup)
 for name in cfg["defenses"]:
