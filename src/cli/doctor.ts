@@ -13,6 +13,7 @@ import {
   type RunsReport,
 } from '../runs/doctor';
 import { RUNS_SUBDIR } from '../runs/run-store';
+import { removeStaleLocks } from '../runs/run-lock';
 
 /** Raised after the report when problems remain: main() prints it and exits with 1. */
 export class DoctorFoundProblems extends Error {}
@@ -22,6 +23,7 @@ interface DoctorFlags {
   json?: boolean;
   fixInterrupted?: boolean;
   removeTemp?: boolean;
+  removeStaleLocks?: boolean;
   backend?: boolean;
 }
 
@@ -36,6 +38,7 @@ export function addDoctorCommand(program: Command): void {
     .option('--json', 'as JSON')
     .option('--fix-interrupted', 'mark runs whose process is gone as interrupted (status.json only)')
     .option('--remove-temp', 'remove temp files left by crashed writes (older than 10 minutes, writer gone)')
+    .option('--remove-stale-locks', "remove run.lock files whose process is gone (this machine's only)")
     .option('--no-backend', 'skip starting the backends (faster)')
     .action(async (f: DoctorFlags) => {
       const runsDir = f.runsDir ?? join(process.cwd(), RUNS_SUBDIR);
@@ -43,8 +46,10 @@ export function addDoctorCommand(program: Command): void {
       const fixed = { interrupted: [] as string[], tempFilesRemoved: [] as string[] };
       if (f.fixInterrupted) for (const d of runs.dead) if (markInterrupted(d)) fixed.interrupted.push(d.id);
       if (f.removeTemp) fixed.tempFilesRemoved = removeTempFiles(runs.tempFiles, runsDir);
+      const locksRemoved = f.removeStaleLocks ? removeStaleLocks(runs.locks.stale) : [];
+      if (f.removeStaleLocks) Object.assign(fixed, { staleLocksRemoved: locksRemoved });
       const before: RunsReport = runs;
-      if (fixed.interrupted.length || fixed.tempFilesRemoved.length) runs = checkRuns(runsDir);
+      if (fixed.interrupted.length || fixed.tempFilesRemoved.length || locksRemoved.length) runs = checkRuns(runsDir);
       const disk = checkDisk(runsDir);
       const machine = machineFacts();
       let engine: Awaited<ReturnType<typeof import('../engine/backend-probe').probeBackends>> | undefined;
@@ -60,9 +65,11 @@ export function addDoctorCommand(program: Command): void {
         process.stdout.write(formatDoctorReport({ machine, engine: engineText, disk, runs }) + '\n');
         if (fixed.interrupted.length) process.stdout.write(`\nmarked ${fixed.interrupted.length} dead run(s) interrupted\n`);
         if (fixed.tempFilesRemoved.length) process.stdout.write(`removed ${fixed.tempFilesRemoved.length} temp file(s)\n`);
+        if (locksRemoved.length) process.stdout.write(`removed ${locksRemoved.length} stale lock(s)\n`);
         const hints: string[] = [];
         if (before.dead.length && !f.fixInterrupted) hints.push('--fix-interrupted marks the dead runs interrupted');
         if (before.tempFiles.length && !f.removeTemp) hints.push('--remove-temp removes the temp files');
+        if (before.locks.stale.length && !f.removeStaleLocks) hints.push('--remove-stale-locks removes the stale locks');
         if (hints.length) process.stdout.write(`\n${hints.join('; ')}\n`);
       }
       if (problems) throw new DoctorFoundProblems(`problems found (see the report${f.json ? '\'s "runs" and "disk"' : ' above'})`);

@@ -3,6 +3,7 @@ import * as vscode from 'vscode';
 import { isAbsolute, relative, resolve } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import { RUNS_SUBDIR } from '../runs/run-store';
+import { DEFAULT_MEMORY_LIMIT_MB } from '../runs/memory-limit';
 import type { SlurmSettings } from '../shared/worker-protocol';
 
 export interface NadSettings {
@@ -12,6 +13,8 @@ export interface NadSettings {
   readonly defaultEpochs: number;
   readonly defaultBatchSize: number;
   readonly maxConcurrentRuns: number;
+  /** The run worker's memory limit, MB (JavaScript heap and wasm heap, each). */
+  readonly workerMemoryLimitMb: number;
 }
 
 export function nadSettings(scope?: vscode.ConfigurationScope): NadSettings {
@@ -26,6 +29,7 @@ export function nadSettings(scope?: vscode.ConfigurationScope): NadSettings {
     defaultEpochs: positive('defaultEpochs', 20),
     defaultBatchSize: positive('defaultBatchSize', 64),
     maxConcurrentRuns: positive('maxConcurrentRuns', 1),
+    workerMemoryLimitMb: positive('workerMemoryLimitMB', DEFAULT_MEMORY_LIMIT_MB),
   };
 }
 

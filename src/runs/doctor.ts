@@ -5,6 +5,7 @@ import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } 
 import { basename, dirname, join, relative } from 'node:path';
 import os from 'node:os';
 import { isAlive, MODEL_FILES, readRunEvents, RunHandle, RunStore, type RunSummary } from './run-store';
+import { findLocks, RUN_LOCK, type StaleLock } from './run-lock';
 
 /** One problem of a run folder: the file (relative to the run's folder) and what is wrong with it. */
 export interface RunProblem {
@@ -55,6 +56,8 @@ export interface RunsReport {
   readonly liveTempFiles: number;
   /** Bytes of all files under the runs folder. */
   readonly bytes: number;
+  /** run.lock files whose process is gone (stale: removable), and locks of other hosts (left alone). */
+  readonly locks: { readonly stale: readonly StaleLock[]; readonly otherHost: readonly StaleLock[] };
 }
 
 /** A temp file younger than this may be a write in progress. */
@@ -76,7 +79,10 @@ export function checkRuns(runsDir: string, opts: { now?: number; tempMinAgeMs?: 
   let bytes = 0;
   let runs = 0;
   let ok = 0;
-  if (!existsSync(runsDir)) return { runsDir, exists: false, runs, ok, damaged, dead, otherHost, tempFiles, liveTempFiles, bytes };
+  const noLocks = { stale: [], otherHost: [] };
+  if (!existsSync(runsDir))
+    return { runsDir, exists: false, runs, ok, damaged, dead, otherHost, tempFiles, liveTempFiles, bytes, locks: noLocks };
+  const runDirs: string[] = [];
   walk(runsDir, (path, size, mtimeMs) => {
     bytes += size;
     const m = TEMP_FILE.exec(basename(path));
@@ -91,6 +97,7 @@ export function checkRuns(runsDir: string, opts: { now?: number; tempMinAgeMs?: 
     runs++;
     const read = store.read(entry.name);
     const dir = join(runsDir, entry.name);
+    runDirs.push(dir);
     const problems = 'problem' in read ? [{ file: fileOf(read.problem), problem: read.problem }] : runProblems(read);
     if (problems.length) damaged.push({ id: entry.name, dir, problems });
     const raw = rawStatus(dir);
@@ -104,7 +111,7 @@ export function checkRuns(runsDir: string, opts: { now?: number; tempMinAgeMs?: 
     }
     if (!problems.length && !isDead) ok++;
   }
-  return { runsDir, exists: true, runs, ok, damaged, dead, otherHost, tempFiles, liveTempFiles, bytes };
+  return { runsDir, exists: true, runs, ok, damaged, dead, otherHost, tempFiles, liveTempFiles, bytes, locks: findLocks(runDirs) };
 }
 
 /** The problems of a readable run folder beyond status.json and config.json. */
@@ -297,7 +304,13 @@ export function machineFacts(): MachineFacts {
 
 /** Whether the report has problems that are still there (damaged, dead or leftover files, low disk). */
 export function hasProblems(runs: RunsReport, disk: ReturnType<typeof checkDisk>): boolean {
-  return runs.damaged.length > 0 || runs.dead.length > 0 || runs.tempFiles.length > 0 || ('low' in disk && disk.low);
+  return (
+    runs.damaged.length > 0 ||
+    runs.dead.length > 0 ||
+    runs.tempFiles.length > 0 ||
+    runs.locks.stale.length > 0 ||
+    ('low' in disk && disk.low)
+  );
 }
 
 /** Bytes for people: 1.2 GB, 340.5 MB, 12 KB. */
@@ -343,6 +356,8 @@ export function formatDoctorReport(r: {
     out.push(
       `  temp     ${relative(runs.runsDir, t.path)} (${formatBytes(t.bytes)}, ${Math.round(t.ageSeconds / 60)} min old: a crashed write's leftover)`,
     );
+  for (const l of runs.locks.stale) out.push(`  lock     ${l.id}: stale ${RUN_LOCK} (${l.why}); --remove-stale-locks removes it`);
+  for (const l of runs.locks.otherHost) out.push(`  lock     ${l.id}: ${RUN_LOCK} ${l.why}; delete ${l.file} if no process there runs it`);
   if (runs.liveTempFiles) out.push(`  (${plural(runs.liveTempFiles, 'recent temp file')} of writes that may be in progress: left alone)`);
   return out.join('\n');
 }

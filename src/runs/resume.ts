@@ -9,6 +9,7 @@ import { readCheckpoint } from '../engine/checkpoint';
 import type { JobConfig } from './config';
 import { isResumable, MODEL_FILES, readRunEvents, RESUMABLE_KINDS, RunHandle, RunStore, writeFileAtomic } from './run-store';
 import { InputError } from '../engine/types';
+import { acquireRunLock, type AcquireOptions, type RunLock } from './run-lock';
 
 /** The model files the jobs save after each epoch, in the order their phases run. */
 const EPOCH_CHECKPOINTS = [MODEL_FILES.teacher, MODEL_FILES.model] as const;
@@ -18,6 +19,8 @@ export interface ResumePoint {
   readonly run: RunHandle;
   /** Completed epochs per model file of the run folder, e.g. `model/teacher.safetensors` -> 10. */
   readonly epochsDone: Readonly<Record<string, number>>;
+  /** The run folder's lock, taken by prepareResume; the job releases it when it ends. */
+  readonly lock?: RunLock;
 }
 
 export interface PreparedResume {
@@ -29,7 +32,19 @@ export interface PreparedResume {
  * Reopen a run folder for resuming: checks its state, reads the epochs its model files hold, drops
  * metric lines of epochs whose model was not saved, and marks it running again (owned by this process).
  */
-export async function prepareResume(runDir: string): Promise<PreparedResume> {
+export async function prepareResume(runDir: string, opts: Pick<AcquireOptions, 'takeOverOtherHost'> = {}): Promise<PreparedResume> {
+  // First the lock: a second window (or `nad` command) resuming the same run is refused here, naming the owner.
+  let tookOver: string | undefined;
+  const lock = acquireRunLock(runDir, { ...opts, log: (message) => (tookOver = message) });
+  try {
+    return await reopen(runDir, lock, tookOver);
+  } catch (e) {
+    lock.release();
+    throw e;
+  }
+}
+
+async function reopen(runDir: string, lock: RunLock, tookOver: string | undefined): Promise<PreparedResume> {
   const id = basename(runDir);
   const read = new RunStore('', dirname(runDir)).read(id);
   if ('problem' in read) throw new InputError(`the run folder cannot be read (${read.problem})`, runDir);
@@ -70,12 +85,13 @@ export async function prepareResume(runDir: string): Promise<PreparedResume> {
     backend: status.backend,
     lastEpoch: status.lastEpoch,
   });
+  if (tookOver) run.appendMetric({ type: 'log', message: tookOver });
   const done = Object.entries(epochsDone).map(([rel, n]) => `${basename(rel, '.safetensors')} ${n}`);
   run.appendMetric({
     type: 'log',
     message: `resumed (${done.length ? `epochs done: ${done.join(', ')}` : 'no epoch was saved; starting over'})`,
   });
-  return { config: config as unknown as JobConfig, point: { run, epochsDone } };
+  return { config: config as unknown as JobConfig, point: { run, epochsDone, lock } };
 }
 
 /** Keep the first `count` epoch events (the ones whose model files were saved) and every other event. */

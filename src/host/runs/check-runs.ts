@@ -13,6 +13,7 @@ import {
   type RunsReport,
 } from '../../runs/doctor';
 import { runsDirFor } from '../settings';
+import { removeStaleLocks } from '../../runs/run-lock';
 
 export interface CheckRunsResult {
   readonly reports: readonly RunsReport[];
@@ -46,6 +47,7 @@ export async function checkRunsCommand(log: vscode.LogOutputChannel, refreshRuns
   const dead = reports.flatMap((r) => r.dead);
   const temp = reports.flatMap((r) => r.tempFiles);
   const damaged = reports.reduce((n, r) => n + r.damaged.length, 0);
+  const locks = reports.flatMap((r) => r.locks.stale);
   const result = { reports, markedInterrupted: 0, tempFilesRemoved: 0 };
   if (!problems) {
     void vscode.window.showInformationMessage(`NAD: ${reports.reduce((n, r) => n + r.runs, 0)} runs checked, no problems.`);
@@ -53,11 +55,18 @@ export async function checkRunsCommand(log: vscode.LogOutputChannel, refreshRuns
   }
   const markButton = `Mark ${dead.length} dead run${dead.length === 1 ? '' : 's'} interrupted`;
   const removeButton = `Remove ${temp.length} temp file${temp.length === 1 ? '' : 's'}`;
-  const buttons = [...(dead.length ? [markButton] : []), ...(temp.length ? [removeButton] : []), 'Show Report'];
+  const locksButton = `Remove ${locks.length} stale lock${locks.length === 1 ? '' : 's'}`;
+  const buttons = [
+    ...(dead.length ? [markButton] : []),
+    ...(temp.length ? [removeButton] : []),
+    ...(locks.length ? [locksButton] : []),
+    'Show Report',
+  ];
   const parts = [
     damaged ? `${damaged} damaged` : '',
     dead.length ? `${dead.length} dead (process gone)` : '',
     temp.length ? `${temp.length} leftover temp files` : '',
+    locks.length ? `${locks.length} stale run locks (process gone)` : '',
   ].filter(Boolean);
   const message = `NAD: runs checked: ${parts.join(', ') || 'low disk space'}. See the NAD output for details.`;
   const choice =
@@ -68,6 +77,8 @@ export async function checkRunsCommand(log: vscode.LogOutputChannel, refreshRuns
   } else if (choice === removeButton) {
     result.tempFilesRemoved = reports.reduce((n, r) => n + removeTempFiles(r.tempFiles, r.runsDir).length, 0);
     log.info(`Check Runs: removed ${result.tempFilesRemoved} temp file(s)`);
+  } else if (choice === locksButton) {
+    log.info(`Check Runs: removed ${removeStaleLocks(locks).length} stale lock(s)`);
   } else if (choice === 'Show Report') log.show(true);
   if (result.markedInterrupted || result.tempFilesRemoved) refreshRuns();
   return result;

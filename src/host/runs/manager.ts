@@ -8,9 +8,12 @@ import type { FailureKind, RunResult, WorkerJob, WorkerToHost } from '../../shar
 import { readRunSnapshot } from '../../runs/run-folder';
 import { WorkerClient, type WorkerExit } from './worker-client';
 import { slurmSettings } from '../settings';
+import { explainWorkerCrash, failDeadRun } from '../../runs/memory-limit';
 
 /** A worker that does not stop this long after Cancel is killed. */
 const CANCEL_GRACE_MS = 10_000;
+/** Ended tasks kept for taskFor/all(): each holds its run's snapshot (≈ 0.1 MB for a short run); the folder has it all. */
+const KEEP_ENDED = 20;
 
 export interface RunRequest {
   /** What notifications and the status bar call it, e.g. "Erase backdoor (model.pth)". */
@@ -91,15 +94,24 @@ export class RunManager implements vscode.Disposable {
   constructor(
     private readonly workerPath: string,
     private readonly maxConcurrent: () => number,
+    /** nad.workerMemoryLimitMB, read when each worker starts. */
+    private readonly memoryLimitMb?: () => number,
   ) {}
 
   start(request: RunRequest): RunTask {
     const task = new RunTask(this.nextId++, request);
+    this.forgetEnded();
     this.tasks.push(task);
     this.say(task, 'info', `${request.title}: queued`);
     this.changed.fire(task);
     this.pump();
     return task;
+  }
+
+  /** Drops all but the newest KEEP_ENDED ended tasks, so that a long session does not keep every run in memory. */
+  private forgetEnded(): void {
+    const ended = this.tasks.filter((t) => t.state !== 'queued' && t.state !== 'running');
+    for (const t of ended.slice(0, Math.max(0, ended.length - KEEP_ENDED))) this.tasks.splice(this.tasks.indexOf(t), 1);
   }
 
   /** Tasks not ended yet (running first, then queued in order). */
@@ -159,6 +171,7 @@ export class RunManager implements vscode.Disposable {
         onOutput: (line) => this.say(next, 'info', `[worker] ${line}`),
         onExit: (exit) => this.onWorkerExit(next, exit),
       },
+      this.memoryLimitMb?.(),
     );
     this.say(next, 'info', `${next.request.title}: started (worker pid ${next.worker.pid ?? '?'})`);
     this.changed.fire(next);
@@ -215,6 +228,7 @@ export class RunManager implements vscode.Disposable {
   }
 
   private onWorkerExit(task: RunTask, exit: WorkerExit): void {
+    const limit = task.worker?.memoryLimitMb;
     task.worker = undefined;
     if (!exit.reported) {
       const how = exit.signal ? `was killed (${exit.signal})` : `exited with code ${exit.code}`;
@@ -224,7 +238,10 @@ export class RunManager implements vscode.Disposable {
         task.end('cancelled');
       } else {
         const last = exit.stderrTail.length ? `: ${exit.stderrTail[exit.stderrTail.length - 1]}` : '';
-        const message = `the worker process ${how}${last}`;
+        // Out of memory: said so, and the run marked failed as the worker would have (it could not).
+        const memory = explainWorkerCrash(exit, limit);
+        const message = memory ?? `the worker process ${how}${last}`;
+        if (memory && task.runDir && failDeadRun(task.runDir, memory)) this.say(task, 'info', `marked ${task.runDir} failed`);
         task.failure = { message, kind: 'crash', stderrTail: exit.stderrTail };
         this.say(task, 'error', `${task.request.title} failed: ${message}`);
         for (const line of exit.stderrTail) this.say(task, 'error', `  ${line}`);

@@ -79,7 +79,7 @@ async function runDemo(host: WizardHost, arg: unknown): Promise<RunTask | undefi
   if (typeof quick !== 'boolean') {
     const pick = await vscode.window.showQuickPick(
       [
-        { label: 'Quick', description: '2 + 2 + 2 epochs, about a minute', quick: true },
+        { label: 'Quick', description: '2 + 2 + 4 epochs, about a minute', quick: true },
         { label: 'Full', description: '3 + 10 + 10 epochs, several minutes', quick: false },
       ],
       {
@@ -101,7 +101,11 @@ async function runDemo(host: WizardHost, arg: unknown): Promise<RunTask | undefi
 export function registerRuns(context: vscode.ExtensionContext, refreshRuns: () => void): RunsApi {
   const log = nadLog();
   const workerPath = vscode.Uri.joinPath(context.extensionUri, 'dist', 'worker.js').fsPath;
-  const manager = new RunManager(workerPath, () => nadSettings().maxConcurrentRuns);
+  const manager = new RunManager(
+    workerPath,
+    () => nadSettings().maxConcurrentRuns,
+    () => nadSettings().workerMemoryLimitMb,
+  );
   // Panel buttons map onto the same commands as the Runs view's context menu.
   const onAction = (action: PanelAction, runDir: string): void => {
     const command: Record<PanelAction, string> = {

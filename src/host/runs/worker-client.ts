@@ -6,6 +6,7 @@ import type { HostToWorker, WorkerRequest, WorkerToHost } from '../../shared/wor
 import { parseWorkerMessage } from '../../shared/event-schemas';
 import { messagePreview } from '../../shared/schema-kit';
 import { isFinal } from '../../shared/worker-protocol';
+import { workerMemoryOptions } from '../../runs/memory-limit';
 
 const STDERR_LINES = 30;
 
@@ -34,12 +35,15 @@ export class WorkerClient {
     workerPath: string,
     request: WorkerRequest,
     private readonly callbacks: WorkerCallbacks,
+    /** The worker's memory limit (JavaScript heap and wasm heap, each), MB; see runs/memory-limit.ts. */
+    readonly memoryLimitMb?: number,
   ) {
+    const memory = memoryLimitMb !== undefined ? workerMemoryOptions(memoryLimitMb) : { execArgv: [], env: {} };
     this.child = fork(workerPath, [], {
       cwd: request.cwd,
       execPath: process.execPath,
-      execArgv: [],
-      env: { ...process.env, ELECTRON_RUN_AS_NODE: '1' },
+      execArgv: memory.execArgv,
+      env: { ...process.env, ...memory.env, ELECTRON_RUN_AS_NODE: '1' },
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       serialization: 'json',
     });

@@ -95,7 +95,8 @@ export async function runPreparedFolder(
   const first = !existsSync(join(runDir, 'metrics.jsonl'));
   if (!first && RESUMABLE_KINDS.includes(s.kind)) {
     if (!isResumable(read)) new RunHandle(id, runDir, s.kind).setStatus({ ...s, state: 'interrupted' });
-    const { config, point } = await prepareResume(runDir);
+    // Slurm ends a job's earlier attempt before it requeues it, possibly on another node: its lock is stale.
+    const { config, point } = await prepareResume(runDir, { takeOverOtherHost: 'Slurm requeued the job' });
     return runJob(config, { ...base, resume: point });
   }
   // A first start, or a kind that does not train (eval, attention): the job runs afresh in the folder.

@@ -12,6 +12,9 @@ import { EtaClock, type PlannedPhase } from '../eta';
 import type { ResumePoint } from '../resume';
 import { collectProvenance } from '../provenance';
 import { RunStore, type RunHandle } from '../run-store';
+import { acquireRunLock } from '../run-lock';
+import { memoryLimitFromEnv } from '../memory-limit';
+import { asOutOfMemory, wasmHeapGuard } from './memory-guard';
 
 export interface JobContext {
   /** Working folder: runs are stored in <cwd>/.nad/runs unless `runsDir` is given. */
@@ -53,14 +56,21 @@ export async function withRun(
   const run =
     ctx.resume?.run ??
     store.create(config.kind, { ...config, backendUsed: backend.name, provenance: collectProvenance(config, backend) }, config.name);
+  // The run's lock (see run-lock.ts): a resume took it already; a new folder's is free.
+  let tookOver: string | undefined;
+  const lock = ctx.resume?.lock ?? acquireRunLock(run.dir, { log: (message) => (tookOver = message) });
   run.update({ backend: backend.description });
   const eta = new EtaClock(plan);
+  // The worker's memory limit on the wasm heap (see memory-limit.ts), checked after every batch.
+  const memoryLimit = memoryLimitFromEnv();
+  const checkMemory = wasmHeapGuard(memoryLimit);
   const publish = (e: RunEvent): void => {
     if (!LIVE_ONLY_EVENTS.has(e.type)) run.appendMetric(e);
     if (e.type === 'epoch') run.update({ lastEpoch: e.epoch });
     ctx.onEvent?.(e);
   };
   const emit = (e: EngineEvent): void => {
+    if (e.type === 'step' || e.type === 'epoch') checkMemory();
     const etaSeconds = eta.update(e);
     publish((e.type === 'step' || e.type === 'epoch') && etaSeconds !== undefined ? { ...e, etaSeconds } : e);
   };
@@ -74,6 +84,7 @@ export async function withRun(
   });
   for (const reason of backend.fallbackReasons) emit({ type: 'log', message: `backend: ${reason}` });
   emit({ type: 'log', message: `backend: ${backend.description}` });
+  if (tookOver) emit({ type: 'log', message: tookOver });
   const tensorsBefore = tf.memory().numTensors;
   try {
     const out = await body({ run, emit, signal: ctx.signal, resume: ctx.resume });
@@ -94,7 +105,9 @@ export async function withRun(
       ...(out.der !== undefined ? { der: out.der } : {}),
     });
     return { ...out, runId: run.id, runDir: run.dir, backend: backend.description };
-  } catch (e) {
+  } catch (thrown) {
+    // An allocation that failed is said as what it is: out of memory, with the limit and what to do.
+    const e = asOutOfMemory(thrown, memoryLimit) ?? thrown;
     const cancelled = e instanceof RunCancelledError;
     const error = e instanceof Error ? e.message : String(e);
     const ended: RunEvent = cancelled ? { type: 'ended', state: 'cancelled' } : { type: 'ended', state: 'failed', error };
@@ -112,6 +125,7 @@ export async function withRun(
     bestEffort('the state in status.json', () => (cancelled ? run.cancel() : run.fail(error)));
     throw e;
   } finally {
+    lock.release();
     const leaked = tf.memory().numTensors - tensorsBefore;
     if (leaked > 0) emit({ type: 'log', message: `warning: ${leaked} tensors were not released by this run` });
   }
