@@ -119,6 +119,8 @@ export type HistoryViewMessage =
   | { readonly type: 'reveal'; readonly dir: string }
   | { readonly type: 'attention'; readonly dir: string }
   | { readonly type: 'compare'; readonly dirs: readonly string[] }
+  /** The runs side by side as attack x defense on the matrix page. */
+  | { readonly type: 'matrix'; readonly dirs: readonly string[] }
   | { readonly type: 'refresh' }
   | { readonly type: 'star'; readonly dir: string; readonly starred: boolean }
   /** The column layout changed: the host keeps it for pages opened later. */

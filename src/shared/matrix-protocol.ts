@@ -40,8 +40,12 @@ export type MatrixHostMessage =
   | {
       readonly type: 'matrix';
       readonly id: string;
-      /** The matrix folder (the page keeps it across reloads). */
+      /** The matrix folder (the page keeps it across reloads); empty for chosen runs. */
       readonly dir: string;
+      /** Chosen runs' folders, when the page shows runs from the history rather than a matrix folder. */
+      readonly runs?: readonly string[];
+      /** Chosen runs left out of the table, with why ("run-id: a detection run repairs no model"). */
+      readonly skipped?: readonly string[];
       readonly table: MatrixTable;
       /** Run folders by run id, for the cells' links. */
       readonly runsDir: string;
@@ -65,7 +69,8 @@ export type MatrixViewMessage =
       readonly legend: string;
     };
 
-/** The page's state across reloads: which matrix it shows. */
+/** The page's state across reloads: which matrix it shows, or which runs. */
 export interface MatrixPageState {
   readonly dir: string;
+  readonly runs?: readonly string[];
 }

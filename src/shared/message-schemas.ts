@@ -95,6 +95,7 @@ export const historyViewSchema = v.variant('type', [
   v.object({ type: v.literal('reveal'), dir: text }),
   v.object({ type: v.literal('attention'), dir: text }),
   v.object({ type: v.literal('compare'), dirs: texts }),
+  v.object({ type: v.literal('matrix'), dirs: texts }),
   v.object({ type: v.literal('star'), dir: text, starred: v.boolean() }),
   v.object({ type: v.literal('layout'), layout: v.object({ order: texts, visible: v.record(text, v.boolean()) }) }),
   v.object({

@@ -91,6 +91,11 @@ const els = {
   picker: h('div', { class: 'picker-wrap', id: 'picker-wrap' }),
   broken: h('section', { class: 'broken', id: 'broken', 'aria-label': 'Unreadable run folders' }),
   compare: h('vscode-button', { id: 'compare', title: 'Compare the selected runs’ curves and configs' }, 'Compare'),
+  matrix: h(
+    'vscode-button',
+    { id: 'as-matrix', secondary: true, title: 'The selected runs (or all shown) side by side as attack × defense, mean ± std over seeds' },
+    'As Matrix',
+  ),
   maps: h('vscode-button', { id: 'show-maps', secondary: true, title: 'Show the attention maps of the selected run' }, 'Attention Maps'),
   reveal: h('vscode-button', { id: 'reveal', secondary: true, title: 'Reveal the selected run’s folder in the Explorer' }, 'Reveal Folder'),
 };
@@ -181,6 +186,11 @@ function build(): void {
     const dirs = liveSelection();
     if (dirs.length >= 2) channel.post({ type: 'compare', dirs });
   });
+  els.matrix.addEventListener('click', () => {
+    const live = liveSelection();
+    const dirs = live.length ? live : Array.from(els.body.querySelectorAll<HTMLElement>('tr[data-dir]'), (tr) => tr.dataset.dir ?? '');
+    if (dirs.length) channel.post({ type: 'matrix', dirs: dirs.filter(Boolean) });
+  });
   const single = (type: 'attention' | 'reveal') => (): void => {
     const [dir] = liveSelection();
     if (dir) channel.post({ type, dir });
@@ -210,6 +220,7 @@ function build(): void {
       'div',
       { class: 'toolbar' },
       els.compare,
+      els.matrix,
       els.maps,
       els.reveal,
       button('refresh', 'Refresh', 'Read the run folders again', () => channel.post({ type: 'refresh' })),
@@ -330,6 +341,7 @@ function updateSelection(shownCount?: number): void {
   const shown = shownCount ?? els.body.querySelectorAll('tr[data-dir]').length;
   els.status.textContent = `${shown} of ${rows.length} run${rows.length === 1 ? '' : 's'}${live.length ? ` · ${live.length} selected` : ''}`;
   els.compare.toggleAttribute('disabled', live.length < 2);
+  els.matrix.toggleAttribute('disabled', shown === 0);
   for (const tr of Array.from(els.body.querySelectorAll<HTMLElement>('tr[data-dir]')))
     tr.classList.toggle('selected', live.includes(tr.dataset.dir ?? ''));
 }

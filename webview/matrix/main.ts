@@ -31,11 +31,16 @@ function cellText(c: TableCell): string {
   return `${fmt(c.acc)} / ${fmt(c.asr)}`;
 }
 
-function cellDetail(c: TableCell, seeds: number): string {
+/** RA, DER, and how many seeds: of the matrix's (a matrix), or as many as the cell has (chosen runs). */
+function cellDetail(c: TableCell, seeds: number, chosen: boolean): string {
   const parts: string[] = [];
   if (c.ra) parts.push(`RA ${fmt(c.ra)}`);
   if (c.der) parts.push(`DER ${c.der.mean.toFixed(3)}`);
-  if (c.seeds < seeds) {
+  if (chosen) {
+    if (c.seeds > 1) parts.push(`${c.seeds} seeds`);
+    if (c.running) parts.push(`${c.running} running`);
+    if (c.failed.length) parts.push(`${c.failed.length} failed`);
+  } else if (c.seeds < seeds) {
     const rest = [
       c.running ? `${c.running} running` : '',
       c.pending ? `${c.pending} pending` : '',
@@ -69,7 +74,7 @@ function render(msg: Extract<MatrixHostMessage, { type: 'matrix' }>): void {
       const text = cellText(c);
       texts.push(text);
       if (c.best) best.push(`${a.name}/${t.defenses[j].name}`);
-      const detail = cellDetail(c, seeds);
+      const detail = cellDetail(c, seeds, msg.runs !== undefined);
       const failures = c.failed.map((f) => `seed ${f.seed}: ${f.error}`).join('\n');
       const content = h('span', { class: 'cell-main' }, text);
       const inner: Array<Node | string> = [content];
@@ -106,13 +111,16 @@ function render(msg: Extract<MatrixHostMessage, { type: 'matrix' }>): void {
       ? `All ${p.total} runs finished.`
       : `${p.finished} of ${p.total} runs finished${p.running ? `, ${p.running} running` : ''}${p.failed ? `, ${p.failed} failed` : ''}.`;
   const legend = h('p', { class: 'legend', id: 'legend' }, LEGEND);
+  const where = msg.runs ? 'runs chosen in the history' : `folder ${msg.id}`;
+  const skipped = msg.skipped?.length ? [h('p', { class: 'skipped' }, `Not in the table: ${msg.skipped.join('; ')}.`)] : [];
   root.replaceChildren(
-    h('h1', {}, `Matrix: ${t.name}`),
+    h('h1', {}, msg.runs ? `Runs side by side: ${t.name}` : `Matrix: ${t.name}`),
     h(
       'p',
       { class: 'status', role: 'status' },
-      `${status} ${seeds} seed${seeds > 1 ? 's' : ''} (${t.seeds.join(', ')}); folder ${msg.id}.${msg.slurm ? ` ${msg.slurm}.` : ''}`,
+      `${status} ${seeds} seed${seeds > 1 ? 's' : ''} (${t.seeds.join(', ')}); ${where}.${msg.slurm ? ` ${msg.slurm}.` : ''}`,
     ),
+    ...skipped,
     h('div', { class: 'table-wrap' }, h('table', { class: 'matrix', 'aria-describedby': 'legend' }, h('thead', {}, head), body)),
     legend,
     h(
@@ -136,7 +144,7 @@ window.addEventListener('message', (e: MessageEvent<MatrixHostMessage>) => {
     channel.post({ type: 'rendered', rows: [], best: [], legend: msg.problem });
     return;
   }
-  channel.save({ dir: msg.dir });
+  channel.save(msg.runs ? { dir: '', runs: msg.runs } : { dir: msg.dir });
   render(msg);
 });
 channel.post({ type: 'ready' });

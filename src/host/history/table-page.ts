@@ -211,7 +211,7 @@ export class HistoryPage implements vscode.Disposable {
     // Act only on run folders this page was sent: a message is not a licence to touch any path.
     const known = (dir: string): boolean => this.shownDirs.has(dir);
     if ((m.type === 'open' || m.type === 'reveal' || m.type === 'attention' || m.type === 'star') && !known(m.dir)) return;
-    if (m.type === 'compare' && !m.dirs.every(known)) return;
+    if ((m.type === 'compare' || m.type === 'matrix') && !m.dirs.every(known)) return;
     try {
       switch (m.type) {
         case 'ready':
@@ -229,6 +229,9 @@ export class HistoryPage implements vscode.Disposable {
           break;
         case 'compare':
           await this.compare(m.dirs);
+          break;
+        case 'matrix':
+          await vscode.commands.executeCommand('nad.showRunsAsMatrix', m.dirs);
           break;
         case 'star':
           setStarred(m.dir, m.starred);

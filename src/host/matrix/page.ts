@@ -10,6 +10,11 @@ import type { MatrixHostMessage, MatrixPageState, MatrixViewMessage } from '../.
 import { listMatrices, matricesDir, readMatrixFolder } from '../../runs/matrix/folder';
 import { MATRIX_FILE_SUFFIX } from '../../runs/matrix/cells';
 import { formatTable, matrixTable, type Titles } from '../../runs/matrix/table';
+import { runsMatrix } from '../../runs/matrix/from-runs';
+import { readRunSummary } from '../../runs/run-folder';
+import type { RunSummary } from '../../runs/run-store';
+import { workspaceRuns } from '../workspace-runs';
+import { pickRuns, runsFromArgs } from '../runs/pick';
 import { canOpenRuns, openRun } from '../history/open-run';
 import type { RunManager, RunTask } from '../runs/manager';
 import { folderFor, runsDirFor } from '../settings';
@@ -24,7 +29,12 @@ import { onCheckedMessage } from '../webview-messages';
 export const MATRIX_VIEW_TYPE = 'nad.matrix';
 export { MATRIX_FILE_SUFFIX };
 
-/** What a page last drew (tests read it). */
+/** What a page shows: a matrix folder, or runs chosen in the history (their folders, in the order chosen). */
+export type MatrixSource = { readonly dir: string } | { readonly runs: readonly string[] };
+
+export const sourceKey = (s: MatrixSource): string => ('runs' in s ? `runs:${s.runs.join('|')}` : s.dir);
+
+/** What a page last drew (tests read it); `dir` is the source's key. */
 export interface MatrixRendered {
   readonly dir: string;
   readonly rows: ReadonlyArray<readonly string[]>;
@@ -40,17 +50,20 @@ function titlesFrom(extensionPath: string): Titles {
 
 class MatrixPage {
   private last = '';
-  private runIds = new Set<string>();
+  /** The run folders of the cells drawn, by run id: the only runs a click may open. */
+  private runDirs = new Map<string, string>();
   /** Settings are read once: the page re-reads the folder every 1.5 s. */
   private readonly runsDir: string;
   private readonly timer: NodeJS.Timeout;
+  readonly dir: string;
 
   constructor(
     readonly panel: vscode.WebviewPanel,
-    readonly dir: string,
+    readonly source: MatrixSource,
     private readonly pages: MatrixPages,
   ) {
-    this.runsDir = pages.runsDirOf(dir);
+    this.dir = sourceKey(source);
+    this.runsDir = 'dir' in source ? pages.runsDirOf(source.dir) : '';
     panel.webview.options = webviewOptions(pages.extensionUri);
     panel.webview.html = webviewHtml(panel.webview, pages.extensionUri, {
       script: 'matrix.js',
@@ -65,7 +78,8 @@ class MatrixPage {
   }
 
   private read(): MatrixHostMessage & { type: 'matrix' } {
-    const folder = readMatrixFolder(this.dir, this.runsDir);
+    if ('runs' in this.source) return this.readRuns(this.source.runs);
+    const folder = readMatrixFolder(this.source.dir, this.runsDir);
     const table = matrixTable(folder.spec, folder.outcomes, this.pages.titles());
     const count = (s: string): number => folder.outcomes.filter((o) => o.state === s).length;
     return {
@@ -84,13 +98,48 @@ class MatrixPage {
     };
   }
 
+  /** Chosen runs as a table; a run folder deleted or damaged since is named, the others still shown. */
+  private readRuns(dirs: readonly string[]): MatrixHostMessage & { type: 'matrix' } {
+    const chosen: RunSummary[] = [];
+    const unreadable: string[] = [];
+    for (const d of dirs) {
+      const r = existsSync(d) ? readRunSummary(d) : { problem: 'the run folder is gone' };
+      if ('problem' in r) unreadable.push(`${basename(d)}: ${r.problem}`);
+      else chosen.push(r);
+    }
+    const m = runsMatrix(
+      chosen,
+      workspaceRuns().runs.map((r) => r.run),
+      this.pages.titles(),
+    );
+    const count = (s: string): number => m.outcomes.filter((o) => o.state === s).length;
+    return {
+      type: 'matrix',
+      id: `${chosen.length} runs`,
+      dir: '',
+      runs: dirs,
+      skipped: [...unreadable, ...m.skipped.map((s) => `${s.id}: ${s.why}`)],
+      table: m.table,
+      runsDir: '',
+      progress: { finished: count('finished'), running: count('running'), failed: count('failed'), total: m.outcomes.length },
+      canOpenRun: false,
+    };
+  }
+
+  private runDirsOf(m: MatrixHostMessage & { type: 'matrix' }): Map<string, string> {
+    const ids = m.table.cells.flatMap((row) => row.flatMap((c) => c.runIds));
+    if (!('runs' in this.source)) return new Map(ids.map((id) => [id, join(this.runsDir, id)]));
+    const byId = new Map(this.source.runs.map((d) => [basename(d), d]));
+    return new Map(ids.flatMap((id) => (byId.has(id) ? [[id, byId.get(id) as string] as const] : [])));
+  }
+
   async post(force = false): Promise<void> {
     let msg: MatrixHostMessage;
     try {
       const m = this.read();
-      this.runIds = new Set(m.table.cells.flatMap((row) => row.flatMap((c) => c.runIds)));
+      this.runDirs = this.runDirsOf(m);
       // Only while cells run (a queued Slurm cell says running): ended matrices need no squeue.
-      const slurm = m.progress.running ? await slurmSummary([...this.runIds].map((id) => join(this.runsDir, id))) : undefined;
+      const slurm = m.progress.running ? await slurmSummary([...this.runDirs.values()]) : undefined;
       msg = { ...m, ...(slurm ? { slurm } : {}), canOpenRun: await canOpenRuns() };
     } catch (e) {
       msg = { type: 'problem', problem: (e as Error).message };
@@ -98,7 +147,8 @@ class MatrixPage {
     const text = JSON.stringify(msg);
     if (!force && text === this.last) return;
     this.last = text;
-    this.panel.title = msg.type === 'matrix' ? `Matrix: ${msg.table.name}` : `Matrix: ${basename(this.dir)}`;
+    this.panel.title =
+      msg.type === 'matrix' ? `Matrix: ${msg.table.name}` : `Matrix: ${'dir' in this.source ? basename(this.source.dir) : 'runs'}`;
     await this.panel.webview.postMessage(msg);
   }
 
@@ -110,7 +160,7 @@ class MatrixPage {
           break;
         case 'open':
           // Only runs this page was sent: a message is not a licence to open any path.
-          if (this.runIds.has(m.runId)) await openRun(join(this.runsDir, m.runId));
+          if (this.runDirs.has(m.runId)) await openRun(this.runDirs.get(m.runId) as string);
           break;
         case 'copy': {
           const folder = this.read();
@@ -162,26 +212,25 @@ export class MatrixPages implements vscode.Disposable {
     return configured && join(dirname(configured), 'matrices') === dirname(dir) ? configured : join(dirname(dirname(dir)), 'runs');
   }
 
-  open(dir: string): void {
-    const existing = this.pages.get(dir);
+  /** Opens (or reveals) the page of a matrix folder, or of chosen runs. */
+  open(source: string | MatrixSource): void {
+    const s: MatrixSource = typeof source === 'string' ? { dir: source } : source;
+    const existing = this.pages.get(sourceKey(s));
     if (existing) {
       existing.panel.reveal();
       return;
     }
-    const panel = vscode.window.createWebviewPanel(
-      MATRIX_VIEW_TYPE,
-      `Matrix: ${basename(dir)}`,
-      vscode.ViewColumn.Active,
-      webviewOptions(this.extensionUri),
-    );
-    this.attach(panel, dir);
+    const title = 'dir' in s ? `Matrix: ${basename(s.dir)}` : `Matrix: ${s.runs.length} runs`;
+    const panel = vscode.window.createWebviewPanel(MATRIX_VIEW_TYPE, title, vscode.ViewColumn.Active, webviewOptions(this.extensionUri));
+    this.attach(panel, s);
   }
 
-  attach(panel: vscode.WebviewPanel, dir: string): void {
-    const page = new MatrixPage(panel, dir, this);
-    this.pages.set(dir, page);
+  attach(panel: vscode.WebviewPanel, source: MatrixSource): void {
+    const page = new MatrixPage(panel, source, this);
+    const key = sourceKey(source);
+    this.pages.set(key, page);
     panel.onDidDispose(() => {
-      if (this.pages.get(dir) === page) this.pages.delete(dir);
+      if (this.pages.get(key) === page) this.pages.delete(key);
     });
   }
 
@@ -283,12 +332,30 @@ export function registerMatrices(context: vscode.ExtensionContext, manager: RunM
     pages,
     vscode.window.registerWebviewPanelSerializer(MATRIX_VIEW_TYPE, {
       deserializeWebviewPanel: async (panel: vscode.WebviewPanel, state: unknown) => {
-        const dir = (state as MatrixPageState | undefined)?.dir;
-        if (typeof dir === 'string' && existsSync(dir)) pages.attach(panel, dir);
+        const s = state as MatrixPageState | undefined;
+        const runs = Array.isArray(s?.runs) ? s.runs.filter((d): d is string => typeof d === 'string') : [];
+        if (runs.length) pages.attach(panel, { runs });
+        else if (typeof s?.dir === 'string' && existsSync(s.dir)) pages.attach(panel, { dir: s.dir });
         else panel.dispose();
       },
     }),
     vscode.commands.registerCommand('nad.openMatrix', openMatrix),
+    vscode.commands.registerCommand('nad.showRunsAsMatrix', async (clicked: unknown, selected: unknown) => {
+      const dirs =
+        Array.isArray(clicked) && clicked.every((d) => typeof d === 'string')
+          ? (clicked as string[])
+          : clicked === undefined
+            ? (
+                await pickRuns({
+                  title: 'Which runs, side by side as attack × defense?',
+                  many: true,
+                  minimum: 1,
+                  emptyMessage: 'There are no runs yet.',
+                })
+              ).map((r) => r.run.dir)
+            : runsFromArgs(clicked, selected).flatMap((r) => ('run' in r ? [r.run.dir] : []));
+      if (dirs.length) pages.open({ runs: dirs });
+    }),
     vscode.commands.registerCommand('nad.runMatrixFile', runMatrixFile),
     vscode.commands.registerCommand('nad.newMatrix', (arg?: unknown) =>
       requireTrust('Creating a matrix') ? newMatrixWizard(context.extensionPath, arg instanceof vscode.Uri ? arg : undefined) : undefined,

@@ -22,7 +22,11 @@ export function stat(values: readonly number[]): Stat | undefined {
   return { mean, std, n: v.length };
 }
 
-export function matrixTable(spec: MatrixSpec, outcomes: readonly CellOutcome[], titles?: Titles): MatrixTable {
+export function matrixTable(
+  spec: Pick<MatrixSpec, 'name' | 'attacks' | 'defenses' | 'seeds'>,
+  outcomes: readonly CellOutcome[],
+  titles?: Titles,
+): MatrixTable {
   const titleOfDefense = (n: string): string => (n === NO_DEFENSE ? 'No defense' : (titles?.defense(n) ?? n));
   const cells = spec.attacks.map((a) => {
     const row = spec.defenses.map((d): TableCell => {

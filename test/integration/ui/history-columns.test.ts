@@ -6,7 +6,6 @@
 // VS Code's save dialog) checked against the run folders. Screenshots of table and plot in three themes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -15,6 +14,7 @@ import { RunStore, type RunSummary } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, watchCsp } from '../../../scripts/vscode-test/ui';
 import { writeSmallMnist } from '../fixtures/small-mnist';
+import { nadRun } from '../fixtures/nad-cli';
 
 let wb: Workbench;
 let workspace = '';
@@ -30,13 +30,7 @@ const ERASES: ReadonlyArray<readonly [number, number]> = [
 
 /** `nad <args>` on the digits, quietly, in the workspace; the run folder it made. */
 function nad(args: readonly string[]): string {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args, '--runs-dir', runsDir, '--quiet', '--json'], {
-    encoding: 'utf8',
-    cwd: workspace,
-    maxBuffer: 64 << 20,
-  });
-  assert.equal(r.status, 0, `nad ${args.join(' ')} failed:\n${r.stderr}`);
-  return (JSON.parse(r.stdout) as { runDir: string }).runDir;
+  return nadRun(workspace, runsDir, args);
 }
 
 function runs(): RunSummary[] {

@@ -7,7 +7,6 @@
 // Screenshots in three themes.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -17,6 +16,7 @@ import { RunStore, type RunSummary } from '../../../src/runs/run-store';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { activeWebview, runCommand, setColorTheme, TEST_TIMEOUT_MS, watchCsp } from '../../../scripts/vscode-test/ui';
 import { writeSmallMnist } from '../fixtures/small-mnist';
+import { nadRun } from '../fixtures/nad-cli';
 
 let wb: Workbench;
 let workspace = '';
@@ -26,13 +26,7 @@ const OLD = 'made-by-0.0.1';
 
 /** `nad <args>` on the digits, quietly, in the workspace; the run folder it made. */
 function nad(args: readonly string[]): string {
-  const r = spawnSync(process.execPath, [join(REPO_ROOT, 'dist', 'cli.js'), ...args, '--runs-dir', runsDir, '--quiet', '--json'], {
-    encoding: 'utf8',
-    cwd: workspace,
-    maxBuffer: 64 << 20,
-  });
-  assert.equal(r.status, 0, `nad ${args.join(' ')} failed:\n${r.stderr}`);
-  return (JSON.parse(r.stdout) as { runDir: string }).runDir;
+  return nadRun(workspace, runsDir, args);
 }
 
 const runs = (): RunSummary[] => new RunStore(workspace, runsDir).list().runs;
