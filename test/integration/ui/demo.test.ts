@@ -1,4 +1,4 @@
-// UI: "NAD: Run Demo" from the palette (its Quick setting: 2 + 2 + 2 epochs on the built-in MNIST digits)
+// UI: "NAD: Run Demo" from the palette (its Quick setting: 2 + 2 + 4 epochs on the built-in MNIST digits)
 // in an empty folder. While NAD runs, the panel draws the attention maps over their input images (sent at
 // the run's start, before maps.json exists); when the demo ends, the three runs are in the Runs view as
 // finished with their folders' ACC/ASR, and each run's panel shows its folder's table and epochs.
