@@ -23,6 +23,7 @@ import type {
 import { connect, h, onThemeChange, themeColour } from '../common/vscode-api';
 import { formatPercent } from './format';
 import { runColour, runPointStyle } from './run-colours';
+import { baseChartOptions } from '../common/chart-options';
 
 Chart.register(LineController, LineElement, PointElement, LinearScale, CategoryScale, Legend, Tooltip, Title);
 
@@ -81,12 +82,7 @@ function renderCharts(container: HTMLElement): void {
       type: 'line',
       data: { datasets: datasets(data?.runs ?? [], m.key) },
       options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        parsing: false,
-        color: fg,
-        font,
+        ...baseChartOptions(fg, font),
         plugins: {
           title: { display: true, text: m.title, color: fg, font: { ...font, size: 13, weight: 'bold' } },
           legend: { labels: { color: fg, font, usePointStyle: true, boxWidth: 8, boxHeight: 8 } },

@@ -8,6 +8,7 @@ import type { ExportFormat, HistoryRow, PlotChoice, PlotPoint } from '../../src/
 import { h, themeColour } from '../common/vscode-api';
 import { niceAxis, scatterSvg, type Axis } from './plot-svg';
 import { runColour, runPointStyle } from './run-colours';
+import { baseChartOptions } from '../common/chart-options';
 
 Chart.register(ScatterController, PointElement, LinearScale, Legend, Tooltip, Title);
 
@@ -189,12 +190,7 @@ export class RunPlot {
       type: 'scatter',
       data: { datasets },
       options: {
-        animation: false,
-        responsive: true,
-        maintainAspectRatio: false,
-        parsing: false,
-        color: fg,
-        font,
+        ...baseChartOptions(fg, font),
         plugins: {
           title: {
             display: true,

@@ -12,8 +12,6 @@ import type {
   HistoryHostMessage,
   HistoryRow,
   HistoryViewMessage,
-  HistoryViewState,
-  PlotPoint,
 } from '../../shared/history-protocol';
 import { cleanShareOf, colourSlots, flattenParams, resultMetrics } from '../../shared/history-columns';
 import { provenanceCells } from '../../shared/history-provenance';
@@ -125,16 +123,8 @@ export function historyRows(): { rows: HistoryRow[]; broken: BrokenRow[] } {
   };
 }
 
-/** What the page last reported (tests read it). */
-export interface HistoryRendered {
-  readonly shown: readonly string[];
-  readonly broken: number;
-  readonly state: HistoryViewState;
-  readonly columns: readonly string[];
-  readonly points: readonly PlotPoint[];
-  readonly whereError?: string;
-  readonly renderMs: number;
-}
+/** What the page last reported (tests read it): its `rendered` message without the type. */
+export type HistoryRendered = Omit<Extract<HistoryViewMessage, { type: 'rendered' }>, 'type'>;
 
 const LAYOUT_KEY = 'nad.history.layout';
 
