@@ -3,10 +3,10 @@
 // the finished cells and resumes the stopped one in its own folder; the table's statistics and exports.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { RunCancelledError } from '../../src/engine/train';
-import { runMatrix, type MatrixProgress } from '../../src/runs/matrix/run';
+import { cellConfig, runMatrix, type MatrixProgress } from '../../src/runs/matrix/run';
 import { cellKey, matrixCells, paperTable1, parseMatrix, REGISTRY_TITLES, type MatrixSpec } from '../../src/runs/matrix/spec';
 import { matrixTable, stat, toCsv, toLatex, toMarkdown } from '../../src/runs/matrix/table';
 import { listMatrices, readMatrixFolder } from '../../src/runs/matrix/folder';
@@ -237,4 +237,31 @@ test('the JSON Schema of matrix files offers every attack, every repairing defen
   assert.ok(!names('defenses').includes('strip'), 'a detector is not a matrix column');
   const nad = schema.properties['defenses'].items?.anyOf.find((s) => s.properties?.name.const === 'nad');
   assert.deepEqual(Object.keys(nad?.properties?.params.properties ?? {}).sort(), ['teacher', 'teacherEpochs']);
+});
+
+test("a defense cell of an attack that made its trigger while poisoning is scored with that trigger (the trained run's trigger.json)", () => {
+  const t = tempFolder('matrix-made-trigger');
+  try {
+    const spec = parseMatrix(
+      { name: 'made', data: 'mnist', attacks: ['trojan'], defenses: ['none', 'finetune'], cleanCount: 30 },
+      'made.nad-matrix.json',
+      t.dir,
+    );
+    const cell = { attack: 'trojan', defense: 'finetune', seed: 0 };
+    const model = join(t.dir, 'train-run', 'model', 'model.safetensors');
+    mkdirSync(dirname(model), { recursive: true });
+    // Without trigger.json: the attack's own trigger (the fixed trojan mask).
+    const triggerOf = (c: ReturnType<typeof cellConfig>): Record<string, unknown> =>
+      'backdoor' in c ? (c.backdoor.trigger as unknown as Record<string, unknown>) : {};
+    assert.equal(triggerOf(cellConfig(spec, cell, model, 'made-0000'))['pattern'], undefined);
+    const pattern = Array.from({ length: 28 * 28 }, (_, i) => (i % 7 === 0 ? 200 : 0));
+    writeFileSync(join(t.dir, 'train-run', 'trigger.json'), JSON.stringify({ name: 'trojanTrigger', pattern }));
+    const made = triggerOf(cellConfig(spec, cell, model, 'made-0000'));
+    assert.equal(made['name'], 'trojanTrigger');
+    assert.deepEqual(made['pattern'], pattern);
+    writeFileSync(join(t.dir, 'train-run', 'trigger.json'), '{"name": "trojanTr');
+    assert.throws(() => cellConfig(spec, cell, model, 'made-0000'), /trigger\.json: cannot read the trigger the attack made/);
+  } finally {
+    t.remove();
+  }
 });

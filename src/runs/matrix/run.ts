@@ -2,7 +2,8 @@
 // The matrix folder (.nad/matrices/<id>/) holds the definition and which run folder is which cell, written
 // atomically as soon as a cell's run starts. Running the same matrix again keeps finished cells, resumes an
 // interrupted one from its last saved epoch, and starts failed, cancelled or missing ones afresh.
-import { basename, join } from 'node:path';
+import { existsSync, readFileSync } from 'node:fs';
+import { basename, dirname, join } from 'node:path';
 import { attackNamed } from '../../engine/attacks/registry';
 import { checkParams } from '../../engine/params';
 import { RunCancelledError } from '../../engine/train';
@@ -62,6 +63,20 @@ export function describeProgress(p: MatrixProgress): string | undefined {
   }
 }
 
+/**
+ * The trigger a trained cell made while poisoning (Trojan's optimised one, kept as trigger.json in its run
+ * folder), which its defenses are scored with; undefined when the attack's trigger is fixed by its parameters.
+ */
+function madeTrigger(trainedModel: string): Record<string, unknown> | undefined {
+  const file = join(dirname(dirname(trainedModel)), 'trigger.json');
+  if (!existsSync(file)) return undefined;
+  try {
+    return JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+  } catch (e) {
+    throw new InputError(`cannot read the trigger the attack made: ${(e as Error).message}`, file);
+  }
+}
+
 /** The job a cell runs, built by the one config builder (so it is checked like any config file). */
 export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: string | undefined, id: string): JobConfig {
   const choice = spec.attacks.find((a) => a.name === cell.attack);
@@ -92,9 +107,11 @@ export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: str
   }
   const defense = spec.defenses.find((d) => d.name === cell.defense);
   if (!defense || !trainedModel) throw new InputError(`${where}: no trained model to defend`);
+  const made = madeTrigger(trainedModel);
   return buildJobConfig(
     {
       ...common,
+      ...(made ? { backdoor: { ...backdoor, trigger: made } } : {}),
       kind: 'defend',
       name: `${spec.name}-${cell.attack}-${defense.name}-s${cell.seed}`,
       method: defense.name,
