@@ -11,57 +11,25 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { inferSpec, specMetadata } from '../../src/engine/checkpoint';
-import { attentionMap } from '../../src/engine/attention';
-import { createModel, differentiableLogits, specFor, structureOf, validateSpec } from '../../src/engine/models';
+import { createModel, specFor, structureOf, validateSpec } from '../../src/engine/models';
 import { pruneChannels, prunedNonZeros, pruneTarget } from '../../src/engine/defenses/fine-pruning';
 import { convBnPairs } from '../../src/engine/defenses/clp';
 import { Sgd } from '../../src/engine/optim';
 import { trainingStep } from '../../src/engine/train';
 import { FIXED_ARCHS, InputError, type FixedArch, type StateDict } from '../../src/engine/types';
 import { N, fill, filledModel, images, specOf } from '../fixtures/model/archs';
+import {
+  assertForwardEqualsTwin,
+  assertInputGradientEqualsTwin,
+  assertSummary,
+  maxAbsDiff,
+  type TwinReference,
+} from '../fixtures/model/twin-checks';
 
-interface Summary {
-  shape: number[];
-  sum: number;
-  absSum: number;
-  first: number[];
-}
-interface ArchReference {
-  keys: [string, number[]][];
-  labels: number[];
-  logits: number[];
-  groups: { shape: number[]; summary: Summary; attention: number[] }[];
-  features: Summary;
-  inputGradient: Summary;
-  nadSteps: { lr: number; losses: number[]; params: Record<string, Summary> };
-}
 const fixture = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'model', 'archs-reference.json'), 'utf8')) as Record<
   FixedArch,
-  ArchReference
+  TwinReference
 >;
-
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** sum, |sum| and the first values within `rel` of the reference's |sum| scale. */
-function assertSummary(data: ArrayLike<number>, shape: readonly number[], ref: Summary, rel: number, what: string): void {
-  assert.deepEqual([...shape], ref.shape, `${what} shape`);
-  let sum = 0;
-  let abs = 0;
-  for (let i = 0; i < data.length; i++) {
-    sum += data[i];
-    abs += Math.abs(data[i]);
-  }
-  const scale = ref.absSum / data.length;
-  assert.ok(Math.abs(abs - ref.absSum) <= rel * ref.absSum + 1e-6, `${what} |sum| ${abs} vs ${ref.absSum}`);
-  assert.ok(Math.abs(sum - ref.sum) <= rel * ref.absSum + 1e-6, `${what} sum ${sum} vs ${ref.sum}`);
-  const first = Array.from({ length: ref.first.length }, (_, i) => data[i]);
-  assert.ok(maxAbsDiff(first, ref.first) <= 50 * rel * scale + 1e-6, `${what} first values ${first} vs ${ref.first}`);
-}
 
 /** Each architecture's state_dict with the generator's weights (salt 0), for the recogniser tests. */
 const stateDicts = new Map<FixedArch, StateDict>();
@@ -78,42 +46,11 @@ for (const arch of FIXED_ARCHS) {
     const x = tf.tensor4d(images(), [N, 32, 32, 3]);
     try {
       await t.test("state_dict keys and shapes in PyTorch's order; logits, attention groups and classifier input", () => {
-        assert.deepEqual(
-          [...student.params.torchShapes()].map(([k, sh]) => [k, [...sh]]),
-          ref.keys,
-        );
-        const before = tf.memory().numTensors;
-        const out = tf.tidy(() => {
-          const r = student.forward(x, false);
-          return {
-            logits: r.logits.dataSync().slice(),
-            groups: r.groups.map((g) => ({ shape: g.shape, data: g.dataSync().slice(), maps: attentionMap(g).dataSync().slice() })),
-            features: { shape: r.features.shape, data: r.features.dataSync().slice() },
-          };
-        });
-        assert.equal(tf.memory().numTensors, before, 'the forward pass leaves no tensors behind');
-        assert.ok(maxAbsDiff(out.logits, ref.logits) < 2e-4, `logits differ by ${maxAbsDiff(out.logits, ref.logits)}`);
-        assert.equal(out.groups.length, 3);
-        out.groups.forEach((g, i) => {
-          const r = ref.groups[i];
-          assert.deepEqual(g.shape.slice(1, 3), r.shape, `group ${i + 1} size`);
-          // PyTorch's summary is over NCHW: the sums do not depend on the order, its first values do (not compared).
-          assertSummary(g.data, [g.shape[0], g.shape[3], g.shape[1], g.shape[2]], { ...r.summary, first: [] }, 1e-4, `group ${i + 1}`);
-          const maps = g.maps.slice(0, 2 * r.shape[0] * r.shape[1]);
-          assert.ok(maxAbsDiff(maps, r.attention) < 1e-4, `group ${i + 1} attention differs by ${maxAbsDiff(maps, r.attention)}`);
-        });
-        assertSummary(out.features.data, out.features.shape, ref.features, 1e-4, 'classifier input');
+        assert.equal(assertForwardEqualsTwin(student, x, ref, 2e-4).length, 3);
       });
 
       await t.test("differentiableLogits gives PyTorch's input gradient of the labelled logits", () => {
-        const before = tf.memory().numTensors;
-        const grad = tf.tidy(() => {
-          const mask = tf.oneHot(tf.tensor1d(ref.labels, 'int32'), 10);
-          const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(differentiableLogits(student, xx as tf.Tensor4D), mask)))(x);
-          return { shape: g.shape, data: g.dataSync().slice() };
-        });
-        assert.equal(tf.memory().numTensors, before);
-        assertSummary(grad.data, grad.shape, ref.inputGradient, 2e-3, 'input gradient');
+        assertInputGradientEqualsTwin(student, x, ref);
       });
 
       await t.test('its state_dict is recognised from the keys, loads back exactly, and a damaged one names the problem', () => {

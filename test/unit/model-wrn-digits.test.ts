@@ -10,30 +10,15 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../src/engine/backend';
 import { inferSpec, specMetadata } from '../../src/engine/checkpoint';
-import { attentionMap } from '../../src/engine/attention';
-import { createModel, differentiableLogits, type Model } from '../../src/engine/models';
+import { createModel, type Model } from '../../src/engine/models';
 import { Sgd } from '../../src/engine/optim';
 import { trainingStep } from '../../src/engine/train';
 import type { ModelSpec } from '../../src/engine/types';
 import { DEMO_MODEL } from '../../src/runs/demo';
 import { fill, uniform } from '../fixtures/model/archs';
+import { assertForwardEqualsTwin, assertInputGradientEqualsTwin, assertSummary, type TwinReference } from '../fixtures/model/twin-checks';
 
-interface Summary {
-  shape: number[];
-  sum: number;
-  absSum: number;
-  first: number[];
-}
-interface Reference {
-  keys: [string, number[]][];
-  labels: number[];
-  logits: number[];
-  groups: { shape: number[]; summary: Summary; attention: number[] }[];
-  features: Summary;
-  inputGradient: Summary;
-  nadSteps: { lr: number; losses: number[]; params: Record<string, Summary> };
-}
-const ref = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'model', 'wrn10-1-digits-reference.json'), 'utf8')) as Reference;
+const ref = JSON.parse(readFileSync(join(__dirname, '..', 'fixtures', 'model', 'wrn10-1-digits-reference.json'), 'utf8')) as TwinReference;
 
 const SIDE = 28;
 const N = 4;
@@ -46,28 +31,6 @@ function filled(salt: number): Model {
   return m;
 }
 
-function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  assert.equal(a.length, b.length);
-  let m = 0;
-  for (let i = 0; i < a.length; i++) m = Math.max(m, Math.abs(a[i] - b[i]));
-  return m;
-}
-
-/** sum and |sum| within `rel` of the reference's |sum|; the first values within 50 rel of its mean magnitude. */
-function assertSummary(data: ArrayLike<number>, shape: readonly number[], r: Summary, rel: number, what: string): void {
-  assert.deepEqual([...shape], r.shape, `${what} shape`);
-  let sum = 0;
-  let abs = 0;
-  for (let i = 0; i < data.length; i++) {
-    sum += data[i];
-    abs += Math.abs(data[i]);
-  }
-  assert.ok(Math.abs(abs - r.absSum) <= rel * r.absSum + 1e-6, `${what} |sum| ${abs} vs ${r.absSum}`);
-  assert.ok(Math.abs(sum - r.sum) <= rel * r.absSum + 1e-6, `${what} sum ${sum} vs ${r.sum}`);
-  const first = Array.from({ length: r.first.length }, (_, i) => data[i]);
-  assert.ok(maxAbsDiff(first, r.first) <= 50 * rel * (r.absSum / data.length) + 1e-6, `${what} first values ${first} vs ${r.first}`);
-}
-
 test('the demo model is WRN-10-1, and on 28x28 digits it equals PyTorch', async (t) => {
   await initBackend('auto');
   const student = filled(0);
@@ -75,49 +38,19 @@ test('the demo model is WRN-10-1, and on 28x28 digits it equals PyTorch', async 
   const x = tf.tensor4d(images(), [N, SIDE, SIDE, 1]);
   try {
     await t.test("keys and shapes in PyTorch's order; logits, the three groups' attention maps, the pooled classifier input", () => {
+      const groups = assertForwardEqualsTwin(student, x, ref, 2e-5);
       assert.deepEqual(
-        [...student.params.torchShapes()].map(([k, sh]) => [k, [...sh]]),
-        ref.keys,
-      );
-      const before = tf.memory().numTensors;
-      const out = tf.tidy(() => {
-        const r = student.forward(x, false);
-        return {
-          logits: r.logits.dataSync().slice(),
-          groups: r.groups.map((g) => ({ shape: g.shape, data: g.dataSync().slice(), maps: attentionMap(g).dataSync().slice() })),
-          features: { shape: r.features.shape, data: r.features.dataSync().slice() },
-        };
-      });
-      assert.equal(tf.memory().numTensors, before, 'the forward pass leaves no tensors behind');
-      assert.ok(maxAbsDiff(out.logits, ref.logits) < 2e-5, `logits differ by ${maxAbsDiff(out.logits, ref.logits)}`);
-      assert.deepEqual(
-        out.groups.map((g) => g.shape.slice(1, 3)),
+        groups.map((g) => g.slice(1, 3)),
         [
           [28, 28],
           [14, 14],
           [7, 7],
         ],
       );
-      out.groups.forEach((g, i) => {
-        const r = ref.groups[i];
-        assert.deepEqual(g.shape.slice(1, 3), r.shape, `group ${i + 1} size`);
-        // PyTorch's summary is over NCHW: the sums do not depend on the order, its first values do (not compared).
-        assertSummary(g.data, [g.shape[0], g.shape[3], g.shape[1], g.shape[2]], { ...r.summary, first: [] }, 1e-4, `group ${i + 1}`);
-        const maps = g.maps.slice(0, 2 * r.shape[0] * r.shape[1]);
-        assert.ok(maxAbsDiff(maps, r.attention) < 1e-4, `group ${i + 1} attention differs by ${maxAbsDiff(maps, r.attention)}`);
-      });
-      assertSummary(out.features.data, out.features.shape, ref.features, 1e-4, 'classifier input');
     });
 
     await t.test("differentiableLogits gives PyTorch's input gradient of the labelled logits", () => {
-      const before = tf.memory().numTensors;
-      const grad = tf.tidy(() => {
-        const mask = tf.oneHot(tf.tensor1d(ref.labels, 'int32'), 10);
-        const g = tf.grad((xx: tf.Tensor) => tf.sum(tf.mul(differentiableLogits(student, xx as tf.Tensor4D), mask)))(x);
-        return { shape: g.shape, data: g.dataSync().slice() };
-      });
-      assert.equal(tf.memory().numTensors, before);
-      assertSummary(grad.data, grad.shape, ref.inputGradient, 2e-3, 'input gradient');
+      assertInputGradientEqualsTwin(student, x, ref);
     });
 
     await t.test('its state_dict is recognised as WRN-10-1 from the keys, with the image size our files record', () => {

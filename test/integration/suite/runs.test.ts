@@ -2,7 +2,7 @@
 // folder ends finished and the panel's table equals the folder's; cancel, queue, a crashed worker,
 // resume, errors that name the file. Data: a small MNIST in IDX files, so that each run takes seconds.
 import * as assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
@@ -10,6 +10,7 @@ import type { RunTask } from '../../../src/host/runs/manager';
 import type { RenderedPanel } from '../../../src/shared/panel-protocol';
 import type { FixtureWorkspace } from '../fixtures/workspace';
 import { writeSmallMnist } from '../fixtures/small-mnist';
+import { ended, note } from '../fixtures/host-runs';
 import { RunStore } from '../../../src/runs/run-store';
 
 const EXTENSION_ID = 'nad-vscode.nad-vscode';
@@ -45,29 +46,6 @@ async function runConfig(uri: vscode.Uri): Promise<RunTask> {
   const task = await vscode.commands.executeCommand<RunTask | undefined>('nad.runConfigFile', uri);
   assert.ok(task, `"NAD: Run Config File" did not start ${uri.fsPath}`);
   return task;
-}
-
-async function ended(task: RunTask, timeoutMs: number): Promise<RunTask> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>(
-    (_, reject) =>
-      (timer = setTimeout(
-        () => reject(new Error(`${task.request.title} did not end within ${timeoutMs / 1000} s (state ${task.state})`)),
-        timeoutMs,
-      )),
-  );
-  try {
-    return await Promise.race([task.ended, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A measurement for the suite's report (the runner prints report.txt; the browser workbench has no stdout). */
-function note(line: string): void {
-  console.log(line);
-  const dir = process.env.NAD_TEST_RESULTS_DIR;
-  if (dir) appendFileSync(join(dir, 'report.txt'), `${line}\n`);
 }
 
 function readJson<T>(file: string): T {

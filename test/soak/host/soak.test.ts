@@ -4,7 +4,7 @@
 // worker's /proc entry (peak RSS, open file descriptors). The samples go to soak-samples.json in
 // NAD_TEST_RESULTS_DIR; the launcher judges them.
 import * as assert from 'node:assert/strict';
-import { appendFileSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -12,6 +12,7 @@ import * as vscode from 'vscode';
 import type { NadApi } from '../../../src/host/api';
 import type { RunTask } from '../../../src/host/runs/manager';
 import { writeSmallMnist } from '../../integration/fixtures/small-mnist';
+import { ended, note } from '../../integration/fixtures/host-runs';
 import type { SoakSample, SoakSamples } from '../samples';
 
 const EXTENSION_ID = 'nad-vscode.nad-vscode';
@@ -89,28 +90,6 @@ function watchWorker(task: RunTask): { stop: () => WorkerWatch } {
   };
 }
 
-async function ended(task: RunTask): Promise<RunTask> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>(
-    (_, reject) =>
-      (timer = setTimeout(
-        () => reject(new Error(`run did not end within ${RUN_TIMEOUT_MS / 1000} s (state ${task.state})`)),
-        RUN_TIMEOUT_MS,
-      )),
-  );
-  try {
-    return await Promise.race([task.ended, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-function note(line: string): void {
-  console.log(line);
-  const dir = process.env.NAD_TEST_RESULTS_DIR;
-  if (dir) appendFileSync(join(dir, 'report.txt'), `${line}\n`);
-}
-
 const settle = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 suite('Soak', () => {
@@ -161,7 +140,7 @@ suite('Soak', () => {
       const task = await vscode.commands.executeCommand<RunTask | undefined>('nad.runConfigFile', vscode.Uri.file(config));
       assert.ok(task, `run ${i}: "NAD: Run Config File" did not start a run`);
       const watch = watchWorker(task);
-      const done = await ended(task);
+      const done = await ended(task, RUN_TIMEOUT_MS);
       const worker = watch.stop();
       assert.equal(done.state, 'finished', `run ${i}: ${done.failure?.message ?? done.state}`);
       // A user closes the panel the run opened; what is left behind afterwards is what a leak looks like.
