@@ -141,12 +141,17 @@ addTraining(
   });
 });
 
-addBackdoor(
-  addCommon(program.command('eval').description('ACC on clean test images and ASR on triggered non-target-class images'))
-    .requiredOption('--model <file>', 'model (.pth/.pth.tar/.safetensors)')
-    .requiredOption('--data <path>', 'test data'),
-  false,
-).action(async (f: Flags) => {
+addAttackOptions(
+  addBackdoor(
+    addCommon(program.command('eval').description('ACC on clean test images and ASR on triggered non-target-class images'))
+      .requiredOption('--model <file>', 'model (.pth/.pth.tar/.safetensors)')
+      .requiredOption('--data <path>', 'test data'),
+    false,
+  ),
+).action(async (f: Flags, cmd: Command) => {
+  // --attack scores the model with that attack's test-time trigger (e.g. a clean model's ASR under each attack:
+  // the baseline an attack's ASR is read against); the attack's sources (Refool's reflections) come from --data.
+  const attack = attackFromFlags(f, cmd);
   await execute(f, {
     kind: 'eval',
     name: f.name,
@@ -154,7 +159,7 @@ addBackdoor(
     seed: num(f.seed, '--seed', { int: true }),
     model: f.model as string,
     test: f.data as string,
-    backdoor: backdoorOf(f),
+    backdoor: attack?.backdoor ?? backdoorOf(f),
   });
 });
 

@@ -20,6 +20,7 @@ import { applyTrigger, builtInTrojanMask, createTrigger } from '../../src/engine
 import { InputError } from '../../src/engine/types';
 import type { EngineEvent } from '../../src/shared/run-events';
 import { CIFAR_DIR, SHARED, hasShared, tempFolder } from '../fixtures/data/paths';
+import { writeNpy } from '../fixtures/data/npy-file';
 
 interface Fixture {
   neurons: number;
@@ -115,17 +116,6 @@ test('the optimised trigger is added as TrojanTrigger adds it (uint8 wrap-around
   assert.deepEqual(stamped.images, bytes(fixture.stamped));
 });
 
-/** A float32 .npy file of `shape`. */
-function npy(file: string, data: Float32Array, shape: number[]): void {
-  let header = `{'descr': '<f4', 'fortran_order': False, 'shape': (${shape.join(', ')},), }`;
-  header += ' '.repeat(63 - ((header.length + 10) % 64)) + '\n';
-  const head = Buffer.alloc(10);
-  head.write('\x93NUMPY', 0, 'latin1');
-  head[6] = 1;
-  head.writeUInt16LE(header.length, 8);
-  writeFileSync(file, Buffer.concat([head, Buffer.from(header, 'latin1'), Buffer.from(data.buffer)]));
-}
-
 test('optimised on digits with a model file: the mask optimised, the share relabelled, the trigger returned', async () => {
   await initBackend('auto');
   const all = await loadDataset('mnist', { split: 'train' });
@@ -143,7 +133,7 @@ test('optimised on digits with a model file: the mask optimised, the share relab
     // Spread over the image: the small CNN's classifier reads a spatial map, whose neurons see a part of it.
     for (let k = 0; k < 784; k += 5) mask[k] = k % 2 ? 200 : 100;
     const maskFile = join(tmp.dir, 'mask.npy');
-    npy(maskFile, mask, [28, 28, 1]);
+    writeNpy(maskFile, mask, [28, 28, 1]);
     const given = { trojanTrigger: 'optimised', trojanMaskFile: maskFile, trojanModel: modelFile, trojanSteps: 5, trojanNeurons: 3 };
     const params = checkParams(trojan.params, given, 'attack trojan');
     const events: EngineEvent[] = [];
@@ -188,7 +178,7 @@ test('optimised without a model file trains a clean one first (seeded)', async (
     const mask = new Float32Array(28 * 28);
     for (let k = 0; k < 784; k += 5) mask[k] = 150;
     const maskFile = join(tmp.dir, 'mask.npy');
-    npy(maskFile, mask, [28, 28, 1]);
+    writeNpy(maskFile, mask, [28, 28, 1]);
     const params = checkParams(
       trojan.params,
       { trojanTrigger: 'optimised', trojanMaskFile: maskFile, trojanEpochs: 1, trojanSteps: 3 },

@@ -69,6 +69,28 @@ test('short trigger names are accepted, unknown ones are refused with the valid 
   assertFailed(nad(['eval', '--model', STUDENT, '--data', TEST_BIN, '--trigger', 'sparkles']), /unknown trigger 'sparkles'/, /gridTrigger/);
 });
 
+test(
+  "nad eval --attack scores a model with that attack's test trigger; --attack and --trigger together are refused",
+  { skip: skipShared },
+  () => {
+    const grid = nad(['eval', '--model', STUDENT, '--data', TEST_BIN, '--attack', 'badnets', '--json', '-q']);
+    assert.equal(grid.code, 0, grid.stderr);
+    const g = JSON.parse(grid.stdout) as { asr: number; runDir: string };
+    assert.ok(Math.abs(g.asr - 100) <= 0.3, `BadNets' default trigger is the grid the student was trained with: ASR ${g.asr}`);
+    const blend = nad(['eval', '--model', STUDENT, '--data', TEST_BIN, '--attack', 'blend', '--blend-alpha', '0.3', '--json', '-q']);
+    assert.equal(blend.code, 0, blend.stderr);
+    const b = JSON.parse(blend.stdout) as { asr: number; runDir: string };
+    assert.ok(b.asr < 50, `the student's backdoor is the grid, not a blended pattern: ASR ${b.asr}`);
+    const config = JSON.parse(readFileSync(join(b.runDir, 'config.json'), 'utf8')) as { backdoor: { trigger: Record<string, unknown> } };
+    assert.equal(config.backdoor.trigger['name'], 'blend');
+    assert.equal(config.backdoor.trigger['alpha'], 0.3);
+    assertFailed(
+      nad(['eval', '--model', STUDENT, '--data', TEST_BIN, '--attack', 'badnets', '--trigger', 'grid']),
+      /--attack or --trigger, not both/,
+    );
+  },
+);
+
 test('truncated, random-bytes and foreign checkpoints: clear errors naming the file', { skip: skipShared }, () => {
   const dir = mkdtempSync(join(tmpdir(), 'nad-bad-ck-'));
   const truncated = join(dir, 'truncated.pth.tar');

@@ -26,6 +26,7 @@ import {
   trackRuns,
 } from '../../src/runs/executors/slurm';
 import { tempFolder } from '../fixtures/data/paths';
+import { writeNpy } from '../fixtures/data/npy-file';
 import { writeSmallMnist } from '../integration/fixtures/small-mnist';
 
 const ROOT = join(__dirname, '..', '..');
@@ -175,6 +176,58 @@ test(
         again.every((l) => /kept from an earlier sitting/.test(l)),
         again.join('\n'),
       );
+    } finally {
+      t.remove();
+    }
+  },
+);
+
+test(
+  "a defense cell submitted before its attack made its trigger (Trojan's optimised one) is scored with that trigger",
+  { skip: skipNoSlurm },
+  async () => {
+    const t = tempFolder('slurm-trojan');
+    try {
+      const data = writeSmallMnist(join(t.dir, 'digits'), { train: 20, test: 6, repoRoot: ROOT });
+      // The paper's trojan square is CIFAR's: on 28x28 digits the mask is a file (a square in the corner).
+      const mask = new Float32Array(28 * 28);
+      for (let y = 22; y < 27; y++) for (let x = 22; x < 27; x++) mask[y * 28 + x] = 128;
+      const maskFile = join(t.dir, 'mask.npy');
+      writeNpy(maskFile, mask, [28, 28, 1]);
+      const params = { trojanTrigger: 'optimised', trojanMaskFile: maskFile, trojanEpochs: 1, trojanSteps: 3 };
+      const trojan = { name: 'trojan', params };
+      const spec = parseMatrix(
+        {
+          name: 'slurm-trojan',
+          data,
+          attacks: [trojan],
+          defenses: ['finetune'],
+          cleanCount: 30,
+          training: { epochs: 1, batchSize: 40, augment: false },
+          defenseTraining: { epochs: 1, batchSize: 30, augment: false },
+        },
+        'slurm-trojan.nad-matrix.json',
+        t.dir,
+      );
+      const ctx = { cwd: t.dir, slurm: { time: '10' }, cli: CLI, pollMs: 500 };
+      const sub = await submitMatrix(spec, ctx);
+      const cellRun = (cell: string): string => {
+        const r = new RunStore(t.dir).list().runs.find((x) => (x.config['matrix'] as { cell: string }).cell === cell);
+        assert.ok(r, cell);
+        return r.dir;
+      };
+      const defenseDir = cellRun('trojan/finetune/seed0');
+      const submitted = JSON.parse(readFileSync(join(defenseDir, 'config.json'), 'utf8')) as { backdoor: { trigger: unknown } };
+      const r = await waitForMatrix(sub, ctx);
+      assert.deepEqual(
+        r.outcomes.map((o) => o.state),
+        ['finished', 'finished'],
+        r.outcomes.map((o) => o.error ?? '').join('\n'),
+      );
+      const made = JSON.parse(readFileSync(join(cellRun('trojan/train/seed0'), 'trigger.json'), 'utf8')) as unknown;
+      const ran = JSON.parse(readFileSync(join(defenseDir, 'config.json'), 'utf8')) as { backdoor: { trigger: unknown } };
+      assert.notDeepEqual(submitted.backdoor.trigger, made, 'at submission the optimised trigger did not exist yet');
+      assert.deepEqual(ran.backdoor.trigger, made, "the defense's config.json records the trigger its attack made");
     } finally {
       t.remove();
     }

@@ -55,6 +55,8 @@ class MatrixPage {
   /** Settings are read once: the page re-reads the folder every 1.5 s. */
   private readonly runsDir: string;
   private readonly timer: NodeJS.Timeout;
+  /** All the workspace's runs, to trace where a chosen defended model came from (listed once). */
+  private known: RunSummary[] | undefined;
   readonly dir: string;
 
   constructor(
@@ -107,11 +109,10 @@ class MatrixPage {
       if ('problem' in r) unreadable.push(`${basename(d)}: ${r.problem}`);
       else chosen.push(r);
     }
-    const m = runsMatrix(
-      chosen,
-      workspaceRuns().runs.map((r) => r.run),
-      this.pages.titles(),
-    );
+    // The workspace is listed once per page: a chosen run's source model was read before the run started,
+    // so its training run is already there (re-listing every 1.5 s cost a full scan of .nad/runs each time).
+    this.known ??= workspaceRuns().runs.map((r) => r.run);
+    const m = runsMatrix(chosen, this.known, this.pages.titles());
     const count = (s: string): number => m.outcomes.filter((o) => o.state === s).length;
     return {
       type: 'matrix',

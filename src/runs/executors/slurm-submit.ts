@@ -6,12 +6,12 @@
 // resubmits the others in their own folders (they resume).
 import { existsSync } from 'node:fs';
 import { hostname } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { InputError } from '../../engine/types';
 import type { JobConfig } from '../config';
 import { runJob, type JobContext, type JobResult } from '../jobs';
-import { cellConfig, type CellOutcome, type MatrixResult } from '../matrix/run';
+import { cellConfig, madeTrigger, type CellOutcome, type MatrixResult } from '../matrix/run';
 import { openMatrixFolder, readMatrixFolder } from '../matrix/folder';
 import { cellKey, matrixCells, matrixId, type MatrixCell, type MatrixSpec } from '../matrix/spec';
 import { prepareResume } from '../resume';
@@ -106,8 +106,24 @@ export async function runPreparedFolder(
     ...config
   } = read.config as Record<string, unknown> & { backendUsed?: unknown; provenance?: unknown };
   const run = new RunHandle(id, runDir, s.kind);
+  const withTrigger = triggerOfParent(config);
+  if (withTrigger !== config) run.writeFile('config.json', JSON.stringify(withTrigger, null, 2) + '\n');
   run.setStatus({ state: 'running', kind: s.kind, startedAt: s.startedAt, pid: process.pid, host: hostname() });
-  return runJob(config as unknown as JobConfig, { ...base, resume: { run, epochsDone: {} } });
+  return runJob(withTrigger as unknown as JobConfig, { ...base, resume: { run, epochsDone: {} } });
+}
+
+/**
+ * A matrix defense cell was submitted before its attacked model trained (its job waits on the training job),
+ * so a trigger that the attack made while poisoning (Trojan's optimised one, trigger.json beside the model)
+ * did not exist yet: the job takes it now, and config.json records it, as the local runner does at the start.
+ */
+function triggerOfParent(config: Record<string, unknown>): Record<string, unknown> {
+  const model = config['model'];
+  if (config['kind'] !== 'defend' || config['matrix'] === undefined || typeof model !== 'string') return config;
+  const made = madeTrigger(resolve(model));
+  const backdoor = config['backdoor'];
+  if (!made || typeof backdoor !== 'object' || backdoor === null) return config;
+  return { ...config, backdoor: { ...backdoor, trigger: made } };
 }
 
 export interface SlurmMatrixContext extends SlurmContext {

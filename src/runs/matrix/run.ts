@@ -67,7 +67,7 @@ export function describeProgress(p: MatrixProgress): string | undefined {
  * The trigger a trained cell made while poisoning (Trojan's optimised one, kept as trigger.json in its run
  * folder), which its defenses are scored with; undefined when the attack's trigger is fixed by its parameters.
  */
-function madeTrigger(trainedModel: string): Record<string, unknown> | undefined {
+export function madeTrigger(trainedModel: string): Record<string, unknown> | undefined {
   const file = join(dirname(dirname(trainedModel)), 'trigger.json');
   if (!existsSync(file)) return undefined;
   try {

@@ -15,9 +15,24 @@ import { writeSmallMnist } from '../fixtures/small-mnist';
 const EXTENSION_ID = 'nad-vscode.nad-vscode';
 const ws = (): string => (JSON.parse(process.env.NAD_TEST_FIXTURE ?? '{}') as FixtureWorkspace).dir;
 
-function slurmUp(): boolean {
-  const r = spawnSync('sinfo', ['-h', '-o', '%t'], { encoding: 'utf8' });
-  return r.status === 0 && /^(idle|mix|alloc)/m.test(r.stdout);
+/**
+ * Whether a local Slurm answers; if it does, waits (up to a minute) until its node takes jobs again: after the
+ * previous test's job the node is briefly "comp" (completing), and skipping then would hide a real failure.
+ */
+async function slurmUp(): Promise<boolean> {
+  const states = (): string | undefined => {
+    const r = spawnSync('sinfo', ['-h', '-o', '%t'], { encoding: 'utf8' });
+    return r.status === 0 && r.stdout.trim() !== '' ? r.stdout.trim() : undefined;
+  };
+  if (states() === undefined) return false;
+  await until(
+    'the Slurm node to take jobs (sinfo state idle, mix or alloc)',
+    () => (/^(idle|mix|alloc)/m.test(states() ?? '') ? true : undefined),
+    60_000,
+  ).catch((e: Error) => {
+    throw new Error(`${e.message}; sinfo says: ${states() ?? 'nothing'}`);
+  });
+  return true;
 }
 
 async function until<T>(what: string, probe: () => T | undefined, timeoutMs: number): Promise<T> {
@@ -40,11 +55,11 @@ suite('Runs on Slurm', () => {
   });
 
   test('with nad.executor "slurm", "NAD: Run Config File" submits the run with sbatch and the job finishes it', async function () {
-    if (!slurmUp()) {
+    this.timeout(240_000);
+    if (!(await slurmUp())) {
       console.log('skipped: no local Slurm (scripts/setup-slurm.sh starts one)');
       this.skip();
     }
-    this.timeout(180_000);
     const ext = vscode.extensions.getExtension(EXTENSION_ID);
     assert.ok(ext);
     await ext.activate();
@@ -84,8 +99,8 @@ suite('Runs on Slurm', () => {
   });
 
   test("the Runs view shows a queued run's Slurm state beside its own, and Cancel runs scancel", async function () {
-    if (!slurmUp()) this.skip();
-    this.timeout(90_000);
+    this.timeout(150_000);
+    if (!(await slurmUp())) this.skip();
     const ext = vscode.extensions.getExtension<NadApi>(EXTENSION_ID);
     assert.ok(ext);
     const api = await ext.activate();
