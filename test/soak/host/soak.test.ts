@@ -1,5 +1,5 @@
 // Runs inside the extension host (started by test/soak/soak.ts, never by `npm test`): SOAK_RUNS short
-// trainings in a row through "NAD: Run Config File", each in its own worker. After each run it samples
+// runs in a row (training, Fine-Pruning, NAD and evaluation in turn) through "NAD: Run Config File", each in its own worker. After each run it samples
 // this extension host (RSS, V8 heap after a full GC, open file descriptors) and, while the run lasts, the
 // worker's /proc entry (peak RSS, open file descriptors). The samples go to soak-samples.json in
 // NAD_TEST_RESULTS_DIR; the launcher judges them.
@@ -105,18 +105,20 @@ suite('Soak', () => {
     writeSmallMnist(join(dir, 'data', 'soak-mnist'), { train: 20, test: 10, repoRoot: ext.extensionPath });
     await vscode.workspace.getConfiguration('nad').update('maxConcurrentRuns', 1, vscode.ConfigurationTarget.Workspace);
     mkdirSync(join(dir, 'configs'), { recursive: true });
-    const config = join(dir, 'configs', 'soak.nad.json');
-    writeFileSync(
-      config,
-      JSON.stringify({
-        kind: 'train',
-        name: 'soak',
-        data: '../data/soak-mnist',
-        backdoor: { injectPortion: 0.1 },
-        training: { batchSize: 50, epochs: 1 },
-      }),
-    );
-
+    // The runs cycle through the kinds a user runs: training, then on the first trained model a defense
+    // (Fine-Pruning), NAD with its teacher, and an evaluation; each kind has its own config file.
+    const small = { batchSize: 50, epochs: 1 };
+    const data = '../data/soak-mnist';
+    const configs: Record<string, Record<string, unknown>> = {
+      train: { kind: 'train', name: 'soak', data, backdoor: { injectPortion: 0.1 }, training: small },
+    };
+    const configFile = (kind: string): string => {
+      const file = join(dir, 'configs', `soak-${kind}.nad.json`);
+      writeFileSync(file, JSON.stringify(configs[kind]));
+      return file;
+    };
+    const KINDS = ['train', 'defend', 'erase', 'eval'] as const;
+    const kindsRun: Record<string, number> = {};
     const sampleHost = (): Pick<SoakSample, 'hostRssMb' | 'hostHeapMb' | 'hostHeapTotalMb' | 'hostExternalMb' | 'hostFds'> => {
       gc?.();
       const m = process.memoryUsage();
@@ -137,12 +139,29 @@ suite('Soak', () => {
     const started = Date.now();
     for (let i = 1; i <= runs; i++) {
       const t0 = Date.now();
-      const task = await vscode.commands.executeCommand<RunTask | undefined>('nad.runConfigFile', vscode.Uri.file(config));
+      // Until a model is trained, only training; then the four kinds in turn.
+      const kind = configs['defend'] ? KINDS[(i - 1) % KINDS.length] : 'train';
+      kindsRun[kind] = (kindsRun[kind] ?? 0) + 1;
+      const task = await vscode.commands.executeCommand<RunTask | undefined>('nad.runConfigFile', vscode.Uri.file(configFile(kind)));
       assert.ok(task, `run ${i}: "NAD: Run Config File" did not start a run`);
       const watch = watchWorker(task);
       const done = await ended(task, RUN_TIMEOUT_MS);
       const worker = watch.stop();
-      assert.equal(done.state, 'finished', `run ${i}: ${done.failure?.message ?? done.state}`);
+      assert.equal(done.state, 'finished', `run ${i} (${kind}): ${done.failure?.message ?? done.state}`);
+      if (kind === 'train' && !configs['defend'] && done.runDir) {
+        const model = join(done.runDir, 'model', 'model.safetensors');
+        configs['defend'] = { kind: 'defend', name: 'soak-fp', method: 'fine-pruning', model, data, cleanCount: 10, training: small };
+        configs['erase'] = {
+          kind: 'erase',
+          name: 'soak-nad',
+          student: model,
+          data,
+          cleanCount: 10,
+          teacherTraining: small,
+          training: small,
+        };
+        configs['eval'] = { kind: 'eval', name: 'soak-eval', model, test: data };
+      }
       // A user closes the panel the run opened; what is left behind afterwards is what a leak looks like.
       if (done.runDir) {
         runDirs.push(done.runDir);
@@ -151,6 +170,7 @@ suite('Soak', () => {
       await settle(200);
       const sample: SoakSample = {
         run: i,
+        kind,
         seconds: (Date.now() - t0) / 1000,
         ...sampleHost(),
         workerPid: worker.pid ?? -1,
@@ -163,7 +183,7 @@ suite('Soak', () => {
       };
       samples.push(sample);
       note(
-        `      run ${String(i).padStart(3)}: ${sample.seconds.toFixed(1)} s, host RSS ${sample.hostRssMb.toFixed(1)} MB heap ${sample.hostHeapMb.toFixed(1)} MB fds ${sample.hostFds}; worker peak RSS ${sample.workerPeakRssMb.toFixed(1)} MB fds ${sample.workerFds}; ${sample.tasksKept} tasks kept, last snapshot ${sample.lastSnapshotKb.toFixed(0)} KB, ${sample.panelsOpen} panels open`,
+        `      run ${String(i).padStart(3)} (${kind}): ${sample.seconds.toFixed(1)} s, host RSS ${sample.hostRssMb.toFixed(1)} MB heap ${sample.hostHeapMb.toFixed(1)} MB fds ${sample.hostFds}; worker peak RSS ${sample.workerPeakRssMb.toFixed(1)} MB fds ${sample.workerFds}; ${sample.tasksKept} tasks kept, last snapshot ${sample.lastSnapshotKb.toFixed(0)} KB, ${sample.panelsOpen} panels open`,
       );
     }
     const out: SoakSamples = {
@@ -172,6 +192,7 @@ suite('Soak', () => {
       hostPid: process.pid,
       node: process.version,
       wallSeconds: (Date.now() - started) / 1000,
+      kinds: kindsRun,
       baseline,
       samples,
     };
