@@ -26,6 +26,9 @@ export interface NamedTensor {
 /** A PyTorch state_dict: parameter name (e.g. `block1.layer.0.conv1.weight`) to tensor. Insertion order kept. */
 export type StateDict = Map<string, NamedTensor>;
 
+/** What the model's spec is inferred from before any tensor data is read: names and shapes (a StateDict is one). */
+export type ShapeDict = ReadonlyMap<string, Pick<NamedTensor, 'shape'>>;
+
 /** BackdoorBench's fixed-width CIFAR architectures, by the names `--arch` and config files use. */
 export const FIXED_ARCHS = ['preact-resnet18', 'resnet18', 'vgg16-bn'] as const;
 export type FixedArch = (typeof FIXED_ARCHS)[number];

@@ -156,7 +156,7 @@ function files(dir: string): string[] {
 }
 
 /** Torn files of a run folder (see KillCounts.tornFiles) and whether metrics.jsonl ends in a cut line. */
-async function tornFiles(runDir: string): Promise<{ torn: string[]; cutLast: boolean }> {
+export async function tornFiles(runDir: string): Promise<{ torn: string[]; cutLast: boolean }> {
   const torn: string[] = [];
   let cutLast = false;
   for (const rel of files(runDir)) {
@@ -190,24 +190,24 @@ async function tornFiles(runDir: string): Promise<{ torn: string[]; cutLast: boo
   return { torn, cutLast };
 }
 
-async function savedEpoch(runDir: string): Promise<number> {
+export async function savedEpoch(runDir: string): Promise<number> {
   const file = join(runDir, 'model', 'model.safetensors');
   if (!existsSync(file)) return 0;
   return Number((await readCheckpoint(file)).metadata['epoch']) || 0;
 }
 
 /** The epochs of a finished run, in the order stored: 1..E once each when every resume continued. */
-function storedEpochs(runDir: string): number[] {
+export function storedEpochs(runDir: string): number[] {
   return readRunEvents(runDir).events.flatMap((e) => (e.type === 'epoch' ? [e.epoch] : []));
 }
 
 /** How many times the run has started (its first start and every resume that got as far). */
-function starts(runDir: string): number {
+export function starts(runDir: string): number {
   return readRunEvents(runDir).events.filter((e) => e.type === 'started').length;
 }
 
 /** Whether the last start of the run (a resume) trained on from epoch `saved` + 1, one epoch after another. */
-function continuedFrom(runDir: string, saved: number): boolean {
+export function continuedFrom(runDir: string, saved: number): boolean {
   const events = readRunEvents(runDir).events;
   const start = events.map((e) => e.type).lastIndexOf('started');
   const resumed = events[start];

@@ -2,7 +2,8 @@
 // overwrites, truncation, inserted and duplicated chunks, hostile size fields) and generated headers
 // (safetensors JSON, npy dicts, IDX magic and dims, pickle opcode streams, PNG headers, config JSON).
 // The property, per case: a valid result, or an InputError naming the file; never another exception,
-// a case over 2 s, or arrayBuffers growing past a bound derived from the file's size.
+// a case over 2 s, or arrayBuffers growing past a bound derived from the file's size; a checkpoint's
+// tensors never past the allocation limit of the architecture they describe.
 // `npm test` runs a few hundred cases per reader with a fixed seed; `npm run fuzz` 20x more, FUZZ_SEED printed.
 import assert from 'node:assert/strict';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -12,7 +13,16 @@ import { gzipSync } from 'node:zlib';
 import fc from 'fast-check';
 import { zipSync } from 'fflate';
 import { PNG } from 'pngjs';
-import { detectCheckpointFormat, encodeSafetensors, inferSpec, parseSafetensors, parseTorchCheckpoint } from '../../src/engine/checkpoint';
+import {
+  allocationLimit,
+  detectCheckpointFormat,
+  encodeSafetensors,
+  inferSpec,
+  parseSafetensors,
+  parseTorchCheckpoint,
+  storageCheckFor,
+  type StorageCheck,
+} from '../../src/engine/checkpoint';
 import { checkModelFileVersion } from '../../src/engine/checkpoint/safetensors';
 import { decodeCifarBinary } from '../../src/engine/data/cifar';
 import { decodeCifar100Binary } from '../../src/engine/data/cifar100';
@@ -22,7 +32,7 @@ import { decodeImageFile } from '../../src/engine/data/image-folder';
 import { decodeJpegAsPillow } from '../../src/engine/data/jpeg';
 import { parseNpy, parseNpz } from '../../src/engine/data/npy';
 import { decodePpm } from '../../src/engine/data/ppm';
-import { InputError, type StateDict } from '../../src/engine/types';
+import { InputError, type ModelSpec, type StateDict } from '../../src/engine/types';
 import { configFileText, parseConfigFile } from '../../src/runs/config-file';
 import { readRunEvents, RunStore } from '../../src/runs/run-store';
 import { SHARED, tempFolder } from '../fixtures/data/paths';
@@ -44,16 +54,30 @@ const generated = (): FaultKind[] => ['generated'];
 /** What a reader may allocate per input byte (float32 out of 1-byte storages, plus copies) and a fixed slack. */
 const bound = (factor: number) => (m: { bytes: Uint8Array }) => factor * m.bytes.length + 16 * 2 ** 20;
 
-/** The checkpoint pipeline of readCheckpoint, on bytes: parse, then infer the model (a refusal there is an InputError too). */
+/**
+ * The checkpoint pipeline of readCheckpoint, on bytes: parse with the architecture's allocation limit
+ * (src/engine/checkpoint/limit.ts), then infer the model (a refusal there is an InputError too). Files
+ * whose tensors are no model are parsed on, so that the conversions after the check are fuzzed too.
+ */
 function readCheckpointBytes(bytes: Uint8Array, file: string): StateDict {
   const format = detectCheckpointFormat(bytes);
+  const check: StorageCheck = (tensors, declared, metadata) => {
+    let spec: ModelSpec;
+    try {
+      spec = inferSpec(tensors, file, metadata);
+    } catch (err) {
+      if (err instanceof InputError) return;
+      throw err;
+    }
+    storageCheckFor(file, spec)(tensors, declared, metadata);
+  };
   if (format === 'safetensors') {
-    const { stateDict, metadata } = parseSafetensors(bytes, file);
+    const { stateDict, metadata } = parseSafetensors(bytes, file, check);
     checkModelFileVersion(metadata, file);
     inferOrRefuse(stateDict, file, metadata);
     return stateDict;
   }
-  const { stateDict } = parseTorchCheckpoint(bytes, file);
+  const { stateDict } = parseTorchCheckpoint(bytes, file, check);
   inferOrRefuse(stateDict, file);
   return stateDict;
 }
@@ -73,6 +97,15 @@ function checkStateDict(sd: StateDict): void {
       t.shape.reduce((a, b) => a * b, 1),
       `tensor ${name}: data matches its shape`,
     );
+  // What it returns stays within the limit of the architecture its tensors describe.
+  let spec: ModelSpec;
+  try {
+    spec = inferSpec(sd, 'fuzzed');
+  } catch {
+    return;
+  }
+  const bytes = [...sd.values()].reduce((sum, t) => sum + t.data.byteLength, 0);
+  assert.ok(bytes <= allocationLimit(spec).limit, `${bytes} bytes of tensors, over the limit ${allocationLimit(spec).limit}`);
 }
 
 // ---------- pickle opcode streams ----------

@@ -2,14 +2,14 @@
 // vgg.ts): PreActResNet18 (conv1, layer1.0.bn1, ..., linear; no top-level bn1), the CIFAR ResNet-18
 // (conv1, bn1, layer1.0.conv1, ..., shortcut.0/1, linear) and VGG-16-BN (features.0 ... features.41,
 // classifier). Each derives the spec from key names and shapes; loadStateDict then checks every tensor.
-import { InputError, type ModelSpec, type NamedTensor, type StateDict } from '../types';
+import { InputError, type ModelSpec, type NamedTensor, type ShapeDict } from '../types';
 
 const VGG16_CONVS = [0, 3, 7, 10, 14, 17, 20, 24, 27, 30, 34, 37, 40];
 
-const shapeOf = (t: NamedTensor | undefined): string => (t ? `[${t.shape.join(', ')}]` : 'absent');
+const shapeOf = (t: Pick<NamedTensor, 'shape'> | undefined): string => (t ? `[${t.shape.join(', ')}]` : 'absent');
 
 /** How many distinct blocks j have keys `layer{stage}.{j}.*`. */
-function blocksOf(sd: StateDict, stage: number): number {
+function blocksOf(sd: ShapeDict, stage: number): number {
   const seen = new Set<number>();
   const pattern = new RegExp(`^layer${stage}\\.(\\d+)\\.`);
   for (const name of sd.keys()) {
@@ -19,7 +19,7 @@ function blocksOf(sd: StateDict, stage: number): number {
   return seen.size;
 }
 
-function resNetSpec(sd: StateDict, file: string, imageSize: number): ModelSpec | undefined {
+function resNetSpec(sd: ShapeDict, file: string, imageSize: number): ModelSpec | undefined {
   const conv1 = sd.get('conv1.weight');
   if (!conv1 || !sd.has('layer1.0.conv1.weight')) return undefined;
   const preact = !sd.has('bn1.weight');
@@ -41,11 +41,11 @@ function resNetSpec(sd: StateDict, file: string, imageSize: number): ModelSpec |
   const linear = sd.get('linear.weight');
   if (!linear || linear.shape.length !== 2 || linear.shape[1] !== 512)
     bad(`linear.weight has shape ${shapeOf(linear)}, expected [classes, 512]`);
-  const numClasses = (linear as NamedTensor).shape[0];
+  const numClasses = (linear as Pick<NamedTensor, 'shape'>).shape[0];
   return { arch: preact ? 'preact-resnet18' : 'resnet18', numClasses, inChannels: conv1.shape[1], imageSize };
 }
 
-function vggSpec(sd: StateDict, file: string, statedSize: number | undefined): ModelSpec | undefined {
+function vggSpec(sd: ShapeDict, file: string, statedSize: number | undefined): ModelSpec | undefined {
   const first = sd.get('features.0.weight');
   if (!first || !sd.has('features.1.running_mean')) return undefined;
   const bad = (why: string): never => {
@@ -63,7 +63,7 @@ function vggSpec(sd: StateDict, file: string, statedSize: number | undefined): M
     bad("it has torchvision's three-layer classifier (classifier.0/3/6); supported is the CIFAR VGG's one linear layer");
   const classifier = sd.get('classifier.weight');
   if (!classifier || classifier.shape.length !== 2) bad(`classifier.weight has shape ${shapeOf(classifier)}, expected [classes, 512]`);
-  const [numClasses, inputs] = (classifier as NamedTensor).shape;
+  const [numClasses, inputs] = (classifier as Pick<NamedTensor, 'shape'>).shape;
   // Five 2x2 pools: the classifier reads 512 x (side / 32)^2 values.
   const k = Math.sqrt(inputs / 512);
   if (!Number.isInteger(k) || k < 1) bad(`classifier.weight reads ${inputs} values, not 512 x (side / 32)^2 for a square image`);
@@ -78,6 +78,6 @@ function vggSpec(sd: StateDict, file: string, statedSize: number | undefined): M
  * layouts. Image size: `imageSize` if given (metadata), else 32 for the ResNets (global pooling does not
  * tell), VGG's from its classifier's width.
  */
-export function backdoorBenchSpec(sd: StateDict, file: string, imageSize: number | undefined): ModelSpec | undefined {
+export function backdoorBenchSpec(sd: ShapeDict, file: string, imageSize: number | undefined): ModelSpec | undefined {
   return vggSpec(sd, file, imageSize) ?? resNetSpec(sd, file, imageSize ?? 32);
 }

@@ -2,6 +2,7 @@
 // files, recognised by content rather than by extension.
 import { InputError, type ModelSpec, type StateDict } from '../types';
 import { readCheckpointBytes } from './file';
+import { checkFileSize, storageCheckFor } from './limit';
 import { checkModelFileVersion, looksLikeSafetensors, parseSafetensors } from './safetensors';
 import { inferSpec } from './spec';
 import { isPickle, isZip, parseTorchCheckpoint, type TorchFormat } from './torch';
@@ -28,18 +29,24 @@ function isTar(bytes: Uint8Array): boolean {
   return bytes.length > 262 && new TextDecoder().decode(bytes.subarray(257, 262)) === 'ustar';
 }
 
-/** Reads weights and works out which model they belong to. Every failure is an InputError naming `path`. */
-export async function readCheckpoint(path: string): Promise<Checkpoint> {
+/**
+ * Reads weights and works out which model they belong to. Every failure is an InputError naming `path`.
+ * What the file may make us allocate is bounded by its architecture (limit.ts): `arch` when the caller
+ * knows it (the file is then refused by its size before it is read), else the one its tensors describe.
+ */
+export async function readCheckpoint(path: string, opts: { readonly arch?: ModelSpec } = {}): Promise<Checkpoint> {
+  if (opts.arch) await checkFileSize(path, opts.arch);
   const bytes = await readCheckpointBytes(path);
   if (bytes.length === 0) throw new InputError('the file is empty', path);
   const format = detectCheckpointFormat(bytes);
+  const check = storageCheckFor(path, opts.arch);
   if (format === 'safetensors') {
-    const { stateDict, metadata } = parseSafetensors(bytes, path);
+    const { stateDict, metadata } = parseSafetensors(bytes, path, check);
     checkModelFileVersion(metadata, path);
     return { stateDict, metadata, format, spec: inferSpec(stateDict, path, metadata) };
   }
   if (format) {
-    const { stateDict, metadata } = parseTorchCheckpoint(bytes, path);
+    const { stateDict, metadata } = parseTorchCheckpoint(bytes, path, check);
     // A torch file's scalars (epoch, ...) are not model metadata: infer the spec from the keys alone.
     return { stateDict, metadata, format, spec: inferSpec(stateDict, path) };
   }
@@ -53,3 +60,4 @@ export type { TorchCheckpoint, TorchFormat } from './torch';
 export { MODEL_FILE_FORMAT, MODEL_FILE_VERSION, encodeSafetensors, loadModelFile, parseSafetensors, saveModelFile } from './safetensors';
 export type { ModelFile } from './safetensors';
 export { inferSpec, parseSpec, specMetadata } from './spec';
+export { allocationLimit, storageCheckFor, type StorageCheck } from './limit';

@@ -5,6 +5,7 @@
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import { ELEMENT_SIZE, namedDType, numelOf, toFloat32, type StorageDType } from './dtypes';
 import { readCheckpointBytes, writeFileAtomic } from './file';
+import type { StorageCheck } from './limit';
 
 export const MODEL_FILE_FORMAT = 'nad-vscode-model';
 export const MODEL_FILE_VERSION = '1';
@@ -60,7 +61,8 @@ function isIntArray(v: unknown, length?: number): v is number[] {
   return Array.isArray(v) && (length === undefined || v.length === length) && v.every((x) => Number.isInteger(x) && x >= 0);
 }
 
-export function parseSafetensors(bytes: Uint8Array, file: string): ModelFile {
+/** `check` (see parseTorchCheckpoint) sees the header's tensors and the bytes they declare before any is converted. */
+export function parseSafetensors(bytes: Uint8Array, file: string, check?: StorageCheck): ModelFile {
   if (bytes.length === 0) throw new InputError('the file is empty', file);
   if (!looksLikeSafetensors(bytes)) throw new InputError('not a safetensors file', file);
   const length = headerLength(bytes);
@@ -114,6 +116,11 @@ export function parseSafetensors(bytes: Uint8Array, file: string): ModelFile {
         file,
       );
   }
+  check?.(
+    new Map(entries.map((e) => [e.name, { shape: e.shape }])),
+    entries.reduce((sum, e) => sum + (e.end - e.begin), 0),
+    metadata,
+  );
   const stateDict: StateDict = new Map();
   for (const e of entries) {
     const data = toFloat32(bytes.subarray(dataStart + e.begin, dataStart + e.end), e.dtype, numelOf(e.shape), true);

@@ -1,5 +1,5 @@
 // Which model a state_dict belongs to: from our model file's metadata, or from the key layout.
-import { FIXED_ARCHS, InputError, type ModelSpec, type StateDict } from '../types';
+import { FIXED_ARCHS, InputError, type ModelSpec, type ShapeDict } from '../types';
 import { backdoorBenchSpec } from './backdoorbench-layouts';
 
 const SUPPORTED =
@@ -47,7 +47,7 @@ export function parseSpec(json: string, file: string): ModelSpec {
 }
 
 /** Number of residual blocks in group g (block{g}.layer.{j}.*), or undefined if the indices have gaps. */
-function blocksIn(stateDict: StateDict, group: number): number | undefined {
+function blocksIn(stateDict: ShapeDict, group: number): number | undefined {
   const seen = new Set<number>();
   const pattern = new RegExp(`^block${group}\\.layer\\.(\\d+)\\.`);
   for (const name of stateDict.keys()) {
@@ -59,7 +59,7 @@ function blocksIn(stateDict: StateDict, group: number): number | undefined {
 }
 
 /** WideResNet spec from the NAD layout, undefined if the keys are not that layout. */
-function wideResNetSpec(sd: StateDict, file: string, imageSize: number): ModelSpec | undefined {
+function wideResNetSpec(sd: ShapeDict, file: string, imageSize: number): ModelSpec | undefined {
   const conv1 = sd.get('conv1.weight');
   const fc = sd.get('fc.weight');
   const first = sd.get('block1.layer.0.conv1.weight');
@@ -85,7 +85,7 @@ function wideResNetSpec(sd: StateDict, file: string, imageSize: number): ModelSp
  * for a WideResNet), else inferred from a WideResNet key layout. Image size is 32 unless
  * metadata.imageSize says otherwise.
  */
-export function inferSpec(stateDict: StateDict, file: string, metadata: Record<string, string> = {}): ModelSpec {
+export function inferSpec(stateDict: ShapeDict, file: string, metadata: Record<string, string> = {}): ModelSpec {
   const imageSize = metadata.imageSize !== undefined && /^\d+$/.test(metadata.imageSize) ? Number(metadata.imageSize) : 32;
   const stated = metadata.spec !== undefined ? parseSpec(metadata.spec, file) : undefined;
   const wrn = wideResNetSpec(stateDict, file, stated?.imageSize ?? imageSize);
@@ -112,7 +112,7 @@ export function inferSpec(stateDict: StateDict, file: string, metadata: Record<s
  * The small CNN's layout (conv1..3 3x3 with bn1..3, fc over the flattened last stage, strides 1, 2, 2) saved
  * from PyTorch: the image side follows from fc's input size.
  */
-function smallCnnSpec(sd: StateDict): ModelSpec | undefined {
+function smallCnnSpec(sd: ShapeDict): ModelSpec | undefined {
   const conv1 = sd.get('conv1.weight');
   const conv3 = sd.get('conv3.weight');
   const fc = sd.get('fc.weight');

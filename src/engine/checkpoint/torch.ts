@@ -5,6 +5,7 @@ import { unzipSync, type UnzipFileInfo } from 'fflate';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import { ELEMENT_SIZE, gatherStrided, namedDType, numelOf, toFloat32, type StorageDType } from './dtypes';
 import { readCheckpointBytes } from './file';
+import type { StorageCheck } from './limit';
 import { unpickle } from './pickle';
 import { StorageRef, TensorRef, type PickleValue } from './values';
 
@@ -39,10 +40,14 @@ export async function loadTorchCheckpoint(path: string): Promise<StateDict> {
   return parseTorchCheckpoint(await readCheckpointBytes(path), path).stateDict;
 }
 
-export function parseTorchCheckpoint(bytes: Uint8Array, file: string): TorchCheckpoint {
+/**
+ * `check`, when given, sees the tensors' names and shapes and the bytes of storage the file declares, after
+ * the pickle is read and before any storage is inflated or converted (readCheckpoint: the architecture's limit).
+ */
+export function parseTorchCheckpoint(bytes: Uint8Array, file: string, check?: StorageCheck): TorchCheckpoint {
   if (bytes.length === 0) throw new InputError('the file is empty', file);
-  if (isZip(bytes)) return readZip(bytes, file);
-  if (isPickle(bytes)) return readLegacy(bytes, file);
+  if (isZip(bytes)) return readZip(bytes, file, check);
+  if (isPickle(bytes)) return readLegacy(bytes, file, check);
   throw new InputError('not a PyTorch checkpoint (neither a torch.save zip archive nor a legacy torch.save file)', file);
 }
 
@@ -63,8 +68,12 @@ function checkZipEntry(info: UnzipFileInfo, file: string, fileBytes: number): vo
     throw new InputError(`zip entry ${info.name} declares ${info.originalSize} bytes in a ${fileBytes}-byte file`, file);
 }
 
-function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
+/** A storage entry of torch.save's archive: `<name>/data/<key>`. */
+const ZIP_STORAGE = /^([^/]+\/)?data\/[^/]+$/;
+
+function readZip(bytes: Uint8Array, file: string, check?: StorageCheck): TorchCheckpoint {
   let entries: Record<string, Uint8Array>;
+  let declaredBytes = 0;
   try {
     // First the listing alone (nothing is inflated), so that the largest offending entry is the one named.
     const listing: UnzipFileInfo[] = [];
@@ -82,7 +91,9 @@ function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
       },
     });
     for (const info of listing.sort((a, b) => b.originalSize - a.originalSize)) checkZipEntry(info, file, bytes.length);
-    entries = unzipSync(bytes);
+    for (const info of listing) if (ZIP_STORAGE.test(info.name)) declaredBytes += info.originalSize;
+    // With a check, the pickle alone first: the storages are copied out only once the check has passed.
+    entries = unzipSync(bytes, check ? { filter: (info) => !ZIP_STORAGE.test(info.name) } : undefined);
   } catch (err) {
     if (err instanceof InputError) throw err;
     throw new InputError(`a damaged or truncated zip archive (${(err as Error).message})`, file);
@@ -96,10 +107,18 @@ function readZip(bytes: Uint8Array, file: string): TorchCheckpoint {
   const byteorder = entries[`${prefix}byteorder`];
   const littleEndian = !byteorder || new TextDecoder().decode(byteorder).trim() !== 'big';
   const { value } = unpickle(entries[pkl], file);
+  if (check) {
+    checkStorages(value, file, declaredBytes, check);
+    try {
+      entries = unzipSync(bytes);
+    } catch (err) {
+      throw new InputError(`a damaged or truncated zip archive (${(err as Error).message})`, file);
+    }
+  }
   return toCheckpoint(value, file, 'torch-zip', littleEndian, (key) => entries[`${prefix}data/${key}`], bytes.length);
 }
 
-function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
+function readLegacy(bytes: Uint8Array, file: string, check?: StorageCheck): TorchCheckpoint {
   const magic = unpickle(bytes, file, 0);
   if (magic.value !== LEGACY_MAGIC) {
     throw new InputError(
@@ -119,6 +138,7 @@ function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
   const storages = new Map<string, Uint8Array>();
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   let pos = keyList.end;
+  let declaredBytes = 0;
   for (const key of keyList.value.map(String)) {
     const dtype = dtypes.get(key);
     if (!dtype) throw new InputError(`a damaged torch.save file (storage ${key} is not used by any tensor)`, file);
@@ -129,8 +149,18 @@ function readLegacy(bytes: Uint8Array, file: string): TorchCheckpoint {
     if (pos + 8 + size > bytes.length) throw truncated(file);
     storages.set(key, bytes.subarray(pos + 8, pos + 8 + size));
     pos += 8 + size;
+    declaredBytes += size;
   }
+  if (check) checkStorages(main.value, file, declaredBytes, check);
   return toCheckpoint(main.value, file, 'torch-legacy', littleEndian, (key) => storages.get(key), bytes.length);
+}
+
+/** Runs `check` on the state_dict's names and shapes (as toCheckpoint will name them) and the declared storage bytes. */
+function checkStorages(root: PickleValue, file: string, declaredBytes: number, check: StorageCheck): void {
+  const shapes = new Map<string, { shape: readonly number[] }>();
+  for (const [rawName, value] of findStateDict(root, file))
+    if (value instanceof TensorRef) shapes.set(String(rawName).replace(/^module\./, ''), { shape: value.shape });
+  check(shapes, declaredBytes, {});
 }
 
 function truncated(file: string): InputError {

@@ -9,17 +9,13 @@ import { ParamSet } from './params';
 import type { ForwardResult, Model } from './model';
 import { createPreActResNet18, createResNet18 } from './resnet';
 import { createVgg16Bn } from './vgg';
+import { FIXED_NAMES } from './size';
 
 export type { ForwardResult, Model } from './model';
 export { structureOf, type ModelStructure } from './structure';
 
 export { FIXED_ARCHS, type FixedArch } from '../types';
-const FIXED_NAMES: Record<FixedArch, string> = { 'preact-resnet18': 'PreAct-ResNet-18', resnet18: 'ResNet-18', 'vgg16-bn': 'VGG-16-BN' };
-
-export function describeSpec(spec: ModelSpec): string {
-  if (spec.arch === 'wrn') return `WRN-${spec.depth}-${spec.widen}`;
-  return spec.arch === 'cnn' ? `CNN (${spec.imageSize}x${spec.imageSize}x${spec.inChannels})` : FIXED_NAMES[spec.arch];
-}
+export { describeSpec, modelElements } from './size';
 
 export function validateSpec(spec: ModelSpec): void {
   if (spec.arch === 'wrn' && ((spec.depth - 4) % 6 !== 0 || spec.depth < 10 || spec.widen < 1)) {

@@ -29,7 +29,11 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
     env.emit({ type: 'phase', phase: req.phase, label: req.label, epochs: req.settings.epochs });
     // Resuming: start from the weights this phase saved after its last completed epoch.
     const done = env.resume?.epochsDone[rel] ?? 0;
-    if (done > 0) req.student.params.loadStateDict((await readCheckpoint(env.run.path(rel))).stateDict, env.run.path(rel));
+    if (done > 0) {
+      // Our own file, read into a model of a known architecture: its limit applies before the file is read.
+      const saved = await readCheckpoint(env.run.path(rel), { arch: req.student.spec });
+      req.student.params.loadStateDict(saved.stateDict, env.run.path(rel));
+    }
     if (done >= req.settings.epochs) return evaluate(req.student, test.evalSets);
     const records = await train({
       startEpoch: done,
