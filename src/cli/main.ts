@@ -255,9 +255,11 @@ program
   .option('--steps <n>', 'timed NAD steps per backend', '8')
   .option('--only <parts>', "nad (per-backend NAD step), defenses (each defense's unit of work vs its PyTorch twin) or all", 'all')
   .option('--defense-steps <n>', 'timed calls per defense unit (after 1 warm-up)', '3')
+  .option('--backend <names>', 'backends to measure, comma-separated (default tensorflow,native,wasm,cpu)')
   .action(async (f: Flags) => {
-    const { runBenchmarkCli } = await import('./bench');
+    const { runBenchmarkCli, benchBackendsFlag } = await import('./bench');
     await runBenchmarkCli({
+      backends: benchBackendsFlag(f.backend as string | undefined),
       json: Boolean(f.json),
       steps: num(f.steps as string, '--steps', { int: true, min: 1 }),
       defenseSteps: num(f.defenseSteps as string, '--defense-steps', { int: true, min: 1 }),

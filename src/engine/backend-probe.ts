@@ -24,11 +24,11 @@ export interface EngineReport {
   readonly auto?: BackendName;
 }
 
-/** Starts tensorflow (tfjs-node), wasm and cpu in turn; the last one that started stays active. */
+/** Starts tensorflow (tfjs-node), native, wasm and cpu in turn; the last one that started stays active. */
 export async function probeBackends(): Promise<EngineReport> {
   const backends: BackendProbe[] = [];
   let wasmSimd: boolean | undefined;
-  for (const name of ['tensorflow', 'wasm', 'cpu'] as const) {
+  for (const name of ['tensorflow', 'native', 'wasm', 'cpu'] as const) {
     try {
       const info = await switchBackend(name);
       if (name === 'wasm') wasmSimd = (await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) as boolean;

@@ -1,21 +1,24 @@
 // Chooses and initialises the TensorFlow.js backend: tfjs-node (native libtensorflow) when it loads,
-// else WebAssembly (SIMD), else pure JS. Every run records which one ran.
+// else `native` (tfjs-wasm with our kernels compiled for this CPU: native/addon/), else WebAssembly
+// (SIMD, our kernels in wasm), else pure JS. Every run records which one ran.
 import * as tf from '@tensorflow/tfjs-core';
 // A namespace import that is used: bundlers drop a bare import of this package (its sideEffects list).
 import { version_cpu } from '@tensorflow/tfjs-backend-cpu';
 // tfjs-core alone registers no gradients; training needs them on every backend.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
-import { prepareSimdKernels, relaxedSimdActive, simdKernelThreads } from './kernels/simd';
+import { KERNEL_BACKENDS, prepareSimdKernels, registerSimdKernels, relaxedSimdActive, simdKernelThreads } from './kernels/simd';
+import { loadNativeAddon, nativeIsa } from './kernels/native-addon';
+import { registerNativeConv2D } from './kernels/native-conv';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
-export type BackendName = 'tensorflow' | 'wasm' | 'cpu';
+export type BackendName = 'tensorflow' | 'native' | 'wasm' | 'cpu';
 export type BackendPreference = 'auto' | BackendName;
-export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+export const BACKEND_PREFERENCES: readonly BackendPreference[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 export interface BackendInfo {
-  /** tfjs's backend name: `tensorflow` (tfjs-node), `wasm` or `cpu`. */
+  /** tfjs's backend name: `tensorflow` (tfjs-node), `native` (tfjs-wasm + native kernels), `wasm` or `cpu`. */
   readonly name: BackendName;
   /** Human-readable detail, e.g. `wasm (SIMD, 1 thread)`. */
   readonly description: string;
@@ -80,6 +83,44 @@ async function tryWasm(threads: number): Promise<string | undefined> {
   }
 }
 
+async function tryNative(threads: number): Promise<string | undefined> {
+  try {
+    loadNativeAddon();
+  } catch (e) {
+    return firstLine(e);
+  }
+  try {
+    const threadsProblem = await registerWasmBackend(threads);
+    registerNativeBackend();
+    const ok = await withNodeThreadShims(threads, () => tf.setBackend('native'));
+    if (!ok) return 'native backend (tfjs-wasm + native kernels) failed to initialise';
+    unrefPthreadWorkers();
+    await prepareSimdKernels(threads);
+    if (threadsProblem) console.warn(`native: tfjs-wasm running on 1 thread (${threadsProblem})`);
+    return undefined;
+  } catch (e) {
+    return `native backend not available (${firstLine(e)})`;
+  }
+}
+
+let nativeRegistered = false;
+
+/**
+ * The `native` tfjs backend: a second tfjs-wasm instance (its own heap and pool) whose kernels are
+ * wasm's, except ours (kernels/simd.ts), which call the native addon on that heap instead of our
+ * wasm module, and Conv2D (kernels/native-conv.ts). tfjs binds a kernel's setup to the active backend's module on every setBackend, so
+ * native and wasm can take turns in one process (the benchmark does).
+ */
+function registerNativeBackend(): void {
+  if (nativeRegistered) return;
+  nativeRegistered = true;
+  registerSimdKernels();
+  tf.registerBackend('native', tf.findBackendFactory('wasm'), 0);
+  for (const k of tf.getKernelsForBackend('wasm'))
+    if (!tf.getKernel(k.kernelName, 'native')) tf.registerKernel({ ...k, backendName: 'native' });
+  registerNativeConv2D();
+}
+
 let wasmRegistered: Promise<string | undefined> | undefined;
 
 /**
@@ -140,6 +181,7 @@ interface PthreadWorkers {
 
 /** Emscripten keeps its pthread pool's workers referenced: a script would never exit. Unref them. */
 function unrefPthreadWorkers(): void {
+  if (!(KERNEL_BACKENDS as readonly string[]).includes(tf.getBackend())) return;
   const pthread = (tf.backend() as unknown as { wasm: PthreadWorkers }).wasm.PThread;
   if (!pthread) return;
   for (const w of [...pthread.runningWorkers, ...pthread.unusedWorkers]) w.unref();
@@ -182,7 +224,7 @@ export async function initBackend(preference: BackendPreference = 'auto', opts: 
   if (current) return current;
   const pref = preference === 'auto' ? ((process.env.NAD_BACKEND as BackendPreference | undefined) ?? 'auto') : preference;
   if (!BACKEND_PREFERENCES.includes(pref)) throw new Error(`unknown backend "${pref}" (use one of ${BACKEND_PREFERENCES.join(', ')})`);
-  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'wasm', 'cpu'] : [pref];
+  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'native', 'wasm', 'cpu'] : [pref];
   const reasons: string[] = [];
   for (const name of order) {
     const failure = await activate(name, opts);
@@ -208,7 +250,14 @@ export async function switchBackend(name: BackendName, opts: BackendOptions = {}
 
 async function activate(name: BackendName, opts: BackendOptions): Promise<string | undefined> {
   const wasmThreads = opts.wasmThreads ?? (Number(process.env.NAD_WASM_THREADS) || availableCores());
-  const failure = name === 'tensorflow' ? await tryTensorflow() : name === 'wasm' ? await tryWasm(wasmThreads) : await tryCpu();
+  const failure =
+    name === 'tensorflow'
+      ? await tryTensorflow()
+      : name === 'native'
+        ? await tryNative(wasmThreads)
+        : name === 'wasm'
+          ? await tryWasm(wasmThreads)
+          : await tryCpu();
   if (failure === undefined) await tf.ready();
   return failure;
 }
@@ -222,7 +271,7 @@ async function tryCpu(): Promise<string | undefined> {
 }
 
 function info(name: BackendName, reasons: string[]): BackendInfo {
-  const threads = name === 'wasm' ? wasmThreadsCount() : availableCores();
+  const threads = name === 'wasm' || name === 'native' ? wasmThreadsCount() : availableCores();
   return { name, description: describe(name, threads), fallbackReasons: reasons, threads };
 }
 
@@ -232,10 +281,14 @@ function describe(name: BackendName, threads: number): string {
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const k = simdKernelThreads();
+  if (name === 'native')
+    return `native (NAD kernels ${ISA_NAMES[nativeIsa() ?? ''] ?? nativeIsa()} on ${k} thread${k === 1 ? '' : 's'}; the rest tfjs-wasm ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
   const kernels = k > 1 ? `, NAD kernels on ${k} threads` : '';
   const fma = simd && relaxedSimdActive() ? ' + FMA' : '';
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}${fma}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;
 }
+
+const ISA_NAMES: Record<string, string> = { avx512: 'AVX-512', avx2: 'AVX2+FMA', portable: 'portable C' };
 
 function availableCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;

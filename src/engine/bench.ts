@@ -40,7 +40,7 @@ export const DEFENSE_STEPS = 3;
 export const DEFENSE_WARMUP = 1;
 
 export interface BenchOptions {
-  /** Backends to try, in order; default tensorflow, wasm, cpu (cpu only for a short sample). */
+  /** Backends to try, in order; default tensorflow, native, wasm, cpu (cpu only for a short sample). */
   readonly backends?: readonly BackendName[];
   /** Timed NAD steps per backend (default 10) after `warmup` untimed ones (default 3). */
   readonly steps?: number;
@@ -256,7 +256,7 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
   const nad = parts !== 'defenses';
   const defenseUnits =
     parts === 'nad' ? [] : DEFENSE_UNITS.map((u) => u.defense).filter((d) => !opts.defenses || opts.defenses.includes(d));
-  const names = opts.backends ?? (['tensorflow', 'wasm', 'cpu'] as const);
+  const names = opts.backends ?? (['tensorflow', 'native', 'wasm', 'cpu'] as const);
   const backends: BackendBenchResult[] = [];
   let active: BackendName | undefined;
   if (nad) {

@@ -19,7 +19,7 @@ import type { RunKind } from './run-store';
 
 export const CONFIG_FILE_SUFFIX = '.nad.json';
 const KINDS: readonly RunKind[] = ['train', 'finetune', 'erase', 'defend', 'eval', 'attention', 'imageAttention'];
-const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow', 'wasm', 'cpu'];
+const BACKENDS: readonly BackendPreference[] = ['auto', 'tensorflow', 'native', 'wasm', 'cpu'];
 
 /** A problem with a config file: names the file and the field. */
 export class ConfigFileError extends InputError {

@@ -1,16 +1,19 @@
 // The model ops (conv2d, batch norm) against tfjs's stock ops and gradients on the `cpu` backend:
-// values and gradients must agree to float32 rounding, on cpu and on wasm.
+// values and gradients must agree to float32 rounding, on cpu and on wasm (or, from ops-native*.test.ts,
+// on the native backend: the same kernels in the Node-API addon).
 import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/engine/ops';
-import { registerWasmBackend } from '../../src/engine/backend';
+import { registerWasmBackend, switchBackend } from '../../src/engine/backend';
 import { sgdUpdate } from '../../src/engine/kernels';
 import { relaxedSimdActive } from '../../src/engine/kernels/simd';
 
-type Backend = 'cpu' | 'wasm';
-const BACKENDS: Backend[] = ['cpu', 'wasm'];
+type Backend = 'cpu' | 'wasm' | 'native';
+// The backend whose kernels are under test: wasm, or native (NAD_TEST_KERNEL_BACKEND, see ops-native.test.ts).
+const KERNELS: Backend = process.env.NAD_TEST_KERNEL_BACKEND === 'native' ? 'native' : 'wasm';
+const BACKENDS: Backend[] = ['cpu', KERNELS];
 
 /** Deterministic values in [-1, 1). */
 function randomValues(n: number, seed: number): Float32Array {
@@ -77,15 +80,22 @@ const CONV_CASES: ConvCase[] = [
   // Filter gradient with a channel tail (3 colours); stride-2 input gradient by phases (even sizes).
   { n: 2, h: 6, w: 6, ci: 3, co: 16, k: 3, stride: 1, pad: 1 },
   { n: 2, h: 10, w: 8, ci: 8, co: 16, k: 3, stride: 2, pad: 1 },
+  // Channels in multiples of 16 (the native addon's full-width Winograd with AVX-512/AVX2: partial tiles,
+  // 8-row and 1-row register tiles); 10 images of 12x12x16 are big enough to be split between threads
+  // (and the filter gradient into two 8-image chunks summed in order).
+  { n: 3, h: 7, w: 9, ci: 16, co: 32, k: 3, stride: 1, pad: 1 },
+  { n: 10, h: 12, w: 12, ci: 16, co: 16, k: 3, stride: 1, pad: 1 },
 ];
 
 describe('ops', () => {
-  it(`runs the ${process.env.NAD_RELAXED_SIMD === '0' ? 'plain' : 'relaxed (FMA)'} SIMD kernel build`, () => {
+  it(`runs the ${process.env.NAD_RELAXED_SIMD === '0' ? 'plain' : 'relaxed (FMA)'} SIMD kernel build`, { skip: KERNELS !== 'wasm' }, () => {
     // Node 20 has relaxed SIMD behind a V8 flag that the loader sets; newer runtimes have it on.
     assert.equal(relaxedSimdActive(), process.env.NAD_RELAXED_SIMD !== '0');
   });
   before(async () => {
     await registerWasmBackend();
+    // The native backend starts once (its addon, tfjs-wasm instance and threads), then tests switch to it by name.
+    if (KERNELS === 'native') await switchBackend('native', { wasmThreads: 1 });
   });
 
   for (const c of CONV_CASES) {
@@ -120,14 +130,14 @@ describe('ops', () => {
         );
         // F(4x4, 3x3)'s transforms (coefficients up to 8 and down to 1/24) round several times more
         // than a direct sum (measured 4e-6..8e-6 of the largest value; F(2x2, 3x3) stayed under 2e-6).
-        const tol = b === 'wasm' && c.k === 3 && c.stride === 1 && c.pad === 1 ? 1e-5 : 2e-6;
+        const tol = b !== 'cpu' && c.k === 3 && c.stride === 1 && c.pad === 1 ? 1e-5 : 2e-6;
         ['y', 'dx', 'dW'].forEach((name, i) => assertClose(got[i], expected[i], `${b} ${name}`, tol));
       }
     });
   }
 
   it('conv2d skips the input gradient when only the filter needs one', async () => {
-    await tf.setBackend('wasm');
+    await tf.setBackend(KERNELS);
     tf.tidy(() => {
       const x = tf.tensor4d(randomValues(2 * 6 * 6 * 3, 4), [2, 6, 6, 3]);
       const f = tf.variable(tf.tensor4d(randomValues(27 * 4, 5), [3, 3, 3, 4]));
@@ -236,10 +246,10 @@ describe('ops', () => {
         tf.sum(tf.square(batchNormReluTrain(conv2d(a as tf.Tensor4D, b as tf.Tensor4D, 2, 1), p).y));
       return tf.grads(loss)([x, f]);
     };
-    const fast = await on('wasm', run);
+    const fast = await on(KERNELS, run);
     tf.env().set('NAD_STOCK_KERNELS', true);
     try {
-      const stock = await on('wasm', run);
+      const stock = await on(KERNELS, run);
       fast.forEach((v, i) => assertClose(v, stock[i], `grad ${i}`, 1e-5));
     } finally {
       tf.env().set('NAD_STOCK_KERNELS', false);

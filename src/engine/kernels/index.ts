@@ -2,13 +2,13 @@
 // tensorflow backends (and on wasm when NAD_STOCK_KERNELS=1, to measure or to compare).
 // None of these records gradients: they are meant for custom ops' forward and backward passes.
 import * as tf from '@tensorflow/tfjs-core';
-import { registerSimdKernels, STACK_BYTES } from './simd';
+import { KERNEL_BACKENDS, registerSimdKernels, STACK_BYTES } from './simd';
 
 tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
 
-/** Whether the SIMD kernels run on the current backend. */
+/** Whether our kernels run on the current backend (wasm: the wasm module; native: the addon). */
 export function simdKernelsActive(): boolean {
-  return tf.getBackend() === 'wasm' && !tf.env().getBool('NAD_STOCK_KERNELS');
+  return (KERNEL_BACKENDS as readonly string[]).includes(tf.getBackend()) && !tf.env().getBool('NAD_STOCK_KERNELS');
 }
 
 function run(name: string, inputs: tf.Tensor[], attrs: Record<string, number> = {}): tf.Tensor[] {

@@ -95,3 +95,41 @@ export interface WasmBackendView {
   dataIdMap: { get(dataId: object): { memoryOffset: number } };
   makeOutput(shape: number[], dtype: 'float32'): tf.TensorInfo;
 }
+
+/** The kernels both the wasm module and the native addon export, with the same arguments. */
+export type SharedKernelCalls = Omit<KernelExports, '__stack_pointer' | 'conv_filter_grad' | 'conv_filter_grad_winograd' | 'sum_parts'>;
+
+/**
+ * The native addon (native/addon/addon.c): the same kernels on the same heap (pointers are byte offsets
+ * into the Uint8Array given to heap()), with its own threads for the convolutions.
+ */
+export interface NativeKernelAddon extends SharedKernelCalls {
+  /** The instruction set picked at load: avx512, avx2 or portable. */
+  readonly isa: string;
+  /** Points the kernels at the wasm heap; call again whenever the memory's buffer changed (it grew). */
+  heap(bytes: Uint8Array): void;
+  /** Threads for the convolutions (including the caller); returns how many run. */
+  setThreads(n: number): number;
+  /** Output channels conv2d needs in multiples of (16 with AVX-512, 8 with AVX2, 4 portable). */
+  readonly convVectorWidth: number;
+  /** Direct convolution, NHWC x [n, h, w, ci], HWIO filter [kh, kw, ci, co], explicit top/left padding, y [n, ho, wo, co]; threaded. */
+  conv2d(
+    x: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    filter: Ptr,
+    kh: number,
+    kw: number,
+    co: number,
+    stride: number,
+    padTop: number,
+    padLeft: number,
+    ho: number,
+    wo: number,
+    y: Ptr,
+  ): void;
+  /** conv_filter_grad's arguments, then 1 to use Winograd where it applies (3x3, stride 1, pad 1); threaded, chunked sums. */
+  conv_filter_grad(...args: [...Parameters<KernelExports['conv_filter_grad']>, winograd: number]): void;
+}

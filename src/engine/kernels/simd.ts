@@ -1,20 +1,29 @@
 // Loads native/*.c's WebAssembly into tfjs's wasm backend and registers its functions as tfjs
 // kernels of that backend. Our module imports the backend's own memory, so kernels read and write
-// tensors where they are, and the engine tracks their outputs like any other kernel's.
+// tensors where they are, and the engine tracks their outputs like any other kernel's. The same kernels
+// are registered for the `native` backend (native.ts: tfjs-wasm with these kernels in the native addon,
+// which works on the same heap in place).
 import * as tf from '@tensorflow/tfjs-core';
 import v8 from 'node:v8';
 import { KERNELS_WASM_PLAIN, KERNELS_WASM_PLAIN_RELAXED, KERNELS_WASM_SHARED, KERNELS_WASM_SHARED_RELAXED } from './simd-binary';
 import { HelperPool } from './helper';
-import type { KernelExports, Ptr, WasmBackendView } from './simd-interfaces';
+import { loadNativeAddon } from './native-addon';
+import type { KernelExports, NativeKernelAddon, Ptr, SharedKernelCalls, WasmBackendView } from './simd-interfaces';
 
 // Kernels keep their scratch on the stack: per-channel accumulators, and Winograd's transformed
 // filter and tile blocks (see winogradStackBytes).
 export const STACK_BYTES = 4 * 1024 * 1024;
 
 interface Loaded {
-  readonly k: KernelExports;
+  /** The kernels both builds have; `wasm` or `native` is set, by backend. */
+  readonly k: SharedKernelCalls;
+  readonly wasm?: KernelExports;
+  readonly native?: NativeKernelAddon;
   readonly memory: WebAssembly.Memory;
   helper?: HelperPool;
+  /** native: the buffer the addon was last pointed at, and its threads. */
+  heapBuffer?: ArrayBufferLike;
+  nativeThreads?: number;
 }
 
 const loaded = new WeakMap<object, Loaded>();
@@ -63,9 +72,36 @@ function load(b: WasmBackendView): Loaded {
   // Our stack lives in a block the backend's allocator gave us (never freed: one per backend).
   const base = b.wasm._malloc(STACK_BYTES);
   k.__stack_pointer.value = (base + STACK_BYTES) & ~15;
-  l = { k, memory };
+  l = { k, wasm: k, memory };
   loaded.set(b, l);
   return l;
+}
+
+/** The native addon over the backend's heap (re-pointed whenever the heap grew and its buffer changed). */
+function loadNative(b: WasmBackendView): Loaded {
+  let l = loaded.get(b);
+  if (!l) {
+    const addon = loadNativeAddon();
+    l = { k: addon, native: addon, memory: memoryOf(b).memory };
+    loaded.set(b, l);
+  }
+  if (l.native && l.heapBuffer !== l.memory.buffer) {
+    l.heapBuffer = l.memory.buffer;
+    l.native.heap(new Uint8Array(l.heapBuffer));
+  }
+  return l;
+}
+
+/** The native addon, pointed at this (native) backend's heap. */
+export function nativeKernelsOn(b: WasmBackendView): NativeKernelAddon {
+  const native = loadNative(b).native;
+  if (!native) throw new Error('NAD kernels: this backend runs the wasm module, not the native addon');
+  return native;
+}
+
+function wasmKernels(l: Loaded): KernelExports {
+  if (!l.wasm) throw new Error('NAD kernels: the wasm module is not loaded');
+  return l.wasm;
 }
 
 const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad', 'conv_filter_grad_winograd'] as const;
@@ -77,6 +113,11 @@ const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad', 'conv_filter_gr
  */
 export async function prepareSimdKernels(threads: number): Promise<void> {
   registerSimdKernels();
+  if (tf.getBackend() === 'native') {
+    const l = loadNative(tf.backend() as unknown as WasmBackendView);
+    l.nativeThreads ??= l.native?.setThreads(Number(process.env.NAD_NATIVE_THREADS) || threads);
+    return;
+  }
   if (tf.getBackend() !== 'wasm') return;
   const b = tf.backend() as unknown as WasmBackendView;
   const l = load(b);
@@ -87,8 +128,12 @@ export async function prepareSimdKernels(threads: number): Promise<void> {
 
 /** Threads our kernels run on (1 without helpers), for descriptions. */
 export function simdKernelThreads(): number {
+  if (tf.getBackend() === 'native') return loaded.get(tf.backend())?.nativeThreads ?? 1;
   return tf.getBackend() === 'wasm' ? 1 + (loaded.get(tf.backend())?.helper?.size ?? 0) : 1;
 }
+
+/** The backends our kernels are registered for: tfjs-wasm with the wasm module, and with the native addon. */
+export const KERNEL_BACKENDS = ['wasm', 'native'] as const;
 
 // Split only work big enough to be worth a hand-off (~10 us): here ~1 M multiply-adds.
 const SPLIT_MIN_MACS = 1 << 20;
@@ -106,18 +151,21 @@ type Body = (
 ) => void;
 
 function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: Body): void {
-  tf.registerKernel({
-    kernelName: name,
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, attrs, backend }) => {
-      const b = backend as unknown as WasmBackendView;
-      const ins = Object.values(inputs) as tf.TensorInfo[];
-      const a = attrs as unknown as Attrs;
-      const outs = outputShapes(ins, a).map((s) => b.makeOutput(s, 'float32'));
-      body(load(b), (t) => b.dataIdMap.get(t.dataId).memoryOffset, ins, outs, a, b);
-      return outs;
-    },
-  });
+  for (const backendName of KERNEL_BACKENDS) {
+    const loader = backendName === 'native' ? loadNative : load;
+    tf.registerKernel({
+      kernelName: name,
+      backendName,
+      kernelFunc: ({ inputs, attrs, backend }) => {
+        const b = backend as unknown as WasmBackendView;
+        const ins = Object.values(inputs) as tf.TensorInfo[];
+        const a = attrs as unknown as Attrs;
+        const outs = outputShapes(ins, a).map((s) => b.makeOutput(s, 'float32'));
+        body(loader(b), (t) => b.dataIdMap.get(t.dataId).memoryOffset, ins, outs, a, b);
+        return outs;
+      },
+    });
+  }
 }
 
 function channels(t: tf.TensorInfo): number {
@@ -138,16 +186,18 @@ let registered = false;
 export function registerSimdKernels(): void {
   if (registered) return;
   registered = true;
-  tf.unregisterKernel('Identity', 'wasm');
-  tf.registerKernel({
-    kernelName: 'Identity',
-    backendName: 'wasm',
-    kernelFunc: ({ inputs, backend }) => {
-      const x = inputs.x as tf.TensorInfo;
-      (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
-      return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
-    },
-  });
+  for (const backendName of KERNEL_BACKENDS) {
+    if (tf.getKernel('Identity', backendName)) tf.unregisterKernel('Identity', backendName);
+    tf.registerKernel({
+      kernelName: 'Identity',
+      backendName,
+      kernelFunc: ({ inputs, backend }) => {
+        const x = inputs.x as tf.TensorInfo;
+        (backend as unknown as { incRef(dataId: object): void }).incRef(x.dataId);
+        return { dataId: x.dataId, shape: x.shape, dtype: x.dtype };
+      },
+    });
+  }
   const vec = (t: tf.TensorInfo) => [channels(t)];
   // inputs x, gamma, beta; attrs eps, relu -> y, mean, variance, invStd
   define(
@@ -228,6 +278,12 @@ export function registerSimdKernels(): void {
     (l, p, [x, dy], [out], a, b) => {
       const [n, h, w, ci] = x.shape;
       const [, ho, wo, co] = dy.shape;
+      if (l.native) {
+        // The addon chunks, threads and sums in order itself (the same chunks as below).
+        l.native.conv_filter_grad(p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, p(out), DIRECT_FILTER_GRAD ? 0 : 1);
+        return;
+      }
+      const k = wasmKernels(l);
       // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
       const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
       const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
@@ -246,12 +302,12 @@ export function registerSimdKernels(): void {
       ] as const;
       if (l.helper && count > 1 && n * ho * wo * ci * co * a.kh * a.kw >= SPLIT_MIN_MACS) {
         l.helper.runBatch({ fn: name, args, countArg: 2, perImage, perChunk: [[13, size * 4]], images: n, chunk }, (...c) =>
-          l.k[name](...(c as Args)),
+          k[name](...(c as Args)),
         );
       } else {
         for (let c = 0; c < count; c++) {
           const start = c * chunk;
-          l.k[name](
+          k[name](
             args[0] + start * perImage[0][1],
             args[1] + start * perImage[1][1],
             Math.min(chunk, n - start),
@@ -269,7 +325,7 @@ export function registerSimdKernels(): void {
           );
         }
       }
-      l.k.sum_parts(parts, count, size, p(out));
+      k.sum_parts(parts, count, size, p(out));
       b.wasm._free(parts);
     },
   );
@@ -284,6 +340,8 @@ export function registerSimdKernels(): void {
       const bn = mean ? [p(mean), p(v), p(g), p(be), a.eps] : [0, 0, 0, 0, 0];
       const args = [p(x), n, h, w, ci, p(f), co, p(y), ...bn] as Parameters<KernelExports['conv3x3_winograd']>;
       const fn = 'conv3x3_winograd';
+      // The addon shares the images between its own threads.
+      if (l.native) return l.native[fn](...args);
       if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
         l.k[fn](...args);
         return;

@@ -7,7 +7,7 @@ const MB = 1024 * 1024;
 
 /** Bytes of the wasm backend's heap (0 on other backends). It grows and never shrinks: a high-water mark. */
 export function wasmHeapBytes(): number {
-  if (tf.getBackend() !== 'wasm') return 0;
+  if (tf.getBackend() !== 'wasm' && tf.getBackend() !== 'native') return 0;
   const wasm = (tf.backend() as unknown as { wasm?: { wasmMemory?: WebAssembly.Memory; asm?: { memory?: WebAssembly.Memory } } }).wasm;
   const memory = wasm?.wasmMemory ?? wasm?.asm?.memory;
   return memory ? memory.buffer.byteLength : 0;

@@ -99,7 +99,7 @@ export function matrixSchema(): Json {
           },
         ],
       },
-      backend: { enum: ['auto', 'tensorflow', 'wasm', 'cpu'] },
+      backend: { enum: ['auto', 'tensorflow', 'native', 'wasm', 'cpu'] },
       seeds: {
         type: 'array',
         minItems: 1,

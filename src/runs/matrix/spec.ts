@@ -172,7 +172,8 @@ export function parseMatrix(raw: unknown, file: string, baseDir: string): Matrix
   if (!(arch === 'auto' || arch === 'cnn' || FIXED_ARCHS.includes(arch as FixedArch) || isObject(arch)))
     fail(`"arch" must be "auto", "cnn", ${FIXED_ARCHS.map((a) => `"${a}"`).join(', ')} or {"arch": "wrn", "depth", "widen"}`);
   const backend = raw['backend'] ?? 'auto';
-  if (!['auto', 'tensorflow', 'wasm', 'cpu'].includes(backend as string)) fail('"backend" must be auto, tensorflow, wasm or cpu');
+  if (!['auto', 'tensorflow', 'native', 'wasm', 'cpu'].includes(backend as string))
+    fail('"backend" must be auto, tensorflow, native, wasm or cpu');
 
   return {
     name: str('name', base?.name),

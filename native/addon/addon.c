@@ -1,0 +1,282 @@
+// The Node-API addon around the kernel tables (kernels.c): picks the widest instruction set this CPU
+// runs (AVX-512, AVX2+FMA, else portable; NAD_NATIVE_ISA=avx2|portable forces a narrower one), works
+// in place on tfjs-wasm's heap (heap(): a typed array over the wasm memory; pointer arguments are byte
+// offsets into it, 0 meaning none), and splits the big kernels over its own threads.
+// Node-API version 8: ABI-stable, so one build loads in Node >= 12.22 and in VS Code's Electron.
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+
+static const NadKernels* K;
+static char* heap_base;
+static size_t heap_bytes;
+
+// ---- threads: workers that claim chunks of a job alongside the calling thread ----
+
+typedef struct Job {
+  void (*run)(const struct Job*, int start, int count);
+  const double* a;  // the call's arguments
+  float* parts;     // filter gradients: one zeroed partial sum per chunk
+  long part_size;
+  int images, chunk;
+  atomic_int next;
+} Job;
+
+#define MAX_THREADS 64
+static int pool_threads = 1;  // including the caller
+static pthread_t workers[MAX_THREADS];
+static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER, pool_done = PTHREAD_COND_INITIALIZER;
+static Job* pool_job;
+static long pool_seq;
+static int pool_busy;
+
+static void claim(Job* j) {
+  for (;;) {
+    const int start = atomic_fetch_add(&j->next, j->chunk);
+    if (start >= j->images) return;
+    j->run(j, start, j->images - start < j->chunk ? j->images - start : j->chunk);
+  }
+}
+
+static void* worker_main(void* arg) {
+  (void)arg;
+  long seen = 0;
+  pthread_mutex_lock(&pool_lock);
+  for (;;) {
+    while (pool_seq == seen) pthread_cond_wait(&pool_wake, &pool_lock);
+    seen = pool_seq;
+    Job* j = pool_job;
+    pthread_mutex_unlock(&pool_lock);
+    claim(j);
+    pthread_mutex_lock(&pool_lock);
+    if (--pool_busy == 0) pthread_cond_signal(&pool_done);
+  }
+  return NULL;
+}
+
+static int start_threads(int n) {
+  if (n > MAX_THREADS) n = MAX_THREADS;
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  // Kernels keep their scratch on the stack (Winograd: transformed filter and tiles, a few MB at most).
+  pthread_attr_setstacksize(&attr, 16 << 20);
+  for (int i = pool_threads - 1; i < n - 1; i++) {
+    if (pthread_create(&workers[i], &attr, worker_main, NULL)) break;
+    pthread_detach(workers[i]);
+    pool_threads = i + 2;
+  }
+  pthread_attr_destroy(&attr);
+  return pool_threads;
+}
+
+static void run_job(Job* j, int parallel) {
+  atomic_store(&j->next, 0);
+  if (!parallel || pool_threads < 2) {
+    claim(j);
+    return;
+  }
+  pthread_mutex_lock(&pool_lock);
+  pool_job = j;
+  pool_busy = pool_threads - 1;
+  pool_seq++;
+  pthread_cond_broadcast(&pool_wake);
+  pthread_mutex_unlock(&pool_lock);
+  claim(j);
+  pthread_mutex_lock(&pool_lock);
+  while (pool_busy > 0) pthread_cond_wait(&pool_done, &pool_lock);
+  pthread_mutex_unlock(&pool_lock);
+}
+
+// ---- arguments ----
+
+#define MAX_ARGS 16
+static napi_value undefined(napi_env env) {
+  napi_value u;
+  napi_get_undefined(env, &u);
+  return u;
+}
+
+static int read_args(napi_env env, napi_callback_info info, size_t want, double* a) {
+  size_t argc = MAX_ARGS;
+  napi_value argv[MAX_ARGS];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != want) {
+    napi_throw_type_error(env, NULL, "nad kernels: wrong number of arguments");
+    return 0;
+  }
+  if (!heap_base) {
+    napi_throw_error(env, NULL, "nad kernels: heap() was not called");
+    return 0;
+  }
+  for (size_t i = 0; i < want; i++)
+    if (napi_get_value_double(env, argv[i], &a[i]) != napi_ok) {
+      napi_throw_type_error(env, NULL, "nad kernels: arguments must be numbers");
+      return 0;
+    }
+  return 1;
+}
+
+#define P(i) ((float*)(a[i] == 0 ? NULL : heap_base + (size_t)a[i]))
+#define I(i) ((int)a[i])
+#define F(i) ((float)a[i])
+
+#define WRAP(name, n, call)                                        \
+  static napi_value js_##name(napi_env env, napi_callback_info info) { \
+    double a[MAX_ARGS];                                            \
+    if (!read_args(env, info, n, a)) return NULL;                  \
+    call;                                                          \
+    return undefined(env);                                         \
+  }
+
+WRAP(bn_forward, 11, K->bn_forward(P(0), I(1), I(2), P(3), P(4), F(5), I(6), P(7), P(8), P(9), P(10)))
+WRAP(bn_eval, 10, K->bn_eval(P(0), I(1), I(2), P(3), P(4), P(5), P(6), F(7), I(8), P(9)))
+WRAP(bn_backward, 14,
+     K->bn_backward(P(0), P(1), P(2), I(3), I(4), I(5), P(6), P(7), P(8), P(9), P(10), P(11), P(12), P(13)))
+WRAP(swap_batch_channels, 5, K->swap_batch_channels(P(0), I(1), I(2), I(3), P(4)))
+WRAP(batch_to_inner, 5, K->batch_to_inner(P(0), I(1), I(2), I(3), P(4)))
+WRAP(dilate, 9, K->dilate(P(0), I(1), I(2), I(3), I(4), I(5), I(6), I(7), P(8)))
+WRAP(flip_filter, 6, K->flip_filter(P(0), I(1), I(2), I(3), I(4), P(5)))
+WRAP(interleave2, 9, K->interleave2(P(0), P(1), P(2), P(3), I(4), I(5), I(6), I(7), P(8)))
+WRAP(phase_filters3x3, 7, K->phase_filters3x3(P(0), I(1), I(2), P(3), P(4), P(5), P(6)))
+WRAP(sgd_update, 10, K->sgd_update(P(0), P(1), P(2), I(3), F(4), F(5), F(6), I(7), P(8), P(9)))
+
+// Big enough to be worth waking the other threads (~1 M multiply-adds), as the wasm path decides.
+#define SPLIT_MIN_MACS (1L << 20)
+
+// conv3x3_winograd(x, n, h, w, ci, filter, co, y, mean, var, gamma, beta, eps): images shared between threads.
+static void winograd_chunk(const Job* j, int start, int count) {
+  const double* a = j->a;
+  const long in = (long)I(2) * I(3) * I(4), out = (long)I(2) * I(3) * I(6);
+  K->conv3x3_winograd(P(0) + start * in, count, I(2), I(3), I(4), P(5), I(6), P(7) + start * out, P(8), P(9), P(10), P(11), F(12));
+}
+
+static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
+  double a[MAX_ARGS];
+  if (!read_args(env, info, 13, a)) return NULL;
+  const int n = I(1);
+  Job j = {.run = winograd_chunk, .a = a, .images = n, .chunk = n < 16 ? 1 : (n + 15) / 16};
+  run_job(&j, n >= 2 && (long)n * I(2) * I(3) * I(4) * I(6) * 4 >= SPLIT_MIN_MACS);
+  return undefined(env);
+}
+
+// Filter gradients (x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out, winograd): fixed chunks of
+// FILTER_GRAD_CHUNK images, each into its own zeroed part, the parts summed in order, so that the
+// result does not depend on the thread count (the wasm path's scheme, same chunk size).
+#define FILTER_GRAD_CHUNK 8
+static int use_winograd_grad(const double* a) { return a[14] != 0 && I(9) == 3 && I(10) == 3 && I(11) == 1 && I(12) == 1 && I(5) % 4 == 0; }
+
+static void filter_grad_chunk(const Job* j, int start, int count) {
+  const double* a = j->a;
+  const long in = (long)I(3) * I(4) * I(5), out = (long)I(6) * I(7) * I(8);
+  float* part = j->parts + (start / j->chunk) * j->part_size;
+  (use_winograd_grad(a) ? K->conv_filter_grad_winograd : K->conv_filter_grad)(
+      P(0) + start * in, P(1) + start * out, count, I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), part);
+}
+
+static napi_value js_conv_filter_grad(napi_env env, napi_callback_info info) {
+  double a[MAX_ARGS];
+  // The kernel's 14 arguments, then whether 3x3/stride 1/pad 1 (with ci % 4 == 0) may use Winograd.
+  if (!read_args(env, info, 15, a)) return NULL;
+  const int n = I(2);
+  const long size = (long)I(9) * I(10) * I(5) * I(8);
+  const int count = (n + FILTER_GRAD_CHUNK - 1) / FILTER_GRAD_CHUNK;
+  float* parts = calloc((size_t)count * size, sizeof(float));
+  if (!parts) {
+    napi_throw_error(env, NULL, "nad kernels: out of memory");
+    return NULL;
+  }
+  Job j = {.run = filter_grad_chunk, .a = a, .parts = parts, .part_size = size, .images = n, .chunk = FILTER_GRAD_CHUNK};
+  run_job(&j, count > 1 && (long)n * I(6) * I(7) * I(5) * I(8) * I(9) * I(10) >= SPLIT_MIN_MACS);
+  K->sum_parts(parts, count, (int)size, P(13));
+  free(parts);
+  return undefined(env);
+}
+
+// conv2d(x, n, h, w, ci, filter, kh, kw, co, stride, padTop, padLeft, ho, wo, y): images shared between threads.
+static void conv2d_chunk(const Job* j, int start, int count) {
+  const double* a = j->a;
+  const long in = (long)I(2) * I(3) * I(4), out = (long)I(12) * I(13) * I(8);
+  K->conv2d(P(0) + start * in, count, I(2), I(3), I(4), P(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), I(13), P(14) + start * out);
+}
+
+static napi_value js_conv2d(napi_env env, napi_callback_info info) {
+  double a[MAX_ARGS];
+  if (!read_args(env, info, 15, a)) return NULL;
+  if (I(8) % K->vector_width) {
+    napi_throw_range_error(env, NULL, "nad kernels: conv2d needs output channels in multiples of the vector width (convVectorWidth)");
+    return NULL;
+  }
+  const int n = I(1);
+  Job j = {.run = conv2d_chunk, .a = a, .images = n, .chunk = n < 16 ? 1 : (n + 15) / 16};
+  run_job(&j, n >= 2 && (long)n * I(12) * I(13) * I(4) * I(8) * I(6) * I(7) >= SPLIT_MIN_MACS);
+  return undefined(env);
+}
+
+// ---- setup ----
+
+static napi_value js_heap(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_typedarray_type type;
+  size_t length;
+  void* data;
+  napi_value buffer;
+  size_t offset;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &data, &buffer, &offset) != napi_ok || type != napi_uint8_array ||
+      !data) {
+    napi_throw_type_error(env, NULL, "nad kernels: heap() takes a Uint8Array over the whole wasm memory");
+    return NULL;
+  }
+  heap_base = (char*)data - offset;
+  heap_bytes = length + offset;
+  return undefined(env);
+}
+
+static napi_value js_set_threads(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], result;
+  int32_t n = 1;
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc == 1) napi_get_value_int32(env, argv[0], &n);
+  napi_create_int32(env, start_threads(n < 1 ? 1 : n), &result);
+  return result;
+}
+
+static const NadKernels* pick(void) {
+  const char* want = getenv("NAD_NATIVE_ISA");
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+  const int avx2 = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+  if (avx512 && (!want || !strcmp(want, "avx512"))) return &nad_kernels_avx512;
+  if (avx2 && (!want || !strcmp(want, "avx512") || !strcmp(want, "avx2"))) return &nad_kernels_avx2;
+#endif
+  (void)want;
+  return &nad_kernels_portable;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  K = pick();
+  napi_value isa, width;
+  napi_create_string_utf8(env, K->isa, NAPI_AUTO_LENGTH, &isa);
+  napi_create_int32(env, K->vector_width, &width);
+  napi_property_descriptor props[] = {
+      {"isa", NULL, NULL, NULL, NULL, isa, napi_enumerable, NULL},
+      {"convVectorWidth", NULL, NULL, NULL, NULL, width, napi_enumerable, NULL},
+      {"heap", NULL, js_heap, NULL, NULL, NULL, napi_default, NULL},
+      {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
+#define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}
+      FN(bn_forward), FN(bn_eval), FN(bn_backward), FN(swap_batch_channels), FN(batch_to_inner), FN(dilate), FN(flip_filter),
+      FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d),
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

@@ -1,0 +1,38 @@
+// One instruction set's build of the shared kernel sources (native/*.c, unchanged) plus the wide
+// Winograd: compiled once per ISA by native/build-addon.mjs with -DNAD_ISA=<name> and that ISA's
+// flags. Every kernel becomes static here, so the three builds link side by side into one addon.
+#include "../common.h"
+#undef EXPORT
+#define EXPORT(name) static __attribute__((unused))
+#include "../batchnorm.c"
+#include "../conv_grad.c"
+#include "../layout.c"
+#include "../optim.c"
+#include "../winograd.c"
+#include "winograd_wide.c"
+#include "kernels.h"
+
+#define CAT2(a, b) a##b
+#define CAT(a, b) CAT2(a, b)
+#define STR2(a) #a
+#define STR(a) STR2(a)
+
+const NadKernels CAT(nad_kernels_, NAD_ISA) = {
+    .isa = STR(NAD_ISA),
+    .bn_forward = bn_forward,
+    .bn_eval = bn_eval,
+    .bn_backward = bn_backward,
+    .swap_batch_channels = swap_batch_channels,
+    .batch_to_inner = batch_to_inner,
+    .dilate = dilate,
+    .flip_filter = flip_filter,
+    .interleave2 = interleave2,
+    .phase_filters3x3 = phase_filters3x3,
+    .sum_parts = sum_parts,
+    .sgd_update = sgd_update,
+    .conv_filter_grad = conv_filter_grad_wide,
+    .conv_filter_grad_winograd = conv_filter_grad_winograd_wide,
+    .conv3x3_winograd = conv3x3_winograd_wide,
+    .conv2d = conv2d_direct,
+    .vector_width = VW,
+};

@@ -1,0 +1,30 @@
+// The kernels of native/*.c as one table of function pointers per instruction set: kernels.c is
+// compiled once per ISA (NAD_ISA = avx512, avx2 or portable) and addon.c picks a table at load.
+#pragma once
+
+typedef struct {
+  const char* isa;
+  void (*bn_forward)(const float*, int, int, const float*, const float*, float, int, float*, float*, float*, float*);
+  void (*bn_eval)(const float*, int, int, const float*, const float*, const float*, const float*, float, int, float*);
+  void (*bn_backward)(const float*, const float*, const float*, int, int, int, const float*, const float*, const float*,
+                      const float*, const float*, float*, float*, float*);
+  void (*swap_batch_channels)(const float*, int, int, int, float*);
+  void (*batch_to_inner)(const float*, int, int, int, float*);
+  void (*dilate)(const float*, int, int, int, int, int, int, int, float*);
+  void (*flip_filter)(const float*, int, int, int, int, float*);
+  void (*interleave2)(const float*, const float*, const float*, const float*, int, int, int, int, float*);
+  void (*phase_filters3x3)(const float*, int, int, float*, float*, float*, float*);
+  void (*sum_parts)(const float*, int, int, float*);
+  void (*sgd_update)(const float*, const float*, const float*, int, float, float, float, int, float*, float*);
+  // x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out (added to)
+  void (*conv_filter_grad)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
+  void (*conv_filter_grad_winograd)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
+  // x, n, h, w, ci, filter, co, y, mean, var, gamma, beta, eps
+  void (*conv3x3_winograd)(const float*, int, int, int, int, const float*, int, float*, const float*, const float*, const float*,
+                           const float*, float);
+  // x, n, h, w, ci, filter, kh, kw, co, stride, pad top, pad left, ho, wo, y (co % vector_width == 0)
+  void (*conv2d)(const float*, int, int, int, int, const float*, int, int, int, int, int, int, int, int, float*);
+  int vector_width;
+} NadKernels;
+
+extern const NadKernels nad_kernels_avx512, nad_kernels_avx2, nad_kernels_portable;

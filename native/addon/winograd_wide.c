@@ -1,0 +1,312 @@
+// Winograd F(4x4, 3x3) with the CPU's full vector width (native addon only; included by kernels.c after
+// ../winograd.c, whose 128-bit transforms it widens and whose filter transform it reuses). Channels are
+// taken VW at a time (16 with AVX-512, 8 with AVX2, 4 otherwise) and the GEMMs use R x NV register
+// tiles of VW-wide vectors; the arithmetic per element is the wasm kernels' (same transforms, products
+// summed over the same index in the same order), so results agree with them to rounding.
+// Layouts, matrices and the tile blocking are winograd.c's; other channel counts, and CPUs with no
+// vectors wider than 128 bits, use winograd.c itself (its 4 x 8 tiles suit 16 registers better).
+
+#if defined(__AVX512F__)
+#define VW 16
+#elif defined(__AVX__)
+#define VW 8
+#else
+#define VW 4
+#endif
+#define WT 16  // tiles per block
+
+typedef float vf __attribute__((vector_size(VW * 4)));
+typedef int vi __attribute__((vector_size(VW * 4)));
+
+static inline vf ld(const float* p) {
+  vf v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+static inline void st(float* p, vf v) { __builtin_memcpy(p, &v, sizeof v); }
+static inline vf vsplat(float s) { return (vf){0} + s; }
+static inline vf relu0(vf v) { return (vf)((vi)v & (v > 0)); }
+
+static inline void wb_1d(const vf d[6], vf t[6]) {  // t = B^T d
+  const vf a = d[4] - 4.f * d[2], b = d[3] - 4.f * d[1], c = d[4] - d[2], e = 2.f * (d[3] - d[1]);
+  t[0] = (4.f * d[0] - 5.f * d[2]) + d[4];
+  t[1] = a + b;
+  t[2] = a - b;
+  t[3] = c + e;
+  t[4] = c - e;
+  t[5] = (4.f * d[1] - 5.f * d[3]) + d[5];
+}
+static inline void wa_1d(const vf m[6], vf y[4]) {  // y = A^T m
+  const vf s12 = m[1] + m[2], d12 = m[1] - m[2], s34 = m[3] + m[4], d34 = m[3] - m[4];
+  y[0] = (m[0] + s12) + s34;
+  y[1] = d12 + 2.f * d34;
+  y[2] = s12 + 4.f * s34;
+  y[3] = (d12 + 8.f * d34) + m[5];
+}
+static inline void wat_1d(const vf y[4], vf e[6]) {  // e = A y
+  const vf p = y[0] + y[2], q = y[1] + y[3], r = y[0] + 4.f * y[2], s = 2.f * y[1] + 8.f * y[3];
+  e[0] = y[0];
+  e[1] = p + q;
+  e[2] = p - q;
+  e[3] = r + s;
+  e[4] = r - s;
+  e[5] = y[3];
+}
+static inline void wgt_1d(const vf m[6], vf o[3]) {  // o = G^T m
+  const vf s12 = m[1] + m[2], s34 = m[3] + m[4];
+  const float sixth = 1.f / 6;
+  o[0] = (0.25f * m[0] - sixth * s12) + (1.f / 24) * s34;
+  o[1] = sixth * (m[2] - m[1]) + (1.f / 12) * (m[3] - m[4]);
+  o[2] = sixth * (s34 - s12) + m[5];
+}
+
+static inline vf wload_in(const float* p, Prologue pro, int c) {
+  const vf v = ld(p);
+  if (!pro.scale) return v;
+  return relu0((v - ld(pro.mean + c)) * ld(pro.scale + c) + ld(pro.beta + c));
+}
+
+static void ww_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, Prologue pro, float* v) {
+  const long plane = (long)nt * ci;
+  const vf zero = vsplat(0.f);
+  for (int t = 0; t < nt; t++) {
+    const Tile tl = tile_at(t0 + t, th, tw);
+    const float* xi = x + (long)tl.img * h * w * ci;
+    const int r0 = tl.r0 - 1, c0 = tl.c0 - 1;
+    const int inside = r0 >= 0 && c0 >= 0 && r0 + 6 <= h && c0 + 6 <= w;
+    for (int c = 0; c < ci; c += VW) {
+      vf e[6][6];
+      for (int r = 0; r < 6; r++) {
+        vf d[6];
+        const int rr = r0 + r;
+        if (inside) {
+          const float* p = xi + ((long)rr * w + c0) * ci + c;
+          for (int s = 0; s < 6; s++) d[s] = wload_in(p + (long)s * ci, pro, c);
+        } else {
+          for (int s = 0; s < 6; s++) {
+            const int cc = c0 + s;
+            d[s] = rr >= 0 && rr < h && cc >= 0 && cc < w ? wload_in(xi + ((long)rr * w + cc) * ci + c, pro, c) : zero;
+          }
+        }
+        wb_1d(d, e[r]);
+      }
+      float* o = v + (long)t * ci + c;
+      for (int s = 0; s < 6; s++) {
+        vf col[6], out[6];
+        for (int r = 0; r < 6; r++) col[r] = e[r][s];
+        wb_1d(col, out);
+        for (int r = 0; r < 6; r++) st(o + (long)(r * 6 + s) * plane, out[r]);
+      }
+    }
+  }
+}
+
+// C[r][j*VW ..] (+)= sum_k A[r*as + k*ak] * B[k*bs + j*VW ..] for r < R, j < NV: a register tile.
+#define MICRO(R, NV)                                                                                                     \
+  static inline void micro_##R##_##NV(const float* a, long as, long ak, const float* b, long bs, int K, float* c, long cs, \
+                                      int accumulate) {                                                                  \
+    vf acc[R][NV];                                                                                                       \
+    for (int r = 0; r < R; r++)                                                                                          \
+      for (int j = 0; j < NV; j++) acc[r][j] = accumulate ? ld(c + r * cs + j * VW) : vsplat(0.f);                      \
+    for (int k = 0; k < K; k++) {                                                                                        \
+      vf bv[NV];                                                                                                         \
+      for (int j = 0; j < NV; j++) bv[j] = ld(b + k * bs + j * VW);                                                      \
+      for (int r = 0; r < R; r++) {                                                                                      \
+        const vf ar = vsplat(a[r * as + k * ak]);                                                                        \
+        for (int j = 0; j < NV; j++) acc[r][j] += ar * bv[j];                                                            \
+      }                                                                                                                  \
+    }                                                                                                                    \
+    for (int r = 0; r < R; r++)                                                                                          \
+      for (int j = 0; j < NV; j++) st(c + r * cs + j * VW, acc[r][j]);                                                   \
+  }
+MICRO(8, 2)
+MICRO(8, 1)
+MICRO(1, 2)
+MICRO(1, 1)
+
+// C (rows x cols) (+)= A (rows x K, strides as, ak) * B (K x cols, row stride bs); cols % VW == 0.
+static void gemm(const float* a, long as, long ak, const float* b, long bs, int rows, int cols, int K, float* c, long cs, int accumulate) {
+  int j = 0;
+  for (; j + 2 * VW <= cols; j += 2 * VW) {
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) micro_8_2(a + r * as, as, ak, b + j, bs, K, c + r * cs + j, cs, accumulate);
+    for (; r < rows; r++) micro_1_2(a + r * as, as, ak, b + j, bs, K, c + r * cs + j, cs, accumulate);
+  }
+  for (; j < cols; j += VW) {
+    int r = 0;
+    for (; r + 8 <= rows; r += 8) micro_8_1(a + r * as, as, ak, b + j, bs, K, c + r * cs + j, cs, accumulate);
+    for (; r < rows; r++) micro_1_1(a + r * as, as, ak, b + j, bs, K, c + r * cs + j, cs, accumulate);
+  }
+}
+
+static void ww_output(const float* m, int h, int w, int co, int th, int tw, int t0, int nt, float* y) {
+  const long plane = (long)nt * co;
+  for (int t = 0; t < nt; t++) {
+    const Tile tl = tile_at(t0 + t, th, tw);
+    float* yi = y + (long)tl.img * h * w * co;
+    const int rows = min_i(4, h - tl.r0), cols = min_i(4, w - tl.c0);
+    for (int d = 0; d < co; d += VW) {
+      const float* p = m + (long)t * co + d;
+      vf q[4][6];
+      for (int s = 0; s < 6; s++) {
+        vf col[6], out[4];
+        for (int r = 0; r < 6; r++) col[r] = ld(p + (long)(r * 6 + s) * plane);
+        wa_1d(col, out);
+        for (int i = 0; i < 4; i++) q[i][s] = out[i];
+      }
+      for (int i = 0; i < rows; i++) {
+        vf out[4];
+        wa_1d(q[i], out);
+        float* o = yi + ((long)(tl.r0 + i) * w + tl.c0) * co + d;
+        for (int j = 0; j < cols; j++) st(o + (long)j * co, out[j]);
+      }
+    }
+  }
+}
+
+static void conv3x3_winograd_wide(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean,
+                                  const float* var, const float* gamma, const float* beta, float eps) {
+  if (VW == 4 || ci % VW || co % VW) {
+    conv3x3_winograd(x, n, h, w, ci, f, co, y, mean, var, gamma, beta, eps);
+    return;
+  }
+  float scale[ci];
+  Prologue pro = {0, 0, 0};
+  if (mean) {
+    for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
+    pro = (Prologue){mean, scale, beta};
+  }
+  float u[36 * ci * co];
+  w4_filter(f, ci, co, u);
+  float v[36 * WT * ci], m[36 * WT * co];
+  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
+  for (int t0 = 0; t0 < tiles; t0 += WT) {
+    const int nt = min_i(WT, tiles - t0);
+    ww_input(x, h, w, ci, th, tw, t0, nt, pro, v);
+    for (int xi = 0; xi < 36; xi++)
+      gemm(v + (long)xi * nt * ci, ci, 1, u + (long)xi * ci * co, co, nt, co, ci, m + (long)xi * nt * co, co, 0);
+    ww_output(m, h, w, co, th, tw, t0, nt, y);
+  }
+}
+
+static void ww_dy(const float* dy, int h, int w, int co, int th, int tw, int t0, int nt, float* out) {
+  const long plane = (long)nt * co;
+  const vf zero = vsplat(0.f);
+  for (int t = 0; t < nt; t++) {
+    const Tile tl = tile_at(t0 + t, th, tw);
+    const float* gi = dy + (long)tl.img * h * w * co;
+    for (int d = 0; d < co; d += VW) {
+      vf e[6][4];
+      for (int j = 0; j < 4; j++) {
+        vf col[4], o6[6];
+        for (int i = 0; i < 4; i++) {
+          const int rr = tl.r0 + i, cc = tl.c0 + j;
+          col[i] = rr < h && cc < w ? ld(gi + ((long)rr * w + cc) * co + d) : zero;
+        }
+        wat_1d(col, o6);
+        for (int i = 0; i < 6; i++) e[i][j] = o6[i];
+      }
+      float* o = out + (long)t * co + d;
+      for (int i = 0; i < 6; i++) {
+        vf row[6];
+        wat_1d(e[i], row);
+        for (int j = 0; j < 6; j++) st(o + (long)(i * 6 + j) * plane, row[j]);
+      }
+    }
+  }
+}
+
+static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh,
+                                           int kw, int s, int p, float* out) {
+  if (VW == 4 || ci % VW || co % VW) {
+    conv_filter_grad_winograd(x, dy, n, h, w, ci, ho, wo, co, kh, kw, s, p, out);
+    return;
+  }
+  const long plane = (long)ci * co;
+  float m[36 * plane];
+  __builtin_memset(m, 0, sizeof(m));
+  float v[36 * WT * ci], dd[36 * WT * co];
+  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
+  for (int t0 = 0; t0 < tiles; t0 += WT) {
+    const int nt = min_i(WT, tiles - t0);
+    ww_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, v);
+    ww_dy(dy, h, w, co, th, tw, t0, nt, dd);
+    // M[xi] (ci x co) += V[xi]^T (ci x nt) * D[xi] (nt x co)
+    for (int xi = 0; xi < 36; xi++)
+      gemm(v + (long)xi * nt * ci, 1, ci, dd + (long)xi * nt * co, co, ci, co, nt, m + (long)xi * plane, co, 1);
+  }
+  for (long q = 0; q < plane; q += VW) {  // dW += G^T M G
+    vf t[3][6];
+    for (int j = 0; j < 6; j++) {
+      vf col[6], o3[3];
+      for (int i = 0; i < 6; i++) col[i] = ld(m + (long)(i * 6 + j) * plane + q);
+      wgt_1d(col, o3);
+      for (int i = 0; i < 3; i++) t[i][j] = o3[i];
+    }
+    for (int i = 0; i < 3; i++) {
+      vf o3[3];
+      wgt_1d(t[i], o3);
+      for (int j = 0; j < 3; j++) {
+        float* o = out + (long)(i * 3 + j) * plane + q;
+        st(o, ld(o) + o3[j]);
+      }
+    }
+  }
+}
+
+// The direct filter gradient (conv_grad.c's loop order: per image, output row and tap, the x row and dy
+// row stay in L1) with the GEMM above: out[i, j] (ci x co) += X (ci x taps' columns) * dY (columns x co).
+static void conv_filter_grad_wide(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
+                                  int s, int p, float* out) {
+  if (VW == 4 || co % VW) {
+    conv_filter_grad(x, dy, n, h, w, ci, ho, wo, co, kh, kw, s, p, out);
+    return;
+  }
+  for (int img = 0; img < n; img++) {
+    for (int a = 0; a < ho; a++) {
+      const float* dyrow = dy + ((long)img * ho + a) * wo * co;
+      for (int i = 0; i < kh; i++) {
+        const int r = s * a + i - p;
+        if (r < 0 || r >= h) continue;
+        const float* xrow = x + ((long)img * h + r) * w * ci;
+        for (int j = 0; j < kw; j++) {
+          int b0 = 0;
+          while (b0 < wo && s * b0 + j - p < 0) b0++;
+          int b1 = wo;
+          while (b1 > b0 && s * (b1 - 1) + j - p >= w) b1--;
+          if (b0 >= b1) continue;
+          gemm(xrow + (long)(s * b0 + j - p) * ci, 1, (long)s * ci, dyrow + (long)b0 * co, co, ci, co, b1 - b0,
+               out + ((long)i * kw + j) * ci * co, co, 1);
+        }
+      }
+    }
+  }
+}
+
+// A direct convolution (NHWC x, HWIO filter, stride s, zero padding pt/pl, output ho x wo) with the GEMM
+// above: per output row and tap, Y row (columns x co) += X (columns x ci, every s-th) * W[i, j] (ci x co).
+// The native backend's Conv2D (the convolutions Winograd does not take: strided, 1x1, the input layer,
+// the stride-2 input gradient's phases); co % VW == 0 (else the caller keeps tfjs-wasm's).
+static void conv2d_direct(const float* x, int n, int h, int w, int ci, const float* f, int kh, int kw, int co, int s, int pt, int pl,
+                          int ho, int wo, float* y) {
+  for (int img = 0; img < n; img++) {
+    for (int a = 0; a < ho; a++) {
+      float* yrow = y + ((long)img * ho + a) * wo * co;
+      __builtin_memset(yrow, 0, (unsigned long)wo * co * sizeof(float));
+      for (int i = 0; i < kh; i++) {
+        const int r = s * a + i - pt;
+        if (r < 0 || r >= h) continue;
+        const float* xrow = x + ((long)img * h + r) * w * ci;
+        for (int j = 0; j < kw; j++) {
+          int b0 = 0;
+          while (b0 < wo && s * b0 + j - pl < 0) b0++;
+          int b1 = wo;
+          while (b1 > b0 && s * (b1 - 1) + j - pl >= w) b1--;
+          if (b0 >= b1) continue;
+          gemm(xrow + (long)(s * b0 + j - pl) * ci, (long)s * ci, 1, f + ((long)i * kw + j) * ci * co, co, b1 - b0, co, ci,
+               yrow + (long)b0 * co, co, 1);
+        }
+      }
+    }
+  }
+}
