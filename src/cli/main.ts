@@ -221,7 +221,8 @@ addCommon(
   .option('--arch <arch>', 'the model: wrn-10-1 (default), cnn (the small CNN, which NAD leaves at 11.7% ASR) or any train --arch')
   .option('--matrix', 'a small attack x defense matrix instead (BadNets, Blend, SIG, WaNet x none, finetuning, Fine-Pruning, NAD; 2 seeds)')
   .action(async (f: Flags) => {
-    if (f.matrix && f.arch !== undefined) throw new InputError('--arch is for the demo; the matrix (--matrix) trains the small CNN');
+    if (f.matrix && f.arch !== undefined)
+      throw new InputError('--arch is for the demo; the matrix (--matrix) trains WRN-10-1, the demo model');
     if (f.matrix) {
       await runMatrixCli(demoMatrix(), f);
       return;

@@ -32,14 +32,17 @@ export function addBackdoor(cmd: Command, train: boolean): Command {
   cmd
     .option(
       '--trigger <name>',
-      'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive|warp|lcCheckerboard (short: grid, square, ...)',
+      'trigger: gridTrigger|squareTrigger|fourCornerTrigger|randomPixelTrigger|signalTrigger|trojanTrigger|blend|sig|sigAdditive|warp|lcCheckerboard|inputAware (short: grid, square, ...)',
       'gridTrigger',
     )
     .option('--target <label>', 'target label of the backdoor', String(DEFAULT_BACKDOOR.targetLabel))
     .option('--target-type <type>', 'all2one | all2all | cleanLabel', DEFAULT_BACKDOOR.targetType)
     .option('--trigger-size <n>', 'squareTrigger side (trig_w = trig_h)')
     .option('--trigger-distance <n>', 'squareTrigger distance from the border')
-    .option('--trigger-mask <file>', 'mask/pattern file for signal, trojan and blend triggers (.npy/.npz/.png)')
+    .option(
+      '--trigger-mask <file>',
+      'mask/pattern file for signal, trojan and blend triggers (.npy/.npz/.png); inputAware: trigger.safetensors of the run that trained it',
+    )
     .option('--trigger-alpha <a>', 'blend weight for randomPixel, signal, blend and sig');
   if (train) cmd.option('--inject-portion <p>', 'share of training images poisoned', String(DEFAULT_BACKDOOR.injectPortion));
   return cmd;

@@ -4,6 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './models';
 import type { ImageDataset } from './types';
 import { toFloatBatch } from './data/augment';
+import { Rng } from './rng';
 import type { EpochEvent, Phase } from '../shared/run-events';
 
 export const EVAL_BATCH = 256;
@@ -52,6 +53,38 @@ function agreement(pred: Int32Array, labels: Int32Array): number {
   let same = 0;
   for (let i = 0; i < pred.length; i++) if (pred[i] === labels[i]) same++;
   return (100 * same) / pred.length;
+}
+
+/** Seed of the per-epoch subset: a constant, so that every run and seed is followed on the same test images. */
+const EPOCH_SUBSET_SEED = 0;
+
+/**
+ * The test images a training loop follows after each epoch (TrainSettings.epochEvalImages): the first
+ * `count` of a seeded permutation of the clean set and, separately, of the triggered set (their true labels
+ * kept aligned for RA); a set no larger than `count` is kept whole. Final results are never taken on it.
+ */
+export function epochEvalSubset(sets: EvalSets, count: number): EvalSets {
+  const pick = (n: number): Int32Array | undefined =>
+    n <= count ? undefined : Int32Array.from(new Rng(EPOCH_SUBSET_SEED).permutation(n).subarray(0, count)).sort();
+  // Only the fields evaluate reads: per-image side arrays (a backdoor set's sourceIndices) would not line up.
+  const take = (
+    { height, width, channels, numClasses, classNames, source, images, labels }: ImageDataset,
+    idx: Int32Array,
+  ): ImageDataset => {
+    const size = height * width * channels;
+    const picked = new Uint8Array(idx.length * size);
+    idx.forEach((i, k) => picked.set(images.subarray(i * size, (i + 1) * size), k * size));
+    const common = { height, width, channels, numClasses, source, ...(classNames ? { classNames } : {}) };
+    return { ...common, images: picked, labels: Int32Array.from(idx, (i) => labels[i]), count: idx.length };
+  };
+  const cleanIdx = pick(sets.clean.count);
+  const clean = cleanIdx ? take(sets.clean, cleanIdx) : sets.clean;
+  const bd = sets.backdoor;
+  const bdIdx = bd ? pick(bd.count) : undefined;
+  if (!bd || !bdIdx) return { clean, ...(bd ? { backdoor: bd } : {}) };
+  const truth = bd.originalLabels;
+  const backdoor = { ...take(bd, bdIdx), ...(truth ? { originalLabels: Int32Array.from(bdIdx, (i) => truth[i]) } : {}) };
+  return { clean, backdoor };
 }
 
 export function evaluate(model: Model, sets: EvalSets): EvalResult {

@@ -9,7 +9,7 @@ import { Rng } from './rng';
 import { Sgd, learningRateAt } from './optim';
 import { attentionLoss, attentionMap } from './attention';
 import { augmentBatch, toFloatBatch } from './data/augment';
-import { epochEvent, evaluate, yieldToEventLoop, type EvalSets, type EvalResult } from './evaluate';
+import { epochEvalSubset, epochEvent, evaluate, yieldToEventLoop, type EvalSets, type EvalResult } from './evaluate';
 
 export interface TrainSettings {
   readonly epochs: number;
@@ -28,6 +28,12 @@ export interface TrainSettings {
   /** Power p of the attention map. */
   readonly attentionPower: number;
   readonly seed: number;
+  /**
+   * ACC/ASR of the baseline and of every epoch but the last on this many test images (a fixed seeded subset
+   * of the clean and of the triggered set, the same in every run: epochEvalSubset) instead of all of them,
+   * for a cheaper progress curve. The last epoch, hence the phase's result, is always on the whole test set.
+   */
+  readonly epochEvalImages?: number;
 }
 
 export interface EpochRecord extends EvalResult {
@@ -36,6 +42,33 @@ export interface EpochRecord extends EvalResult {
   readonly lr: number;
   readonly seconds: number;
   readonly imagesPerSecond: number;
+}
+
+/**
+ * An attack that trains along with the model instead of poisoning the data first (the input-aware attack's
+ * trigger generator): the loop hands it each batch inside the gradient tape, trains its variables on the
+ * same loss, and asks it for the sets to evaluate (its backdoor test set changes as it trains).
+ */
+export interface TrainingHook {
+  /** Variables trained with the model on the same loss (the hook's own optimiser applies their gradients). */
+  readonly variables: readonly tf.Variable[];
+  /**
+   * Called inside the gradient tape with the batch (NHWC in [0, 1]) and its labels: the images and labels the
+   * model trains on instead, and a term added to the loss.
+   */
+  batch(x: tf.Tensor4D, labels: Int32Array, at: { readonly epoch: number; readonly step: number }): HookedBatch;
+  /** Apply the gradients of `variables` (keyed by tfjs name) after the model's step. */
+  step(grads: tf.NamedTensorMap, epoch: number): void;
+  /** The sets the model is evaluated on after an epoch (and before the first). */
+  evalSets(sets: EvalSets): EvalSets;
+  /** After each epoch's evaluation, before the loop's onEpochEnd (e.g. to save what it trains). */
+  onEpochEnd?(epoch: number): void | Promise<void>;
+}
+
+export interface HookedBatch {
+  readonly x: tf.Tensor4D;
+  readonly labels: Int32Array;
+  readonly loss?: tf.Scalar;
 }
 
 export interface TrainArgs {
@@ -55,6 +88,8 @@ export interface TrainArgs {
   /** Called after each epoch's evaluation (e.g. to save a resumable checkpoint). */
   readonly onEpochEnd?: (epoch: number, record: EpochRecord) => void | Promise<void>;
   readonly signal?: AbortSignal;
+  /** An attack trained along with the model (see TrainingHook). */
+  readonly hook?: TrainingHook;
 }
 
 export class RunCancelledError extends Error {
@@ -90,13 +125,17 @@ export interface StepArgs {
   readonly betas: readonly number[];
   readonly attentionPower: number;
   readonly lr: number;
+  /** With a hook, the batch the model sees and the loss come from it too (see TrainingHook). */
+  readonly hook?: TrainingHook;
+  /** 0-based epoch and step, for the hook. */
+  readonly at?: { readonly epoch: number; readonly step: number };
 }
 
 /** One SGD step of the paper's objective on one batch; returns the batch loss. */
 export function trainingStep(a: StepArgs): number {
   const n = a.ys.length;
   const [h, w, c] = a.imageShape;
-  const vars = a.student.params.trainable().map(([, v]) => v);
+  const vars = [...a.student.params.trainable().map(([, v]) => v), ...(a.hook?.variables ?? [])];
   return tf.tidy(() => {
     const x = tf.tensor4d(a.xs, [n, h, w, c]);
     const y = tf.oneHot(tf.tensor1d(a.ys, 'int32'), a.numClasses);
@@ -105,8 +144,11 @@ export function trainingStep(a: StepArgs): number {
       ? tf.tidy(() => (a.teacher as Model).forward(x, false).groups.map((g) => attentionMap(g, a.attentionPower)))
       : [];
     const { value, grads } = tf.variableGrads(() => {
-      const out = a.student.forward(x, true);
-      let loss = tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
+      const hooked = a.hook?.batch(x, a.ys, a.at ?? { epoch: 0, step: 0 });
+      const out = a.student.forward(hooked ? hooked.x : x, true);
+      const target = hooked ? tf.oneHot(tf.tensor1d(hooked.labels, 'int32'), a.numClasses) : y;
+      let loss = tf.neg(tf.mean(tf.sum(tf.mul(target, tf.logSoftmax(out.logits)), 1))) as tf.Scalar;
+      if (hooked?.loss) loss = tf.add(loss, hooked.loss);
       teacherMaps.forEach((tm, i) => {
         const beta = a.betas[i] ?? 0;
         if (beta !== 0) loss = tf.add(loss, tf.mul(attentionLoss(out.groups[i], tm, a.attentionPower), beta));
@@ -114,12 +156,16 @@ export function trainingStep(a: StepArgs): number {
       return loss;
     }, vars);
     a.optimizer.step(grads, a.lr);
+    a.hook?.step(grads, a.at?.epoch ?? 0);
     return value.dataSync()[0];
   });
 }
 
 export async function train(args: TrainArgs): Promise<EpochRecord[]> {
-  const { student, teacher, data, evalSets, settings, phase, emit, signal } = args;
+  const { student, teacher, data, settings, phase, emit, signal, hook } = args;
+  const evalSets = (): EvalSets => (hook ? hook.evalSets(args.evalSets) : args.evalSets);
+  const { epochEvalImages } = settings;
+  const progressSets = (): EvalSets => (epochEvalImages === undefined ? evalSets() : epochEvalSubset(evalSets(), epochEvalImages));
   const useAttention = teacher !== undefined && settings.betas.some((b) => b !== 0);
   const vars = student.params.trainable();
   const optimizer = new Sgd(vars, settings);
@@ -130,8 +176,16 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
   const startEpoch = args.startEpoch ?? 0;
 
   try {
+    if (epochEvalImages !== undefined && settings.epochs - startEpoch > 1) {
+      const [all, some] = [evalSets(), progressSets()];
+      const triggered = all.backdoor ? ` and ${some.backdoor?.count} of ${all.backdoor.count} triggered ones` : '';
+      emit?.({
+        type: 'log',
+        message: `ACC/ASR before epoch ${settings.epochs} on ${some.clean.count} of ${all.clean.count} test images${triggered} (epochEvalImages); epoch ${settings.epochs} on all`,
+      });
+    }
     if (startEpoch === 0) {
-      const base = evaluate(student, evalSets);
+      const base = evaluate(student, progressSets());
       emit?.({ type: 'baseline', phase, acc: base.acc, asr: base.asr });
     }
     for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
@@ -163,6 +217,8 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
           betas: settings.betas,
           attentionPower: settings.attentionPower,
           lr,
+          hook,
+          at: { epoch, step: s },
         });
         args.afterStep?.();
         if (!Number.isFinite(lossValue)) throw new DivergedError(epoch + 1, s + 1, lr);
@@ -175,7 +231,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         await yieldToEventLoop();
       }
       const seconds = (performance.now() - t0) / 1000;
-      const result = evaluate(student, evalSets);
+      const result = evaluate(student, epoch === settings.epochs - 1 ? evalSets() : progressSets());
       const record: EpochRecord = {
         epoch: epoch + 1,
         loss: lossSum / data.count,
@@ -186,6 +242,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
       };
       records.push(record);
       emit?.(epochEvent(phase, { ...record, epochs: settings.epochs, images: data.count }, result));
+      await hook?.onEpochEnd?.(epoch + 1);
       await args.onEpochEnd?.(epoch + 1, record);
     }
   } finally {

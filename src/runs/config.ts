@@ -147,6 +147,8 @@ export function validateTraining(t: TrainSettings, where: string): void {
   if (!Array.isArray(t.betas) || t.betas.some((b) => !(b >= 0))) fail(`betas must be non-negative numbers, got ${JSON.stringify(t.betas)}`);
   if (!(t.attentionPower > 0)) fail(`attention power p must be > 0, got ${t.attentionPower}`);
   if (!Number.isInteger(t.seed)) fail(`seed must be an integer, got ${t.seed}`);
+  if (t.epochEvalImages !== undefined && !(Number.isInteger(t.epochEvalImages) && t.epochEvalImages >= 1))
+    fail(`epochEvalImages (test images evaluated after each epoch but the last) must be an integer >= 1, got ${t.epochEvalImages}`);
 }
 
 export function validateBackdoor(b: BackdoorConfig, numClasses: number, where: string): void {

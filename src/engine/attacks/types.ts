@@ -3,6 +3,7 @@
 // a test image. The CLI's `nad train --attack` flags, the Train wizard's questions and the run's config
 // come from these declarations (see docs/adding-an-attack.md).
 import type { ParamSpec, ParamValues } from '../params';
+import type { TrainingHook } from '../train';
 import type { PoisonedDataset } from '../triggers';
 import type { TargetType, TriggerSpec } from '../triggers/spec';
 import type { ImageDataset, ModelSpec } from '../types';
@@ -21,6 +22,18 @@ export interface PoisonRequest {
   readonly model?: ModelSpec;
   readonly signal?: AbortSignal;
   readonly emit?: EventSink;
+  /** A folder the attack may keep files in (the run folder): what it trains, for the test-time trigger. */
+  readonly outputDir?: string;
+}
+
+/** What an attack trains along with the model (the input-aware generator); the caller disposes it after training. */
+export interface AttackTraining extends TrainingHook {
+  dispose(): void;
+}
+
+/** The poisoned training set, and for an attack that also poisons while the model trains, its hook. */
+export interface AttackPoisoning extends PoisonedDataset {
+  readonly training?: AttackTraining;
 }
 
 /** The run a test-time trigger is made for, when it depends on more than the parameters (Refool's default reflections). */
@@ -47,5 +60,5 @@ export interface Attack {
   readonly defaults: { readonly targetType: TargetType; readonly injectPortion: number };
   /** The trigger these parameters stamp on a test image: ASR is measured with it, and the run's config records it. */
   trigger(params: ParamValues, context?: TriggerContext): TriggerSpec;
-  poison(request: PoisonRequest): Promise<PoisonedDataset>;
+  poison(request: PoisonRequest): Promise<AttackPoisoning>;
 }

@@ -6,7 +6,7 @@
 import type { AttentionSamples } from '../attention-snapshot';
 import type { EvalResult, EvalSets } from '../evaluate';
 import type { Model } from '../models';
-import type { TrainSettings } from '../train';
+import type { TrainSettings, TrainingHook } from '../train';
 import type { ImageDataset } from '../types';
 import type { EventSink, Phase, ResultRow } from '../../shared/run-events';
 import type { ParamSpec, ParamValues } from '../params';
@@ -28,6 +28,8 @@ export interface PhaseRequest {
   readonly attentionAs?: string;
   /** Called after every optimiser step (e.g. Fine-Pruning holding pruned weights at 0). */
   readonly afterStep?: () => void;
+  /** An attack trained along with the model (the input-aware generator), called per batch (TrainingHook). */
+  readonly hook?: TrainingHook;
 }
 
 export type TrainPhase = (request: PhaseRequest) => Promise<EvalResult>;

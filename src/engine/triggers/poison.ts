@@ -104,9 +104,10 @@ export function backdoorTestSet(ds: ImageDataset, opts: BackdoorTestOptions): Ba
   keep.forEach((i, k) => {
     const img = images.subarray(k * size, (k + 1) * size);
     img.set(ds.images.subarray(i * size, (i + 1) * size));
-    trigger.stamp(img, rng);
+    if (!trigger.stampMany) trigger.stamp(img, rng);
     originalLabels[k] = ds.labels[i];
     labels[k] = attackLabel(ds.labels[i], targetType, target, ds.numClasses);
   });
+  trigger.stampMany?.(images, keep.length);
   return { ...ds, images, labels, count: keep.length, sourceIndices: Int32Array.from(keep), originalLabels };
 }

@@ -17,6 +17,7 @@ export const TRIGGER_NAMES = [
   'warp',
   'reflection',
   'lcCheckerboard',
+  'inputAware',
 ] as const;
 export type TriggerName = (typeof TRIGGER_NAMES)[number];
 
@@ -36,6 +37,7 @@ const ALIASES: Record<string, TriggerName> = {
   warptrigger: 'warp',
   refool: 'reflection',
   lc: 'lcCheckerboard',
+  inputawaretrigger: 'inputAware',
 };
 
 export type TargetType = 'all2one' | 'all2all' | 'cleanLabel';
@@ -69,7 +71,10 @@ export interface TriggerSpec {
   readonly size?: number;
   /** squareTrigger: gap between the square and the bottom/right edges. Default 1. */
   readonly distance?: number;
-  /** signalTrigger, trojanTrigger, blend: a mask file (.npy/.npz; blend also PNG/JPEG) replacing the built-in one. */
+  /**
+   * signalTrigger, trojanTrigger, blend: a mask file (.npy/.npz; blend also PNG/JPEG) replacing the built-in one;
+   * inputAware: the trained generators (trigger.safetensors of the run that trained the attack).
+   */
   readonly maskFile?: string;
   /** Array name inside an .npz mask file (default `x`, else its only array). */
   readonly maskKey?: string;
@@ -182,6 +187,9 @@ export function resolveTriggerSpec(spec: TriggerSpec): ResolvedTriggerSpec {
       };
     case 'lcCheckerboard':
       return { name, amplitude: checkNumber(spec.amplitude ?? d.lcAmplitude, 'amplitude', unit, 'in [0, 1]') };
+    case 'inputAware':
+      // The generator file is made by the training run; an attack's declared trigger names none yet.
+      return { name, maskFile: spec.maskFile ?? '' };
   }
 }
 

@@ -17,6 +17,7 @@ import {
   warpNoise,
   type ImageShape,
 } from './patterns';
+import { inputAwareStamper } from './input-aware';
 import { stampReflection, type ReflectionModel } from './reflection';
 import { loadReflectionCandidates } from './reflection-source';
 import { PAPER_DEFAULTS, resolveTriggerSpec, type ResolvedTriggerSpec, type TriggerSpec } from './spec';
@@ -29,6 +30,11 @@ export interface Trigger {
    * noise or reflection per image, as the papers' code); without one it uses a fixed stream, so previews are stable.
    */
   stamp(image: Uint8Array, rng?: Rng): void;
+  /**
+   * Stamp `count` consecutive images in place at once, for a trigger that draws no random numbers and runs
+   * faster on a batch (inputAware's generators); the same result as `stamp` on each.
+   */
+  stampMany?(images: Uint8Array, count: number): void;
 }
 
 /** Bind a trigger to an image shape; loads and validates its mask (InputError if it does not fit). */
@@ -38,6 +44,7 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
   const delta = r.delta ?? PAPER_DEFAULTS.sigDelta;
   const frequency = r.frequency ?? PAPER_DEFAULTS.sigFrequency;
   let stamp: (img: Uint8Array, rng?: Rng) => void;
+  let stampMany: ((images: Uint8Array, count: number) => void) | undefined;
   switch (r.name) {
     case 'gridTrigger':
       stamp = (img) => stampGrid(img, shape);
@@ -106,8 +113,15 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
       stamp = (img) => stampLcCheckerboard(img, shape, amplitude);
       break;
     }
+    case 'inputAware': {
+      const many = inputAwareStamper(r.maskFile ?? '', shape);
+      stamp = (img) => many(img, 1);
+      stampMany = many;
+      break;
+    }
   }
-  return { spec: r, shape: { height: shape.height, width: shape.width, channels: shape.channels }, stamp };
+  const bound = { height: shape.height, width: shape.width, channels: shape.channels };
+  return stampMany ? { spec: r, shape: bound, stamp, stampMany } : { spec: r, shape: bound, stamp };
 }
 
 /** A trojanTrigger's `pattern` (H x W x C values in 0..255) as its mask; InputError if it does not fit the images. */
@@ -162,6 +176,10 @@ export function applyTrigger(ds: ImageDataset, trigger: TriggerSpec | Trigger, o
   const images = ds.images.slice(0, ds.count * size);
   const rng = new Rng(opts.seed ?? 0);
   const count = opts.indices ? opts.indices.length : ds.count;
+  if (t.stampMany && !opts.indices) {
+    t.stampMany(images, count);
+    return { ...ds, images, labels: ds.labels.slice() };
+  }
   for (let k = 0; k < count; k++) {
     const i = opts.indices ? opts.indices[k] : k;
     t.stamp(images.subarray(i * size, (i + 1) * size), rng);

@@ -11,6 +11,7 @@ import { backdoorTestSet, poisonTrainingSet } from '../../engine/triggers';
 import { InputError, type ImageDataset } from '../../engine/types';
 import type { EventSink, ImagesFigure } from '../../shared/run-events';
 import { validateBackdoor, type TrainJobConfig } from '../config';
+import type { AttackPoisoning } from '../../engine/attacks/registry';
 import { attackOf } from './train';
 
 export interface PreviewOptions {
@@ -52,7 +53,7 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
   const { targetType, targetLabel, injectPortion } = cfg.backdoor;
   const attack = cfg.attack ? attackOf(cfg.attack) : undefined;
   const trigger = attack ? attack.attack.trigger(attack.params, { data: cfg.data, targetLabel }) : cfg.backdoor.trigger;
-  const poisoned = attack
+  const poisoned: AttackPoisoning = attack
     ? await attack.attack.poison({
         train,
         params: attack.params,
@@ -67,6 +68,8 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
       })
     : poisonTrainingSet(train, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
   const test = sampleOf(await loadDataset(cfg.test, { split: 'test' }), Math.max(200, samples * 20), cfg.seed + 1);
+  // An attack that trains with the model (input-aware) shows the trigger as made before training.
+  poisoned.training?.dispose();
   const triggered = backdoorTestSet(test, { trigger: poisoned.trigger ?? trigger, targetType, targetLabel });
   const figures: ImagesFigure[] = [];
   if (poisoned.poisonedIndices.length > 0) figures.push(trainGallery({ clean: train, poisoned, count: samples }));

@@ -46,6 +46,7 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       phase: req.phase,
       emit: env.emit,
       afterStep: req.afterStep,
+      hook: req.hook,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });
         if (req.attentionAs) {

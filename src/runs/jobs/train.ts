@@ -2,7 +2,7 @@
 import { loadDataset } from '../../engine/data';
 import { createModel, describeSpec, specFor } from '../../engine/models';
 import { poisonTrainingSet } from '../../engine/triggers';
-import { attackNamed, type Attack } from '../../engine/attacks/registry';
+import { attackNamed, type Attack, type AttackPoisoning } from '../../engine/attacks/registry';
 import { testGallery, trainGallery } from '../../engine/attacks/gallery';
 import { checkParams, type ParamValues } from '../../engine/params';
 import { InputError } from '../../engine/types';
@@ -28,7 +28,7 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
   validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
   const { trigger, targetType, targetLabel, injectPortion } = cfg.backdoor;
   const attack = cfg.attack ? attackOf(cfg.attack) : undefined;
-  const poisoned = attack
+  const poisoned: AttackPoisoning = attack
     ? await attack.attack.poison({
         train: full,
         params: attack.params,
@@ -39,6 +39,7 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
         model: specFor(cfg.model, full),
         signal: env.signal,
         emit: env.emit,
+        outputDir: env.run.dir,
       })
     : poisonTrainingSet(full, { trigger, targetType, targetLabel, injectPortion, seed: cfg.seed });
   const how = attack ? `${attack.attack.title} (${trigger.name})` : trigger.name;
@@ -48,10 +49,13 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
   });
   // An attack that made its trigger while poisoning (Trojan's optimised one) is measured with it, kept in trigger.json.
   if (poisoned.trigger) env.run.writeFile('trigger.json', JSON.stringify(poisoned.trigger) + '\n');
-  const test = await loadTestData(env.emit, cfg.test, poisoned.trigger ? { ...cfg.backdoor, trigger: poisoned.trigger } : cfg.backdoor);
+  const backdoor = poisoned.trigger ? { ...cfg.backdoor, trigger: poisoned.trigger } : cfg.backdoor;
+  const test = await loadTestData(env.emit, cfg.test, backdoor);
+  // An attack that trains with the model (input-aware) poisons per batch: its triggers are shown once trained.
+  const hook = poisoned.training;
   // The trigger gallery: what the attack did to a few training images, and the test-time trigger.
   if (poisoned.poisonedIndices.length > 0) env.emit({ type: 'images', ...trainGallery({ clean: full, poisoned, count: GALLERY_SAMPLES }) });
-  if (test.triggered.count > 0)
+  if (!hook && test.triggered.count > 0)
     env.emit({ type: 'images', ...testGallery({ clean: test.evalSets.clean, triggered: test.triggered, count: GALLERY_SAMPLES }) });
   // The data decides the classes, channels and image size, whatever a config file says of them.
   const spec = specFor(cfg.model, full);
@@ -61,13 +65,26 @@ export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcom
     const r = await trainPhaseIn(
       env,
       test,
-    )({ student: model, data: poisoned, settings: cfg.training, phase: 'train', label: 'Training the backdoored model', output: 'model' });
+    )({
+      student: model,
+      data: poisoned,
+      settings: cfg.training,
+      phase: 'train',
+      label: 'Training the backdoored model',
+      output: 'model',
+      hook,
+    });
     const table = [{ model: 'trained', ...r }];
     env.emit({ type: 'table', rows: table });
-    const classes = reportClasses(env, model, test.evalSets);
-    await writeAttention(env, [['backdoored', model]], test.samples);
+    // The trained trigger (saved with the last epoch) for the per-class results, the attention maps and the gallery.
+    const final = hook ? await loadTestData(env.emit, cfg.test, backdoor) : test;
+    if (hook && final.triggered.count > 0)
+      env.emit({ type: 'images', ...testGallery({ clean: final.evalSets.clean, triggered: final.triggered, count: GALLERY_SAMPLES }) });
+    const classes = reportClasses(env, model, final.evalSets);
+    await writeAttention(env, [['backdoored', model]], final.samples);
     return { ...r, table, modelPath: env.run.path(MODEL_FILES.model), classes };
   } finally {
     model.dispose();
+    hook?.dispose();
   }
 }

@@ -68,11 +68,17 @@ export function matrixSchema(): Json {
   const repairs = DEFENSES.filter((d) => d.modes.includes('repair'));
   const schedule = {
     type: 'object',
-    description: 'Changes to the schedule: epochs, batchSize, lrSchedule, momentum, weightDecay, augment, betas...',
+    description: 'Changes to the schedule: epochs, batchSize, lrSchedule, momentum, weightDecay, augment, betas, epochEvalImages...',
     properties: {
       epochs: { type: 'integer', minimum: 1 },
       batchSize: { type: 'integer', minimum: 1 },
       augment: { type: 'boolean' },
+      epochEvalImages: {
+        type: 'integer',
+        minimum: 1,
+        description:
+          'ACC/ASR of the baseline and of the epochs before the last on this many test images (a fixed subset) instead of all; the last epoch, and so every table number, on all of them.',
+      },
     },
   };
   return {
