@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend, initBackend, switchBackend } from '../../src/engine/backend';
 import { loadNativeAddon, nativeAddonPath } from '../../src/engine/kernels/native-addon';
-import { batchNormReluTrain, conv2d } from '../../src/engine/ops';
+import { convBnStep, maxRelativeError } from '../fixtures/model/conv-bn-step';
 
 let problem: string | undefined;
 let isa = '';
@@ -22,42 +22,7 @@ try {
   problem = e instanceof Error ? e.message : String(e);
 }
 
-function values(n: number, seed: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1);
-}
-
-/** Conv + BN/ReLU + stride-2 conv, loss and all gradients; big enough for the addon's threads (10 images: two filter-gradient chunks). */
-function convBnStep(): Float32Array[] {
-  return tf.tidy(() => {
-    const x = tf.tensor4d(values(10 * 12 * 12 * 16, 1), [10, 12, 12, 16]);
-    const f1 = tf.tensor4d(values(9 * 16 * 32, 2), [3, 3, 16, 32]);
-    const f2 = tf.tensor4d(values(9 * 32 * 32, 3), [3, 3, 32, 32]);
-    const gamma = tf.tensor1d(values(32, 4).map((v) => v + 1.5));
-    const beta = tf.tensor1d(values(32, 5));
-    const r = tf.tensor4d(values(10 * 6 * 6 * 32, 6), [10, 6, 6, 32]);
-    const loss = (a: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const h = batchNormReluTrain(conv2d(a as tf.Tensor4D, w1 as tf.Tensor4D, 1, 1), {
-        gamma: g as tf.Tensor1D,
-        beta: b as tf.Tensor1D,
-        eps: 1e-5,
-      }).y;
-      return tf.sum(tf.mul(conv2d(h, w2 as tf.Tensor4D, 2, 1), r));
-    };
-    const { value, grads } = tf.valueAndGrads(loss)([x, f1, f2, gamma, beta]);
-    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
-  });
-}
-
-function maxRelativeError(a: Float32Array, b: Float32Array): number {
-  let scale = 1e-3;
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  }
-  return worst / scale;
-}
+const step = (): Float32Array[] => convBnStep({ images: 10, size: 12, inChannels: 16, midChannels: 32, outChannels: 32 });
 
 /** The instruction set the addon should pick here, from the CPU's flags (Linux), else undefined. */
 function expectedIsa(): string | undefined {
@@ -94,9 +59,9 @@ describe(`native backend (${problem ? 'addon not loaded' : isa})`, { skip: probl
   });
 
   it('computes a threaded conv/BN/ReLU step and its gradients as the cpu backend does', async () => {
-    const native = convBnStep();
+    const native = step();
     await switchBackend('cpu');
-    const reference = convBnStep();
+    const reference = step();
     await switchBackend('native', { wasmThreads: 2 });
     ['loss', 'dx', 'dW1', 'dW2', 'dgamma', 'dbeta'].forEach((name, i) => {
       const err = maxRelativeError(native[i], reference[i]);
@@ -105,11 +70,11 @@ describe(`native backend (${problem ? 'addon not loaded' : isa})`, { skip: probl
   });
 
   it('agrees with the wasm kernels to rounding, and is deterministic across its threads', async () => {
-    const a = convBnStep();
-    const b = convBnStep();
+    const a = step();
+    const b = step();
     a.forEach((v, i) => assert.deepEqual(v, b[i]));
     await switchBackend('wasm', { wasmThreads: 2 });
-    const wasm = convBnStep();
+    const wasm = step();
     await switchBackend('native', { wasmThreads: 2 });
     // Each is within 1e-5 of the cpu backend (the test above, backend.test.ts): so within 2e-5 of each other.
     wasm.forEach((v, i) => {
@@ -119,10 +84,10 @@ describe(`native backend (${problem ? 'addon not loaded' : isa})`, { skip: probl
   });
 
   it('keeps tf.memory().numTensors flat across steps', () => {
-    convBnStep();
+    step();
     const n = tf.memory().numTensors;
-    convBnStep();
-    convBnStep();
+    step();
+    step();
     assert.equal(tf.memory().numTensors, n);
   });
 

@@ -5,49 +5,14 @@ import assert from 'node:assert/strict';
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend, switchBackend, currentBackend } from '../../src/engine/backend';
-import { conv2d, batchNormReluTrain } from '../../src/engine/ops';
 import { runBenchmark } from '../../src/engine/bench';
+import { convBnStep, maxRelativeError } from '../fixtures/model/conv-bn-step';
 
 const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 // backend-threads.test.ts reruns this suite with more threads than cores (several helper threads).
 const THREADS = Number(process.env.NAD_TEST_WASM_THREADS ?? 2);
 
-function values(n: number, seed: number): Float32Array {
-  let s = seed;
-  return Float32Array.from({ length: n }, () => ((s = (Math.imul(s, 1664525) + 1013904223) >>> 0) / 2 ** 32) * 2 - 1);
-}
-
-/** Conv + fused BN/ReLU, values and all gradients, big enough to be split between threads. */
-function convBnStep(): Float32Array[] {
-  return tf.tidy(() => {
-    const x = tf.tensor4d(values(8 * 16 * 16 * 16, 1), [8, 16, 16, 16]);
-    const f1 = tf.tensor4d(values(9 * 16 * 16, 2), [3, 3, 16, 16]);
-    const f2 = tf.tensor4d(values(9 * 16 * 32, 3), [3, 3, 16, 32]);
-    const gamma = tf.tensor1d(values(16, 4).map((v) => v + 1.5));
-    const beta = tf.tensor1d(values(16, 5));
-    const r = tf.tensor4d(values(8 * 8 * 8 * 32, 6), [8, 8, 8, 32]);
-    const loss = (a: tf.Tensor, w1: tf.Tensor, w2: tf.Tensor, g: tf.Tensor, b: tf.Tensor) => {
-      const h = batchNormReluTrain(conv2d(a as tf.Tensor4D, w1 as tf.Tensor4D, 1, 1), {
-        gamma: g as tf.Tensor1D,
-        beta: b as tf.Tensor1D,
-        eps: 1e-5,
-      }).y;
-      return tf.sum(tf.mul(conv2d(h, w2 as tf.Tensor4D, 2, 1), r));
-    };
-    const { value, grads } = tf.valueAndGrads(loss)([x, f1, f2, gamma, beta]);
-    return [value, ...grads].map((t) => t.dataSync() as Float32Array);
-  });
-}
-
-function maxRelativeError(a: Float32Array, b: Float32Array): number {
-  let scale = 1e-3;
-  let worst = 0;
-  for (let i = 0; i < b.length; i++) {
-    scale = Math.max(scale, Math.abs(b[i]));
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-  }
-  return worst / scale;
-}
+const step = (): Float32Array[] => convBnStep({ images: 8, size: 16, inChannels: 16, midChannels: 16, outChannels: 32 });
 
 describe(`backend (wasm, ${THREADS} threads)`, { skip: cores < 2 ? 'needs 2 cores' : false }, () => {
   before(async () => {
@@ -62,9 +27,9 @@ describe(`backend (wasm, ${THREADS} threads)`, { skip: cores < 2 ? 'needs 2 core
   });
 
   it('computes a conv/BN/ReLU step and its gradients as the cpu backend does', async () => {
-    const threaded = convBnStep();
+    const threaded = step();
     await switchBackend('cpu');
-    const reference = convBnStep();
+    const reference = step();
     await switchBackend('wasm');
     ['loss', 'dx', 'dW1', 'dW2', 'dgamma', 'dbeta'].forEach((name, i) => {
       const err = maxRelativeError(threaded[i], reference[i]);
@@ -73,16 +38,16 @@ describe(`backend (wasm, ${THREADS} threads)`, { skip: cores < 2 ? 'needs 2 core
   });
 
   it('is deterministic: threads share work dynamically but sums keep a fixed order', () => {
-    const a = convBnStep();
-    const b = convBnStep();
+    const a = step();
+    const b = step();
     a.forEach((v, i) => assert.deepEqual(v, b[i]));
   });
 
   it('keeps tf.memory().numTensors flat across threaded steps', () => {
-    convBnStep();
+    step();
     const n = tf.memory().numTensors;
-    convBnStep();
-    convBnStep();
+    step();
+    step();
     assert.equal(tf.memory().numTensors, n);
   });
 

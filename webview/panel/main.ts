@@ -39,9 +39,20 @@ window.addEventListener('message', (event: MessageEvent<HostToPanel>) => {
     if (msg.type === 'snapshot') vscode.setState({ runDir: snapshot.run.dir, sample });
     view.update(snapshot, msg);
   } catch (e) {
-    vscode.postMessage({ type: 'error', message: e instanceof Error ? `${e.message}\n${e.stack ?? ''}` : String(e) });
+    const message = e instanceof Error ? `${e.message || e.name}\n${e.stack ?? ''}` : String(e);
+    vscode.postMessage({ type: 'error', message: message.trim() || 'an error without a message' });
   }
 });
 
 window.addEventListener('error', (e) => vscode.postMessage({ type: 'error', message: `${e.message} (${e.filename}:${e.lineno})` }));
-vscode.postMessage({ type: 'ready' });
+// The handshake: 'ready' until the first snapshot comes. A 'ready' can be lost (posted while the extension
+// host that owns this panel restarts); without a snapshot the page would stay blank for good.
+const READY_RETRY_MS = 2000;
+const READY_TRIES = 60;
+let readyTries = 0;
+const sayReady = (): void => {
+  if (snapshot || readyTries++ >= READY_TRIES) return;
+  vscode.postMessage({ type: 'ready' });
+  window.setTimeout(sayReady, READY_RETRY_MS);
+};
+sayReady();

@@ -61,7 +61,8 @@ export class PanelView {
     indeterminate: boolean;
   };
   private readonly progress = h('div', { class: 'progress' }, this.progressText, this.progressBar);
-  private readonly error = h('p', { class: 'error', role: 'alert' });
+  // Hidden until a run's error has a message: an empty error bar tells the user nothing.
+  private readonly error = h('p', { class: 'error', role: 'alert', hidden: true });
   private readonly actions = h('div', { class: 'actions' });
   private readonly results = h('table', { id: 'results', class: 'data' });
   private readonly epochTable = h('table', { id: 'epochs', class: 'data' });
@@ -172,8 +173,9 @@ export class PanelView {
     for (const [k, v] of r.provenance ?? []) fact(this.provenanceList, k, v);
     this.provenance.hidden = !r.provenance?.length;
     for (const [k, v] of r.facts) fact(this.facts, k, v);
-    this.error.textContent = r.error ?? '';
-    this.error.hidden = !r.error;
+    const error = r.error?.trim() ?? '';
+    this.error.textContent = error;
+    this.error.hidden = error === '';
     clear(this.actions);
     const running = r.state === 'running' || r.state === 'queued';
     if (running) this.actions.append(button('Cancel', () => this.cb.action('cancel'), false));

@@ -21,6 +21,7 @@ import { isAlive } from '../../../src/runs/run-store';
 import { readRunSnapshot, readRunSummary } from '../../../src/runs/run-folder';
 import { RUN_LOCK } from '../../../src/runs/run-lock';
 import { RESTART_FAULTS, restartTableRow, type RestartCounts } from '../../faults/restart-counts';
+import { pressShortcut, shortcutBindings } from '../fixtures/shortcuts';
 
 const SEED = Number(process.env.NAD_RESTART_SEED ?? 1);
 const EPOCHS = 5;
@@ -28,15 +29,7 @@ const EPOCHS = 5;
 const FAULTS_PER_RUN = 3;
 /** How long a run may take to show up as not running in the Runs view after a fault. */
 const SETTLE_MS = 30_000;
-/** Shortcuts of the commands the suite runs, and the keys Playwright presses for them. */
-const KEYS: Readonly<Record<string, string>> = {
-  'workbench.action.reloadWindow': 'ctrl+alt+shift+f5',
-  'nad.runConfigFile': 'ctrl+alt+shift+f6',
-  'nad.resumeRun': 'ctrl+alt+shift+f7',
-  'nad.showHistory': 'ctrl+alt+shift+f8',
-};
-const press = (command: string): Promise<void> =>
-  wb.page.keyboard.press(`Control+Alt+Shift+${(KEYS[command].split('+').pop() ?? '').toUpperCase()}`);
+const press = (command: string): Promise<void> => pressShortcut(wb, command);
 
 let wb: Workbench;
 let ws = '';
@@ -59,7 +52,7 @@ before(
       extensionDevelopmentPath: REPO_ROOT,
       // The commands on shortcuts, as a person may bind them: on a loaded machine the palette is too slow
       // to hit a moment, and its 2-second waits for a row time out.
-      keybindings: Object.entries(KEYS).map(([command, key]) => ({ key, command })),
+      keybindings: shortcutBindings(),
     });
   },
   { timeout: 240_000 },
