@@ -37,7 +37,11 @@ function autoWith(addon: string): { name: string; fallbackReasons: string[] } {
   const script = `require('./src/engine/backend').initBackend('auto', { wasmThreads: 1 }).then((i) => { process.stdout.write(JSON.stringify(i)); process.exit(0); });`;
   const out = execFileSync(process.execPath, ['--import', 'tsx', '-e', script], {
     cwd: join(__dirname, '..', '..'),
-    env: { ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NAD_BACKEND')), NAD_NATIVE_ADDON: addon },
+    env: {
+      ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NAD_BACKEND')),
+      NAD_NATIVE_ADDON: addon,
+      NAD_AUTO_NATIVE: '1',
+    },
     encoding: 'utf8',
   });
   return JSON.parse(out) as { name: string; fallbackReasons: string[] };
@@ -91,7 +95,7 @@ describe(`native backend (${problem ? 'addon not loaded' : isa})`, { skip: probl
     assert.equal(tf.memory().numTensors, n);
   });
 
-  it('auto picks native over wasm, and falls back to wasm saying why in one line when the addon is missing or broken', (t) => {
+  it('auto (with NAD_AUTO_NATIVE=1) picks native over wasm, and falls back to wasm saying why in one line when the addon is missing or broken', (t) => {
     try {
       require.resolve('@tensorflow/tfjs-node');
       t.skip('tfjs-node is installed: auto picks it before native');
