@@ -11,16 +11,11 @@ import os from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend, initBackend, switchBackend } from '../../src/engine/backend';
-import { loadNativeAddon, nativeAddonPath } from '../../src/engine/kernels/native-addon';
+import { nativeAddonPath } from '../../src/engine/kernels/native-addon';
 import { convBnStep, maxRelativeError } from '../fixtures/model/conv-bn-step';
+import { nativeAddonStatus } from '../fixtures/native-addon';
 
-let problem: string | undefined;
-let isa = '';
-try {
-  isa = loadNativeAddon().isa;
-} catch (e) {
-  problem = e instanceof Error ? e.message : String(e);
-}
+const { isa, problem } = nativeAddonStatus();
 
 const step = (): Float32Array[] => convBnStep({ images: 10, size: 12, inChannels: 16, midChannels: 32, outChannels: 32 });
 

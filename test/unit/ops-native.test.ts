@@ -3,17 +3,11 @@
 // tolerances, with the addon's 2 threads. Skips, saying why, where the addon does not load.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { loadNativeAddon } from '../../src/engine/kernels/native-addon';
+import { nativeAddonStatus } from '../fixtures/native-addon';
 
 process.env.NAD_TEST_KERNEL_BACKEND = 'native';
 process.env.NAD_NATIVE_THREADS = '2';
-let problem: string | undefined;
-let isa = '';
-try {
-  isa = loadNativeAddon().isa;
-} catch (e) {
-  problem = e instanceof Error ? e.message : String(e);
-}
+const { isa, problem } = nativeAddonStatus();
 
 describe(`native kernels (${problem ? 'not loaded' : isa})`, { skip: problem }, () => {
   it('runs the instruction set asked for', () => {

@@ -5,16 +5,15 @@
 // extension host instead of the reload (the window reloads if no new host comes within 10 s).
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { activeWebview, pickItem, waitForQuestion } from '../../../scripts/vscode-test/ui';
-import { writeSmallMnist } from '../fixtures/small-mnist';
 import { storedEpochs } from '../../faults/kill-runs';
 import { extensionHostPids } from '../../faults/host-processes';
 import { readRunSnapshot } from '../../../src/runs/run-folder';
 import { pressShortcut, shortcutBindings } from '../fixtures/shortcuts';
+import { digitsWorkspace } from '../fixtures/workspace';
 
 const EPOCHS = 4;
 const NAME = 'reload-panel';
@@ -27,13 +26,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 before(
   async () => {
-    ws = mkdtempSync(join(tmpdir(), 'nad-panel-reload-ws-'));
-    writeSmallMnist(join(ws, 'data', 'digits'), { train: 20, test: 10 });
-    mkdirSync(join(ws, 'configs'));
-    runsDir = join(ws, '.nad', 'runs');
-    mkdirSync(runsDir, { recursive: true });
-    mkdirSync(join(ws, '.vscode'));
-    writeFileSync(join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
+    ({ ws, runsDir } = digitsWorkspace('nad-panel-reload-ws-'));
     writeFileSync(
       join(ws, 'configs', `${NAME}.nad.json`),
       JSON.stringify({ kind: 'train', name: NAME, data: '../data/digits', training: { epochs: EPOCHS, batchSize: 32 } }, null, 2),

@@ -8,12 +8,10 @@
 // each, no run.lock left). The counts are printed as a row of the README's fault table.
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { REPO_ROOT, Workbench } from '../../../scripts/vscode-test/workbench';
 import { pickItem, runCommand, treeRows, viewPane, waitForQuestion, type TreeRow } from '../../../scripts/vscode-test/ui';
-import { writeSmallMnist } from '../fixtures/small-mnist';
 import { continuedFrom, savedEpoch, starts, storedEpochs, tornFiles } from '../../faults/kill-runs';
 import { extensionHostPids, workerPids } from '../../faults/host-processes';
 import { Rng } from '../../../src/engine/rng';
@@ -22,6 +20,7 @@ import { readRunSnapshot, readRunSummary } from '../../../src/runs/run-folder';
 import { RUN_LOCK } from '../../../src/runs/run-lock';
 import { RESTART_FAULTS, restartTableRow, type RestartCounts } from '../../faults/restart-counts';
 import { pressShortcut, shortcutBindings } from '../fixtures/shortcuts';
+import { digitsWorkspace } from '../fixtures/workspace';
 
 const SEED = Number(process.env.NAD_RESTART_SEED ?? 1);
 const EPOCHS = 5;
@@ -39,13 +38,7 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 
 before(
   async () => {
-    ws = mkdtempSync(join(tmpdir(), 'nad-restart-ws-'));
-    writeSmallMnist(join(ws, 'data', 'digits'), { train: 20, test: 10 });
-    mkdirSync(join(ws, 'configs'));
-    runsDir = join(ws, '.nad', 'runs');
-    mkdirSync(runsDir, { recursive: true });
-    mkdirSync(join(ws, '.vscode'));
-    writeFileSync(join(ws, '.vscode', 'settings.json'), JSON.stringify({ 'workbench.colorTheme': 'Default Dark Modern' }, null, 2));
+    ({ ws, runsDir } = digitsWorkspace('nad-restart-ws-'));
     wb = await Workbench.start({
       name: 'ui-restart-faults',
       workspace: ws,
