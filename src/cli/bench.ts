@@ -1,6 +1,6 @@
-// `nad bench`: prints the per-backend table and the defense-unit table (or the JSON the performance issue specifies).
+// `nad bench`: prints the per-backend table, the defense-unit table and the attack-unit table (or the JSON the performance issue specifies).
 import { BACKEND_PREFERENCES, type BackendName } from '../engine/backend';
-import { runBenchmark, type BenchParts, type BenchResult, type DefenseBenchRow } from '../engine/bench';
+import { runBenchmark, type AttackBenchRow, type BenchParts, type BenchResult, type DefenseBenchRow } from '../engine/bench';
 import { InputError } from '../engine/types';
 
 const f = (v: number | null | undefined, digits = 0): string => (v === null || v === undefined ? '-' : v.toFixed(digits));
@@ -12,17 +12,28 @@ function figure(v: number | null, measure: DefenseBenchRow['measure']): string {
   return f(v, v < 100 ? 2 : 0);
 }
 
+function unitRow(name: string, d: Omit<DefenseBenchRow, 'defense'>): string {
+  const engine = d.engineError === undefined ? figure(d.engine, d.measure) : `failed (${d.engineError})`;
+  const pytorch = d.pytorchError === undefined ? figure(d.pytorch, d.measure) : `not measured (${d.pytorchError})`;
+  return `| ${name} | ${d.unit} | ${engine} | ${pytorch} | ${d.ratio === null ? '-' : `${f(d.ratio, 2)}x`} |`;
+}
+
 function defenseTable(r: BenchResult): string {
-  const rows = r.defenses.map((d) => {
-    const engine = d.engineError === undefined ? figure(d.engine, d.measure) : `failed (${d.engineError})`;
-    const pytorch = d.pytorchError === undefined ? figure(d.pytorch, d.measure) : `not measured (${d.pytorchError})`;
-    return `| ${d.defense} | ${d.unit} | ${engine} | ${pytorch} | ${d.ratio === null ? '-' : `${f(d.ratio, 2)}x`} |`;
-  });
+  const rows = r.defenses.map((d) => unitRow(d.defense, d));
+  return unitTable(r, 'Defense', 'defense', rows);
+}
+
+function attackTable(r: BenchResult): string {
+  const rows = r.attacks.map((a: AttackBenchRow) => unitRow(a.attack, a));
+  return unitTable(r, 'Attack', 'attack', rows);
+}
+
+function unitTable(r: BenchResult, title: string, column: string, rows: readonly string[]): string {
   const torch = r.pytorch && 'torch' in r.pytorch ? `PyTorch ${r.pytorch.torch}, ${r.pytorch.threads} threads` : 'PyTorch';
   return [
-    `Defense units on ${r.backend ?? '-'} vs ${torch} (median of timed calls; ratio = this engine's speed / PyTorch's, > 1 is faster)`,
+    `${title} units on ${r.backend ?? '-'} vs ${torch} (median of timed calls; ratio = this engine's speed / PyTorch's, > 1 is faster)`,
     '',
-    '| defense | unit | this engine | PyTorch | ratio |',
+    `| ${column} | unit | this engine | PyTorch | ratio |`,
     '|---|---|---:|---:|---:|',
     ...rows,
   ].join('\n');
@@ -53,8 +64,9 @@ function nadTable(r: BenchResult): string {
 
 export function formatBench(r: BenchResult): string {
   const tables: string[] = [];
-  if (r.parts !== 'defenses') tables.push(nadTable(r));
-  if (r.parts !== 'nad') tables.push(defenseTable(r));
+  if (r.parts === 'nad' || r.parts === 'all') tables.push(nadTable(r));
+  if (r.parts === 'defenses' || r.parts === 'all') tables.push(defenseTable(r));
+  if (r.parts === 'attacks' || r.parts === 'all') tables.push(attackTable(r));
   return tables.join('\n\n');
 }
 

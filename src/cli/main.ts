@@ -250,12 +250,16 @@ addCommon(
 program
   .command('bench')
   .description(
-    "training (NAD step) and inference speed per backend, and each defense's unit of work, with PyTorch measured in the same run when importable",
+    "training (NAD step) and inference speed per backend, and each defense's and attack's unit of work, with PyTorch measured in the same run when importable",
   )
   .option('--json', 'as JSON')
   .option('--steps <n>', 'timed NAD steps per backend', '8')
-  .option('--only <parts>', "nad (per-backend NAD step), defenses (each defense's unit of work vs its PyTorch twin) or all", 'all')
-  .option('--defense-steps <n>', 'timed calls per defense unit (after 1 warm-up)', '3')
+  .option(
+    '--only <parts>',
+    "nad (per-backend NAD step), defenses (each defense's unit of work vs its PyTorch twin), attacks (CL's PGD step, WaNet's warp, each vs its twin) or all",
+    'all',
+  )
+  .option('--defense-steps <n>', 'timed calls per defense or attack unit (after 1 warm-up)', '3')
   .option('--backend <names>', 'backends to measure, comma-separated (default tensorflow,native,wasm,cpu)')
   .action(async (f: Flags) => {
     const { runBenchmarkCli, benchBackendsFlag } = await import('./bench');
@@ -264,7 +268,7 @@ program
       json: Boolean(f.json),
       steps: num(f.steps as string, '--steps', { int: true, min: 1 }),
       defenseSteps: num(f.defenseSteps as string, '--defense-steps', { int: true, min: 1 }),
-      only: f.only as 'nad' | 'defenses' | 'all',
+      only: f.only as 'nad' | 'defenses' | 'attacks' | 'all',
     });
   });
 

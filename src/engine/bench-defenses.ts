@@ -72,7 +72,7 @@ export const DEFENSE_SIZES: DefenseSizes = {
 export type DefenseUnitName = 'finetune' | 'fine-pruning' | 'neural-cleanse' | 'mcr' | 'strip' | 'anp' | 'clp' | 'i-bau';
 
 /** A unit ready to run: `run` is one call of the engine function; `work` what one call counts (images, or 1 model). */
-interface PreparedUnit {
+export interface PreparedUnit {
   readonly work: number;
   run(): void | Promise<void>;
   dispose(): void;
@@ -328,16 +328,30 @@ function median(v: readonly number[]): number {
 
 /** Times one unit on the active backend. */
 export async function benchDefenseUnit(u: DefenseUnit, o: DefenseBenchOptions): Promise<DefenseEngineResult> {
-  if (!Number.isInteger(o.steps) || o.steps < 1) throw new InputError(`bench: steps must be a whole number >= 1, got ${o.steps}`);
-  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new InputError(`bench: warmup must be a whole number >= 0, got ${o.warmup}`);
   const sizes = o.sizes ?? DEFENSE_SIZES;
   const base = { defense: u.defense, unit: u.unit(sizes), measure: u.measure };
+  const afterCall = o.afterCall;
+  return { ...base, ...(await timeUnit(() => u.prepare(o.seed ?? 1, sizes), u.measure, o, afterCall && ((t) => afterCall(u.defense, t)))) };
+}
+
+/**
+ * `warmup` untimed calls of the prepared unit, then the median of `steps` timed ones (bench-attacks.ts's
+ * units too); `afterCall` runs after each call, outside its timing. A failing unit is reported, not thrown.
+ */
+export async function timeUnit(
+  prepare: () => PreparedUnit,
+  measure: 'rate' | 'seconds',
+  o: { readonly steps: number; readonly warmup: number; readonly signal?: AbortSignal },
+  afterCall?: (timed: boolean) => Promise<void>,
+): Promise<Omit<DefenseEngineResult, 'defense' | 'unit' | 'measure'>> {
+  if (!Number.isInteger(o.steps) || o.steps < 1) throw new InputError(`bench: steps must be a whole number >= 1, got ${o.steps}`);
+  if (!Number.isInteger(o.warmup) || o.warmup < 0) throw new InputError(`bench: warmup must be a whole number >= 0, got ${o.warmup}`);
   let prepared: PreparedUnit | undefined;
   try {
-    prepared = u.prepare(o.seed ?? 1, sizes);
+    prepared = prepare();
     for (let i = 0; i < o.warmup; i++) {
       await prepared.run();
-      await o.afterCall?.(u.defense, false);
+      await afterCall?.(false);
     }
     const before = tf.memory().numTensors;
     const stepMs: number[] = [];
@@ -346,14 +360,14 @@ export async function benchDefenseUnit(u: DefenseUnit, o: DefenseBenchOptions): 
       const t = performance.now();
       await prepared.run();
       stepMs.push(performance.now() - t);
-      await o.afterCall?.(u.defense, true);
+      await afterCall?.(true);
       await new Promise((r) => setImmediate(r));
     }
     const numTensorsFlat = tf.memory().numTensors === before;
     const ms = median(stepMs);
-    return { ...base, value: u.measure === 'rate' ? (prepared.work * 1000) / ms : ms / 1000, stepMs, numTensorsFlat };
+    return { value: measure === 'rate' ? (prepared.work * 1000) / ms : ms / 1000, stepMs, numTensorsFlat };
   } catch (e) {
-    return { ...base, value: null, stepMs: [], numTensorsFlat: null, error: e instanceof Error ? e.message : String(e) };
+    return { value: null, stepMs: [], numTensorsFlat: null, error: e instanceof Error ? e.message : String(e) };
   } finally {
     prepared?.dispose();
   }

@@ -1,8 +1,8 @@
 // `nad bench`: images per second of the NAD training step (WRN-16-1, batch 64: student forward +
 // backward, teacher forward, attention loss, SGD) and of inference (batch 256) on every tfjs backend
 // that loads here, and of the same step in PyTorch when a Python with torch is found, in one run.
-// Then each defense's unit of work (bench-defenses.ts) on the fastest backend, each call followed by one of
-// its PyTorch twin (pytorch-run.ts), so that both run under the same load.
+// Then each defense's unit of work (bench-defenses.ts) and each attack's (bench-attacks.ts) on the fastest
+// backend, each call followed by one of its PyTorch twin (pytorch-run.ts), so that both run under the same load.
 import * as tf from '@tensorflow/tfjs-core';
 import { switchBackend, type BackendName } from './backend';
 import { createModel, type Model } from './models';
@@ -25,17 +25,21 @@ import {
   DEFENSE_UNIT_NAMES,
   DEFENSE_UNITS,
   type DefenseEngineResult,
+  type DefenseSizes,
   type DefenseUnitName,
 } from './bench-defenses';
+import { ATTACK_SIZES, ATTACK_UNIT_NAMES, benchAttacks, type AttackEngineResult, type AttackUnitName } from './bench-attacks';
 import { InputError } from './types';
+import { nativeAddonInfo } from './kernels/native-addon-info';
+import type { NativeAddonProvenance } from '../shared/provenance';
 
 export { BENCH_SPEC };
 export { pytorchBenchArgs, type PytorchBenchResult, type PytorchRunOptions, type PytorchTwinResult } from './pytorch-run';
 
-/** What a run measures: the NAD step and inference per backend, the defense units, or both. */
-export type BenchParts = 'nad' | 'defenses' | 'all';
-export const BENCH_PARTS: readonly BenchParts[] = ['nad', 'defenses', 'all'];
-/** Defense units: timed calls after warm-up ones (each call is a whole batch or pass; see DEFENSE_SIZES). */
+/** What a run measures: the NAD step and inference per backend, the defense units, the attack units, or all. */
+export type BenchParts = 'nad' | 'defenses' | 'attacks' | 'all';
+export const BENCH_PARTS: readonly BenchParts[] = ['nad', 'defenses', 'attacks', 'all'];
+/** Defense and attack units: timed calls after warm-up ones (each call is a whole batch or pass; see DEFENSE_SIZES). */
 export const DEFENSE_STEPS = 3;
 export const DEFENSE_WARMUP = 1;
 
@@ -54,6 +58,8 @@ export interface BenchOptions {
   readonly parts?: BenchParts;
   /** Defense units to run (default all) and their timed / warm-up calls (DEFENSE_STEPS / DEFENSE_WARMUP). */
   readonly defenses?: readonly DefenseUnitName[];
+  /** Attack units to run (default all); they take defenseSteps and defenseWarmup too. */
+  readonly attacks?: readonly AttackUnitName[];
   readonly defenseSteps?: number;
   readonly defenseWarmup?: number;
   readonly onProgress?: (message: string) => void;
@@ -67,6 +73,8 @@ export interface BackendBenchResult {
   readonly error?: string;
   readonly description?: string;
   readonly threads?: number;
+  /** On `native`: the addon that ran (file, SHA-256, instruction set, its threads). */
+  readonly addon?: NativeAddonProvenance;
   readonly batchSize: number;
   /** Median over the timed steps, and the best step. */
   readonly nadImgPerSec: number | null;
@@ -94,6 +102,9 @@ export interface DefenseBenchRow {
   readonly numTensorsFlat: boolean | null;
 }
 
+/** One row of the attack table: the same figures as a defense row, named by `attack`. */
+export type AttackBenchRow = Omit<DefenseBenchRow, 'defense'> & { readonly attack: string };
+
 export interface BenchResult {
   /** The fastest backend's name and figures (null if none ran). */
   readonly backend: BackendName | null;
@@ -108,6 +119,8 @@ export interface BenchResult {
   /** Which parts ran, and the defense table (empty when only 'nad' ran). */
   readonly parts: BenchParts;
   readonly defenses: readonly DefenseBenchRow[];
+  /** The attack table (empty unless 'attacks' or 'all' ran). */
+  readonly attacks: readonly AttackBenchRow[];
   readonly machine: { readonly cpus: number; readonly node: string; readonly tfjs: string };
 }
 
@@ -167,7 +180,8 @@ async function benchBackend(
   } catch (e) {
     return { ...empty, available: false, error: e instanceof Error ? e.message : String(e) };
   }
-  const base = { ...empty, available: true, description: info.description, threads: info.threads };
+  const addon = name === 'native' ? nativeAddonInfo() : undefined;
+  const base = { ...empty, available: true, description: info.description, threads: info.threads, ...(addon ? { addon } : {}) };
   const student = createModel(BENCH_SPEC, 1);
   const teacher = createModel(BENCH_SPEC, 2);
   const sgd = new Sgd(student.params.trainable(), { momentum: 0.9, weightDecay: 1e-4, nesterov: true });
@@ -214,7 +228,7 @@ async function benchBackend(
 
 /** The defense table: each engine unit beside its twin; a missing twin says why. */
 export function defenseRows(
-  engine: readonly DefenseEngineResult[],
+  engine: readonly (Omit<DefenseEngineResult, 'defense'> & { readonly defense: string })[],
   pytorch: PytorchBenchResult | { readonly error: string } | null,
 ): DefenseBenchRow[] {
   return engine.map((e) => {
@@ -238,6 +252,17 @@ export function defenseRows(
   });
 }
 
+/** The attack table: each engine unit beside its twin, as defenseRows. */
+export function attackRows(
+  engine: readonly AttackEngineResult[],
+  pytorch: PytorchBenchResult | { readonly error: string } | null,
+): AttackBenchRow[] {
+  return engine.map(({ attack, ...e }) => {
+    const { defense, ...row } = defenseRows([{ ...e, defense: attack }], pytorch)[0];
+    return { attack: defense, ...row };
+  });
+}
+
 function checkCount(v: number, name: string, min: number): number {
   if (!Number.isInteger(v) || v < min) throw new InputError(`bench: ${name} must be a whole number >= ${min}, got ${v}`);
   return v;
@@ -250,12 +275,19 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     throw new InputError(`bench: --only (parts) must be one of ${BENCH_PARTS.join(', ')}, got '${String(parts)}'`);
   const unknown = (opts.defenses ?? []).filter((d) => !DEFENSE_UNIT_NAMES.includes(d));
   if (unknown.length) throw new InputError(`bench: unknown defense unit ${unknown.join(', ')} (known: ${DEFENSE_UNIT_NAMES.join(', ')})`);
+  const unknownAttacks = (opts.attacks ?? []).filter((a) => !ATTACK_UNIT_NAMES.includes(a));
+  if (unknownAttacks.length)
+    throw new InputError(`bench: unknown attack unit ${unknownAttacks.join(', ')} (known: ${ATTACK_UNIT_NAMES.join(', ')})`);
   const o = { ...opts, steps: checkCount(opts.steps ?? 10, 'steps', 1), warmup: checkCount(opts.warmup ?? 3, 'warmup', 0) };
   const defenseSteps = checkCount(opts.defenseSteps ?? DEFENSE_STEPS, 'defense steps', 1);
   const defenseWarmup = checkCount(opts.defenseWarmup ?? DEFENSE_WARMUP, 'defense warm-up', 0);
-  const nad = parts !== 'defenses';
+  const nad = parts === 'nad' || parts === 'all';
   const defenseUnits =
-    parts === 'nad' ? [] : DEFENSE_UNITS.map((u) => u.defense).filter((d) => !opts.defenses || opts.defenses.includes(d));
+    parts === 'defenses' || parts === 'all'
+      ? DEFENSE_UNITS.map((u) => u.defense).filter((d) => !opts.defenses || opts.defenses.includes(d))
+      : [];
+  const attackUnits =
+    parts === 'attacks' || parts === 'all' ? ATTACK_UNIT_NAMES.filter((a) => !opts.attacks || opts.attacks.includes(a)) : [];
   const names = opts.backends ?? (['tensorflow', 'native', 'wasm', 'cpu'] as const);
   const backends: BackendBenchResult[] = [];
   let active: BackendName | undefined;
@@ -277,25 +309,42 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     }
   }
   let engineDefenses: DefenseEngineResult[] = [];
+  let engineAttacks: AttackEngineResult[] = [];
   // Each engine call is followed by its PyTorch twin's in a Python process kept open (pytorch-run.ts), so
   // that a ratio compares the two under the same load; the NAD step keeps its one-shot Python run.
   let twins: InterleavedTwins | { error: string } | undefined;
-  if (defenseUnits.length && active) {
+  if ((defenseUnits.length || attackUnits.length) && active) {
     if (opts.pytorch !== false) {
-      o.onProgress?.('PyTorch: starting the defense twins');
-      twins = await startInterleavedTwins(pythonCandidates(o), o.wasmThreads ?? availableCores(), DEFENSE_SIZES);
+      o.onProgress?.('PyTorch: starting the twins');
+      // One sizes object for both twin families (ATTACK_SIZES' names do not overlap DEFENSE_SIZES').
+      const sizes: DefenseSizes & typeof ATTACK_SIZES = { ...DEFENSE_SIZES, ...ATTACK_SIZES };
+      twins = await startInterleavedTwins(pythonCandidates(o), o.wasmThreads ?? availableCores(), sizes);
     }
     const serving = twins && 'afterCall' in twins ? twins : undefined;
-    o.onProgress?.(`defense units on ${active}${serving ? `, each call followed by its PyTorch twin's (${serving.python})` : ''}`);
+    const paired = serving ? `, each call followed by its PyTorch twin's (${serving.python})` : '';
     try {
-      engineDefenses = await benchDefenses({
-        steps: defenseSteps,
-        warmup: defenseWarmup,
-        only: defenseUnits,
-        onProgress: o.onProgress,
-        signal: o.signal,
-        afterCall: serving?.afterCall,
-      });
+      if (defenseUnits.length) {
+        o.onProgress?.(`defense units on ${active}${paired}`);
+        engineDefenses = await benchDefenses({
+          steps: defenseSteps,
+          warmup: defenseWarmup,
+          only: defenseUnits,
+          onProgress: o.onProgress,
+          signal: o.signal,
+          afterCall: serving?.afterCall,
+        });
+      }
+      if (attackUnits.length) {
+        o.onProgress?.(`attack units on ${active}${paired}`);
+        engineAttacks = await benchAttacks({
+          steps: defenseSteps,
+          warmup: defenseWarmup,
+          only: attackUnits,
+          onProgress: o.onProgress,
+          signal: o.signal,
+          afterCall: serving?.afterCall,
+        });
+      }
     } finally {
       serving?.close();
     }
@@ -303,7 +352,10 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
   const pytorch =
     opts.pytorch === false
       ? null
-      : withTwins(nad ? await benchPytorch({ ...o, nad, defenseUnits: [], defenseSteps, defenseWarmup }) : null, twins, defenseUnits);
+      : withTwins(nad ? await benchPytorch({ ...o, nad, defenseUnits: [], defenseSteps, defenseWarmup }) : null, twins, [
+          ...defenseUnits,
+          ...attackUnits,
+        ]);
   const pt = pytorch && 'torch' in pytorch ? pytorch : undefined;
   const best = backends.find((b) => b.backend === active);
   const bestNad = best?.nadImgPerSec ?? null;
@@ -336,6 +388,7 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     backends,
     parts,
     defenses: [...nadRow, ...defenseRows(engineDefenses, pytorch)],
+    attacks: attackRows(engineAttacks, pytorch),
     machine: { cpus: availableCores(), node: process.version, tfjs: tf.version_core },
   };
 }

@@ -19,6 +19,13 @@
 //    [cin, kh*kw] weight times |gamma / std|, largest singular value; the layer's mean + u * std.
 //  - i-bau: hypergrad.fixed_point (I-BAU's hypergrad.py, from hypertorch) with GradientDescent(loss_inner, 0.1)
 //    as fp_map: create_graph gradient of the inner loss, K vector-Jacobian products, the mixed term; eval mode.
+// And of each attack unit of bench-attacks.ts (its ATTACK_SIZES are merged into the same sizes object):
+//  - cl: one step of BackdoorBench's PGD (resource/label-consistent/craft_adv_dataset.py): the model in eval
+//    mode, torch.autograd.grad of CE with respect to the input only, adv + alpha * sign(grad), projected to the
+//    eps-ball and [0, 1]; the iterate carries over from call to call.
+//  - wanet: the authors' grid_temps from the same k x k noise (bicubic upsample, identity grid, s / H,
+//    grid_rescale, clamp), repeated over the batch once (setup); timed: uint8 -> float, F.grid_sample
+//    (bilinear, zeros, align_corners=True), -> uint8 (truncation, as ToPILImage's x.mul(255).byte()).
 // Shipped as a string so that the bundled CLI can run it with any Python that has torch; it prints one
 // JSON line. argv: steps warmup threads [config JSON: {"nad": bool, "defenses": [names], "sizes": {...}}];
 // a twin that fails reports {"error": ...} in its place and the others still run. With "serve": true in the
@@ -278,8 +285,43 @@ def i_bau():
         return o_loss.item()
     return fixed_point, n
 
+def pgd_step(m, adv, x, y, eps, alpha):
+    adv = adv.detach().requires_grad_(True)
+    loss = F.cross_entropy(m(adv)[1], y)
+    grad = torch.autograd.grad(loss, adv)[0]
+    stepped = adv.detach() + alpha * grad.sign()
+    return torch.clamp(x + torch.clamp(stepped - x, -eps, eps), 0, 1).detach(), loss.item()
+
+def cl():
+    m, n = WRN().eval(), Z["clBatch"]
+    x, y = rand(n), labels(n)
+    state = {"adv": x.clone()}
+    def step():
+        state["adv"], loss = pgd_step(m, state["adv"], x, y, Z["clEps"], Z["clStep"])
+        return loss
+    return step, n
+
+def wanet_grid(w, h):
+    k = w["k"]
+    ins = torch.tensor(w["noise"], dtype=torch.float32).reshape(1, 2, k, k)
+    ins = ins / torch.mean(torch.abs(ins))
+    noise_grid = F.interpolate(ins, size=h, mode="bicubic", align_corners=True).permute(0, 2, 3, 1)
+    a = torch.linspace(-1, 1, steps=h)
+    gx, gy = torch.meshgrid(a, a, indexing="ij")
+    identity_grid = torch.stack((gy, gx), 2)[None, ...]
+    return torch.clamp((identity_grid + w["s"] * noise_grid / h) * w["gridRescale"], -1, 1)
+
+def wanet_warp(images, grids):
+    return F.grid_sample(images.float(), grids, align_corners=True).to(torch.uint8)
+
+def wanet():
+    n = Z["wanetImages"]
+    images = torch.randint(0, 256, (n, 3, 32, 32), dtype=torch.uint8)
+    grids = wanet_grid(Z["wanet"], 32).repeat(n, 1, 1, 1)
+    return lambda: wanet_warp(images, grids), n
+
 TWINS = {"finetune": finetune, "fine-pruning": fine_pruning, "neural-cleanse": neural_cleanse, "mcr": mcr,
-         "strip": strip, "anp": anp, "clp": clp, "i-bau": i_bau}
+         "strip": strip, "anp": anp, "clp": clp, "i-bau": i_bau, "cl": cl, "wanet": wanet}
 if cfg.get("serve"):
     # Interleaved with the engine (pytorch-run.ts): a twin's name per line on stdin, one call of it timed, its
     # JSON line back; a name's first line sets its twin up, untimed (the previous twin is dropped). EOF ends.

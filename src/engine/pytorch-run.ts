@@ -7,6 +7,7 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import os from 'node:os';
 import { createInterface } from 'node:readline';
+import type { AttackUnitName } from './bench-attacks';
 import { DEFENSE_SIZES, type DefenseSizes, type DefenseUnitName } from './bench-defenses';
 import { PYTORCH_BENCH_SOURCE } from './pytorch-bench';
 
@@ -18,7 +19,7 @@ export interface PytorchBenchResult {
   readonly nadImgPerSec: number | null;
   readonly nadImgPerSecBest: number | null;
   readonly inferenceImgPerSec: number | null;
-  /** Per defense twin: work per second and seconds per call (medians), or why it failed. */
+  /** Per twin (defense units', and attack units' cl and wanet): work per second and seconds per call (medians), or why it failed. */
   readonly defenses: Readonly<Record<string, PytorchTwinResult>>;
 }
 
@@ -98,7 +99,7 @@ export async function benchPytorch(o: PytorchRunOptions & PythonChoice): Promise
 export function withTwins(
   run: PytorchBenchResult | { error: string } | null,
   twins: InterleavedTwins | { error: string } | undefined,
-  units: readonly DefenseUnitName[],
+  units: readonly TwinName[],
 ): PytorchBenchResult | { error: string } {
   if (!twins) return run ?? { error: 'PyTorch not requested' };
   if ('error' in twins)
@@ -111,6 +112,9 @@ export function withTwins(
 export function availableCores(): number {
   return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
 }
+
+/** A twin's name: a defense unit's (bench-defenses.ts) or an attack unit's (bench-attacks.ts). */
+export type TwinName = DefenseUnitName | AttackUnitName;
 
 /** One twin call: its seconds and the work it counts, or why it failed. */
 export type TwinCall = { readonly seconds: number; readonly work: number } | { readonly error: string };
@@ -184,7 +188,7 @@ export class PytorchTwinServer {
   }
 
   /** One timed call of a twin (its first call also sets it up, untimed). Never throws: a failure is the answer. */
-  async call(name: DefenseUnitName, timeoutMs = 600_000): Promise<TwinCall> {
+  async call(name: TwinName, timeoutMs = 600_000): Promise<TwinCall> {
     try {
       if (this.exited) throw this.exited;
       if (this.proc.stdin.writableEnded) throw new Error(`${this.python}: the twins were closed`);
@@ -208,7 +212,7 @@ export interface InterleavedTwins {
   readonly python: string;
   readonly torch: string;
   readonly threads: number;
-  readonly afterCall: (defense: DefenseUnitName, timed: boolean) => Promise<void>;
+  readonly afterCall: (unit: TwinName, timed: boolean) => Promise<void>;
   /** Per unit that ran: the median of its timed twin calls (seconds, and work per second), or its first failure. */
   figures(): Record<string, PytorchTwinResult>;
   close(): void;

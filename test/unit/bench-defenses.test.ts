@@ -130,6 +130,7 @@ describe('defense table', () => {
       backends: [],
       parts: 'defenses',
       defenses: defenseRows(engine, pytorch),
+      attacks: [],
       machine: { cpus: 2, node: 'v20', tfjs: '4' },
     };
     const text = formatBench(r);

@@ -66,15 +66,36 @@ export { exactSign };
 const yieldToEventLoop = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * One PGD step from `adv`: adv + step * sign(d CE / d adv), projected to x's eps-ball and to [0, 1]; `y` the
+ * one-hot labels. The caller keeps its arguments; the new iterate is a new tensor, `loss` the CE before the step.
+ */
+export function pgdStep(
+  model: Model,
+  adv: tf.Tensor4D,
+  x: tf.Tensor4D,
+  y: tf.Tensor,
+  opts: Pick<PgdOptions, 'eps' | 'step'>,
+): { adv: tf.Tensor4D; loss: number } {
+  const lossOf = (a: tf.Tensor): tf.Scalar =>
+    tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(differentiableLogits(model, a as tf.Tensor4D))), 1))) as tf.Scalar;
+  let loss = NaN;
+  const next = tf.tidy(() => {
+    const { value, grad } = tf.valueAndGrad(lossOf)(adv);
+    loss = value.dataSync()[0];
+    const stepped = tf.add(adv, tf.mul(exactSign(grad), opts.step));
+    const delta = tf.clipByValue(tf.sub(stepped, x), -opts.eps, opts.eps);
+    return tf.clipByValue(tf.add(x, delta), 0, 1) as tf.Tensor4D;
+  });
+  return { adv: next, loss };
+}
+
+/**
  * Untargeted L-infinity PGD on the model's cross-entropy for the labels: x and the result NHWC float32 in
  * [0, 1]. The caller keeps `x`; the result is a new tensor.
  */
 export async function pgdLinf(model: Model, x: tf.Tensor4D, labels: Int32Array, opts: PgdOptions): Promise<tf.Tensor4D> {
   const classes = model.spec.numClasses;
   const y = tf.tidy(() => tf.oneHot(tf.tensor1d(labels, 'int32'), classes));
-  const lossOf = (a: tf.Tensor): tf.Scalar =>
-    tf.neg(tf.mean(tf.sum(tf.mul(y, tf.logSoftmax(differentiableLogits(model, a as tf.Tensor4D))), 1))) as tf.Scalar;
-  const gradient = tf.valueAndGrad(lossOf);
   let adv: tf.Tensor4D;
   if (opts.start) adv = tf.clone(opts.start);
   else if (opts.randomStart) {
@@ -86,14 +107,9 @@ export async function pgdLinf(model: Model, x: tf.Tensor4D, labels: Int32Array, 
     for (let s = 0; s < opts.steps; s++) {
       if (opts.signal?.aborted) throw new RunCancelledError();
       const prev = adv;
-      let loss = NaN;
-      adv = tf.tidy(() => {
-        const { value, grad } = gradient(prev);
-        loss = value.dataSync()[0];
-        const stepped = tf.add(prev, tf.mul(exactSign(grad), opts.step));
-        const delta = tf.clipByValue(tf.sub(stepped, x), -opts.eps, opts.eps);
-        return tf.clipByValue(tf.add(x, delta), 0, 1) as tf.Tensor4D;
-      });
+      const next = pgdStep(model, prev, x, y, opts);
+      adv = next.adv;
+      const loss = next.loss;
       prev.dispose();
       opts.onStep?.(s + 1, loss);
       await yieldToEventLoop();
