@@ -50,7 +50,8 @@ export function registerNativeConv2D(): void {
       if (!direct) return stock.kernelFunc(args);
       const y = b.makeOutput([info.batchSize, info.outHeight, info.outWidth, info.outChannels], 'float32');
       const p = (t: tf.TensorInfo) => b.dataIdMap.get(t.dataId).memoryOffset;
-      addon.conv2d(
+      // makeOutput may have grown the heap: point the addon at its buffer again before the call.
+      nativeKernelsOn(b).conv2d(
         p(x),
         info.batchSize,
         info.inHeight,
