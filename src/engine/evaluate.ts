@@ -9,6 +9,11 @@ import type { EpochEvent, Phase } from '../shared/run-events';
 
 export const EVAL_BATCH = 256;
 
+/** Predictions already made, to read instead of running the model again (PredictionMemo, prediction-memo.ts). */
+export interface PredictionSource {
+  predict(model: Model, ds: ImageDataset): Int32Array;
+}
+
 /** Predicted class of every image. */
 export function predict(model: Model, ds: ImageDataset, batchSize = EVAL_BATCH): Int32Array {
   const out = new Int32Array(ds.count);
@@ -55,6 +60,14 @@ function agreement(pred: Int32Array, labels: Int32Array): number {
   return (100 * same) / pred.length;
 }
 
+/** Each progress subset's whole set and the indices it took (PredictionMemo reads its predictions off the whole set's). */
+const subsets = new WeakMap<ImageDataset, { readonly of: ImageDataset; readonly indices: Int32Array }>();
+
+/** The set `ds` was taken from by epochEvalSubset, and which of its images, in order; undefined for any other set. */
+export function subsetOrigin(ds: ImageDataset): { readonly of: ImageDataset; readonly indices: Int32Array } | undefined {
+  return subsets.get(ds);
+}
+
 /** Seed of the per-epoch subset: a constant, so that every run and seed is followed on the same test images. */
 const EPOCH_SUBSET_SEED = 0;
 
@@ -77,22 +90,31 @@ export function epochEvalSubset(sets: EvalSets, count: number): EvalSets {
     const common = { height, width, channels, numClasses, source, ...(classNames ? { classNames } : {}) };
     return { ...common, images: picked, labels: Int32Array.from(idx, (i) => labels[i]), count: idx.length };
   };
+  const taken = <T extends ImageDataset>(from: ImageDataset, idx: Int32Array, ds: T): T => {
+    subsets.set(ds, { of: from, indices: idx });
+    return ds;
+  };
   const cleanIdx = pick(sets.clean.count);
-  const clean = cleanIdx ? take(sets.clean, cleanIdx) : sets.clean;
+  const clean = cleanIdx ? taken(sets.clean, cleanIdx, take(sets.clean, cleanIdx)) : sets.clean;
   const bd = sets.backdoor;
   const bdIdx = bd ? pick(bd.count) : undefined;
   if (!bd || !bdIdx) return { clean, ...(bd ? { backdoor: bd } : {}) };
   const truth = bd.originalLabels;
-  const backdoor = { ...take(bd, bdIdx), ...(truth ? { originalLabels: Int32Array.from(bdIdx, (i) => truth[i]) } : {}) };
+  const backdoor = taken(bd, bdIdx, { ...take(bd, bdIdx), ...(truth ? { originalLabels: Int32Array.from(bdIdx, (i) => truth[i]) } : {}) });
   return { clean, backdoor };
 }
 
-export function evaluate(model: Model, sets: EvalSets): EvalResult {
-  const acc = accuracy(model, sets.clean);
+/**
+ * ACC, ASR and RA of `model`. With a memo (plain models only, see PredictionMemo), images this model's very
+ * weights have already been run over are read from it, and what is run is kept for the next reader.
+ */
+export function evaluate(model: Model, sets: EvalSets, memo?: PredictionSource): EvalResult {
+  const predictOf = (ds: ImageDataset): Int32Array => (memo ? memo.predict(model, ds) : predict(model, ds));
+  const acc = sets.clean.count === 0 ? NaN : agreement(predictOf(sets.clean), sets.clean.labels.subarray(0, sets.clean.count));
   const bd = sets.backdoor;
   if (!bd) return { acc, asr: NaN };
   // One pass over the triggered images gives both ASR and RA.
-  const pred = predict(model, bd);
+  const pred = predictOf(bd);
   const asr = agreement(pred, bd.labels.subarray(0, bd.count));
   return bd.originalLabels ? { acc, asr, ra: agreement(pred, bd.originalLabels.subarray(0, bd.count)) } : { acc, asr };
 }
@@ -129,13 +151,14 @@ function confusion(pred: Int32Array, labels: Int32Array, numClasses: number): nu
   return m;
 }
 
-/** Confusion matrices of `model` on the clean and triggered test sets (one prediction pass each). */
-export function classBreakdown(model: Model, sets: EvalSets): ClassBreakdown {
+/** Confusion matrices of `model` on the clean and triggered test sets (one prediction pass each, none with a memo that has them). */
+export function classBreakdown(model: Model, sets: EvalSets, memo?: PredictionSource): ClassBreakdown {
+  const predictOf = (ds: ImageDataset): Int32Array => (memo ? memo.predict(model, ds) : predict(model, ds));
   const numClasses = model.spec.numClasses;
-  const clean = confusion(predict(model, sets.clean), sets.clean.labels.subarray(0, sets.clean.count), numClasses);
+  const clean = confusion(predictOf(sets.clean), sets.clean.labels.subarray(0, sets.clean.count), numClasses);
   const bd = sets.backdoor;
   if (!bd?.originalLabels) return { numClasses, clean };
-  const pred = predict(model, bd);
+  const pred = predictOf(bd);
   const truth = bd.originalLabels.subarray(0, bd.count);
   const attackHits = new Array<number>(numClasses).fill(0);
   for (let i = 0; i < bd.count; i++) if (pred[i] === bd.labels[i] && truth[i] >= 0 && truth[i] < numClasses) attackHits[truth[i]]++;

@@ -10,6 +10,7 @@ import { Sgd, learningRateAt } from './optim';
 import { attentionLoss, attentionMap } from './attention';
 import { augmentBatch, toFloatBatch } from './data/augment';
 import { epochEvalSubset, epochEvent, evaluate, yieldToEventLoop, type EvalSets, type EvalResult } from './evaluate';
+import type { PredictionMemo } from './prediction-memo';
 
 export interface TrainSettings {
   readonly epochs: number;
@@ -90,6 +91,8 @@ export interface TrainArgs {
   readonly signal?: AbortSignal;
   /** An attack trained along with the model (see TrainingHook). */
   readonly hook?: TrainingHook;
+  /** Predictions already made (see PredictionMemo): the baseline of a model already evaluated is read from it. */
+  readonly memo?: PredictionMemo;
 }
 
 export class RunCancelledError extends Error {
@@ -185,7 +188,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
       });
     }
     if (startEpoch === 0) {
-      const base = evaluate(student, progressSets());
+      const base = evaluate(student, progressSets(), args.memo);
       emit?.({ type: 'baseline', phase, acc: base.acc, asr: base.asr });
     }
     for (let epoch = startEpoch; epoch < settings.epochs; epoch++) {
@@ -231,7 +234,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         await yieldToEventLoop();
       }
       const seconds = (performance.now() - t0) / 1000;
-      const result = evaluate(student, epoch === settings.epochs - 1 ? evalSets() : progressSets());
+      const result = evaluate(student, epoch === settings.epochs - 1 ? evalSets() : progressSets(), args.memo);
       const record: EpochRecord = {
         epoch: epoch + 1,
         loss: lossSum / data.count,

@@ -14,6 +14,7 @@ import { backdoorTestSet } from '../../src/engine/triggers';
 import { FINETUNE_TRAINING, validateTraining } from '../../src/runs/config';
 import { DEMO_MODEL } from '../../src/runs/demo';
 import { demoMatrix, matrixCells } from '../../src/runs/matrix/spec';
+import { cellConfig } from '../../src/runs/matrix/run';
 import { matrixSchema } from '../../src/runs/matrix/schema';
 import type { EngineEvent } from '../../src/shared/run-events';
 
@@ -106,6 +107,14 @@ test("nad demo --matrix: 32 runs of the demo model; progress on a subset; NAD's 
   assert.ok((spec.training.epochEvalImages ?? 0) > 0 && (spec.defenseTraining.epochEvalImages ?? 0) > 0);
   const nad = spec.defenses.find((d) => d.name === 'nad');
   assert.equal(nad?.params['teacherEpochs'], spec.defenseTraining.epochs);
+  // The cells' run configs: NAD distils on the columns' schedule (5 epochs, lr 0.1, then 0.01), as finetuning runs.
+  const model = '/nowhere/model/model.safetensors';
+  const training = (defense: string): Record<string, unknown> =>
+    (cellConfig(spec, { attack: 'badnets', defense, seed: 1 }, model, 'id') as unknown as { training: Record<string, unknown> }).training;
+  assert.equal(training('nad')['epochs'], 5);
+  assert.equal(training('finetune')['epochs'], 5);
+  assert.deepEqual(training('nad')['lrSchedule'], training('finetune')['lrSchedule']);
+  assert.equal(training('nad')['seed'], 1);
   const schedule = (matrixSchema() as { properties: { training: { properties: Record<string, unknown> } } }).properties.training;
   assert.ok('epochEvalImages' in schedule.properties);
 });

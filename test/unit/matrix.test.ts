@@ -48,6 +48,17 @@ test('a matrix file is checked against the registries; each problem names the fi
     /defenses\[0\]: defense nad: unknown parameter 'betaz'/,
   );
   assert.match(String(problem({ seeds: [] })), /"seeds" must be a non-empty list/);
+  // A defense may change its own schedule (after defenseTraining); an attack's is the matrix's "training".
+  const own = parseMatrix({ ...ok, defenses: ['none', { name: 'nad', training: { epochs: 7 } }] }, 'm.nad-matrix.json', '/base');
+  assert.deepEqual(own.defenses[1].training, { epochs: 7 });
+  assert.match(
+    String(problem({ defenses: [{ name: 'nad', training: 7 }] })),
+    /defenses\[0\]\.training must be an object of training settings/,
+  );
+  assert.match(
+    String(problem({ attacks: [{ name: 'badnets', training: {} }] })),
+    /attacks\[0\]\.training: an attack's schedule is the matrix's "training"/,
+  );
   assert.match(String(problem({ epochs: 3 })), /unknown field "epochs"/);
   assert.match(String(problem({ cleanCount: 10, cleanRatio: 0.1 })), /give "cleanCount" or "cleanRatio", not both/);
   const paper = parseMatrix({ preset: 'paper-table-1', data: 'cifar' }, 'p.nad-matrix.json', '/base');

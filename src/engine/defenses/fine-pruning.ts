@@ -286,7 +286,7 @@ export const finePruning: Defense = {
     const { test, emit } = input;
     const backdoored = input.suspect();
     const target = pruneTarget(backdoored);
-    const rows = [{ model: 'backdoored', ...evaluate(backdoored, test) }];
+    const rows = [{ model: 'backdoored', ...evaluate(backdoored, test, input.memo) }];
     emit({ type: 'table', rows: [...rows] });
     const t0 = performance.now();
     const plan = planPruning(backdoored, input.clean, test, {
@@ -304,7 +304,7 @@ export const finePruning: Defense = {
 
     const model = input.suspect();
     pruneChannels(model, target, cut);
-    rows.push({ model: 'pruned', ...evaluate(model, test) });
+    rows.push({ model: 'pruned', ...evaluate(model, test, input.memo) });
     emit({ type: 'table', rows: [...rows] });
     const r = await input.trainPhase({
       student: model,

@@ -17,7 +17,7 @@ export const finetune: Defense = {
   async run(input) {
     const backdoored = input.suspect();
     const model = input.suspect();
-    const before = evaluate(backdoored, input.test);
+    const before = evaluate(backdoored, input.test, input.memo);
     const r = await input.trainPhase({
       student: model,
       data: input.clean,

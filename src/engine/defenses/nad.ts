@@ -46,7 +46,7 @@ export const nad: Defense = {
   async run(input) {
     const { params, test, samples, emit } = input;
     const backdoored = input.suspect();
-    const rows = [{ model: 'backdoored', ...evaluate(backdoored, test) }];
+    const rows = [{ model: 'backdoored', ...evaluate(backdoored, test, input.memo) }];
     emit({ type: 'table', rows: [...rows] });
     let teacher: Model;
     const teacherFile = params['teacher'] as string;

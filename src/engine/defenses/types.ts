@@ -10,6 +10,7 @@ import type { TrainSettings, TrainingHook } from '../train';
 import type { ImageDataset } from '../types';
 import type { EventSink, Phase, ResultRow } from '../../shared/run-events';
 import type { ParamSpec, ParamValues } from '../params';
+import type { PredictionMemo } from '../prediction-memo';
 
 export type { ParamSpec, ParamValue, ParamValues } from '../params';
 
@@ -68,6 +69,8 @@ export interface DefenseInput {
   readonly emit: EventSink;
   readonly signal?: AbortSignal;
   readonly trainPhase: TrainPhase;
+  /** Predictions already made in this run or matrix (see PredictionMemo), for the plain models a defense evaluates. */
+  readonly memo?: PredictionMemo;
 }
 
 export interface DefenseOutput {

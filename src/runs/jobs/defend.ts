@@ -109,6 +109,7 @@ export async function defendJob(cfg: DefenseConfig, env: Env): Promise<JobOutcom
       emit: env.emit,
       signal: env.signal,
       trainPhase: trainPhaseIn(env, test),
+      memo: env.memo,
     });
     const final = out.rows[out.rows.length - 1];
     await writeAttention(env, out.attention, test.samples);

@@ -25,7 +25,7 @@ const share = (n: number, of: number): number => (of > 0 ? Math.round((10000 * n
  * triggered ones, and both confusion matrices, as `chart` events of the panel's "Per class" section.
  */
 export function reportClasses(env: Env, model: Model, sets: EvalSets): ClassBreakdown {
-  const b = classBreakdown(model, sets);
+  const b = classBreakdown(model, sets, env.memo);
   const names = sets.clean.classNames?.length === b.numClasses ? sets.clean.classNames : undefined;
   // Digits are named by their digit: "3", not "3 3".
   const labels = Array.from({ length: b.numClasses }, (_, c) => (names && names[c] !== String(c) ? `${c} ${names[c]}` : String(c)));
@@ -72,7 +72,7 @@ export async function evalJob(cfg: EvalJobConfig, env: Env): Promise<JobOutcome>
   const { evalSets } = test;
   const model = await loadModelFile(cfg.model, evalSets.clean);
   try {
-    const r = evaluate(model, evalSets);
+    const r = evaluate(model, evalSets, env.memo);
     env.emit({
       type: 'log',
       message: `ACC ${r.acc.toFixed(2)}% on ${evalSets.clean.count} images, ASR ${r.asr.toFixed(2)}% on ${evalSets.backdoor?.count ?? 0} triggered non-target images`,

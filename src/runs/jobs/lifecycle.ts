@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../../engine/backend';
 import type { ClassBreakdown } from '../../engine/evaluate';
+import { PredictionMemo } from '../../engine/prediction-memo';
 import { RunCancelledError } from '../../engine/train';
 import { LIVE_ONLY_EVENTS, type EngineEvent, type EventSink, type RunEvent } from '../../shared/run-events';
 import type { RunResult } from '../../shared/worker-protocol';
@@ -25,6 +26,8 @@ export interface JobContext {
   readonly signal?: AbortSignal;
   /** Continue an interrupted run in its folder instead of creating one (see resume.ts). */
   readonly resume?: ResumePoint;
+  /** Predictions shared by the runs of one sitting (a matrix); each run has its own otherwise. */
+  readonly memo?: PredictionMemo;
 }
 
 export interface JobResult extends RunResult {
@@ -40,6 +43,8 @@ export interface Env {
   readonly emit: EventSink;
   readonly signal?: AbortSignal;
   readonly resume?: ResumePoint;
+  /** Predictions already made (see PredictionMemo): every final model goes over the test set once. */
+  readonly memo: PredictionMemo;
 }
 
 export type JobOutcome = Omit<JobResult, 'runId' | 'runDir' | 'backend'>;
@@ -86,8 +91,15 @@ export async function withRun(
   emit({ type: 'log', message: `backend: ${backend.description}` });
   if (tookOver) emit({ type: 'log', message: tookOver });
   const tensorsBefore = tf.memory().numTensors;
+  const memo = ctx.memo ?? new PredictionMemo();
+  const before = memo.counts();
   try {
-    const out = await body({ run, emit, signal: ctx.signal, resume: ctx.resume });
+    const out = await body({ run, emit, signal: ctx.signal, resume: ctx.resume, memo });
+    const after = memo.counts();
+    emit({
+      type: 'log',
+      message: `test predictions: ${after.forwarded - before.forwarded} images run through a model, ${after.reused - before.reused} read from an earlier pass of the same weights over the same images`,
+    });
     // Every finished run stores its table (and a defense's report), for scripts and older readers.
     run.writeFile(
       'results.json',

@@ -34,7 +34,7 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       const saved = await readCheckpoint(env.run.path(rel), { arch: req.student.spec });
       req.student.params.loadStateDict(saved.stateDict, env.run.path(rel));
     }
-    if (done >= req.settings.epochs) return evaluate(req.student, test.evalSets);
+    if (done >= req.settings.epochs) return evaluate(req.student, test.evalSets, env.memo);
     const records = await train({
       startEpoch: done,
       student: req.student,
@@ -47,6 +47,7 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       emit: env.emit,
       afterStep: req.afterStep,
       hook: req.hook,
+      memo: env.memo,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });
         if (req.attentionAs) {

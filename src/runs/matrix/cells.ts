@@ -12,6 +12,8 @@ export const NO_DEFENSE = 'none';
 export interface MethodChoice {
   readonly name: string;
   readonly params: Readonly<Record<string, ParamValue>>;
+  /** A defense's own changes to its schedule, applied after the matrix's defenseTraining. */
+  readonly training?: Partial<TrainSettings>;
 }
 
 export interface MatrixSpec {

@@ -6,6 +6,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
 import { attackNamed } from '../../engine/attacks/registry';
 import { checkParams } from '../../engine/params';
+import { PredictionMemo } from '../../engine/prediction-memo';
 import { RunCancelledError } from '../../engine/train';
 import { InputError } from '../../engine/types';
 import type { RunEvent } from '../../shared/run-events';
@@ -119,7 +120,7 @@ export function cellConfig(spec: MatrixSpec, cell: MatrixCell, trainedModel: str
       model: trainedModel,
       data: spec.data,
       ...(spec.cleanCount !== undefined ? { cleanCount: spec.cleanCount } : { cleanRatio: spec.cleanRatio }),
-      training: { ...spec.defenseTraining, seed: cell.seed },
+      training: { ...spec.defenseTraining, ...defense.training, seed: cell.seed },
     },
     where,
   );
@@ -132,6 +133,8 @@ export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<M
   const cells = matrixCells(spec);
   const outcomes: CellOutcome[] = [];
   const trained = new Map<string, CellOutcome>();
+  // One memo for the sitting: a defense's "backdoored" row reads the predictions its attack's run made with the same weights.
+  const memo = ctx.memo ?? new PredictionMemo();
   for (const [index, cell] of cells.entries()) {
     const key = cellKey(cell);
     const report = (what: MatrixProgress['what'], outcome?: CellOutcome): void =>
@@ -158,7 +161,7 @@ export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<M
         if (earlier && !('problem' in earlier) && isResumable(earlier)) {
           report('resume');
           const { config, point } = await prepareResume(earlier.dir);
-          result = await runJob(config, { ...ctx, resume: point });
+          result = await runJob(config, { ...ctx, memo, resume: point });
         } else {
           report('start');
           const config = cellConfig(spec, cell, modelFile, id);
@@ -170,7 +173,7 @@ export async function runMatrix(spec: MatrixSpec, ctx: MatrixContext): Promise<M
             }
             ctx.onEvent?.(e);
           };
-          result = await runJob(config, { ...ctx, onEvent });
+          result = await runJob(config, { ...ctx, memo, onEvent });
         }
       } catch (e) {
         if (e instanceof RunCancelledError || ctx.signal?.aborted) throw e;

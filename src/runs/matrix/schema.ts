@@ -37,6 +37,7 @@ function paramSchema(p: ParamSpec): Json {
 function methods(
   list: ReadonlyArray<{ name: string; title: string; description: string; params: readonly ParamSpec[] }>,
   extra: Json[],
+  schedule?: Json,
 ): Json {
   return {
     type: 'array',
@@ -57,6 +58,7 @@ function methods(
               additionalProperties: false,
               properties: Object.fromEntries(m.params.map((p) => [p.key, paramSchema(p)])),
             },
+            ...(schedule ? { training: schedule } : {}),
           },
         })),
       ],
@@ -117,7 +119,10 @@ export function matrixSchema(): Json {
       cleanCount: { type: 'integer', minimum: 1, description: "The defender's clean images (or cleanRatio)." },
       cleanRatio: { type: 'number', exclusiveMinimum: 0, maximum: 1, description: "The defender's clean share (default 0.05, the paper)." },
       attacks: methods(ATTACKS, []),
-      defenses: methods(repairs, [{ const: NO_DEFENSE, description: 'No defense: the attacked model as trained.' }]),
+      defenses: methods(repairs, [{ const: NO_DEFENSE, description: 'No defense: the attacked model as trained.' }], {
+        ...schedule,
+        description: `This defense's schedule, changed after defenseTraining. ${schedule.description}`,
+      }),
       training: { ...schedule, description: `The attack training schedule, changed. ${schedule.description}` },
       defenseTraining: { ...schedule, description: `Applied to every defense's own schedule. ${schedule.description}` },
     },
