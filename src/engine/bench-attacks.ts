@@ -4,7 +4,7 @@
 //  - cl: one L-infinity PGD step of CL (attacks/cl.ts's pgdStep, the step pgdLinf loops over) on the
 //    bench's WRN-16-1 as the surrogate, a batch of CL_PGD_BATCH images, BackdoorBench's eps 8/255 and step
 //    1.5/255. The iterate carries over from call to call, as in the attack's loop.
-//  - wanet: WaNet's warp (triggers/patterns.ts's warpImage, which the attack and the `warp` trigger stamp
+//  - wanet: WaNet's warp (triggers/warp-plan.ts's warpPlan + applyWarpPlan, which the attack and the `warp` trigger stamp
 //    with: bilinear grid sample, align_corners=True, zero padding, uint8 in and out) of a batch of CIFAR-sized
 //    images with the field of the attack's defaults (k 4, s 0.5, grid_rescale 1, warpSeed 0). Forward only.
 // Turner, Tsipras, Madry: Label-Consistent Backdoor Attacks, 2019; Nguyen, Tran: WaNet, ICLR 2021; the
@@ -14,7 +14,7 @@ import { CL_PGD, CL_PGD_BATCH, pgdStep } from './attacks/cl';
 import { BENCH_SPEC, timeUnit, type DefenseEngineResult, type PreparedUnit } from './bench-defenses';
 import { createModel } from './models';
 import { Rng } from './rng';
-import { warpGrid, warpImage, warpNoise, type ImageShape } from './triggers';
+import { applyWarpPlan, warpGrid, warpNoise, warpPlan, type ImageShape } from './triggers';
 import { PAPER_DEFAULTS } from './triggers/spec';
 import { InputError } from './types';
 
@@ -71,7 +71,8 @@ export function wanetBenchGrid(s: AttackSizes): Float32Array {
 /** The wanet unit's call: every HWC uint8 image of `images` warped in place with `grid`, as the attack stamps them. */
 export function warpBatch(images: Uint8Array, count: number, shape: ImageShape, grid: Float32Array, scratch: Uint8Array): void {
   const size = shape.height * shape.width * shape.channels;
-  for (let i = 0; i < count; i++) warpImage(images.subarray(i * size, (i + 1) * size), shape, grid, scratch);
+  const plan = warpPlan(shape, grid); // as the `warp` trigger the attack stamps with: the taps once per field
+  for (let i = 0; i < count; i++) applyWarpPlan(images.subarray(i * size, (i + 1) * size), plan, scratch);
 }
 
 export const ATTACK_UNITS: readonly AttackUnit[] = [
@@ -113,7 +114,7 @@ export const ATTACK_UNITS: readonly AttackUnit[] = [
   },
   {
     attack: 'wanet',
-    unit: (s) => `warp (warpImage: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
+    unit: (s) => `warp (applyWarpPlan: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
     measure: 'rate',
     prepare(seed, s) {
       const grid = wanetBenchGrid(s);

@@ -6,7 +6,7 @@
 // a fresh random perturbation (uniform in [-1, 1] / H per pixel and axis) and keep their labels, so the
 // model learns the one warp, not "any warp". The formulas are the authors' train.py
 // (VinAIResearch/Warping-based_Backdoor_Attack-release), which BackdoorBench's attack/wanet.py copies; the
-// warp itself is the `warp` trigger (src/engine/triggers/patterns.ts: warpGrid, noisyWarpGrid, warpImage).
+// warp itself is the `warp` trigger (src/engine/triggers/patterns.ts: warpGrid, noisyWarpGrid; warp-plan.ts: warpPlan, applyWarpPlan).
 // Defaults are BackdoorBench's CIFAR-10 ones (config/attack/wanet/cifar10.yaml): k 4, s 0.5, grid_rescale 1,
 // cross_ratio 2, pratio 0.1, all2one (its target 0; ours the run's target, the NAD paper's 5 by default).
 //
@@ -23,7 +23,7 @@
 // and relabelled, then floor(that * crossRatio) noise-mode (at most the rest of the set, as the code's
 // slice). Our train path adds no augmentation unless the schedule asks for it (train_badnet.py's does not).
 //
-// Rounding to uint8 happens in warpImage, once per warped image: the float value (in 0..255) is truncated
+// Rounding to uint8 happens in applyWarpPlan (warpImage), once per warped image: the float value (in 0..255) is truncated
 // as BackdoorBench's ToPILImage (`x.mul(255).byte()`) stores its bd_train and bd_test images. The test-time
 // trigger (ASR) is the same `warp` with the same k, s, grid_rescale and seed, hence the same grid, and
 // the same rounding. The field's seed is a parameter (warpSeed), not the run's seed, so that the run's
@@ -33,7 +33,17 @@
 // label). WaNet relabels what it warps: cleanLabel is refused.
 import { Rng } from '../rng';
 import { RunCancelledError } from '../train';
-import { attackLabel, createTrigger, noisyWarpGrid, warpImage, warpTriggerGrid, type PoisonedDataset, type TriggerSpec } from '../triggers';
+import {
+  applyWarpPlan,
+  attackLabel,
+  createTrigger,
+  noisyWarpGrid,
+  warpPlan,
+  warpTriggerGrid,
+  type PoisonedDataset,
+  type TriggerSpec,
+  type WarpPlan,
+} from '../triggers';
 import { PAPER_DEFAULTS } from '../triggers/spec';
 import { InputError } from '../types';
 import type { ParamValues } from '../params';
@@ -93,12 +103,14 @@ export async function poisonWanet(req: PoisonRequest): Promise<WanetPoisonedData
   const noise = new Float32Array(grid.length);
   const noisy = new Float32Array(grid.length);
   const scratch = new Uint8Array(size);
+  let plan: WarpPlan | undefined;
   for (let k = 0; k < cross.length; k++) {
     if (k % 256 === 0 && cancelled()) throw new RunCancelledError();
     for (let j = 0; j < noise.length; j++) noise[j] = noiseRng.next() * 2 - 1; // torch.rand(H, W, 2) * 2 - 1
     noisyWarpGrid(grid, noise, ds.height, noisy);
     const i = cross[k];
-    warpImage(images.subarray(i * size, (i + 1) * size), ds, noisy, scratch);
+    plan = warpPlan(ds, noisy, plan); // a fresh random warp per image: its taps, in the same arrays
+    applyWarpPlan(images.subarray(i * size, (i + 1) * size), plan, scratch);
   }
   req.emit?.({
     type: 'log',

@@ -39,10 +39,10 @@ export {
   warpFlow,
   warpGrid,
   noisyWarpGrid,
-  warpImage,
   warpImageFloat,
   type ImageShape,
 } from './patterns';
+export { applyWarpPlan, warpImage, warpPlan, type WarpPlan } from './warp-plan';
 export {
   REFLECTION_MODELS,
   GHOST_RATE,

@@ -277,9 +277,6 @@ export function noisyWarpGrid(grid: Float32Array, noise: ArrayLike<number>, heig
   return o;
 }
 
-/** Margin (0..255 units) under which a warped value counts as the integer above (see warpImage). */
-const WARP_EPS = 1e-3;
-
 /** Bilinear sample of pixel `p` of an HWC image at grid position p; values in 0..255 (float64) into `out`. */
 function samplePixel(src: Uint8Array, s: ImageShape, grid: ArrayLike<number>, p: number, out: Float64Array): void {
   const W = s.width;
@@ -304,28 +301,6 @@ function samplePixel(src: Uint8Array, s: ImageShape, grid: ArrayLike<number>, p:
       const at = (y * W + x) * C;
       for (let c = 0; c < C; c++) out[c] += w * src[at + c];
     }
-  }
-}
-
-/**
- * F.grid_sample(img, grid, mode='bilinear', padding_mode='zeros', align_corners=True) on one uint8 HWC image, in
- * place; `scratch` (H*W*C bytes) holds the source copy. Rounding to uint8 happens here, once per warp, as
- * BackdoorBench stores its warped images (ToPILImage on the float tensor: `x.mul(255).byte()`, truncation):
- * the float64 value (x 255 already, the image being 0..255) is truncated, with a 1e-3 margin so that a value
- * that is an integer up to float32 error stays that integer: flat areas, and samples that land on a pixel but
- * whose float32 position (linspace, the unnormalised coordinate) is a few 1e-6 off it, so that s = 0 is the
- * identity. Torch's float32 falls a hair below there and gives one less, on ~0.2% of CIFAR values.
- */
-export function warpImage(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>, scratch?: Uint8Array): void {
-  const n = s.height * s.width * s.channels;
-  if (grid.length !== s.height * s.width * 2)
-    throw new RangeError(`warp grid has ${grid.length} values, ${s.height}x${s.width} needs ${s.height * s.width * 2}`);
-  const src = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
-  src.set(img.subarray(0, n));
-  const v = new Float64Array(s.channels);
-  for (let p = 0; p < s.height * s.width; p++) {
-    samplePixel(src, s, grid, p, v);
-    for (let c = 0; c < s.channels; c++) img[p * s.channels + c] = toUint8(v[c] + WARP_EPS);
   }
 }
 

@@ -13,10 +13,10 @@ import {
   stampSinusoid,
   stampSquare,
   warpGrid,
-  warpImage,
   warpNoise,
   type ImageShape,
 } from './patterns';
+import { applyWarpPlan, warpPlan } from './warp-plan';
 import { inputAwareStamper } from './input-aware';
 import { stampReflection, type ReflectionModel } from './reflection';
 import { loadReflectionCandidates } from './reflection-source';
@@ -103,7 +103,8 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
     case 'warp': {
       const grid = warpTriggerGrid(r, shape);
       const scratch = new Uint8Array(shape.height * shape.width * shape.channels);
-      stamp = (img) => warpImage(img, shape, grid, scratch);
+      const plan = warpPlan(shape, grid); // the taps once for every image this trigger stamps
+      stamp = (img) => applyWarpPlan(img, plan, scratch);
       break;
     }
     case 'lcCheckerboard': {

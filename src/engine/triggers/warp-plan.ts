@@ -1,0 +1,115 @@
+// WaNet's warp applied to images: the bilinear taps of a sampling grid (patterns.ts builds the grid: warpGrid,
+// noisyWarpGrid), made once per grid and applied to each uint8 image, as F.grid_sample(mode='bilinear',
+// padding_mode='zeros', align_corners=True) and BackdoorBench's uint8 storage do. Nguyen & Tran, WaNet, ICLR
+// 2021 (github.com/VinAIResearch/Warping-based_Backdoor_Attack-release); SCLBD/BackdoorBench.
+import type { ImageShape } from './patterns';
+
+/** Margin (0..255 units) under which a warped value counts as the integer above (see applyWarpPlan). */
+const WARP_EPS = 1e-3;
+
+/**
+ * A warp's bilinear taps, computed once per grid (the attack's field is fixed, so every image of a data set
+ * shares them): for each output pixel, four source offsets and weights in the order of patterns.ts's samplePixel (y0x0, y0x1,
+ * y1x0, y1x1); a tap outside the image (zero padding) has weight 0. Applying it does that function's float64
+ * sums in the same order, so the result is the same to the bit.
+ */
+export interface WarpPlan {
+  readonly shape: ImageShape;
+  readonly offsets: Int32Array;
+  readonly weights: Float64Array;
+}
+
+/** The taps of `grid` (H*W*2, grid_sample's normalised coordinates) for images of shape `s`; `reuse`'s arrays when they fit. */
+export function warpPlan(s: ImageShape, grid: ArrayLike<number>, reuse?: WarpPlan): WarpPlan {
+  const W = s.width;
+  const H = s.height;
+  const C = s.channels;
+  if (grid.length !== H * W * 2) throw new RangeError(`warp grid has ${grid.length} values, ${H}x${W} needs ${H * W * 2}`);
+  const fits = reuse && reuse.offsets.length === 4 * H * W;
+  const offsets = fits ? reuse.offsets : new Int32Array(4 * H * W);
+  const weights = fits ? reuse.weights : new Float64Array(4 * H * W);
+  const sx = Math.fround((W - 1) / 2);
+  const sy = Math.fround((H - 1) / 2);
+  for (let p = 0; p < H * W; p++) {
+    // grid_sample's unnormalize with align_corners=True, in float32, as samplePixel.
+    const ix = Math.fround(Math.fround(grid[2 * p] + 1) * sx);
+    const iy = Math.fround(Math.fround(grid[2 * p + 1] + 1) * sy);
+    const x0 = Math.floor(ix);
+    const y0 = Math.floor(iy);
+    const wx = ix - x0;
+    const wy = iy - y0;
+    for (let dy = 0; dy < 2; dy++) {
+      for (let dx = 0; dx < 2; dx++) {
+        const k = 4 * p + 2 * dy + dx;
+        const y = y0 + dy;
+        const x = x0 + dx;
+        const inside = y >= 0 && y < H && x >= 0 && x < W;
+        offsets[k] = inside ? (y * W + x) * C : 0;
+        weights[k] = inside ? (dx ? wx : 1 - wx) * (dy ? wy : 1 - wy) : 0;
+      }
+    }
+  }
+  return { shape: { height: H, width: W, channels: C }, offsets, weights };
+}
+
+/**
+ * F.grid_sample(img, grid, mode='bilinear', padding_mode='zeros', align_corners=True) on one uint8 HWC image, in
+ * place, with a plan's taps; `scratch` (H*W*C bytes) holds the source copy. Rounding to uint8 happens here, once
+ * per warp, as BackdoorBench stores its warped images (ToPILImage on the float tensor: `x.mul(255).byte()`,
+ * truncation): the float64 value (x 255 already, the image being 0..255) is truncated, with a 1e-3 margin so that
+ * a value that is an integer up to float32 error stays that integer: flat areas, and samples that land on a pixel
+ * but whose float32 position (linspace, the unnormalised coordinate) is a few 1e-6 off it, so that s = 0 is the
+ * identity. Torch's float32 falls a hair below there and gives one less, on ~0.2% of CIFAR values.
+ */
+export function applyWarpPlan(img: Uint8Array, plan: WarpPlan, scratch?: Uint8Array): void {
+  const C = plan.shape.channels;
+  const n = plan.shape.height * plan.shape.width * C;
+  const src = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
+  src.set(img.subarray(0, n));
+  const { offsets: o, weights: w } = plan;
+  if (C === 3) {
+    applyWarpPlanRgb(img, src, o, w, n);
+    return;
+  }
+  for (let k = 0, at = 0; at < n; k += 4, at += C) {
+    const o0 = o[k];
+    const o1 = o[k + 1];
+    const o2 = o[k + 2];
+    const o3 = o[k + 3];
+    const w0 = w[k];
+    const w1 = w[k + 1];
+    const w2 = w[k + 2];
+    const w3 = w[k + 3];
+    for (let c = 0; c < C; c++) {
+      // samplePixel's sum: a skipped tap adds +0, which leaves a float64 sum of non-negative terms unchanged.
+      let v = w0 * src[o0 + c];
+      v += w1 * src[o1 + c];
+      v += w2 * src[o2 + c];
+      v += w3 * src[o3 + c];
+      // toUint8's truncation: the weights sum to 1, so 0 <= v + WARP_EPS < 256, where a Uint8Array store truncates.
+      img[at + c] = v + WARP_EPS;
+    }
+  }
+}
+
+/** applyWarpPlan's loop for 3 channels, unrolled (the same sums in the same order). */
+function applyWarpPlanRgb(img: Uint8Array, src: Uint8Array, o: Int32Array, w: Float64Array, n: number): void {
+  for (let k = 0, at = 0; at < n; k += 4, at += 3) {
+    const o0 = o[k];
+    const o1 = o[k + 1];
+    const o2 = o[k + 2];
+    const o3 = o[k + 3];
+    const w0 = w[k];
+    const w1 = w[k + 1];
+    const w2 = w[k + 2];
+    const w3 = w[k + 3];
+    img[at] = w0 * src[o0] + w1 * src[o1] + w2 * src[o2] + w3 * src[o3] + WARP_EPS;
+    img[at + 1] = w0 * src[o0 + 1] + w1 * src[o1 + 1] + w2 * src[o2 + 1] + w3 * src[o3 + 1] + WARP_EPS;
+    img[at + 2] = w0 * src[o0 + 2] + w1 * src[o1 + 2] + w2 * src[o2 + 2] + w3 * src[o3 + 2] + WARP_EPS;
+  }
+}
+
+/** One image warped with `grid` (a plan made for this call; a grid used for many images should make its plan once). */
+export function warpImage(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>, scratch?: Uint8Array): void {
+  applyWarpPlan(img, warpPlan(s, grid), scratch);
+}
