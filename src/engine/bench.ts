@@ -322,28 +322,22 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     }
     const serving = twins && 'afterCall' in twins ? twins : undefined;
     const paired = serving ? `, each call followed by its PyTorch twin's (${serving.python})` : '';
+    // Defense and attack units are timed alike: the same calls, progress, cancel and twin after each call.
+    const timing = {
+      steps: defenseSteps,
+      warmup: defenseWarmup,
+      onProgress: o.onProgress,
+      signal: o.signal,
+      afterCall: serving?.afterCall,
+    };
     try {
       if (defenseUnits.length) {
         o.onProgress?.(`defense units on ${active}${paired}`);
-        engineDefenses = await benchDefenses({
-          steps: defenseSteps,
-          warmup: defenseWarmup,
-          only: defenseUnits,
-          onProgress: o.onProgress,
-          signal: o.signal,
-          afterCall: serving?.afterCall,
-        });
+        engineDefenses = await benchDefenses({ ...timing, only: defenseUnits });
       }
       if (attackUnits.length) {
         o.onProgress?.(`attack units on ${active}${paired}`);
-        engineAttacks = await benchAttacks({
-          steps: defenseSteps,
-          warmup: defenseWarmup,
-          only: attackUnits,
-          onProgress: o.onProgress,
-          signal: o.signal,
-          afterCall: serving?.afterCall,
-        });
+        engineAttacks = await benchAttacks({ ...timing, only: attackUnits });
       }
     } finally {
       serving?.close();

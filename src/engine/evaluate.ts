@@ -29,9 +29,14 @@ export function predict(model: Model, ds: ImageDataset, batchSize = EVAL_BATCH):
   return out;
 }
 
+/** Predictions of `model` on `ds`, read from `memo` when it has them (see PredictionMemo). */
+function predictWith(model: Model, ds: ImageDataset, memo?: PredictionSource): Int32Array {
+  return memo ? memo.predict(model, ds) : predict(model, ds);
+}
+
 /** Percentage of images whose prediction equals their label. */
-export function accuracy(model: Model, ds: ImageDataset): number {
-  return ds.count === 0 ? NaN : agreement(predict(model, ds), ds.labels.subarray(0, ds.count));
+export function accuracy(model: Model, ds: ImageDataset, memo?: PredictionSource): number {
+  return ds.count === 0 ? NaN : agreement(predictWith(model, ds, memo), ds.labels.subarray(0, ds.count));
 }
 
 export interface EvalSets {
@@ -109,12 +114,11 @@ export function epochEvalSubset(sets: EvalSets, count: number): EvalSets {
  * weights have already been run over are read from it, and what is run is kept for the next reader.
  */
 export function evaluate(model: Model, sets: EvalSets, memo?: PredictionSource): EvalResult {
-  const predictOf = (ds: ImageDataset): Int32Array => (memo ? memo.predict(model, ds) : predict(model, ds));
-  const acc = sets.clean.count === 0 ? NaN : agreement(predictOf(sets.clean), sets.clean.labels.subarray(0, sets.clean.count));
+  const acc = accuracy(model, sets.clean, memo);
   const bd = sets.backdoor;
   if (!bd) return { acc, asr: NaN };
   // One pass over the triggered images gives both ASR and RA.
-  const pred = predictOf(bd);
+  const pred = predictWith(model, bd, memo);
   const asr = agreement(pred, bd.labels.subarray(0, bd.count));
   return bd.originalLabels ? { acc, asr, ra: agreement(pred, bd.originalLabels.subarray(0, bd.count)) } : { acc, asr };
 }
@@ -153,12 +157,11 @@ function confusion(pred: Int32Array, labels: Int32Array, numClasses: number): nu
 
 /** Confusion matrices of `model` on the clean and triggered test sets (one prediction pass each, none with a memo that has them). */
 export function classBreakdown(model: Model, sets: EvalSets, memo?: PredictionSource): ClassBreakdown {
-  const predictOf = (ds: ImageDataset): Int32Array => (memo ? memo.predict(model, ds) : predict(model, ds));
   const numClasses = model.spec.numClasses;
-  const clean = confusion(predictOf(sets.clean), sets.clean.labels.subarray(0, sets.clean.count), numClasses);
+  const clean = confusion(predictWith(model, sets.clean, memo), sets.clean.labels.subarray(0, sets.clean.count), numClasses);
   const bd = sets.backdoor;
   if (!bd?.originalLabels) return { numClasses, clean };
-  const pred = predictOf(bd);
+  const pred = predictWith(model, bd, memo);
   const truth = bd.originalLabels.subarray(0, bd.count);
   const attackHits = new Array<number>(numClasses).fill(0);
   for (let i = 0; i < bd.count; i++) if (pred[i] === bd.labels[i] && truth[i] >= 0 && truth[i] < numClasses) attackHits[truth[i]]++;

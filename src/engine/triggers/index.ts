@@ -39,10 +39,9 @@ export {
   warpFlow,
   warpGrid,
   noisyWarpGrid,
-  warpImageFloat,
   type ImageShape,
 } from './patterns';
-export { applyWarpPlan, warpImage, warpPlan, type WarpPlan } from './warp-plan';
+export { applyWarpPlan, warpImage, warpImageFloat, warpPlan, type WarpPlan } from './warp-plan';
 export {
   REFLECTION_MODELS,
   GHOST_RATE,

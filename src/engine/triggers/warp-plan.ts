@@ -9,9 +9,8 @@ const WARP_EPS = 1e-3;
 
 /**
  * A warp's bilinear taps, computed once per grid (the attack's field is fixed, so every image of a data set
- * shares them): for each output pixel, four source offsets and weights in the order of patterns.ts's samplePixel (y0x0, y0x1,
- * y1x0, y1x1); a tap outside the image (zero padding) has weight 0. Applying it does that function's float64
- * sums in the same order, so the result is the same to the bit.
+ * shares them): for each output pixel, four source offsets and weights (y0x0, y0x1, y1x0, y1x1); a tap outside the image
+ * (zero padding) has weight 0. The float64 sums are those of grid_sample's bilinear formula, taps in that order.
  */
 export interface WarpPlan {
   readonly shape: ImageShape;
@@ -31,7 +30,7 @@ export function warpPlan(s: ImageShape, grid: ArrayLike<number>, reuse?: WarpPla
   const sx = Math.fround((W - 1) / 2);
   const sy = Math.fround((H - 1) / 2);
   for (let p = 0; p < H * W; p++) {
-    // grid_sample's unnormalize with align_corners=True, in float32, as samplePixel.
+    // grid_sample's unnormalize with align_corners=True, in float32: (coord + 1) * ((size - 1) / 2).
     const ix = Math.fround(Math.fround(grid[2 * p] + 1) * sx);
     const iy = Math.fround(Math.fround(grid[2 * p + 1] + 1) * sy);
     const x0 = Math.floor(ix);
@@ -67,33 +66,13 @@ export function applyWarpPlan(img: Uint8Array, plan: WarpPlan, scratch?: Uint8Ar
   const src = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
   src.set(img.subarray(0, n));
   const { offsets: o, weights: w } = plan;
-  if (C === 3) {
-    applyWarpPlanRgb(img, src, o, w, n);
-    return;
-  }
-  for (let k = 0, at = 0; at < n; k += 4, at += C) {
-    const o0 = o[k];
-    const o1 = o[k + 1];
-    const o2 = o[k + 2];
-    const o3 = o[k + 3];
-    const w0 = w[k];
-    const w1 = w[k + 1];
-    const w2 = w[k + 2];
-    const w3 = w[k + 3];
-    for (let c = 0; c < C; c++) {
-      // samplePixel's sum: a skipped tap adds +0, which leaves a float64 sum of non-negative terms unchanged.
-      let v = w0 * src[o0 + c];
-      v += w1 * src[o1 + c];
-      v += w2 * src[o2 + c];
-      v += w3 * src[o3 + c];
-      // toUint8's truncation: the weights sum to 1, so 0 <= v + WARP_EPS < 256, where a Uint8Array store truncates.
-      img[at + c] = v + WARP_EPS;
-    }
-  }
+  // toUint8's truncation: the weights sum to 1, so 0 <= v + WARP_EPS < 256, where a Uint8Array store truncates.
+  if (C === 3) applyRgb(img, src, o, w, n);
+  else for (let k = 0, at = 0; at < n; k += 4, at += C) for (let c = 0; c < C; c++) img[at + c] = tapSum(src, o, w, k, c) + WARP_EPS;
 }
 
-/** applyWarpPlan's loop for 3 channels, unrolled (the same sums in the same order). */
-function applyWarpPlanRgb(img: Uint8Array, src: Uint8Array, o: Int32Array, w: Float64Array, n: number): void {
+/** applyWarpPlan for 3 channels: tapSum unrolled, each tap loaded once per pixel (about 2x the loop's speed; destructuring them costs a third). */
+function applyRgb(img: Uint8Array, src: Uint8Array, o: Int32Array, w: Float64Array, n: number): void {
   for (let k = 0, at = 0; at < n; k += 4, at += 3) {
     const o0 = o[k];
     const o1 = o[k + 1];
@@ -107,6 +86,23 @@ function applyWarpPlanRgb(img: Uint8Array, src: Uint8Array, o: Int32Array, w: Fl
     img[at + 1] = w0 * src[o0 + 1] + w1 * src[o1 + 1] + w2 * src[o2 + 1] + w3 * src[o3 + 1] + WARP_EPS;
     img[at + 2] = w0 * src[o0 + 2] + w1 * src[o1 + 2] + w2 * src[o2 + 2] + w3 * src[o3 + 2] + WARP_EPS;
   }
+}
+
+/** The warp as floats (0..255 units, before the uint8 rounding), for checks against torch's grid_sample. */
+export function warpImageFloat(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>): Float64Array {
+  const { offsets: o, weights: w } = warpPlan(s, grid);
+  const out = new Float64Array(s.height * s.width * s.channels);
+  for (let k = 0, at = 0; at < out.length; k += 4, at += s.channels)
+    for (let c = 0; c < s.channels; c++) out[at + c] = tapSum(img, o, w, k, c);
+  return out;
+}
+
+/**
+ * Channel `c` of the output pixel whose taps start at `k`: grid_sample's bilinear sum in float64, taps in order
+ * (y0x0, y0x1, y1x0, y1x1). A tap outside the image adds +0, which leaves a sum of non-negative terms unchanged.
+ */
+function tapSum(src: Uint8Array, o: Int32Array, w: Float64Array, k: number, c: number): number {
+  return w[k] * src[o[k] + c] + w[k + 1] * src[o[k + 1] + c] + w[k + 2] * src[o[k + 2] + c] + w[k + 3] * src[o[k + 3] + c];
 }
 
 /** One image warped with `grid` (a plan made for this call; a grid used for many images should make its plan once). */
