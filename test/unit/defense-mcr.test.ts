@@ -103,6 +103,10 @@ test('WRN-16-1: phi(0.3) with batch norm recomputed, and one SGD step on theta_c
     assert.ok(dl < 1e-4, `logits differ from PyTorch's by ${dl} (relative)`);
 
     // One step on theta_c at a fixed t and batch (training mode), torch's SGD with lr 1 so the change is large.
+    // Most parameters' steps agree to 2e-5 on every backend; two, conv1 and block2's stride-2 shortcut, depend on
+    // activations within rounding of a ReLU kink, which flip with the summation order: tfjs's stock cpu kernels
+    // give 9.0e-4 on the shortcut, native AVX2/AVX-512 9.0e-4, wasm and native portable 1.55e-4, wasm with
+    // relaxed SIMD 7.9e-6 (2026-11-30). A wrong formula is off by O(1).
     const sgd = new Sgd(middle.params.trainable(), { momentum: fixture.momentum, weightDecay: fixture.weightDecay, nesterov: false });
     const beforeStep = middle.params.toStateDict();
     const idx = Int32Array.from({ length: fixture.stepCount }, (_, i) => fixture.stepFrom + i);
@@ -127,7 +131,7 @@ test('WRN-16-1: phi(0.3) with batch norm recomputed, and one SGD step on theta_c
         a.map((v, i) => v - b[i]),
         want,
       );
-      assert.ok(d < 1e-4, `theta_c's ${name} step differs from PyTorch's by ${d} (relative)`);
+      assert.ok(d < 2e-3, `theta_c's ${name} step differs from PyTorch's by ${d} (relative)`);
     }
     // The ends do not move.
     assert.deepEqual(start.params.get('fc.weight').dataSync(), startFc);

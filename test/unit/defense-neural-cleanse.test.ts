@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/engine/backend';
+import { initBackend, switchBackend } from '../../src/engine/backend';
 import { readCheckpoint } from '../../src/engine/checkpoint';
 import { cleanSubset, loadDataset, selectImages } from '../../src/engine/data';
 import { toFloatBatch } from '../../src/engine/data/augment';
@@ -107,8 +107,93 @@ test("anomaly indices, statistics and flagged classes equal the authors' numpy c
   assert.deepEqual(flaggedClasses(fixture.anomaly[2].l1, 10), []);
 });
 
+/** Relative L2 distance, ||got - want|| / ||want||. */
+function relL2(got: ArrayLike<number>, want: readonly number[]): number {
+  assert.equal(got.length, want.length);
+  let diff = 0;
+  let scale = 0;
+  for (let i = 0; i < want.length; i++) {
+    diff += (got[i] - want[i]) ** 2;
+    scale += want[i] ** 2;
+  }
+  return Math.sqrt(diff / scale);
+}
+
+interface Tolerances {
+  /** How far a gradient or a trigger after three steps may be from PyTorch's. */
+  distance: (got: ArrayLike<number>, want: readonly number[]) => number;
+  grad: number;
+  step: number;
+  /** Relative tolerance of CE, |m|_1 and the loss after the first step (the first: 1e-4 everywhere). */
+  later: number;
+  /** Images classified as the label may differ by this many after the first step. */
+  hits: number;
+}
+
+/**
+ * The first step's gradient w.r.t. the tanh-space mask and pattern, then three Adam steps for each case
+ * (labels 5 and 0 from the wave start, label 5 from nc.py's start), against the float64 PyTorch fixture.
+ */
+function checkTriggerSteps(
+  model: Model,
+  xs: Float32Array,
+  n: number,
+  tol: Tolerances,
+  cases: ReadonlyArray<[number, StepRecord, boolean]>,
+): void {
+  const want5 = fixture.steps['5'];
+  const t5 = new TriggerVariables(32, 32, 3, waveStart());
+  const [gm, gp] = tf.tidy(() => {
+    const x = tf.tensor4d(xs, [n, 32, 32, 3]);
+    const { grads } = tf.variableGrads(() => triggerObjective(model, t5, x, 5, 10, fixture.cost).loss, [t5.maskTanh, t5.patternTanh]);
+    return [grads[t5.maskTanh.name].dataSync(), grads[t5.patternTanh.name].dataSync()];
+  });
+  const backend = tf.getBackend();
+  const dGradMask = tol.distance(rows(gm, fixture.maskRows, 32), want5.maskGrad as number[]);
+  const dGradPattern = tol.distance(rows(gp, fixture.patternRows, 96), want5.patternGrad as number[]);
+  assert.ok(dGradMask < tol.grad, `${backend}: mask gradient differs from PyTorch's by ${dGradMask} (relative)`);
+  assert.ok(dGradPattern < tol.grad, `${backend}: pattern gradient differs from PyTorch's by ${dGradPattern} (relative)`);
+  for (const [label, want, wave] of cases) {
+    const t = label === 5 && wave ? t5 : new TriggerVariables(32, 32, 3, wave ? waveStart() : undefined);
+    // From nc.py's uniform start the gradient is ill-conditioned (torch float32 vs float64: onesFloat32GradDiff,
+    // 0.8%), so the steps after the first diverge (CE 0.116 after two steps, 2% off on cpu): the first only.
+    try {
+      for (let s = 0; s < (wave ? want.loss.length : 1); s++) {
+        // After a step, the mask and pattern carry the update's error (see the step tolerance) into the loss.
+        const rel = s === 0 ? 1e-4 : tol.later;
+        const r = triggerStep({
+          model,
+          trigger: t,
+          xs,
+          count: n,
+          imageShape: [32, 32, 3],
+          target: label,
+          numClasses: 10,
+          cost: fixture.cost,
+          lr: fixture.lr,
+        });
+        const what = `${backend}: label ${label}${wave ? '' : " from nc.py's start"}, step ${s}`;
+        assert.ok(Math.abs(r.ce - want.ce[s]) < rel * Math.max(1, want.ce[s]), `${what}: CE ${r.ce} vs ${want.ce[s]}`);
+        assert.ok(Math.abs(r.reg - want.reg[s]) < rel * want.reg[s], `${what}: |m|_1 ${r.reg} vs ${want.reg[s]}`);
+        assert.ok(Math.abs(r.loss - want.loss[s]) < rel * Math.max(1, want.loss[s]), `${what}: loss ${r.loss} vs ${want.loss[s]}`);
+        const hits = s === 0 ? 0 : tol.hits;
+        assert.ok(Math.abs(r.hits - want.hits[s]) <= hits, `${what}: ${r.hits} images classified as ${label}, PyTorch ${want.hits[s]}`);
+      }
+      if (want.mask && want.pattern) {
+        const { mask, pattern } = t.read();
+        const dMask = tol.distance(rows(mask, fixture.maskRows, 32), want.mask);
+        const dPattern = tol.distance(rows(pattern, fixture.patternRows, 96), want.pattern);
+        assert.ok(dMask < tol.step, `${backend}: mask after three steps differs from PyTorch's by ${dMask} (relative)`);
+        assert.ok(dPattern < tol.step, `${backend}: pattern after three steps differs from PyTorch's by ${dPattern} (relative)`);
+      }
+    } finally {
+      t.dispose();
+    }
+  }
+}
+
 test('WRN-16-1: logits, input gradients and three Adam steps of the trigger equal PyTorch', { skip }, async () => {
-  await initBackend('auto');
+  const chosen = (await initBackend('auto')).name;
   const trainSet = await loadDataset(join(CIFAR_DIR, 'train.bin'), { split: 'train' });
   const ck = await readCheckpoint(STUDENT);
   const model = modelFromStateDict(ck.spec, ck.stateDict, STUDENT);
@@ -125,71 +210,28 @@ test('WRN-16-1: logits, input gradients and three Adam steps of the trigger equa
       return tf.max(tf.abs(tf.sub(model.forward(x, false).logits, differentiableLogits(model, x)))).dataSync()[0];
     });
     assert.ok(same < 1e-5, `differentiable logits differ from the model's by ${same}`);
-
-    const want5 = fixture.steps['5'];
-    // The gradient of the first step, w.r.t. the tanh-space mask and pattern.
-    const t5 = new TriggerVariables(32, 32, 3, waveStart());
-    const [gm, gp] = tf.tidy(() => {
-      const x = tf.tensor4d(xs, [n, 32, 32, 3]);
-      const { grads } = tf.variableGrads(() => triggerObjective(model, t5, x, 5, 10, fixture.cost).loss, [t5.maskTanh, t5.patternTanh]);
-      return [grads[t5.maskTanh.name].dataSync(), grads[t5.patternTanh.name].dataSync()];
-    });
-    const dGradMask = relDiff(rows(gm, fixture.maskRows, 32), want5.maskGrad as number[]);
-    const dGradPattern = relDiff(rows(gp, fixture.patternRows, 96), want5.patternGrad as number[]);
-    // torch's own float32 gradient differs from the float64 reference by waveFloat32GradDiff (2.3e-6), tfjs's
-    // stock kernels (cpu) by 1e-6; on wasm the Winograd F(4x4, 3x3) convolutions of the forward pass and of
-    // the input gradient leave 3.4e-4 (mask) and 1.3e-4 (pattern), which Adam's sign-like first steps
-    // amplify in the updated mask to ~2.4e-3 (6e-7 on cpu).
-    const winograd = tf.getBackend() === 'wasm';
-    const gradTol = winograd ? 1e-3 : 2e-5;
-    const stepTol = winograd ? 1e-2 : 1e-5;
-    assert.ok(dGradMask < gradTol, `mask gradient differs from PyTorch's by ${dGradMask} (relative)`);
-    assert.ok(dGradPattern < gradTol, `pattern gradient differs from PyTorch's by ${dGradPattern} (relative)`);
-
     const cases: Array<[number, StepRecord, boolean]> = [
-      [5, want5, true],
+      [5, fixture.steps['5'], true],
       [0, fixture.steps['0'], true],
       [5, fixture.onesStart, false],
     ];
-    for (const [label, want, wave] of cases) {
-      const t = label === 5 && wave ? t5 : new TriggerVariables(32, 32, 3, wave ? waveStart() : undefined);
-      // From nc.py's uniform start the gradient is ill-conditioned (torch float32 vs float64: onesFloat32GradDiff,
-      // 0.8%), so the steps after the first diverge (CE 0.116 after two steps, 2% off on cpu): the first only.
-      try {
-        for (let s = 0; s < (wave ? want.loss.length : 1); s++) {
-          // After a step, the mask and pattern carry the update's error (see stepTol) into the loss.
-          const tol = s === 0 || !winograd ? 1e-4 : 1e-2;
-          const r = triggerStep({
-            model,
-            trigger: t,
-            xs,
-            count: n,
-            imageShape: [32, 32, 3],
-            target: label,
-            numClasses: 10,
-            cost: fixture.cost,
-            lr: fixture.lr,
-          });
-          const what = `label ${label}${wave ? '' : " from nc.py's start"}, step ${s}`;
-          assert.ok(Math.abs(r.ce - want.ce[s]) < tol * Math.max(1, want.ce[s]), `${what}: CE ${r.ce} vs ${want.ce[s]}`);
-          assert.ok(Math.abs(r.reg - want.reg[s]) < tol * want.reg[s], `${what}: |m|_1 ${r.reg} vs ${want.reg[s]}`);
-          assert.ok(Math.abs(r.loss - want.loss[s]) < tol * Math.max(1, want.loss[s]), `${what}: loss ${r.loss} vs ${want.loss[s]}`);
-          assert.ok(
-            Math.abs(r.hits - want.hits[s]) <= (tol > 1e-4 ? 1 : 0),
-            `${what}: ${r.hits} images classified as ${label}, PyTorch ${want.hits[s]}`,
-          );
-        }
-        if (want.mask && want.pattern) {
-          const { mask, pattern } = t.read();
-          const dMask = relDiff(rows(mask, fixture.maskRows, 32), want.mask);
-          const dPattern = relDiff(rows(pattern, fixture.patternRows, 96), want.pattern);
-          assert.ok(dMask < stepTol, `mask after three steps differs from PyTorch's by ${dMask} (relative)`);
-          assert.ok(dPattern < stepTol, `pattern after three steps differs from PyTorch's by ${dPattern} (relative)`);
-        }
-      } finally {
-        t.dispose();
-      }
+    // The formulas, on tfjs's stock cpu kernels: torch's own float32 gradient differs from the float64 reference
+    // by waveFloat32GradDiff (2.3e-6), cpu's by 9.8e-7, and cpu's mask after three Adam steps by 6e-7.
+    await switchBackend('cpu');
+    try {
+      checkTriggerSteps(model, xs, n, { distance: relDiff, grad: 2e-5, step: 1e-5, later: 1e-4, hits: 0 }, cases.slice(0, 1));
+    } finally {
+      await switchBackend(chosen);
     }
+    // The backend the engine runs on (wasm's or native's SIMD kernels sum in other orders). The gradient is
+    // piecewise in the activations: an activation within rounding of a ReLU kink flips with the summation order
+    // and moves the gradient of the images through it; Adam's first, sign-like steps then move the mask where the
+    // gradient is near 0. Measured on 16 batches of 32 images (docs/performance.md), the relative L2 distance to
+    // the float64 reference is 3e-6 where nothing flips and up to 8.7e-3 (gradient) and 2.6e-2 (after three
+    // steps) where something does, on every build (wasm with and without relaxed SIMD, native portable, AVX2 and
+    // AVX-512) and on tfjs's stock cpu kernels alike (7 of the 16 batches flip on cpu); a wrong formula is off
+    // by O(1). The fixture's batch (images 0..31) flips on native AVX2/AVX-512 only.
+    if (chosen !== 'cpu') checkTriggerSteps(model, xs, n, { distance: relL2, grad: 2e-2, step: 5e-2, later: 1e-2, hits: 1 }, cases);
     assert.equal(tf.memory().numTensors, before, 'tensors leaked');
   } finally {
     model.dispose();

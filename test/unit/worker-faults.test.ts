@@ -59,11 +59,6 @@ function setup(): { work: string; runsDir: string; data: string } {
   return { work, runsDir, data: writeSmallMnist(join(work, 'digits'), { train: 10, test: 5, repoRoot: ROOT }) };
 }
 
-const trainJob = (data: string, epochs: number): WorkerJob => ({
-  kind: 'job',
-  config: { kind: 'train', name: 'w', data, training: { epochs } },
-});
-
 test('two workers resume one run (two windows): one resumes it, the other is refused with the owner pid@host', async () => {
   const { work, runsDir, data } = setup();
   try {
@@ -118,13 +113,18 @@ test('two workers resume one run (two windows): one resumes it, the other is ref
 test('a worker whose wasm heap goes over its memory limit fails the run: the message says so, status.json says failed', async () => {
   const { work, runsDir, data } = setup();
   try {
-    // 48 MB: the JavaScript heap fits; the wasm backend's heap grows past it at the first batch.
-    const { messages, exit } = await runWorker(trainJob(data, 2), { cwd: work, runsDir }, 48);
+    // 48 MB: the JavaScript heap fits; the WebAssembly heap (wasm or native backend) grows past it at the first
+    // batch of 100 images through WRN-16-1 (~200 MB; the small CNN's batches of 64 stay under 48 MB on native).
+    const job: WorkerJob = {
+      kind: 'job',
+      config: { kind: 'train', name: 'w', data, model: { arch: 'wrn', depth: 16, widen: 1 }, training: { epochs: 2, batchSize: 100 } },
+    };
+    const { messages, exit } = await runWorker(job, { cwd: work, runsDir }, 48);
     const failed = messages.find((m) => m.type === 'failed');
     assert.ok(failed && failed.type === 'failed', JSON.stringify(messages.filter((m) => m.type !== 'step')));
     assert.match(
       failed.message,
-      /^the worker ran out of memory \(limit 48 MB\): the WebAssembly heap of the wasm backend has grown to \d+ MB/,
+      /^the worker ran out of memory \(limit 48 MB\): the WebAssembly heap of the (wasm|native) backend has grown to \d+ MB/,
     );
     assert.equal(exit.code, 1);
     const [id] = readdirSync(runsDir);

@@ -20,7 +20,7 @@ export function wasmHeapGuard(limitMb: number | undefined): () => void {
     const bytes = wasmHeapBytes();
     if (bytes > limitMb * MB)
       throw new OutOfMemoryError(
-        outOfMemoryMessage(limitMb, `the WebAssembly heap of the wasm backend has grown to ${Math.round(bytes / MB)} MB`),
+        outOfMemoryMessage(limitMb, `the WebAssembly heap of the ${tf.getBackend()} backend has grown to ${Math.round(bytes / MB)} MB`),
         limitMb,
       );
   };
