@@ -4,8 +4,8 @@
 //  - cl: one L-infinity PGD step of CL (attacks/cl.ts's pgdStep, the step pgdLinf loops over) on the
 //    bench's WRN-16-1 as the surrogate, a batch of CL_PGD_BATCH images, BackdoorBench's eps 8/255 and step
 //    1.5/255. The iterate carries over from call to call, as in the attack's loop.
-//  - wanet: WaNet's warp (triggers/warp-plan.ts's warpPlan + applyWarpPlan, which the attack and the `warp` trigger stamp
-//    with: bilinear grid sample, align_corners=True, zero padding, uint8 in and out) of a batch of CIFAR-sized
+//  - wanet: WaNet's warp (triggers/warp-plan.ts's warpPlan + applyWarpPlanMany, which the `warp` trigger's stampMany
+//    runs over a test set: bilinear grid sample, align_corners=True, zero padding, uint8 in and out) of a batch of CIFAR-sized
 //    images with the field of the attack's defaults (k 4, s 0.5, grid_rescale 1, warpSeed 0). Forward only.
 // Turner, Tsipras, Madry: Label-Consistent Backdoor Attacks, 2019; Nguyen, Tran: WaNet, ICLR 2021; the
 // reference computations are BackdoorBench's (SCLBD/BackdoorBench resource/label-consistent and attack/wanet.py).
@@ -14,7 +14,7 @@ import { CL_PGD, CL_PGD_BATCH, pgdStep } from './attacks/cl';
 import { BENCH_SPEC, timeUnit, type DefenseEngineResult, type PreparedUnit } from './bench-defenses';
 import { createModel } from './models';
 import { Rng } from './rng';
-import { applyWarpPlan, warpGrid, warpNoise, warpPlan, type ImageShape } from './triggers';
+import { applyWarpPlanMany, warpGrid, warpNoise, warpPlan, warpScratchLength, type ImageShape } from './triggers';
 import { PAPER_DEFAULTS } from './triggers/spec';
 import { InputError } from './types';
 
@@ -70,9 +70,8 @@ export function wanetBenchGrid(s: AttackSizes): Float32Array {
 
 /** The wanet unit's call: every HWC uint8 image of `images` warped in place with `grid`, as the attack stamps them. */
 export function warpBatch(images: Uint8Array, count: number, shape: ImageShape, grid: Float32Array, scratch: Uint8Array): void {
-  const size = shape.height * shape.width * shape.channels;
   const plan = warpPlan(shape, grid); // as the `warp` trigger the attack stamps with: the taps once per field
-  for (let i = 0; i < count; i++) applyWarpPlan(images.subarray(i * size, (i + 1) * size), plan, scratch);
+  applyWarpPlanMany(images, count, plan, scratch); // its stampMany: a block of images per pass over the taps
 }
 
 export const ATTACK_UNITS: readonly AttackUnit[] = [
@@ -114,13 +113,13 @@ export const ATTACK_UNITS: readonly AttackUnit[] = [
   },
   {
     attack: 'wanet',
-    unit: (s) => `warp (applyWarpPlan: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
+    unit: (s) => `warp (applyWarpPlanMany: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
     measure: 'rate',
     prepare(seed, s) {
       const grid = wanetBenchGrid(s);
       const rng = new Rng(seed);
       const images = Uint8Array.from({ length: s.wanetImages * PIXELS }, () => rng.int(256));
-      const scratch = new Uint8Array(PIXELS);
+      const scratch = new Uint8Array(warpScratchLength(warpPlan(SHAPE, grid)));
       return {
         work: s.wanetImages,
         run: () => warpBatch(images, s.wanetImages, SHAPE, grid, scratch),

