@@ -31,8 +31,10 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
     addBackdoor(cmd, false),
     d.training,
     d.training.betas.some((b) => b !== 0),
-  ).action(async (f: Flags) => {
+  ).action(async (f: Flags, cmd: Command) => {
     const seed = num(f.seed, '--seed', { int: true });
+    // Without --augment/--no-augment, the data's kind decides (src/runs/data-defaults.ts: none on small grayscale).
+    const { augment, ...training } = trainingOf(f, d.training, seed);
     const params = Object.fromEntries(d.params.map((p) => [p.key, paramValue(p, f[p.key])]).filter(([, v]) => v !== undefined));
     await execute(f, {
       kind: 'defend',
@@ -44,7 +46,7 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
       model: f.model as string,
       ...cleanDataOf(f),
       backdoor: backdoorOf(f),
-      training: trainingOf(f, d.training, seed),
+      training: cmd.getOptionValueSource('augment') === 'cli' ? { ...training, augment } : training,
       params,
       ...(typeof f.inspect === 'string' ? { inspect: f.inspect.split(',').filter(Boolean) } : {}),
     });

@@ -14,8 +14,9 @@ import {
   backdoorOf,
   backendOf,
   cleanDataOf,
+  eraseSchedulesOf,
   num,
-  trainingOf,
+  trainingChangesOf,
   type CommonFlags,
 } from './options';
 import { createReporter } from './report';
@@ -62,13 +63,15 @@ addTraining(
       .option('--test <path>', 'test data for ACC/ASR (default: the test split of --data)')
       .option(
         '--arch <arch>',
-        'auto | cnn | preact-resnet18 | resnet18 | vgg16-bn (BackdoorBench CIFAR models) | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-40-2)',
+        'auto (per kind of data: WRN-16-1 for colour, WRN-10-1 for small grayscale; docs/defaults.md) | cnn | ' +
+          'preact-resnet18 | resnet18 | vgg16-bn (BackdoorBench CIFAR models) | wrn-DEPTH-WIDEN (e.g. wrn-16-1, wrn-40-2)',
         'auto',
       ),
     true,
   ),
   BADNET_TRAINING,
   false,
+  true,
 ).action(async (f: Flags, cmd: Command) => {
   const seed = num(f.seed, '--seed', { int: true });
   const arch = parseModelArch(f.arch as string);
@@ -83,7 +86,7 @@ addTraining(
     model: arch,
     backdoor: attack?.backdoor ?? backdoorOf(f),
     ...(attack ? { attack: attack.attack } : {}),
-    training: trainingOf(f, BADNET_TRAINING, seed),
+    training: trainingChangesOf(f, seed),
   });
 });
 
@@ -96,6 +99,7 @@ addTraining(
   ),
   FINETUNE_TRAINING,
   false,
+  true,
 ).action(async (f: Flags) => {
   const seed = num(f.seed, '--seed', { int: true });
   await execute(f, {
@@ -106,7 +110,7 @@ addTraining(
     model: f.model as string,
     ...cleanDataOf(f),
     backdoor: backdoorOf(f),
-    training: trainingOf(f, FINETUNE_TRAINING, seed),
+    training: trainingChangesOf(f, seed),
   });
 });
 
@@ -115,18 +119,17 @@ addTraining(
     addCleanData(addCommon(program.command('erase').description('erase a backdoor with Neural Attention Distillation')))
       .requiredOption('--student <file>', 'the backdoored model (.pth/.pth.tar/.safetensors)')
       .option('--teacher <file>', 'the teacher; without it one is finetuned from the student first')
-      .option('--teacher-epochs <n>', 'epochs when finetuning the teacher', String(FINETUNE_TRAINING.epochs)),
+      .option(
+        '--teacher-epochs <n>',
+        `epochs when finetuning the teacher (default per kind of data; the paper: ${FINETUNE_TRAINING.epochs})`,
+      ),
     false,
   ),
   NAD_TRAINING,
   true,
+  true,
 ).action(async (f: Flags) => {
   const seed = num(f.seed, '--seed', { int: true });
-  const teacherTraining = {
-    ...trainingOf(f, FINETUNE_TRAINING, seed),
-    betas: [0, 0, 0],
-    epochs: num(f.teacherEpochs as string, '--teacher-epochs', { int: true, min: 1 }),
-  };
   await execute(f, {
     kind: 'erase',
     name: f.name,
@@ -136,8 +139,7 @@ addTraining(
     ...(f.teacher ? { teacher: f.teacher as string } : {}),
     ...cleanDataOf(f),
     backdoor: backdoorOf(f),
-    teacherTraining,
-    training: trainingOf(f, NAD_TRAINING, seed),
+    ...eraseSchedulesOf(f, seed),
   });
 });
 

@@ -3,6 +3,7 @@ import { Option, type Command } from 'commander';
 import { BACKEND_PREFERENCES, type BackendPreference } from '../engine/backend';
 import { DEFAULT_BACKDOOR, type BackdoorConfig } from '../runs/config';
 import type { TrainSettings } from '../engine/train';
+import type { TrainingChanges } from '../runs/data-defaults';
 import { parseTargetType, type TriggerSpec } from '../engine/triggers/spec';
 import { InputError } from '../engine/types';
 import { addExecutorOptions } from './executor';
@@ -48,7 +49,12 @@ export function addBackdoor(cmd: Command, train: boolean): Command {
   return cmd;
 }
 
-export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: boolean): Command {
+/**
+ * The schedule flags. `perData`: the defaults depend on the data's kind (src/runs/data-defaults.ts), so
+ * the flags have none of their own and only those given reach the config (`trainingChangesOf`).
+ */
+export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: boolean, perData = false): Command {
+  if (perData) return addScheduleChanges(cmd, defaults, withBetas);
   cmd
     .option('--epochs <n>', 'epochs', String(defaults.epochs))
     .option('--batch-size <n>', 'batch size', String(defaults.batchSize))
@@ -69,6 +75,66 @@ export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: bo
       .option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(','))
       .option('--p <p>', 'attention map power', String(defaults.attentionPower));
   return cmd;
+}
+
+const PER_DATA = 'per kind of data, docs/defaults.md';
+
+function addScheduleChanges(cmd: Command, paper: TrainSettings, withBetas: boolean): Command {
+  cmd
+    .option('--epochs <n>', `epochs (default ${PER_DATA}; the paper: ${paper.epochs})`)
+    .option('--batch-size <n>', `batch size (default ${PER_DATA}; the paper: ${paper.batchSize})`)
+    .option('--lr <lr>', 'initial learning rate (later steps of the schedule unchanged)')
+    .option(
+      '--lr-schedule <steps>',
+      `learning-rate steps "epoch:lr,..." (default ${PER_DATA}; the paper: ${paper.lrSchedule.map(([e, l]) => `${e}:${l}`).join(',')})`,
+    )
+    .option('--momentum <m>', `SGD momentum (the paper: ${paper.momentum})`)
+    .option('--weight-decay <wd>', `weight decay (the paper: ${paper.weightDecay})`)
+    .option('--augment', `crop/flip/cutout augmentation (default ${PER_DATA}; the paper: ${paper.augment ? 'on' : 'off'})`)
+    .option('--no-augment', 'no crop/flip/cutout augmentation')
+    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)');
+  if (withBetas)
+    cmd
+      .option('--betas <b1,b2,b3>', `attention distillation weights per residual group (the paper: ${paper.betas.join(',')})`)
+      .option('--p <p>', `attention map power (the paper: ${paper.attentionPower})`);
+  return cmd;
+}
+
+/** The schedule flags given (nothing else): the data's kind fills in the rest when the run starts. */
+export function trainingChangesOf(f: Flags, seed: number): TrainingChanges {
+  const s = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+  const given = <T>(k: string, parse: (v: string) => T): T | undefined => (s(k) === undefined ? undefined : parse(s(k) as string));
+  const changes: Record<string, unknown> = {
+    epochs: given('epochs', (v) => num(v, '--epochs', { int: true, min: 1 })),
+    batchSize: given('batchSize', (v) => num(v, '--batch-size', { int: true, min: 2 })),
+    lrSchedule: given('lrSchedule', lrScheduleOf),
+    lr: given('lr', (v) => num(v, '--lr', { min: 0 })),
+    momentum: given('momentum', (v) => num(v, '--momentum', { min: 0, max: 0.999 })),
+    weightDecay: given('weightDecay', (v) => num(v, '--weight-decay', { min: 0 })),
+    augment: typeof f.augment === 'boolean' ? f.augment : undefined,
+    // Always recorded, as before per-kind defaults: a colour run's config.json stays what it was.
+    hflip: f.hflip !== false,
+    betas: given('betas', (v) => v.split(',').map((b) => num(b, '--betas', { min: 0 }))),
+    attentionPower: given('p', (v) => num(v, '--p', { min: 0 })),
+    seed,
+  };
+  return Object.fromEntries(Object.entries(changes).filter(([, v]) => v !== undefined)) as TrainingChanges;
+}
+
+/** `nad erase`'s two schedules: the flags but --epochs and --betas apply to the teacher's finetuning too. */
+export function eraseSchedulesOf(f: Flags, seed: number): { teacherTraining: TrainingChanges; training: TrainingChanges } {
+  const training = trainingChangesOf(f, seed);
+  const { epochs: _nadEpochs, betas: _nadBetas, ...shared } = training;
+  const teacherEpochs = typeof f.teacherEpochs === 'string' ? num(f.teacherEpochs, '--teacher-epochs', { int: true, min: 1 }) : undefined;
+  return { teacherTraining: { ...shared, betas: [0, 0, 0], ...(teacherEpochs !== undefined ? { epochs: teacherEpochs } : {}) }, training };
+}
+
+function lrScheduleOf(value: string): Array<[number, number]> {
+  const schedule = value.split(',').map((part): [number, number] => {
+    const [e, l] = part.split(':');
+    return [num(e, '--lr-schedule epoch', { int: true, min: 0 }), num(l, '--lr-schedule lr', { min: 0 })];
+  });
+  return schedule.sort((a, b) => a[0] - b[0]);
 }
 
 export function num(value: string | undefined, flag: string, opts: { int?: boolean; min?: number; max?: number } = {}): number {
@@ -107,13 +173,7 @@ export function backdoorOf(f: Flags): BackdoorConfig {
 export function trainingOf(f: Flags, defaults: TrainSettings, seed: number): TrainSettings {
   const s = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
   let schedule: Array<[number, number]> = defaults.lrSchedule.map(([e, l]) => [e, l]);
-  if (s('lrSchedule')) {
-    schedule = (s('lrSchedule') as string).split(',').map((part) => {
-      const [e, l] = part.split(':');
-      return [num(e, '--lr-schedule epoch', { int: true, min: 0 }), num(l, '--lr-schedule lr', { min: 0 })];
-    });
-    schedule.sort((a, b) => a[0] - b[0]);
-  }
+  if (s('lrSchedule')) schedule = lrScheduleOf(s('lrSchedule') as string);
   if (s('lr')) schedule[0] = [schedule[0][0], num(s('lr'), '--lr', { min: 0 })];
   const betas = s('betas') ? (s('betas') as string).split(',').map((b) => num(b, '--betas', { min: 0 })) : defaults.betas;
   return {

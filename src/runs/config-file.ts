@@ -1,20 +1,13 @@
 // Run config files (`*.nad.json`): a job config as JSON, paths relative to the file so that a folder
 // of configs and data can be moved or committed. Hand-written files may leave settings out: they get
-// the paper's defaults. No vscode import: plain parsing, usable from tests.
+// the defaults of their data's kind when the run starts (data-defaults.ts). No vscode import: plain
+// parsing, usable from tests.
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import type { BackendPreference } from '../engine/backend';
 import { FIXED_ARCHS, InputError, type FixedArch } from '../engine/types';
-import {
-  BADNET_TRAINING,
-  DEFAULT_BACKDOOR,
-  FINETUNE_TRAINING,
-  NAD_TRAINING,
-  type AttackChoice,
-  type BackdoorConfig,
-  type DefendJobConfig,
-  type JobConfig,
-} from './config';
+import { DEFAULT_BACKDOOR, type AttackChoice, type BackdoorConfig, type DefendJobConfig, type JobConfig, type RunConfig } from './config';
 import type { TrainSettings } from '../engine/train';
+import type { TrainingChanges } from './data-defaults';
 import type { RunKind } from './run-store';
 
 export const CONFIG_FILE_SUFFIX = '.nad.json';
@@ -36,7 +29,7 @@ type Json = Record<string, unknown>;
 
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** Parse, complete with the paper's defaults and resolve the paths of a config file's text. */
+/** Parse, complete with the paper's backdoor defaults and resolve the paths of a config file's text. */
 export function parseConfigFile(file: string, text: string): JobConfig {
   let raw: unknown;
   try {
@@ -49,7 +42,8 @@ export function parseConfigFile(file: string, text: string): JobConfig {
 
 /**
  * The one builder of job configs: checks a config as given (a config file, a config.json to run again,
- * a job that crossed into the worker), fills in the paper's defaults and resolves relative paths
+ * a job that crossed into the worker), fills in the paper's backdoor, keeps the schedules as given (the
+ * data's kind completes them when the run starts: jobs/resolve.ts) and resolves relative paths
  * against `base` (absent: kept as they are). `where` names the source in messages.
  */
 export function buildJobConfig(raw: unknown, where: string, base?: string): JobConfig {
@@ -94,10 +88,11 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
     ...(c['cleanCount'] !== undefined ? { cleanCount: numberOr('cleanCount', 0) } : {}),
     ...(c['cleanRatio'] !== undefined ? { cleanRatio: numberOr('cleanRatio', 0) } : {}),
   };
-  const training = (key: string, defaults: TrainSettings): TrainSettings => {
+  // Only what is given: the defaults of the data's kind (data-defaults.ts) fill in the rest when the run starts.
+  const training = (key: string): TrainingChanges => {
     const v = c[key];
     if (v !== undefined && !isObject(v)) return fail(`"${key}" must be an object of training settings (epochs, batchSize, betas...)`);
-    return { ...defaults, seed: common.seed, ...(v ?? {}) } as TrainSettings;
+    return (v ?? {}) as TrainingChanges;
   };
   switch (kind as RunKind) {
     case 'train': {
@@ -109,7 +104,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         kind: 'train',
         data: path(data as string),
         model: model as 'auto',
-        training: training('training', BADNET_TRAINING),
+        training: training('training'),
         ...(c['attack'] !== undefined ? { attack: attackChoiceOf(c['attack'], fail) } : {}),
       };
     }
@@ -120,7 +115,7 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         kind: 'finetune',
         model: path(str('model') as string),
         data: path(data as string),
-        training: training('training', FINETUNE_TRAINING),
+        training: training('training'),
       };
     case 'erase': {
       const teacher = str('teacher', false);
@@ -131,8 +126,8 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
         student: path(str('student') as string),
         ...(teacher ? { teacher: path(teacher) } : {}),
         data: path(data as string),
-        teacherTraining: { ...training('teacherTraining', FINETUNE_TRAINING), betas: [0, 0, 0] },
-        training: training('training', NAD_TRAINING),
+        teacherTraining: { ...training('teacherTraining'), betas: [0, 0, 0] },
+        training: training('training'),
       };
     }
     case 'defend': {
@@ -177,6 +172,41 @@ export function buildJobConfig(raw: unknown, where: string, base?: string): JobC
     case 'imageAttention': // (returned above, before the data set is read)
       return buildImageAttention(c, path, fail);
   }
+}
+
+const SETTINGS: readonly (keyof TrainSettings)[] = [
+  'epochs',
+  'batchSize',
+  'lrSchedule',
+  'momentum',
+  'weightDecay',
+  'nesterov',
+  'augment',
+  'betas',
+  'attentionPower',
+  'seed',
+];
+
+/**
+ * A run's config.json (or a config as a run holds it): checked by the one builder, and every schedule
+ * complete, as runs record them. Names the first missing setting.
+ */
+export function runConfigOf(raw: unknown, where: string, base?: string): RunConfig {
+  const config = buildJobConfig(raw, where, base);
+  const schedules: Array<[string, TrainingChanges]> =
+    config.kind === 'train' || config.kind === 'finetune'
+      ? [['training', config.training]]
+      : config.kind === 'erase'
+        ? [
+            ['teacherTraining', config.teacherTraining],
+            ['training', config.training],
+          ]
+        : [];
+  for (const [key, t] of schedules) {
+    const missing = SETTINGS.find((k) => t[k] === undefined);
+    if (missing) throw new ConfigFileError(where, `"${key}" has no "${missing}"; a run's config records its complete schedule`);
+  }
+  return config as RunConfig;
 }
 
 function backdoorOf(v: unknown, fail: (p: string) => never, path: (p: string) => string): BackdoorConfig {

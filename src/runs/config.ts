@@ -1,5 +1,6 @@
 // Run configurations: plain JSON saved as a run's config.json; everything needed to re-run it.
-// Defaults are the paper's (bboylyg/NAD config.py, main.py, train_badnet.py).
+// Defaults are the paper's (bboylyg/NAD config.py, main.py, train_badnet.py), changed per kind of data
+// by data-defaults.ts when a run starts.
 import type { BackendPreference } from '../engine/backend';
 import type { ModelSpec } from '../engine/types';
 import type { ArchChoice } from '../engine/models';
@@ -7,6 +8,7 @@ import type { TrainSettings } from '../engine/train';
 import type { DefenseMode, ParamValue } from '../engine/defenses/registry';
 import { InputError } from '../engine/types';
 import type { TargetType, TriggerSpec } from '../engine/triggers/spec';
+import type { TrainingChanges } from './data-defaults';
 
 /** How the backdoor is planted (training) and measured (ASR), in the paper's vocabulary. */
 export interface BackdoorConfig {
@@ -42,7 +44,13 @@ export interface AttackChoice {
   readonly params: Readonly<Record<string, ParamValue>>;
 }
 
-export interface TrainJobConfig extends Common {
+/**
+ * Schedules of train, finetune and erase configs: as given, changes to the defaults of the data's kind
+ * (src/runs/data-defaults.ts); as a run holds them (`RunConfig`, config.json), complete.
+ */
+type Schedule = TrainingChanges;
+
+export interface TrainJobConfig<S extends Schedule = Schedule> extends Common {
   readonly kind: 'train';
   /**
    * How the training set is poisoned. Absent: DatasetBD with `backdoor.trigger` (runs made before the
@@ -51,25 +59,28 @@ export interface TrainJobConfig extends Common {
    */
   readonly attack?: AttackChoice;
   readonly data: string;
-  /** Architecture; `auto` = WRN-16-1 for colour 32x32, the small CNN for 28x28 grayscale. Sizes come from the data. */
+  /**
+   * Architecture; `auto` = the data kind's (data-defaults.ts: WRN-16-1 for colour, WRN-10-1 for small
+   * grayscale), recorded in config.json as the one chosen. Sizes come from the data.
+   */
   readonly model: ArchChoice | ModelSpec;
-  readonly training: TrainSettings;
+  readonly training: S;
 }
 
-export interface FinetuneJobConfig extends Common, CleanDataConfig {
+export interface FinetuneJobConfig<S extends Schedule = Schedule> extends Common, CleanDataConfig {
   readonly kind: 'finetune';
   /** Backdoored model file (PyTorch .pth/.pth.tar or our .safetensors). */
   readonly model: string;
-  readonly training: TrainSettings;
+  readonly training: S;
 }
 
-export interface EraseJobConfig extends Common, CleanDataConfig {
+export interface EraseJobConfig<S extends Schedule = Schedule> extends Common, CleanDataConfig {
   readonly kind: 'erase';
   readonly student: string;
   /** Teacher model file; absent = finetune one from the student on the clean data first. */
   readonly teacher?: string;
-  readonly teacherTraining: TrainSettings;
-  readonly training: TrainSettings;
+  readonly teacherTraining: S;
+  readonly training: S;
 }
 
 /** Any defense of the registry (src/engine/defenses/) on a suspect model. */
@@ -118,8 +129,17 @@ export interface ImageAttentionConfig {
   readonly labels?: readonly number[];
 }
 
-export type JobConfig =
-  TrainJobConfig | FinetuneJobConfig | EraseJobConfig | DefendJobConfig | EvalJobConfig | AttentionJobConfig | ImageAttentionConfig;
+export type JobConfig<S extends Schedule = Schedule> =
+  | TrainJobConfig<S>
+  | FinetuneJobConfig<S>
+  | EraseJobConfig<S>
+  | DefendJobConfig
+  | EvalJobConfig
+  | AttentionJobConfig
+  | ImageAttentionConfig;
+
+/** A config as it runs and as config.json records it: every schedule complete, `auto` resolved. */
+export type RunConfig = JobConfig<TrainSettings>;
 
 export { BADNET_TRAINING, FINETUNE_TRAINING, NAD_TRAINING } from '../engine/schedules';
 

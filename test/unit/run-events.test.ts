@@ -7,7 +7,7 @@ import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BADNET_TRAINING, DEFAULT_BACKDOOR, FINETUNE_TRAINING, NAD_TRAINING } from '../../src/runs/config';
-import { buildJobConfig } from '../../src/runs/config-file';
+import { buildJobConfig, runConfigOf } from '../../src/runs/config-file';
 import { phasesOf, runJob } from '../../src/runs/jobs';
 import { readRunSnapshot } from '../../src/runs/run-folder';
 import { readRunEvents, RunStore } from '../../src/runs/run-store';
@@ -139,7 +139,7 @@ test("the registry's `defend nad` gives the `erase` job's numbers to the digit; 
     };
     assert.deepEqual(stored.training.betas, NAD_TRAINING.betas);
     assert.deepEqual(stored.params, { teacher: '', teacherEpochs: 1 });
-    assert.deepEqual(phasesOf(buildJobConfig(stored, 'config.json')), [
+    assert.deepEqual(phasesOf(runConfigOf(stored, 'config.json')), [
       { phase: 'teacher', epochs: 1 },
       { phase: 'nad', epochs: 2 },
     ]);

@@ -1,6 +1,7 @@
 // The guided commands: Erase Backdoor, Train Backdoored Model, Finetune Teacher, Evaluate Model. Each
-// is a list of questions (wizard-steps.ts) that fills a draft, then a job config with the paper's
-// defaults for everything not asked, which is run (and optionally saved as a *.nad.json file first).
+// is a list of questions (wizard-steps.ts) that fills a draft, then a job config with what was asked;
+// the defaults of the data's kind (src/runs/data-defaults.ts) fill in the rest when the run starts. It
+// is run (and optionally saved as a *.nad.json file first).
 import * as vscode from 'vscode';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { basename, dirname } from 'node:path';
@@ -14,6 +15,7 @@ import {
   type TrainJobConfig,
 } from '../../runs/config';
 import type { TrainSettings } from '../../engine/train';
+import type { TrainingChanges } from '../../runs/data-defaults';
 import type { BackendPreference } from '../../engine/backend';
 import { configFileText } from '../../runs/config-file';
 import type { RunManager, RunTask } from '../runs/manager';
@@ -75,8 +77,9 @@ export function newDraft(folder: vscode.WorkspaceFolder, model?: string): JobDra
   };
 }
 
-export function training(defaults: TrainSettings, d: JobDraft, epochs: number, extra: Partial<TrainSettings> = {}): TrainSettings {
-  return { ...defaults, epochs, batchSize: nadSettings(d.folder.uri).defaultBatchSize, ...extra };
+/** What the wizards set of a schedule: the epochs asked, the batch size setting and `extra`; the data's kind gives the rest. */
+export function training(d: JobDraft, epochs: number, extra: Partial<TrainSettings> = {}): TrainingChanges {
+  return { epochs, batchSize: nadSettings(d.folder.uri).defaultBatchSize, ...extra };
 }
 
 /** What every wizard's job shares: the backend setting, seed 0, the test split of the chosen data, the backdoor asked. */
@@ -155,8 +158,8 @@ export async function eraseBackdoorWizard(host: WizardHost, modelUri?: vscode.Ur
     ...(d.teacher ? { teacher: d.teacher } : {}),
     data: d.data,
     ...d.clean,
-    teacherTraining: training(FINETUNE_TRAINING, d, d.teacherEpochs, { betas: [0, 0, 0] }),
-    training: training(NAD_TRAINING, d, d.epochs, { betas: d.betas }),
+    teacherTraining: training(d, d.teacherEpochs, { betas: [0, 0, 0] }),
+    training: training(d, d.epochs, { betas: d.betas }),
   };
   // Run Again With Changes: the run's own config with the changed answers over it.
   const job = prefill ? prefill.finish(d) : config;
@@ -229,7 +232,7 @@ export async function askTrainConfig(
     attack: { name: attack.name, params: d.params },
     // The attack's trigger replaces this one when the run starts (its config.json records it).
     backdoor: { ...backdoorOf(d), targetType: attack.defaults.targetType },
-    training: training(BADNET_TRAINING, d, d.epochs),
+    training: training(d, d.epochs),
   };
   return { config, draft: d, title };
 }
@@ -265,7 +268,7 @@ export async function finetuneWizard(host: WizardHost, modelUri?: vscode.Uri, pr
     model: d.model,
     data: d.data,
     ...d.clean,
-    training: training(FINETUNE_TRAINING, d, d.epochs),
+    training: training(d, d.epochs),
   };
   // Run Again With Changes: the run's own config with the changed answers over it.
   const job = prefill ? prefill.finish(d) : config;

@@ -17,7 +17,7 @@ import { loadCleanData, loadModelFile, loadTestData, readModelFile } from './inp
 import type { Env, JobOutcome } from './lifecycle';
 import { saveModel, trainPhaseIn } from './train-phase';
 
-export type DefenseConfig = DefendJobConfig | EraseJobConfig | FinetuneJobConfig;
+export type DefenseConfig = DefendJobConfig | EraseJobConfig<TrainSettings> | FinetuneJobConfig<TrainSettings>;
 
 /** A defense job in one shape: the defense, its checked parameters and schedules. */
 export interface DefenseJob {

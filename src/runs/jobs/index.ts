@@ -4,12 +4,14 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { InputError } from '../../engine/types';
 import type { AttentionSnapshot } from '../../shared/run-events';
-import type { ImageAttentionConfig, JobConfig } from '../config';
+import type { ImageAttentionConfig, JobConfig, RunConfig } from '../config';
 import type { PlannedPhase } from '../eta';
+import type { RunHandle } from '../run-store';
 import { defendJob, defenseJobOf, defensePhases } from './defend';
 import { attentionJob, evalJob } from './evaluate';
 import { imageAttentionBody } from './image-attention';
 import { withRun, type JobContext, type JobResult } from './lifecycle';
+import { resolveDataDefaults } from './resolve';
 import { attackOf, trainJob } from './train';
 
 export type { JobContext, JobResult } from './lifecycle';
@@ -17,7 +19,7 @@ export { modelNamesOf } from './image-attention';
 export type { ImageAttentionConfig } from '../config';
 
 /** The training phases a job will run, in order: for the ETA, and to place epoch lines of older runs. */
-export function phasesOf(config: JobConfig): readonly PlannedPhase[] {
+export function phasesOf(config: RunConfig): readonly PlannedPhase[] {
   switch (config.kind) {
     case 'train':
       return [{ phase: 'train', epochs: config.training.epochs }];
@@ -40,7 +42,7 @@ export function phasesOf(config: JobConfig): readonly PlannedPhase[] {
  * The config as it will run, so that config.json reproduces the run: a defense's schedule and
  * parameters complete; an attack's parameters complete and its trigger as the backdoor's.
  */
-function complete(config: JobConfig): JobConfig {
+function complete(config: RunConfig): RunConfig {
   if (config.kind === 'defend') {
     const job = defenseJobOf(config);
     return { ...config, training: job.training, params: job.params };
@@ -57,11 +59,15 @@ function complete(config: JobConfig): JobConfig {
 }
 
 export async function runJob(given: JobConfig, ctx: JobContext): Promise<JobResult> {
-  const config = complete(given);
+  // The data's kind decides the defaults (data-defaults.ts); config.json records the result.
+  const resolved = await resolveDataDefaults(given, ctx.resume);
+  const config = complete(resolved.config);
+  // A folder prepared before its data was read (a Slurm job's) records the schedules it runs now.
+  if (ctx.resume) recordResolved(ctx.resume.run, config);
   const plan = phasesOf(config);
   switch (config.kind) {
     case 'train':
-      return withRun(config, plan, ctx, (env) => trainJob(config, env));
+      return withRun(config, plan, ctx, (env) => trainJob(config, env, resolved.trainData));
     case 'finetune':
     case 'erase':
     case 'defend':
@@ -80,6 +86,14 @@ export async function runJob(given: JobConfig, ctx: JobContext): Promise<JobResu
       throw new InputError(`unknown job kind ${JSON.stringify((never as { kind?: unknown }).kind)}`);
     }
   }
+}
+
+/** config.json with the resolved config's fields over it (what the run layer added, backend and provenance, stays). */
+function recordResolved(run: RunHandle, config: RunConfig): void {
+  if (!run.exists('config.json')) return;
+  const stored = JSON.parse(readFileSync(run.path('config.json'), 'utf8')) as Record<string, unknown>;
+  const updated = { ...stored, ...config };
+  if (JSON.stringify(updated) !== JSON.stringify(stored)) run.writeFile('config.json', JSON.stringify(updated, null, 2) + '\n');
 }
 
 export interface ImageAttentionResult extends JobResult {

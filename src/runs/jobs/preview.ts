@@ -11,6 +11,7 @@ import { backdoorTestSet, poisonTrainingSet } from '../../engine/triggers';
 import { InputError, type ImageDataset } from '../../engine/types';
 import type { EventSink, ImagesFigure } from '../../shared/run-events';
 import { validateBackdoor, type TrainJobConfig } from '../config';
+import { dataKindOf, resolveArch } from '../data-defaults';
 import type { AttackPoisoning } from '../../engine/attacks/registry';
 import { attackOf } from './train';
 
@@ -61,8 +62,8 @@ export async function previewAttack(cfg: TrainJobConfig, opts: PreviewOptions = 
         targetLabel,
         injectPortion,
         seed: cfg.seed,
-        // CL trains its surrogate with the run's architecture.
-        model: specFor(cfg.model, train),
+        // CL trains its surrogate with the architecture the run would train (`auto`: the data kind's).
+        model: specFor(resolveArch(cfg.model, dataKindOf(train)), train),
         signal: opts.signal,
         emit: opts.emit,
       })

@@ -5,7 +5,8 @@ import { poisonTrainingSet } from '../../engine/triggers';
 import { attackNamed, type Attack, type AttackPoisoning } from '../../engine/attacks/registry';
 import { testGallery, trainGallery } from '../../engine/attacks/gallery';
 import { checkParams, type ParamValues } from '../../engine/params';
-import { InputError } from '../../engine/types';
+import { InputError, type ImageDataset } from '../../engine/types';
+import type { TrainSettings } from '../../engine/train';
 import { validateBackdoor, type AttackChoice, type TrainJobConfig } from '../config';
 import { MODEL_FILES } from '../run-store';
 import { loadTestData } from './inputs';
@@ -23,8 +24,9 @@ export function attackOf(choice: AttackChoice): { attack: Attack; params: ParamV
   return { attack, params: checkParams(attack.params, choice.params, `attack ${choice.name}`) };
 }
 
-export async function trainJob(cfg: TrainJobConfig, env: Env): Promise<JobOutcome> {
-  const full = await loadDataset(cfg.data, { split: 'train' });
+/** `loaded`: the training data when already loaded (resolving the data's defaults reads it). */
+export async function trainJob(cfg: TrainJobConfig<TrainSettings>, env: Env, loaded?: ImageDataset): Promise<JobOutcome> {
+  const full = loaded ?? (await loadDataset(cfg.data, { split: 'train' }));
   validateBackdoor(cfg.backdoor, full.numClasses, 'backdoor');
   const { trigger, targetType, targetLabel, injectPortion } = cfg.backdoor;
   const attack = cfg.attack ? attackOf(cfg.attack) : undefined;
