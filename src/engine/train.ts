@@ -91,6 +91,11 @@ export interface TrainArgs {
   readonly signal?: AbortSignal;
   /** An attack trained along with the model (see TrainingHook). */
   readonly hook?: TrainingHook;
+  /**
+   * The training set of epoch e (0-based), when an attack poisons anew every epoch (WaNet's on-the-fly warp)
+   * instead of once: same count, shape and classes as `data`, which it replaces for that epoch.
+   */
+  readonly epochData?: (epoch: number) => ImageDataset;
   /** Predictions already made (see PredictionMemo): the baseline of a model already evaluated is read from it. */
   readonly memo?: PredictionMemo;
 }
@@ -197,6 +202,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
       const orderRng = new Rng(mixSeed(settings.seed, epoch, 1));
       const augRng = new Rng(mixSeed(settings.seed, epoch, 2));
       const order = orderRng.permutation(data.count);
+      const epochSet = args.epochData ? epochDataOf(args.epochData, epoch, data) : data;
       const t0 = performance.now();
       let lossSum = 0;
       let lastReport = 0;
@@ -206,9 +212,9 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         const n = idx.length;
         const view = buf.subarray(0, n * h * w * c);
         const xs = settings.augment
-          ? augmentBatch(data, idx, augRng, view, { flip: settings.hflip ?? true })
-          : toFloatBatch(data, idx, view);
-        const ys = Int32Array.from(idx, (i) => data.labels[i]);
+          ? augmentBatch(epochSet, idx, augRng, view, { flip: settings.hflip ?? true })
+          : toFloatBatch(epochSet, idx, view);
+        const ys = Int32Array.from(idx, (i) => epochSet.labels[i]);
         const lossValue = trainingStep({
           student,
           teacher: useAttention ? teacher : undefined,
@@ -254,6 +260,18 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
   return records;
 }
 
-function mixSeed(seed: number, epoch: number, stream: number): number {
+/** An epoch's training set, checked against the set it stands in for. */
+function epochDataOf(of: (epoch: number) => ImageDataset, epoch: number, data: ImageDataset): ImageDataset {
+  const d = of(epoch);
+  const shape = (x: ImageDataset): string => `${x.count} ${x.height}x${x.width}x${x.channels}, ${x.numClasses} classes`;
+  if (shape(d) !== shape(data)) throw new Error(`the training set of epoch ${epoch + 1} is ${shape(d)}, not ${shape(data)}`);
+  return d;
+}
+
+/**
+ * The seed of one per-epoch stream of a run: a resumed run draws at epoch e what an uninterrupted one does.
+ * Streams: 1 data order, 2 augmentation, 3 an attack's per-epoch poisoning (TrainArgs.epochData).
+ */
+export function mixSeed(seed: number, epoch: number, stream: number): number {
   return (Math.imul(seed >>> 0, 0x9e3779b1) ^ Math.imul(epoch + 1, 0x85ebca6b) ^ Math.imul(stream, 0xc2b2ae35)) >>> 0;
 }

@@ -204,7 +204,7 @@ test('poisoning: 10% warped and relabelled, 20% noise-warped with labels kept, t
 test('declarations: parameter keys unique across the registry, checked defaults', () => {
   const others = new Set(ATTACKS.filter((a) => a.name !== 'wanet').flatMap((a) => a.params.map((p) => p.key)));
   for (const p of wanet.params) assert.ok(!others.has(p.key), `${p.key} is another attack's flag`);
-  assert.deepEqual(params, { warpK: 4, warpStrength: 0.5, warpGridRescale: 1, crossRatio: 2, warpSeed: 0 });
+  assert.deepEqual(params, { warpK: 4, warpStrength: 0.5, warpGridRescale: 1, crossRatio: 2, warpPerEpoch: false, warpSeed: 0 });
   assert.deepEqual(wanet.defaults, { targetType: 'all2one', injectPortion: 0.1 });
   assert.throws(() => checkParams(wanet.params, { warpK: 2.5 }, 'attack wanet'), /warpK must be a whole number/);
 });

@@ -34,6 +34,12 @@ export interface AttackTraining extends TrainingHook {
 /** The poisoned training set, and for an attack that also poisons while the model trains, its hook. */
 export interface AttackPoisoning extends PoisonedDataset {
   readonly training?: AttackTraining;
+  /**
+   * For an attack that poisons anew every epoch (WaNet with warpPerEpoch): the training set of epoch e (0-based),
+   * drawn from the run's seed and e, so that a resumed run draws what an uninterrupted one did; epoch 0's is the
+   * poisoned set itself. The training loop calls it at the start of each epoch.
+   */
+  readonly epochData?: (epoch: number) => PoisonedDataset;
 }
 
 /** The run a test-time trigger is made for, when it depends on more than the parameters (Refool's default reflections). */

@@ -31,6 +31,8 @@ export interface PhaseRequest {
   readonly afterStep?: () => void;
   /** An attack trained along with the model (the input-aware generator), called per batch (TrainingHook). */
   readonly hook?: TrainingHook;
+  /** The training set of each epoch, when an attack poisons anew every epoch (TrainArgs.epochData). */
+  readonly epochData?: (epoch: number) => ImageDataset;
 }
 
 export type TrainPhase = (request: PhaseRequest) => Promise<EvalResult>;

@@ -47,6 +47,7 @@ export function trainPhaseIn(env: Env, test: TestData): TrainPhase {
       emit: env.emit,
       afterStep: req.afterStep,
       hook: req.hook,
+      epochData: req.epochData,
       memo: env.memo,
       onEpochEnd: async (epoch) => {
         await saveModel(env, rel, req.student, { epoch: String(epoch) });

@@ -75,6 +75,7 @@ export async function trainJob(cfg: TrainJobConfig<TrainSettings>, env: Env, loa
       label: 'Training the backdoored model',
       output: 'model',
       hook,
+      epochData: poisoned.epochData,
     });
     const table = [{ model: 'trained', ...r }];
     env.emit({ type: 'table', rows: table });
