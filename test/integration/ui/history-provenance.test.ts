@@ -42,7 +42,8 @@ before(
     workspace = mkdtempSync(join(tmpdir(), 'nad-history-provenance-'));
     runsDir = join(workspace, '.nad', 'runs');
     const data = writeSmallMnist(join(workspace, 'data'), { train: 30, test: 10 });
-    const common = ['--data', data, '--epochs', '1', '--batch-size', '32'];
+    // On wasm, which every platform has (auto picks native where its addon loads): the filters below name it.
+    const common = ['--data', data, '--epochs', '1', '--batch-size', '32', '--backend', 'wasm'];
     const model = join(nad(['train', ...common, '--name', 'trained']), 'model', 'model.safetensors');
     nad(['finetune', ...common, '--model', model, '--clean-count', '60', '--name', 'finetune-count']);
     nad(['finetune', ...common, '--model', model, '--clean-ratio', '0.2', '--name', 'finetune-ratio']);
