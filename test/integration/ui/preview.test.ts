@@ -55,6 +55,8 @@ test('"NAD: Preview Attack…" asks the attack\'s questions and draws the WaNet 
     assert.equal(await answerInput(page, /Warp strength s/), '0.5');
     await answerInput(page, /Grid rescale/);
     await answerInput(page, /Noise-mode ratio/);
+    await waitForQuestion(page, /Warp anew every epoch/);
+    await pickItem(page, /^No$/);
     await answerInput(page, /Warp seed/);
     await answerInput(page, /Target label/, '3');
     await answerInput(page, /Share of training images poisoned/);
