@@ -31,10 +31,8 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
     addBackdoor(cmd, false),
     d.training,
     d.training.betas.some((b) => b !== 0),
-  ).action(async (f: Flags, cmd: Command) => {
+  ).action(async (f: Flags) => {
     const seed = num(f.seed, '--seed', { int: true });
-    // Without --augment/--no-augment, the data's kind decides (src/runs/data-defaults.ts: none on small grayscale).
-    const { augment, ...training } = trainingOf(f, d.training, seed);
     const params = Object.fromEntries(d.params.map((p) => [p.key, paramValue(p, f[p.key])]).filter(([, v]) => v !== undefined));
     await execute(f, {
       kind: 'defend',
@@ -46,7 +44,7 @@ function addDefense(parent: Command, d: Defense, mode: DefenseMode): void {
       model: f.model as string,
       ...cleanDataOf(f),
       backdoor: backdoorOf(f),
-      training: cmd.getOptionValueSource('augment') === 'cli' ? { ...training, augment } : training,
+      training: trainingOf(f, d.training, seed),
       params,
       ...(typeof f.inspect === 'string' ? { inspect: f.inspect.split(',').filter(Boolean) } : {}),
     });

@@ -1,7 +1,7 @@
 // The config as a run holds it (config.json): the defaults of the data's kind filled in
 // (../data-defaults.ts) and `auto` replaced by the architecture it stands for. Training reads the kind
-// from its data, which it then trains on; finetuning, NAD and the other defenses read it from the model
-// file's input. A resumed run keeps what it recorded; an older run whose config.json still says `auto`
+// from its data, which it then trains on; finetuning and NAD read it from the model file's input. The
+// other defenses (`defend`) keep their own schedules. A resumed run keeps what it recorded; an older run whose config.json still says `auto`
 // keeps the architecture its saved epochs were built with (before per-kind defaults, `auto` meant the
 // small CNN on 28x28 grayscale).
 import { join } from 'node:path';
@@ -9,10 +9,9 @@ import { readCheckpoint } from '../../engine/checkpoint';
 import { loadDataset } from '../../engine/data';
 import type { ImageDataset, ModelSpec } from '../../engine/types';
 import type { JobConfig, RunConfig } from '../config';
-import { DATA_DEFAULTS, dataKindOf, resolveArch, resolveTraining } from '../data-defaults';
+import { dataKindOf, resolveArch, resolveTraining } from '../data-defaults';
 import type { ResumePoint } from '../resume';
 import { MODEL_FILES } from '../run-store';
-import { defenseJobOf } from './defend';
 
 export interface ResolvedJob {
   readonly config: RunConfig;
@@ -49,13 +48,6 @@ export async function resolveDataDefaults(config: JobConfig, resume?: ResumePoin
           training: resolveTraining('nad', kind, config.training, config.seed),
         },
       };
-    }
-    case 'defend': {
-      // The defense and its parameters are checked first: a config that cannot run fails on them, not on the model file.
-      defenseJobOf(config);
-      // A defense keeps its own schedule; of the kind's changes, it takes whether finetuning augments.
-      const { augment } = DATA_DEFAULTS[dataKindOf((await readCheckpoint(config.model)).spec)].training.finetune;
-      return { config: augment === undefined ? config : { ...config, training: { augment, ...config.training } } };
     }
     default:
       return { config };
