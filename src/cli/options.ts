@@ -69,7 +69,8 @@ export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: bo
       defaults.augment ? '--no-augment' : '--augment',
       defaults.augment ? 'disable crop/flip/cutout augmentation' : 'enable crop/flip/cutout augmentation',
     )
-    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)');
+    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)')
+    .option('--augment-rotation <deg>', ROTATION_HELP);
   if (withBetas)
     cmd
       .option('--betas <b1,b2,b3>', 'attention distillation weights per residual group', defaults.betas.join(','))
@@ -78,6 +79,9 @@ export function addTraining(cmd: Command, defaults: TrainSettings, withBetas: bo
 }
 
 const PER_DATA = 'per kind of data, docs/defaults.md';
+const ROTATION_HELP = 'with --augment, also rotate half the images by up to this many degrees (WaNet trains with 10; default 0)';
+const rotationOf = (f: Flags): number | undefined =>
+  typeof f.augmentRotation === 'string' ? num(f.augmentRotation, '--augment-rotation', { min: 0, max: 180 }) : undefined;
 
 function addScheduleChanges(cmd: Command, paper: TrainSettings, withBetas: boolean): Command {
   cmd
@@ -92,7 +96,8 @@ function addScheduleChanges(cmd: Command, paper: TrainSettings, withBetas: boole
     .option('--weight-decay <wd>', `weight decay (the paper: ${paper.weightDecay})`)
     .option('--augment', `crop/flip/cutout augmentation (default ${PER_DATA}; the paper: ${paper.augment ? 'on' : 'off'})`)
     .option('--no-augment', 'no crop/flip/cutout augmentation')
-    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)');
+    .option('--no-hflip', 'leave the horizontal flip out of the augmentation (for digits and text)')
+    .option('--augment-rotation <deg>', ROTATION_HELP);
   if (withBetas)
     cmd
       .option('--betas <b1,b2,b3>', `attention distillation weights per residual group (the paper: ${paper.betas.join(',')})`)
@@ -114,6 +119,7 @@ export function trainingChangesOf(f: Flags, seed: number): TrainingChanges {
     augment: typeof f.augment === 'boolean' ? f.augment : undefined,
     // Always recorded, as before per-kind defaults: a colour run's config.json stays what it was.
     hflip: f.hflip !== false,
+    rotation: rotationOf(f),
     betas: given('betas', (v) => v.split(',').map((b) => num(b, '--betas', { min: 0 }))),
     attentionPower: given('p', (v) => num(v, '--p', { min: 0 })),
     seed,
@@ -185,6 +191,7 @@ export function trainingOf(f: Flags, defaults: TrainSettings, seed: number): Tra
     nesterov: defaults.nesterov,
     augment: typeof f.augment === 'boolean' ? f.augment : defaults.augment,
     hflip: f.hflip !== false,
+    ...(rotationOf(f) === undefined ? {} : { rotation: rotationOf(f) }),
     betas,
     attentionPower: s('p') ? num(s('p'), '--p', { min: 0 }) : defaults.attentionPower,
     seed,

@@ -24,6 +24,8 @@ export interface TrainSettings {
   readonly augment: boolean;
   /** Include the horizontal flip in the augmentation (default true; off for digits, which a flip changes). */
   readonly hflip?: boolean;
+  /** Largest random rotation in degrees, applied with p 0.5 inside the augmentation (default 0: none; WaNet trains with 10). */
+  readonly rotation?: number;
   /** Attention-distillation weights per group; all zero (or no teacher) = plain cross-entropy. */
   readonly betas: readonly number[];
   /** Power p of the attention map. */
@@ -212,7 +214,7 @@ export async function train(args: TrainArgs): Promise<EpochRecord[]> {
         const n = idx.length;
         const view = buf.subarray(0, n * h * w * c);
         const xs = settings.augment
-          ? augmentBatch(epochSet, idx, augRng, view, { flip: settings.hflip ?? true })
+          ? augmentBatch(epochSet, idx, augRng, view, { flip: settings.hflip ?? true, rotation: settings.rotation })
           : toFloatBatch(epochSet, idx, view);
         const ys = Int32Array.from(idx, (i) => epochSet.labels[i]);
         const lossValue = trainingStep({

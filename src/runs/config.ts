@@ -166,6 +166,9 @@ export function validateTraining(t: TrainSettings, where: string): void {
   if (!(t.weightDecay >= 0)) fail(`weight decay must be >= 0, got ${t.weightDecay}`);
   if (!Array.isArray(t.betas) || t.betas.some((b) => !(b >= 0))) fail(`betas must be non-negative numbers, got ${JSON.stringify(t.betas)}`);
   if (!(t.attentionPower > 0)) fail(`attention power p must be > 0, got ${t.attentionPower}`);
+  if (t.rotation !== undefined && !(t.rotation >= 0 && t.rotation <= 180))
+    fail(`rotation (largest random rotation of the augmentation, degrees) must be in 0..180, got ${t.rotation}`);
+  if (t.rotation && !t.augment) fail(`rotation ${t.rotation} is part of the augmentation, which is off: turn it on (--augment)`);
   if (!Number.isInteger(t.seed)) fail(`seed must be an integer, got ${t.seed}`);
   if (t.epochEvalImages !== undefined && !(Number.isInteger(t.epochEvalImages) && t.epochEvalImages >= 1))
     fail(`epochEvalImages (test images evaluated after each epoch but the last) must be an integer >= 1, got ${t.epochEvalImages}`);

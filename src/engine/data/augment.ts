@@ -15,6 +15,12 @@ export interface AugmentOptions {
   /** Cutout holes and length. Defaults 1 and 3 (NAD's Cutout(1, 3)). */
   readonly cutoutHoles?: number;
   readonly cutoutLength?: number;
+  /**
+   * Largest rotation in degrees (default 0: none). With p = 0.5 an image is rotated about its centre by an angle
+   * uniform in [-rotation, rotation], bilinear, zeros outside: WaNet's PostTensorTransform (RandomRotation(10),
+   * p 0.5, which the WaNet code trains with on CIFAR).
+   */
+  readonly rotation?: number;
 }
 
 /** The first n*H*W*C values of `out`, or a new array; checks it is large enough. */
@@ -48,8 +54,9 @@ export function toFloatBatch(ds: ImageDataset, indices: ArrayLike<number>, out?:
  * The images at `indices`, augmented as NAD trains: crop offsets (dy, dx) uniform in 0..2*padding of the
  * zero-padded image, then a horizontal flip with p = 0.5, then Cutout. Cutout follows the paper's code:
  * centre (y, x) uniform over the image, rows clip(y - L//2) .. clip(y + L//2) exclusive, so length 3 cuts
- * a 2x2 patch (1 row or column at the top/left edges). Draws per image, in this order: dy, dx, flip, then
- * y, x per hole, so a seed reproduces the batch.
+ * a 2x2 patch (1 row or column at the top/left edges). With `rotation` > 0 the cropped and flipped image is
+ * rotated before Cutout (rotateInPlace). Draws per image, in this order: dy, dx, flip, [rotate?, angle when
+ * rotation > 0], then y, x per hole, so a seed reproduces the batch (and without rotation, the batches of before).
  */
 export function augmentBatch(
   ds: ImageDataset,
@@ -68,6 +75,8 @@ export function augmentBatch(
   const size = H * W * C;
   const dst = outputFor(ds, indices.length, out);
   const src = ds.images;
+  const rotation = opts.rotation ?? 0;
+  const scratch = rotation > 0 ? new Float32Array(size) : undefined;
   for (let k = 0; k < indices.length; k++) {
     const i = indices[k];
     checkIndex(ds, i);
@@ -96,6 +105,7 @@ export function augmentBatch(
         }
       }
     }
+    if (rotation > 0 && rng.next() < 0.5) rotateInPlace(dst, to, H, W, C, (rng.next() * 2 - 1) * rotation, scratch);
     for (let h = 0; h < holes; h++) {
       const y = rng.int(H);
       const x = rng.int(W);
@@ -107,4 +117,56 @@ export function augmentBatch(
     }
   }
   return dst;
+}
+
+/**
+ * Rotates the H x W x C float image at `at` in `img` by `degrees` about its centre ((W-1)/2, (H-1)/2), in place:
+ * output pixel (x, y) samples the source at R(-degrees)(x - cx, y - cy) + (cx, cy), bilinear, zeros outside, as
+ * torch's F.grid_sample(align_corners=True) does on F.affine_grid(theta = [[cos, sin, 0], [-sin, cos, 0]]) for a
+ * square image, and kornia's rotate (which RandomRotation calls) likewise. `scratch` holds the source copy.
+ */
+export function rotateInPlace(
+  img: Float32Array,
+  at: number,
+  H: number,
+  W: number,
+  C: number,
+  degrees: number,
+  scratch?: Float32Array,
+): void {
+  const n = H * W * C;
+  const src = scratch && scratch.length >= n ? scratch : new Float32Array(n);
+  src.set(img.subarray(at, at + n));
+  const rad = (degrees * Math.PI) / 180;
+  const cos = Math.cos(rad);
+  const sin = Math.sin(rad);
+  const cx = (W - 1) / 2;
+  const cy = (H - 1) / 2;
+  for (let y = 0; y < H; y++) {
+    for (let x = 0; x < W; x++) {
+      const u = x - cx;
+      const v = y - cy;
+      const sx = cos * u + sin * v + cx;
+      const sy = -sin * u + cos * v + cy;
+      const x0 = Math.floor(sx);
+      const y0 = Math.floor(sy);
+      const fx = sx - x0;
+      const fy = sy - y0;
+      const o = at + (y * W + x) * C;
+      for (let c = 0; c < C; c++) {
+        let acc = 0;
+        for (let dy = 0; dy < 2; dy++) {
+          const yy = y0 + dy;
+          if (yy < 0 || yy >= H) continue;
+          const wy = dy ? fy : 1 - fy;
+          for (let dx = 0; dx < 2; dx++) {
+            const xx = x0 + dx;
+            if (xx < 0 || xx >= W) continue;
+            acc += wy * (dx ? fx : 1 - fx) * src[(yy * W + xx) * C + c];
+          }
+        }
+        img[o + c] = acc;
+      }
+    }
+  }
 }

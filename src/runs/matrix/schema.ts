@@ -75,6 +75,12 @@ export function matrixSchema(): Json {
       epochs: { type: 'integer', minimum: 1 },
       batchSize: { type: 'integer', minimum: 1 },
       augment: { type: 'boolean' },
+      rotation: {
+        type: 'number',
+        minimum: 0,
+        maximum: 180,
+        description: "With augment: rotate half the images by up to this many degrees (WaNet's training augmentation: 10).",
+      },
       epochEvalImages: {
         type: 'integer',
         minimum: 1,
