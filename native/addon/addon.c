@@ -21,7 +21,7 @@ static size_t heap_bytes;
 typedef struct Job {
   void (*run)(const struct Job*, int start, int count);
   const double* a;  // the call's arguments
-  float* parts;     // filter gradients: one zeroed partial sum per chunk
+  float* parts;     // filter gradients: one zeroed partial sum per chunk; Winograd: the transformed filter
   long part_size;
   int images, chunk;
   atomic_int next;
@@ -32,9 +32,9 @@ static int pool_threads = 1;  // including the caller
 static pthread_t workers[MAX_THREADS];
 static pthread_mutex_t pool_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t pool_wake = PTHREAD_COND_INITIALIZER, pool_done = PTHREAD_COND_INITIALIZER;
-static Job* pool_job;
+static Job* pool_job;  // the job workers may still join; NULL once its caller has claimed every chunk
 static long pool_seq;
-static int pool_busy;
+static int pool_active;  // workers inside a job's claim loop
 
 static void claim(Job* j) {
   for (;;) {
@@ -52,10 +52,12 @@ static void* worker_main(void* arg) {
     while (pool_seq == seen) pthread_cond_wait(&pool_wake, &pool_lock);
     seen = pool_seq;
     Job* j = pool_job;
+    if (!j) continue;  // woke too late: the caller did the whole job
+    pool_active++;
     pthread_mutex_unlock(&pool_lock);
     claim(j);
     pthread_mutex_lock(&pool_lock);
-    if (--pool_busy == 0) pthread_cond_signal(&pool_done);
+    if (--pool_active == 0) pthread_cond_signal(&pool_done);
   }
   return NULL;
 }
@@ -83,13 +85,15 @@ static void run_job(Job* j, int parallel) {
   }
   pthread_mutex_lock(&pool_lock);
   pool_job = j;
-  pool_busy = pool_threads - 1;
   pool_seq++;
   pthread_cond_broadcast(&pool_wake);
   pthread_mutex_unlock(&pool_lock);
   claim(j);
+  // Every chunk is claimed: wait only for the workers running one. A worker not yet awake (its core busy
+  // with another process) finds no job and sleeps again, instead of holding this thread up.
   pthread_mutex_lock(&pool_lock);
-  while (pool_busy > 0) pthread_cond_wait(&pool_done, &pool_lock);
+  pool_job = NULL;
+  while (pool_active > 0) pthread_cond_wait(&pool_done, &pool_lock);
   pthread_mutex_unlock(&pool_lock);
 }
 
@@ -144,23 +148,41 @@ WRAP(flip_filter, 6, K->flip_filter(P(0), I(1), I(2), I(3), I(4), P(5)))
 WRAP(interleave2, 9, K->interleave2(P(0), P(1), P(2), P(3), I(4), I(5), I(6), I(7), P(8)))
 WRAP(phase_filters3x3, 7, K->phase_filters3x3(P(0), I(1), I(2), P(3), P(4), P(5), P(6)))
 WRAP(sgd_update, 10, K->sgd_update(P(0), P(1), P(2), I(3), F(4), F(5), F(6), I(7), P(8), P(9)))
+WRAP(channel_sum_squares, 4, K->channel_sum_squares(P(0), I(1), I(2), P(3)))
+WRAP(channel_sum_squares_grad, 5, K->channel_sum_squares_grad(P(0), P(1), I(2), I(3), P(4)))
+WRAP(bn_running_update, 10, K->bn_running_update(P(0), P(1), P(2), P(3), I(4), F(5), F(6), F(7), P(8), P(9)))
 
 // Big enough to be worth waking the other threads (~1 M multiply-adds), as the wasm path decides.
 #define SPLIT_MIN_MACS (1L << 20)
 
-// conv3x3_winograd(x, n, h, w, ci, filter, co, y, mean, var, gamma, beta, eps): images shared between threads.
+// conv3x3_winograd(x, n, h, w, ci, filter, co, y, mean, var, gamma, beta, eps): the filter transformed once
+// (and the batch norm's scale computed once), then images shared between threads. `parts` holds U, then the scale.
 static void winograd_chunk(const Job* j, int start, int count) {
   const double* a = j->a;
   const long in = (long)I(2) * I(3) * I(4), out = (long)I(2) * I(3) * I(6);
-  K->conv3x3_winograd(P(0) + start * in, count, I(2), I(3), I(4), P(5), I(6), P(7) + start * out, P(8), P(9), P(10), P(11), F(12));
+  const float* scale = a[8] == 0 ? NULL : j->parts + j->part_size;
+  K->conv3x3_winograd(P(0) + start * in, count, I(2), I(3), I(4), j->parts, I(6), P(7) + start * out, P(8), scale, P(11));
 }
 
 static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
   double a[MAX_ARGS];
   if (!read_args(env, info, 13, a)) return NULL;
-  const int n = I(1);
-  Job j = {.run = winograd_chunk, .a = a, .images = n, .chunk = n < 16 ? 1 : (n + 15) / 16};
+  const int n = I(1), ci = I(4), co = I(6);
+  if (co % 8 || (ci % 4 && a[8] != 0)) {
+    napi_throw_range_error(env, NULL, "nad kernels: conv3x3_winograd needs co % 8 == 0, and ci % 4 == 0 with a batch norm");
+    return NULL;
+  }
+  const long size = 36L * ((ci + 3) & ~3) * co;
+  float* u = malloc((size + ci) * sizeof(float));
+  if (!u) {
+    napi_throw_error(env, NULL, "nad kernels: out of memory");
+    return NULL;
+  }
+  K->winograd_filter(P(5), ci, co, u);
+  if (a[8] != 0) K->winograd_bn_scale(P(9), P(10), F(12), ci, u + size);
+  Job j = {.run = winograd_chunk, .a = a, .parts = u, .part_size = size, .images = n, .chunk = n < 16 ? 1 : (n + 15) / 16};
   run_job(&j, n >= 2 && (long)n * I(2) * I(3) * I(4) * I(6) * 4 >= SPLIT_MIN_MACS);
+  free(u);
   return undefined(env);
 }
 
@@ -274,6 +296,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}
       FN(bn_forward), FN(bn_eval), FN(bn_backward), FN(swap_batch_channels), FN(batch_to_inner), FN(dilate), FN(flip_filter),
       FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d),
+      FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -10,6 +10,7 @@
 #include "../optim.c"
 #include "../winograd.c"
 #include "winograd_wide.c"
+#include "training_ops.c"
 #include "kernels.h"
 
 #define CAT2(a, b) a##b
@@ -32,7 +33,12 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .sgd_update = sgd_update,
     .conv_filter_grad = conv_filter_grad_wide,
     .conv_filter_grad_winograd = conv_filter_grad_winograd_wide,
-    .conv3x3_winograd = conv3x3_winograd_wide,
+    .winograd_filter = winograd_filter,
+    .winograd_bn_scale = winograd_bn_scale,
+    .conv3x3_winograd = conv3x3_winograd_pre,
     .conv2d = conv2d_direct,
+    .channel_sum_squares = channel_sum_squares,
+    .channel_sum_squares_grad = channel_sum_squares_grad,
+    .bn_running_update = bn_running_update,
     .vector_width = VW,
 };

@@ -19,11 +19,17 @@ typedef struct {
   // x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out (added to)
   void (*conv_filter_grad)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
   void (*conv_filter_grad_winograd)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
-  // x, n, h, w, ci, filter, co, y, mean, var, gamma, beta, eps
-  void (*conv3x3_winograd)(const float*, int, int, int, int, const float*, int, float*, const float*, const float*, const float*,
-                           const float*, float);
+  // 3x3 Winograd convolution: U = winograd_filter(filter, ci, co) once per call (36 * ceil4(ci) * co floats), then
+  // x, n, h, w, ci, U, co, y, and for a batch norm + ReLU in front mean, scale (winograd_bn_scale), beta (else 0)
+  void (*winograd_filter)(const float*, int, int, float*);
+  void (*winograd_bn_scale)(const float*, const float*, float, int, float*);
+  void (*conv3x3_winograd)(const float*, int, int, int, int, const float*, int, float*, const float*, const float*, const float*);
   // x, n, h, w, ci, filter, kh, kw, co, stride, pad top, pad left, ho, wo, y (co % vector_width == 0)
   void (*conv2d)(const float*, int, int, int, int, const float*, int, int, int, int, int, int, int, int, float*);
+  // training_ops.c: x, rows, c, out; x, g, rows, c, out; mean, var, batch mean, batch var, c, keep, momentum, unbias, outs
+  void (*channel_sum_squares)(const float*, int, int, float*);
+  void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
+  void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
   int vector_width;
 } NadKernels;
 

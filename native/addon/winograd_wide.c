@@ -4,7 +4,7 @@
 // tiles of VW-wide vectors; the arithmetic per element is the wasm kernels' (same transforms, products
 // summed over the same index in the same order), so results agree with them to rounding.
 // Layouts, matrices and the tile blocking are winograd.c's; other channel counts, and CPUs with no
-// vectors wider than 128 bits, use winograd.c itself (its 4 x 8 tiles suit 16 registers better).
+// vectors wider than 128 bits, use winograd.c's transforms and GEMM (its 4 x 8 tiles suit 16 registers better).
 
 #if defined(__AVX512F__)
 #define VW 16
@@ -14,6 +14,9 @@
 #define VW 4
 #endif
 #define WT 16  // tiles per block
+// Floats between the 36 planes of a block's transformed tiles: a transform writes one vector to each plane,
+// and planes a power of two apart (16 tiles x 16 channels = 1 KB) would put all 36 in the same few L1 sets.
+#define PLANE_PAD 16
 
 typedef float vf __attribute__((vector_size(VW * 4)));
 typedef int vi __attribute__((vector_size(VW * 4)));
@@ -66,8 +69,7 @@ static inline vf wload_in(const float* p, Prologue pro, int c) {
   return relu0((v - ld(pro.mean + c)) * ld(pro.scale + c) + ld(pro.beta + c));
 }
 
-static void ww_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, Prologue pro, float* v) {
-  const long plane = (long)nt * ci;
+static void ww_input(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, Prologue pro, long plane, float* v) {
   const vf zero = vsplat(0.f);
   for (int t = 0; t < nt; t++) {
     const Tile tl = tile_at(t0 + t, th, tw);
@@ -139,8 +141,7 @@ static void gemm(const float* a, long as, long ak, const float* b, long bs, int 
   }
 }
 
-static void ww_output(const float* m, int h, int w, int co, int th, int tw, int t0, int nt, float* y) {
-  const long plane = (long)nt * co;
+static void ww_output(const float* m, int h, int w, int co, int th, int tw, int t0, int nt, long plane, float* y) {
   for (int t = 0; t < nt; t++) {
     const Tile tl = tile_at(t0 + t, th, tw);
     float* yi = y + (long)tl.img * h * w * co;
@@ -164,33 +165,93 @@ static void ww_output(const float* m, int h, int w, int co, int th, int tw, int 
   }
 }
 
-static void conv3x3_winograd_wide(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean,
-                                  const float* var, const float* gamma, const float* beta, float eps) {
-  if (VW == 4 || ci % VW || co % VW) {
-    conv3x3_winograd(x, n, h, w, ci, f, co, y, mean, var, gamma, beta, eps);
-    return;
-  }
-  float scale[ci];
-  Prologue pro = {0, 0, 0};
-  if (mean) {
-    for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
-    pro = (Prologue){mean, scale, beta};
-  }
-  float u[36 * ci * co];
-  w4_filter(f, ci, co, u);
-  float v[36 * WT * ci], m[36 * WT * co];
-  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
-  for (int t0 = 0; t0 < tiles; t0 += WT) {
-    const int nt = min_i(WT, tiles - t0);
-    ww_input(x, h, w, ci, th, tw, t0, nt, pro, v);
-    for (int xi = 0; xi < 36; xi++)
-      gemm(v + (long)xi * nt * ci, ci, 1, u + (long)xi * ci * co, co, nt, co, ci, m + (long)xi * nt * co, co, 0);
-    ww_output(m, h, w, co, th, tw, t0, nt, y);
+// V as w4_input makes it, for ci % 4 != 0 (an RGB input layer): channel groups of 4 read ci % 4 channels in
+// the last group and zeros after them, so V has ci rounded up to 4 channels (as if the input had zero
+// channels appended: the GEMM adds 0 for them, the same sums as convolving a zero-padded copy).
+static void w4_input_partial(const float* x, int h, int w, int ci, int th, int tw, int t0, int nt, float* v) {
+  const int cp = (ci + 3) & ~3;
+  const long plane = (long)nt * cp;
+  for (int t = 0; t < nt; t++) {
+    const Tile tl = tile_at(t0 + t, th, tw);
+    const float* xi = x + (long)tl.img * h * w * ci;
+    for (int c = 0; c < cp; c += 4) {
+      const int k = min_i(4, ci - c);
+      v128_t e[6][6];
+      for (int r = 0; r < 6; r++) {
+        v128_t d[6], row[6];
+        const int rr = tl.r0 - 1 + r;
+        for (int s = 0; s < 6; s++) {
+          const int cc = tl.c0 - 1 + s;
+          float q[4] = {0.f, 0.f, 0.f, 0.f};
+          if (rr >= 0 && rr < h && cc >= 0 && cc < w)
+            for (int i = 0; i < k; i++) q[i] = xi[((long)rr * w + cc) * ci + c + i];
+          d[s] = wasm_v128_load(q);
+        }
+        b4_1d(d, row);
+        for (int s = 0; s < 6; s++) e[r][s] = row[s];
+      }
+      float* o = v + (long)t * cp + c;
+      for (int s = 0; s < 6; s++) {
+        v128_t col[6], out[6];
+        for (int r = 0; r < 6; r++) col[r] = e[r][s];
+        b4_1d(col, out);
+        for (int r = 0; r < 6; r++) wasm_v128_store(o + (long)(r * 6 + s) * plane, out[r]);
+      }
+    }
   }
 }
 
-static void ww_dy(const float* dy, int h, int w, int co, int th, int tw, int t0, int nt, float* out) {
-  const long plane = (long)nt * co;
+// U [36][cp][co] for a filter [3][3][ci][co], cp = ci rounded up to 4 (zero rows for the extra channels).
+static void winograd_filter(const float* f, int ci, int co, float* u) {
+  const int cp = (ci + 3) & ~3;
+  if (cp == ci) {
+    w4_filter(f, ci, co, u);
+    return;
+  }
+  float padded[9 * cp * co];
+  __builtin_memset(padded, 0, sizeof padded);
+  for (int k = 0; k < 9; k++) __builtin_memcpy(padded + (long)k * cp * co, f + (long)k * ci * co, sizeof(float) * ci * co);
+  w4_filter(padded, cp, co, u);
+}
+
+// scale[c] = gamma[c] / sqrt(var[c] + eps): the Prologue's scale, as conv3x3_winograd computes it.
+static void winograd_bn_scale(const float* var, const float* gamma, float eps, int ci, float* scale) {
+  for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
+}
+
+// The convolution given U = winograd_filter(filter) (made once per call and shared by the threads' chunks of
+// images: for 64 channels on 8x8 maps, transforming it again for every chunk cost as much as the GEMMs) and,
+// with `mean`, the evaluation-mode batch norm's scale (winograd_bn_scale; see Prologue). Any ci without a
+// batch norm (ci % 4 != 0: w4_input_partial), ci % 4 == 0 with one; co % 8 == 0. The transforms and GEMMs run
+// at the full vector width where the channels allow it, else winograd.c's 128-bit ones, on the same layouts.
+static void conv3x3_winograd_pre(const float* x, int n, int h, int w, int ci, const float* u, int co, float* y, const float* mean,
+                                 const float* scale, const float* beta) {
+  const Prologue pro = mean ? (Prologue){mean, scale, beta} : (Prologue){0, 0, 0};
+  const int cp = (ci + 3) & ~3, wide_in = VW > 4 && ci % VW == 0, wide_out = VW > 4 && co % VW == 0;
+  const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
+  // Wide planes get one vector of padding (see PLANE_PAD); winograd.c's 128-bit loops take them unpadded.
+  const int pad = wide_in && wide_out ? PLANE_PAD : 0;
+  float v[36 * (WT * cp + pad)], m[36 * (WT * co + pad)];
+  for (int t0 = 0; t0 < tiles; t0 += WT) {
+    const int nt = min_i(WT, tiles - t0);
+    const long pv = (long)nt * cp + pad, pm = (long)nt * co + pad;
+    if (wide_in)
+      ww_input(x, h, w, ci, th, tw, t0, nt, pro, pv, v);
+    else if (cp == ci)
+      w4_input(x, h, w, ci, th, tw, t0, nt, pro, v);
+    else
+      w4_input_partial(x, h, w, ci, th, tw, t0, nt, v);
+    if (wide_out) {
+      for (int xi = 0; xi < 36; xi++) gemm(v + xi * pv, cp, 1, u + (long)xi * cp * co, co, nt, co, cp, m + xi * pm, co, 0);
+      ww_output(m, h, w, co, th, tw, t0, nt, pm, y);
+    } else {
+      w4_gemm(v, u, nt, cp, co, m);
+      w4_output(m, h, w, co, th, tw, t0, nt, y);
+    }
+  }
+}
+
+static void ww_dy(const float* dy, int h, int w, int co, int th, int tw, int t0, int nt, long plane, float* out) {
   const vf zero = vsplat(0.f);
   for (int t = 0; t < nt; t++) {
     const Tile tl = tile_at(t0 + t, th, tw);
@@ -225,15 +286,15 @@ static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int 
   const long plane = (long)ci * co;
   float m[36 * plane];
   __builtin_memset(m, 0, sizeof(m));
-  float v[36 * WT * ci], dd[36 * WT * co];
+  float v[36 * (WT * ci + PLANE_PAD)], dd[36 * (WT * co + PLANE_PAD)];
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   for (int t0 = 0; t0 < tiles; t0 += WT) {
     const int nt = min_i(WT, tiles - t0);
-    ww_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, v);
-    ww_dy(dy, h, w, co, th, tw, t0, nt, dd);
+    const long pv = (long)nt * ci + PLANE_PAD, pd = (long)nt * co + PLANE_PAD;
+    ww_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, pv, v);
+    ww_dy(dy, h, w, co, th, tw, t0, nt, pd, dd);
     // M[xi] (ci x co) += V[xi]^T (ci x nt) * D[xi] (nt x co)
-    for (int xi = 0; xi < 36; xi++)
-      gemm(v + (long)xi * nt * ci, 1, ci, dd + (long)xi * nt * co, co, ci, co, nt, m + (long)xi * plane, co, 1);
+    for (int xi = 0; xi < 36; xi++) gemm(v + xi * pv, 1, ci, dd + xi * pd, co, ci, co, nt, m + (long)xi * plane, co, 1);
   }
   for (long q = 0; q < plane; q += VW) {  // dW += G^T M G
     vf t[3][6];

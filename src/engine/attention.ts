@@ -2,6 +2,7 @@
 // L2 norm + 1e-6; the distillation loss is the mean squared difference of student and teacher maps.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './ops/differentiable';
+import { channelSumSquares, channelSumSquaresGrad } from './kernels';
 
 export const ATTENTION_EPS = 1e-6;
 
@@ -11,9 +12,9 @@ export function attentionMap(features: tf.Tensor4D, p = 2): tf.Tensor3D {
 }
 
 function channelPower(features: tf.Tensor4D, p: number): tf.Tensor3D {
-  // |F|^2 = F^2: for the paper's p = 2 no abs is needed.
-  const powered = p === 2 ? tf.square(features) : p === 1 ? tf.abs(features) : tf.pow(tf.abs(features), p);
-  return tf.sum(powered, 3) as tf.Tensor3D;
+  // |F|^2 = F^2: for the paper's p = 2 no abs is needed (one kernel on the native backend).
+  if (p === 2) return channelSumSquares(features) as tf.Tensor3D;
+  return tf.sum(p === 1 ? tf.abs(features) : tf.pow(tf.abs(features), p), 3) as tf.Tensor3D;
 }
 
 function normalise(am: tf.Tensor3D): { map: tf.Tensor3D; norm: tf.Tensor3D } {
@@ -51,7 +52,7 @@ export function attentionLoss(student: tf.Tensor4D, teacherMap: tf.Tensor3D, p =
           // n = 0 only for an all-zero map, where A = 0 and the second term vanishes.
           const second = tf.mul(am, tf.divNoNan(s, tf.mul(tf.square(ne), norm)));
           const dA = tf.sub(tf.div(g, ne), second);
-          return tf.mul(tf.mul(x, 2), tf.expandDims(dA, 3));
+          return channelSumSquaresGrad(x, dA);
         }),
     }),
   });

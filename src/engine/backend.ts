@@ -10,6 +10,7 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { KERNEL_BACKENDS, prepareSimdKernels, registerSimdKernels, relaxedSimdActive, simdKernelThreads } from './kernels/simd';
 import { loadNativeAddon, nativeIsa } from './kernels/native-addon';
 import { registerNativeConv2D } from './kernels/native-conv';
+import { registerNativeOps } from './kernels/native-ops';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -24,7 +25,7 @@ export interface BackendInfo {
   readonly description: string;
   /** Why a preferred backend was skipped, if one was. */
   readonly fallbackReasons: readonly string[];
-  /** Threads the backend computes with (wasm: XNNPACK's pool incl. the main thread; else the core count). */
+  /** Threads the backend computes with (wasm: XNNPACK's pool incl. the main thread; native: that or the addon's; else the core count). */
   readonly threads: number;
 }
 
@@ -92,7 +93,12 @@ async function tryNative(threads: number): Promise<string | undefined> {
   try {
     const threadsProblem = await registerWasmBackend(threads);
     registerNativeBackend();
-    const ok = await withNodeThreadShims(threads, () => tf.setBackend('native'));
+    // With AVX2/AVX-512 the addon runs every convolution, so XNNPACK's pool would only take the small matrix
+    // products, and its workers spin after each one on a core our kernels' threads need (~10% of a NAD step's
+    // CPU on 2 cores, docs/performance.md): one XNNPACK thread there (NAD_XNNPACK_THREADS still overrides).
+    const oneXnnpackThread = threads > 1 && nativeIsa() !== 'portable' && !process.env.NAD_XNNPACK_THREADS;
+    const init = () => withNodeThreadShims(threads, () => tf.setBackend('native'));
+    const ok = await (oneXnnpackThread ? withXnnpackThreads(1, threads, init) : init());
     if (!ok) return 'native backend (tfjs-wasm + native kernels) failed to initialise';
     unrefPthreadWorkers();
     await prepareSimdKernels(threads);
@@ -100,6 +106,17 @@ async function tryNative(threads: number): Promise<string | undefined> {
     return undefined;
   } catch (e) {
     return `native backend not available (${firstLine(e)})`;
+  }
+}
+
+/** Runs a tfjs-wasm backend's initialisation with `threads` XNNPACK threads, then sets back `registered` (registerWasmBackend's). */
+async function withXnnpackThreads<T>(threads: number, registered: number, init: () => Promise<T>): Promise<T> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  wasm.setThreadsCount(threads);
+  try {
+    return await init();
+  } finally {
+    wasm.setThreadsCount(registered);
   }
 }
 
@@ -119,6 +136,7 @@ function registerNativeBackend(): void {
   for (const k of tf.getKernelsForBackend('wasm'))
     if (!tf.getKernel(k.kernelName, 'native')) tf.registerKernel({ ...k, backendName: 'native' });
   registerNativeConv2D();
+  registerNativeOps();
 }
 
 let wasmRegistered: Promise<string | undefined> | undefined;
@@ -271,7 +289,8 @@ async function tryCpu(): Promise<string | undefined> {
 }
 
 function info(name: BackendName, reasons: string[]): BackendInfo {
-  const threads = name === 'wasm' || name === 'native' ? wasmThreadsCount() : availableCores();
+  const threads =
+    name === 'wasm' ? wasmThreadsCount() : name === 'native' ? Math.max(wasmThreadsCount(), simdKernelThreads()) : availableCores();
   return { name, description: describe(name, threads), fallbackReasons: reasons, threads };
 }
 
@@ -281,8 +300,10 @@ function describe(name: BackendName, threads: number): string {
   if (name === 'cpu') return `cpu (pure JavaScript, tfjs-backend-cpu ${version_cpu})`;
   const simd = tf.env().getBool('WASM_HAS_SIMD_SUPPORT');
   const k = simdKernelThreads();
-  if (name === 'native')
-    return `native (NAD kernels ${ISA_NAMES[nativeIsa() ?? ''] ?? nativeIsa()} on ${k} thread${k === 1 ? '' : 's'}; the rest tfjs-wasm ${simd ? 'SIMD' : 'no SIMD'}, ${threads} thread${threads === 1 ? '' : 's'})`;
+  if (name === 'native') {
+    const rest = wasmThreadsCount();
+    return `native (NAD kernels ${ISA_NAMES[nativeIsa() ?? ''] ?? nativeIsa()} on ${k} thread${k === 1 ? '' : 's'}; the rest tfjs-wasm ${simd ? 'SIMD' : 'no SIMD'}, ${rest} thread${rest === 1 ? '' : 's'})`;
+  }
   const kernels = k > 1 ? `, NAD kernels on ${k} threads` : '';
   const fma = simd && relaxedSimdActive() ? ' + FMA' : '';
   return `wasm (${simd ? 'SIMD' : 'no SIMD'}${fma}, ${threads} thread${threads === 1 ? '' : 's'}${kernels})`;

@@ -85,6 +85,11 @@ const CONV_CASES: ConvCase[] = [
   // (and the filter gradient into two 8-image chunks summed in order).
   { n: 3, h: 7, w: 9, ci: 16, co: 32, k: 3, stride: 1, pad: 1 },
   { n: 10, h: 12, w: 12, ci: 16, co: 16, k: 3, stride: 1, pad: 1 },
+  // Input channels not a multiple of 4 (the native addon's Winograd reads them zero-extended, without a
+  // padded copy): RGB at 8 and 16 output channels, threaded; 5 channels (a 1-channel tail group).
+  { n: 2, h: 9, w: 7, ci: 3, co: 8, k: 3, stride: 1, pad: 1 },
+  { n: 10, h: 12, w: 12, ci: 3, co: 16, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 6, w: 7, ci: 5, co: 16, k: 3, stride: 1, pad: 1 },
 ];
 
 describe('ops', () => {

@@ -164,7 +164,9 @@ export function convFilterGrad(
  */
 export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D, bn?: EvalBatchNorm): tf.Tensor4D | undefined {
   const [kh, kw, ci, co] = filter.shape;
-  if (!simdKernelsActive() || kh !== 3 || kw !== 3 || ci % 4 !== 0 || co % 8 !== 0) return undefined;
+  // The native addon also takes other input channel counts (an RGB input layer) without a batch norm in front.
+  const anyChannels = tf.getBackend() === 'native' && !bn;
+  if (!simdKernelsActive() || kh !== 3 || kw !== 3 || (ci % 4 !== 0 && !anyChannels) || co % 8 !== 0) return undefined;
   // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
   if (4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
   if (!bn) return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
@@ -238,4 +240,42 @@ export function phaseFilters3x3(flipped: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D
         [0, 1].map((v) => tf.stridedSlice(flipped, [1 - u, 1 - v, 0, 0], [3, 3, ...flipped.shape.slice(2)], [2, 2, 1, 1])),
       );
   return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
+}
+
+const nativeOpsActive = () => tf.getBackend() === 'native' && simdKernelsActive();
+
+/** tf.sum(tf.square(x), -1): one kernel on the native backend (float32 squares summed in double, as the cpu backend sums). */
+export function channelSumSquares(x: tf.Tensor): tf.Tensor {
+  if (nativeOpsActive() && x.dtype === 'float32') return run('NadChannelSumSquares', [x])[0];
+  return tf.tidy(() => tf.sum(tf.square(x), -1));
+}
+
+/** (x * 2) * g[..., None], the input gradient of channelSumSquares for an upstream gradient g. */
+export function channelSumSquaresGrad(x: tf.Tensor, g: tf.Tensor): tf.Tensor {
+  if (nativeOpsActive() && x.dtype === 'float32') return run('NadChannelSumSquaresGrad', [x, g])[0];
+  return tf.tidy(() => tf.mul(tf.mul(x, 2), tf.expandDims(g, -1)));
+}
+
+/**
+ * PyTorch's running statistics after a training-mode batch norm: mean * (1 - momentum) + batchMean * momentum,
+ * and the same for the variance with batchVar * unbias (n / (n - 1)). One kernel on the native backend.
+ */
+export function batchNormRunningUpdate(
+  mean: tf.Tensor1D,
+  variance: tf.Tensor1D,
+  batch: { mean: tf.Tensor1D; variance: tf.Tensor1D },
+  momentum: number,
+  unbias: number,
+): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
+  if (nativeOpsActive()) {
+    const [m, v] = run('NadBnRunningUpdate', [mean, variance, batch.mean, batch.variance], { momentum, unbias });
+    return { mean: m as tf.Tensor1D, variance: v as tf.Tensor1D };
+  }
+  return tf.tidy(() => {
+    const unbiased = tf.mul(batch.variance, unbias);
+    return {
+      mean: tf.add(tf.mul(mean, 1 - momentum), tf.mul(batch.mean, momentum)) as tf.Tensor1D,
+      variance: tf.add(tf.mul(variance, 1 - momentum), tf.mul(unbiased, momentum)) as tf.Tensor1D,
+    };
+  });
 }

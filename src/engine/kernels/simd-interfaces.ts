@@ -132,4 +132,21 @@ export interface NativeKernelAddon extends SharedKernelCalls {
   ): void;
   /** conv_filter_grad's arguments, then 1 to use Winograd where it applies (3x3, stride 1, pad 1); threaded, chunked sums. */
   conv_filter_grad(...args: [...Parameters<KernelExports['conv_filter_grad']>, winograd: number]): void;
+  /** out[r] = sum over c of x[r, c]^2, for rows of c channels (native-ops.ts). */
+  channel_sum_squares(x: Ptr, rows: number, c: number, out: Ptr): void;
+  /** out[r, c] = (x[r, c] * 2) * g[r]. */
+  channel_sum_squares_grad(x: Ptr, g: Ptr, rows: number, c: number, out: Ptr): void;
+  /** mean' = mean * keep + batchMean * momentum; var' = var * keep + (batchVar * unbias) * momentum. */
+  bn_running_update(
+    mean: Ptr,
+    variance: Ptr,
+    batchMean: Ptr,
+    batchVar: Ptr,
+    c: number,
+    keep: number,
+    momentum: number,
+    unbias: number,
+    meanOut: Ptr,
+    varOut: Ptr,
+  ): void;
 }

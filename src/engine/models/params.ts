@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { InputError, type NamedTensor, type StateDict } from '../types';
 import type { Rng } from '../rng';
+import { batchNormRunningUpdate } from '../kernels';
 import {
   batchNormEval,
   batchNormReluEval,
@@ -105,9 +106,9 @@ export class ParamSet {
     const n = x.shape[0] * x.shape[1] * x.shape[2];
     tf.tidy(() => {
       // Not on the loss's path, so no gradient flows here. PyTorch stores the unbiased variance.
-      const unbiased = tf.mul(variance, n / Math.max(n - 1, 1));
-      rm.assign(tf.add(tf.mul(rm, 1 - BN_MOMENTUM), tf.mul(mean, BN_MOMENTUM)));
-      rv.assign(tf.add(tf.mul(rv, 1 - BN_MOMENTUM), tf.mul(unbiased, BN_MOMENTUM)));
+      const next = batchNormRunningUpdate(rm, rv, { mean, variance }, BN_MOMENTUM, n / Math.max(n - 1, 1));
+      rm.assign(next.mean);
+      rv.assign(next.variance);
     });
     return y;
   }
