@@ -7,6 +7,7 @@
 #include <node_api.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -239,6 +240,57 @@ static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
+// ---- WaNet's warp: on JS typed arrays, not the heap (the attack's images are plain Uint8Arrays) ----
+
+static int typed(napi_env env, napi_value v, napi_typedarray_type want, size_t* length, void** data) {
+  napi_typedarray_type type;
+  napi_value buffer;
+  size_t offset;
+  return napi_get_typedarray_info(env, v, &type, length, data, &buffer, &offset) == napi_ok && type == want;
+}
+
+// warp(images: Uint8Array, count, channels, offsets: Int32Array, weights: Float64Array): the first count
+// images (HWC, offsets.length / 4 pixels each) warped in place with a plan's taps (warp-plan.ts's warpPlan).
+// Every tap is checked first, so that no plan can make the kernel read outside an image.
+static napi_value js_warp(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  size_t n_images = 0, n_offsets = 0, n_weights = 0;
+  void *images = NULL, *offsets = NULL, *weights = NULL;
+  double count_d = -1, channels_d = 0;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 5 ||
+      !typed(env, argv[0], napi_uint8_array, &n_images, &images) || napi_get_value_double(env, argv[1], &count_d) != napi_ok ||
+      napi_get_value_double(env, argv[2], &channels_d) != napi_ok || !typed(env, argv[3], napi_int32_array, &n_offsets, &offsets) ||
+      !typed(env, argv[4], napi_float64_array, &n_weights, &weights)) {
+    napi_throw_type_error(env, NULL, "nad kernels: warp(images: Uint8Array, count, channels, offsets: Int32Array, weights: Float64Array)");
+    return NULL;
+  }
+  // Whole numbers in range before any cast (a NaN or huge double cast to long is undefined).
+  const int fits = channels_d >= 1 && channels_d <= 1024 && channels_d == (int)channels_d && count_d >= 0 && count_d <= INT32_MAX &&
+                   count_d == (int)count_d && n_offsets % 4 == 0 && n_weights == n_offsets;
+  const long pixels = (long)(n_offsets / 4), channels = fits ? (long)channels_d : 0, count = fits ? (long)count_d : 0, n = pixels * channels;
+  if (!fits || (n > 0 && (size_t)count > n_images / (size_t)n)) {
+    napi_throw_range_error(env, NULL, "nad kernels: warp: the images, count, channels and taps do not fit together");
+    return NULL;
+  }
+  const int* o = offsets;
+  const double* w = weights;
+  for (size_t k = 0; k < n_offsets; k++)
+    if (o[k] < 0 || o[k] > n - channels || !(w[k] >= 0 && w[k] <= 1)) {
+      napi_throw_range_error(env, NULL, "nad kernels: warp: a tap lies outside the image or weighs outside [0, 1]");
+      return NULL;
+    }
+  if (count == 0 || n == 0) return undefined(env);
+  double* scratch = malloc((size_t)n * K->warp_lanes * sizeof(double));
+  if (!scratch) {
+    napi_throw_error(env, NULL, "nad kernels: out of memory");
+    return NULL;
+  }
+  K->warp(images, (int)count, n, (int)channels, o, w, scratch);
+  free(scratch);
+  return undefined(env);
+}
+
 // ---- setup ----
 
 static napi_value js_heap(napi_env env, napi_callback_info info) {
@@ -295,7 +347,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
 #define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}
       FN(bn_forward), FN(bn_eval), FN(bn_backward), FN(swap_batch_channels), FN(batch_to_inner), FN(dilate), FN(flip_filter),
-      FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d),
+      FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d), FN(warp),
       FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -1,5 +1,5 @@
 // One instruction set's build of the shared kernel sources (native/*.c, unchanged) plus the wide
-// Winograd: compiled once per ISA by native/build-addon.mjs with -DNAD_ISA=<name> and that ISA's
+// Winograd and WaNet's warp: compiled once per ISA by native/build-addon.mjs with -DNAD_ISA=<name> and that ISA's
 // flags. Every kernel becomes static here, so the three builds link side by side into one addon.
 #include "../common.h"
 #undef EXPORT
@@ -11,6 +11,7 @@
 #include "../winograd.c"
 #include "winograd_wide.c"
 #include "training_ops.c"
+#include "warp.c"
 #include "kernels.h"
 
 #define CAT2(a, b) a##b
@@ -41,4 +42,6 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .channel_sum_squares_grad = channel_sum_squares_grad,
     .bn_running_update = bn_running_update,
     .vector_width = VW,
+    .warp = warp_images,
+    .warp_lanes = WV,
 };

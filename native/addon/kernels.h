@@ -31,6 +31,10 @@ typedef struct {
   void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
   void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
   int vector_width;
+  // WaNet's warp (warp.c): images, count, bytes per image, channels, taps' offsets and weights (4 per pixel,
+  // checked by the caller), scratch of bytes per image x warp_lanes doubles
+  void (*warp)(unsigned char*, int, long, int, const int*, const double*, double*);
+  int warp_lanes;
 } NadKernels;
 
 extern const NadKernels nad_kernels_avx512, nad_kernels_avx2, nad_kernels_portable;

@@ -6,7 +6,8 @@
 //    1.5/255. The iterate carries over from call to call, as in the attack's loop.
 //  - wanet: WaNet's warp (triggers/warp-plan.ts's warpPlan + applyWarpPlanMany, which the `warp` trigger's stampMany
 //    runs over a test set: bilinear grid sample, align_corners=True, zero padding, uint8 in and out) of a batch of CIFAR-sized
-//    images with the field of the attack's defaults (k 4, s 0.5, grid_rescale 1, warpSeed 0). Forward only.
+//    images with the field of the attack's defaults (k 4, s 0.5, grid_rescale 1, warpSeed 0). Forward only. The warp
+//    runs in the native addon's kernel wherever the addon loads (the label says which), else in JS.
 // Turner, Tsipras, Madry: Label-Consistent Backdoor Attacks, 2019; Nguyen, Tran: WaNet, ICLR 2021; the
 // reference computations are BackdoorBench's (SCLBD/BackdoorBench resource/label-consistent and attack/wanet.py).
 import * as tf from '@tensorflow/tfjs-core';
@@ -14,7 +15,7 @@ import { CL_PGD, CL_PGD_BATCH, pgdStep } from './attacks/cl';
 import { BENCH_SPEC, timeUnit, type DefenseEngineResult, type PreparedUnit } from './bench-defenses';
 import { createModel } from './models';
 import { Rng } from './rng';
-import { applyWarpPlanMany, warpGrid, warpNoise, warpPlan, warpScratchLength, type ImageShape } from './triggers';
+import { applyWarpPlanMany, warpGrid, warpKernel, warpNoise, warpPlan, warpScratchLength, type ImageShape } from './triggers';
 import { PAPER_DEFAULTS } from './triggers/spec';
 import { InputError } from './types';
 
@@ -30,6 +31,9 @@ export interface AttackSizes {
 }
 
 const WANET_K = PAPER_DEFAULTS.warpK;
+
+/** How the wanet unit's label names where the warp ran (the addon's kernel wherever it loads, whatever the backend). */
+const WARP_KERNEL_NAMES = { native: 'native addon', js: 'JS' } as const;
 
 /** CL's defaults (BackdoorBench's PGD, batch 64) and 256 images per warp call (an evaluation batch). */
 export const ATTACK_SIZES: AttackSizes = {
@@ -113,7 +117,8 @@ export const ATTACK_UNITS: readonly AttackUnit[] = [
   },
   {
     attack: 'wanet',
-    unit: (s) => `warp (applyWarpPlanMany: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
+    unit: (s) =>
+      `warp (applyWarpPlanMany, ${WARP_KERNEL_NAMES[warpKernel()]}: bilinear grid sample, align_corners), ${s.wanetImages} images, img/s`,
     measure: 'rate',
     prepare(seed, s) {
       const grid = wanetBenchGrid(s);

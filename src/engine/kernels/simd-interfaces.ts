@@ -149,4 +149,10 @@ export interface NativeKernelAddon extends SharedKernelCalls {
     meanOut: Ptr,
     varOut: Ptr,
   ): void;
+  /**
+   * WaNet's warp on JS arrays (not the heap): the first `count` uint8 HWC images of `images` (offsets.length / 4 pixels
+   * of `channels` values each) warped in place with a warp plan's taps, byte for byte triggers/warp-plan.ts's JS path.
+   * Missing from addons built before it (NAD_NATIVE_ADDON may name one).
+   */
+  warp?(images: Uint8Array, count: number, channels: number, offsets: Int32Array, weights: Float64Array): void;
 }

@@ -41,7 +41,16 @@ export {
   noisyWarpGrid,
   type ImageShape,
 } from './patterns';
-export { applyWarpPlan, applyWarpPlanMany, warpImage, warpImageFloat, warpPlan, warpScratchLength, type WarpPlan } from './warp-plan';
+export {
+  applyWarpPlan,
+  applyWarpPlanMany,
+  warpImage,
+  warpImageFloat,
+  warpKernel,
+  warpPlan,
+  warpScratchLength,
+  type WarpPlan,
+} from './warp-plan';
 export {
   REFLECTION_MODELS,
   GHOST_RATE,

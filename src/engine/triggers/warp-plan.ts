@@ -2,6 +2,10 @@
 // noisyWarpGrid), made once per grid and applied to each uint8 image, as F.grid_sample(mode='bilinear',
 // padding_mode='zeros', align_corners=True) and BackdoorBench's uint8 storage do. Nguyen & Tran, WaNet, ICLR
 // 2021 (github.com/VinAIResearch/Warping-based_Backdoor_Attack-release); SCLBD/BackdoorBench.
+// Where the native addon loads (whatever the backend: the warp is no tfjs op), its warp kernel
+// (native/addon/warp.c) does the work, byte for byte this file's JS, which stays as the fallback.
+import { loadNativeAddon } from '../kernels/native-addon';
+import type { NativeKernelAddon } from '../kernels/simd-interfaces';
 import type { ImageShape } from './patterns';
 
 /** Margin (0..255 units) under which a warped value counts as the integer above (see applyWarpPlan). */
@@ -61,6 +65,13 @@ export function warpPlan(s: ImageShape, grid: ArrayLike<number>, reuse?: WarpPla
  * identity. Torch's float32 falls a hair below there and gives one less, on ~0.2% of CIFAR values.
  */
 export function applyWarpPlan(img: Uint8Array, plan: WarpPlan, scratch?: Uint8Array): void {
+  const native = nativeWarp();
+  if (native) native.warp(img, 1, plan.shape.channels, plan.offsets, plan.weights);
+  else applyWarpPlanJs(img, plan, scratch);
+}
+
+/** applyWarpPlan in JS (the fallback where the addon does not load; the tests' reference for the native kernel). */
+export function applyWarpPlanJs(img: Uint8Array, plan: WarpPlan, scratch?: Uint8Array): void {
   const C = plan.shape.channels;
   const n = plan.shape.height * plan.shape.width * C;
   const src = scratch && scratch.length >= n ? scratch.subarray(0, n) : new Uint8Array(n);
@@ -83,16 +94,24 @@ export function warpScratchLength(plan: WarpPlan): number {
 /**
  * applyWarpPlan on `count` consecutive uint8 HWC images of `images`, in place, byte for byte the same: a block of
  * images is copied to `scratch` (warpScratchLength bytes; allocated when missing or short) and warped pixel by
- * pixel, each pixel's taps loaded once for the whole block (1.2-1.4x the per-image loop on CIFAR).
+ * pixel, each pixel's taps loaded once for the whole block (1.2-1.4x the per-image loop on CIFAR). Where the addon
+ * loads, its kernel does the same (scratch unused), 4-7x faster on CIFAR (docs/performance.md).
  */
 export function applyWarpPlanMany(images: Uint8Array, count: number, plan: WarpPlan, scratch?: Uint8Array): void {
+  const native = nativeWarp();
+  if (!native) return applyWarpPlanManyJs(images, count, plan, scratch);
+  checkCount(images, count, plan);
+  native.warp(images, count, plan.shape.channels, plan.offsets, plan.weights);
+}
+
+/** applyWarpPlanMany in JS (the fallback where the addon does not load; the tests' reference for the native kernel). */
+export function applyWarpPlanManyJs(images: Uint8Array, count: number, plan: WarpPlan, scratch?: Uint8Array): void {
+  checkCount(images, count, plan);
   const n = plan.shape.height * plan.shape.width * plan.shape.channels;
-  if (!Number.isInteger(count) || count < 0 || count * n > images.length)
-    throw new RangeError(`warp batch: count ${count} needs ${count * n} image values, got ${images.length}`);
   const len = warpScratchLength(plan);
   const src = scratch && scratch.length >= len ? scratch.subarray(0, len) : new Uint8Array(len);
   if (plan.shape.channels !== 3) {
-    for (let i = 0; i < count; i++) applyWarpPlan(images.subarray(i * n, (i + 1) * n), plan, src);
+    for (let i = 0; i < count; i++) applyWarpPlanJs(images.subarray(i * n, (i + 1) * n), plan, src);
     return;
   }
   const block = len / n;
@@ -101,6 +120,34 @@ export function applyWarpPlanMany(images: Uint8Array, count: number, plan: WarpP
     src.set(images.subarray(i * n, (i + m) * n));
     applyRgbBlock(images, i * n, src, m, plan.offsets, plan.weights, n);
   }
+}
+
+function checkCount(images: Uint8Array, count: number, plan: WarpPlan): void {
+  const n = plan.shape.height * plan.shape.width * plan.shape.channels;
+  if (!Number.isInteger(count) || count < 0 || count * n > images.length)
+    throw new RangeError(`warp batch: count ${count} needs ${count * n} image values, got ${images.length}`);
+}
+
+type NativeWarp = Required<Pick<NativeKernelAddon, 'warp'>>;
+/** The addon, once it was tried: null where it does not load here or predates the warp kernel. */
+let addon: NativeWarp | null | undefined;
+
+/** The native addon's warp, if it loads (tried once per process). */
+function nativeWarp(): NativeWarp | undefined {
+  if (addon === undefined) {
+    try {
+      const a = loadNativeAddon();
+      addon = a.warp ? (a as NativeWarp) : null;
+    } catch {
+      addon = null; // no addon for this platform, or it did not load: the JS warp
+    }
+  }
+  return addon ?? undefined;
+}
+
+/** Where the warp runs in this process: 'native' (the addon's kernel) or 'js'. */
+export function warpKernel(): 'native' | 'js' {
+  return nativeWarp() ? 'native' : 'js';
 }
 
 /**
