@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { registerWasmBackend } from '../../src/engine/backend';
 import { attentionLoss, attentionMap, ATTENTION_EPS } from '../../src/engine/attention';
+import { maxRelError } from '../fixtures/compare';
 
 function values(n: number, seed: number): Float32Array {
   let s = seed;
@@ -19,16 +20,6 @@ function referenceLoss(x: tf.Tensor4D, t: tf.Tensor3D, p: number): tf.Scalar {
   const am = tf.sum(tf.pow(tf.abs(x), p), 3);
   const norm = tf.sqrt(tf.sum(tf.square(am), [1, 2], true));
   return tf.mean(tf.squaredDifference(tf.div(am, tf.add(norm, ATTENTION_EPS)), t)) as tf.Scalar;
-}
-
-function maxRelError(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
 }
 
 describe('attention loss', () => {

@@ -12,6 +12,7 @@ import { batchNormRunningUpdate, channelSumSquares, channelSumSquaresGrad } from
 import { attentionLoss, attentionMap } from '../../src/engine/attention';
 import { ParamSet } from '../../src/engine/models/params';
 import { nativeAddonStatus } from '../fixtures/native-addon';
+import { maxRelError } from '../fixtures/compare';
 
 const { isa, problem } = nativeAddonStatus();
 
@@ -24,16 +25,6 @@ function values(n: number, seed: number): Float32Array {
 async function on(backend: 'cpu' | 'native', fn: () => tf.Tensor[]): Promise<Float32Array[]> {
   await switchBackend(backend, { wasmThreads: 2 });
   return tf.tidy(() => fn().map((t) => t.dataSync() as Float32Array));
-}
-
-function maxRelError(a: Float32Array, b: Float32Array): number {
-  let worst = 0;
-  let scale = 1e-12;
-  for (let i = 0; i < a.length; i++) {
-    worst = Math.max(worst, Math.abs(a[i] - b[i]));
-    scale = Math.max(scale, Math.abs(b[i]));
-  }
-  return worst / scale;
 }
 
 describe(`native-only kernels (${problem ? 'addon not loaded' : isa})`, { skip: problem }, () => {
