@@ -22,7 +22,7 @@ static size_t heap_bytes;
 typedef struct Job {
   void (*run)(const struct Job*, int start, int count);
   const double* a;  // the call's arguments
-  float* parts;     // filter gradients: one zeroed partial sum per chunk; Winograd: the transformed filter
+  float* parts;     // filter gradients: one partial sum per chunk; Winograd: the transformed filter
   long part_size;
   int images, chunk;
   atomic_int next;
@@ -188,7 +188,7 @@ static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
 }
 
 // Filter gradients (x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out, winograd): fixed chunks of
-// FILTER_GRAD_CHUNK images, each into its own zeroed part, the parts summed in order, so that the
+// FILTER_GRAD_CHUNK images, each written into its own part, the parts summed in order, so that the
 // result does not depend on the thread count (the wasm path's scheme, same chunk size).
 #define FILTER_GRAD_CHUNK 8
 static int use_winograd_grad(const double* a) { return a[14] != 0 && I(9) == 3 && I(10) == 3 && I(11) == 1 && I(12) == 1 && I(5) % 4 == 0; }
@@ -208,7 +208,7 @@ static napi_value js_conv_filter_grad(napi_env env, napi_callback_info info) {
   const int n = I(2);
   const long size = (long)I(9) * I(10) * I(5) * I(8);
   const int count = (n + FILTER_GRAD_CHUNK - 1) / FILTER_GRAD_CHUNK;
-  float* parts = calloc((size_t)count * size, sizeof(float));
+  float* parts = malloc((size_t)count * size * sizeof(float));  // the kernels write their part whole
   if (!parts) {
     napi_throw_error(env, NULL, "nad kernels: out of memory");
     return NULL;

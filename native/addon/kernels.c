@@ -1,6 +1,8 @@
 // One instruction set's build of the shared kernel sources (native/*.c, unchanged) plus the wide
 // Winograd and WaNet's warp: compiled once per ISA by native/build-addon.mjs with -DNAD_ISA=<name> and that ISA's
 // flags. Every kernel becomes static here, so the three builds link side by side into one addon.
+#include <stdlib.h>
+
 #include "../common.h"
 #undef EXPORT
 #define EXPORT(name) static __attribute__((unused))
@@ -30,7 +32,7 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .flip_filter = flip_filter,
     .interleave2 = interleave2,
     .phase_filters3x3 = phase_filters3x3,
-    .sum_parts = sum_parts,
+    .sum_parts = sum_parts_wide,
     .sgd_update = sgd_update,
     .conv_filter_grad = conv_filter_grad_wide,
     .conv_filter_grad_winograd = conv_filter_grad_winograd_wide,

@@ -16,7 +16,7 @@ typedef struct {
   void (*phase_filters3x3)(const float*, int, int, float*, float*, float*, float*);
   void (*sum_parts)(const float*, int, int, float*);
   void (*sgd_update)(const float*, const float*, const float*, int, float, float, float, int, float*, float*);
-  // x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out (added to)
+  // x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out (written; native/*.c's versions add to it)
   void (*conv_filter_grad)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
   void (*conv_filter_grad_winograd)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
   // 3x3 Winograd convolution: U = winograd_filter(filter, ci, co) once per call (36 * ceil4(ci) * co floats), then
