@@ -181,7 +181,11 @@ static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
   }
   K->winograd_filter(P(5), ci, co, u);
   if (a[8] != 0) K->winograd_bn_scale(P(9), P(10), F(12), ci, u + size);
-  Job j = {.run = winograd_chunk, .a = a, .parts = u, .part_size = size, .images = n, .chunk = n < 16 ? 1 : (n + 15) / 16};
+  // Chunks of at least one block of tiles (winograd_wide.c's WT, 16): every block reads all of U, which for 512
+  // channels (37.7 MB) is the cost; at 4x4 a chunk of n / 16 images was 4 tiles, 4x the reads of U.
+  const int per_image = ((I(2) + 3) / 4) * ((I(3) + 3) / 4), whole_block = (16 + per_image - 1) / per_image;
+  const int chunk = n < 16 ? 1 : (n + 15) / 16;
+  Job j = {.run = winograd_chunk, .a = a, .parts = u, .part_size = size, .images = n, .chunk = chunk > whole_block ? chunk : whole_block};
   run_job(&j, n >= 2 && (long)n * I(2) * I(3) * I(4) * I(6) * 4 >= SPLIT_MIN_MACS);
   free(u);
   return undefined(env);

@@ -219,6 +219,22 @@ static void winograd_bn_scale(const float* var, const float* gamma, float eps, i
   for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
 }
 
+// Scratch of at least `floats` floats in one of SCRATCH_SLOTS buffers, kept per thread for its next call (never
+// freed: the pool's threads live as long as the process). None of the wide kernels' scratch is on the stack, so
+// any channel count fits the calling thread's: the filter gradient's M is 36 x ci x co floats (9.4 MB for 256
+// channels, more than a main thread's 8 MB), and a block of transformed tiles 36 x 16 x (ci + co) (2.4 MB for 512).
+enum { SCRATCH_M, SCRATCH_V, SCRATCH_D, SCRATCH_SLOTS };
+static float* thread_scratch(int slot, long floats) {
+  static __thread float* buf[SCRATCH_SLOTS];
+  static __thread long cap[SCRATCH_SLOTS];
+  if (floats > cap[slot]) {
+    free(buf[slot]);
+    buf[slot] = aligned_alloc(64, (floats * sizeof(float) + 63) & ~63L);  // malloc's 16 would split vectors over cache lines
+    cap[slot] = buf[slot] ? floats : 0;
+  }
+  return buf[slot];
+}
+
 // The convolution given U = winograd_filter(filter) (made once per call and shared by the threads' chunks of
 // images: for 64 channels on 8x8 maps, transforming it again for every chunk cost as much as the GEMMs) and,
 // with `mean`, the evaluation-mode batch norm's scale (winograd_bn_scale; see Prologue). Any ci without a
@@ -231,7 +247,11 @@ static void conv3x3_winograd_pre(const float* x, int n, int h, int w, int ci, co
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   // Wide planes get one vector of padding (see PLANE_PAD); winograd.c's 128-bit loops take them unpadded.
   const int pad = wide_in && wide_out ? PLANE_PAD : 0;
-  float v[36 * (WT * cp + pad)], m[36 * (WT * co + pad)];
+  float *v = thread_scratch(SCRATCH_V, 36L * (WT * cp + pad)), *m = thread_scratch(SCRATCH_D, 36L * (WT * co + pad));
+  if (!v || !m) {  // out of memory: NaN, on which training stops (train.ts: a non-finite loss)
+    for (long i = 0; i < (long)n * h * w * co; i++) y[i] = __builtin_nanf("");
+    return;
+  }
   for (int t0 = 0; t0 < tiles; t0 += WT) {
     const int nt = min_i(WT, tiles - t0);
     const long pv = (long)nt * cp + pad, pm = (long)nt * co + pad;
@@ -283,20 +303,6 @@ static void ww_dy(const float* dy, int h, int w, int co, int th, int tw, int t0,
 // Measured 512-4096 (min of 60 calls): within 5% of each other; 16 tiles (WT) was 5-10% slower.
 #define WTG_FLOATS 2048
 
-// Scratch of at least `floats` floats, kept per thread for its next call (never freed: the pool's threads live as
-// long as the process). M is 36 x ci x co floats: on the stack it took 9.4 MB for 256 channels (WRN-16-4), more
-// than the calling thread's 8 MB.
-static float* thread_scratch(long floats) {
-  static __thread float* buf;
-  static __thread long cap;
-  if (floats > cap) {
-    free(buf);
-    buf = aligned_alloc(64, (floats * sizeof(float) + 63) & ~63L);  // malloc's 16 would split vectors over cache lines
-    cap = buf ? floats : 0;
-  }
-  return buf;
-}
-
 // Writes out (9 x ci x co), where winograd.c's version adds to it: the first block's GEMM starts from zero instead
 // of a zeroed M, and G^T M G is stored. The same sums in the same order (0 + x is x, but for a -0 that would have
 // become +0: the addon's in-order sum of the parts starts from +0, so it comes out the same).
@@ -310,12 +316,12 @@ static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int 
   const long plane = (long)ci * co;
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   const int per = WTG_FLOATS / (ci > co ? ci : co), wtg = min_i(tiles, per > WT ? per : WT);
-  float* m = thread_scratch(36 * plane);
-  if (!m) {  // out of memory: NaN, on which training stops (train.ts: a non-finite loss)
+  float *m = thread_scratch(SCRATCH_M, 36 * plane), *v = thread_scratch(SCRATCH_V, 36L * (wtg * ci + PLANE_PAD)),
+        *dd = thread_scratch(SCRATCH_D, 36L * (wtg * co + PLANE_PAD));
+  if (!m || !v || !dd) {  // out of memory: NaN, on which training stops (train.ts: a non-finite loss)
     for (long i = 0; i < 9 * plane; i++) out[i] = __builtin_nanf("");
     return;
   }
-  float v[36 * (wtg * ci + PLANE_PAD)], dd[36 * (wtg * co + PLANE_PAD)];
   for (int t0 = 0; t0 < tiles; t0 += wtg) {
     const int nt = min_i(wtg, tiles - t0);
     const long pv = (long)nt * ci + PLANE_PAD, pd = (long)nt * co + PLANE_PAD;

@@ -2,9 +2,30 @@
 // tensorflow backends (and on wasm when NAD_STOCK_KERNELS=1, to measure or to compare).
 // None of these records gradients: they are meant for custom ops' forward and backward passes.
 import * as tf from '@tensorflow/tfjs-core';
+import { nativeIsa } from './native-addon';
 import { KERNEL_BACKENDS, registerSimdKernels, STACK_BYTES } from './simd';
 
 tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
+// For measurements: NAD_WIDE_KERNELS=0 keeps the stack limit on the native addon's AVX2/AVX-512 kernels too.
+tf.env().registerFlag('NAD_WIDE_KERNELS', () => process.env.NAD_WIDE_KERNELS !== '0');
+
+/** Bytes of a 3x3 Winograd kernel's scratch: the transformed filter and one block of transformed tiles in and out. */
+export const winogradScratchBytes = (ci: number, co: number): number => 4 * (36 * ci * co + 36 * 16 * (ci + co));
+
+/**
+ * The most scratch a Winograd kernel may take on a backend (the addon's instruction set on `native`): the
+ * wasm module and the portable addon keep it on a STACK_BYTES stack (the portable filter gradient in
+ * winograd.c's arrays), of which half. The AVX2/AVX-512 addon keeps it on the heap (winograd_wide.c,
+ * conv3x3_winograd_pre and the filter gradient for channels in multiples of the vector width), so any layer
+ * fits; `vectorWidth` of the addon: other channel counts take winograd.c's stack-bound path.
+ */
+export function winogradScratchLimit(backend: string, isa: string | undefined, ci: number, co: number, vectorWidth: number): number {
+  const wide = backend === 'native' && (isa === 'avx2' || isa === 'avx512') && ci % vectorWidth === 0 && co % vectorWidth === 0;
+  return wide && tf.env().getBool('NAD_WIDE_KERNELS') ? Infinity : STACK_BYTES / 2;
+}
+
+const scratchFits = (ci: number, co: number): boolean =>
+  winogradScratchBytes(ci, co) <= winogradScratchLimit(tf.getBackend(), nativeIsa(), ci, co, nativeIsa() === 'avx512' ? 16 : 8);
 
 /** Whether our kernels run on the current backend (wasm: the wasm module; native: the addon). */
 export function simdKernelsActive(): boolean {
@@ -154,7 +175,7 @@ export function convFilterGrad(
   pad: number,
 ): tf.Tensor4D | undefined {
   const [ci, co] = [x.shape[3], dy.shape[3]];
-  if (!simdKernelsActive() || co % 8 !== 0 || 4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (!simdKernelsActive() || co % 8 !== 0 || !scratchFits(ci, co)) return undefined;
   return run('NadConvFilterGrad', [x, dy], { kh, kw, stride, pad })[0] as tf.Tensor4D;
 }
 
@@ -167,8 +188,7 @@ export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D, bn?: EvalBa
   // The native addon also takes other input channel counts (an RGB input layer) without a batch norm in front.
   const anyChannels = tf.getBackend() === 'native' && !bn;
   if (!simdKernelsActive() || kh !== 3 || kw !== 3 || (ci % 4 !== 0 && !anyChannels) || co % 8 !== 0) return undefined;
-  // Scratch on the kernel stack: transformed filter, one block of transformed tiles in and out.
-  if (4 * (36 * ci * co + 36 * 16 * (ci + co)) > STACK_BYTES / 2) return undefined;
+  if (!scratchFits(ci, co)) return undefined;
   if (!bn) return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
   return run('NadConv3x3Winograd', [x, filter, bn.mean, bn.variance, bn.gamma, bn.beta], { eps: bn.eps })[0] as tf.Tensor4D;
 }
