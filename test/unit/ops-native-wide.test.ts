@@ -10,31 +10,11 @@ import { bnReluConv3x3Eval, batchNormReluEval, conv2d } from '../../src/engine/o
 import { registerWasmBackend, switchBackend } from '../../src/engine/backend';
 import { conv3x3Winograd, convFilterGrad, winogradScratchBytes, winogradScratchLimit } from '../../src/engine/kernels';
 import { STACK_BYTES } from '../../src/engine/kernels/simd';
+import { assertClose, randomValues } from '../fixtures/compare';
 
 process.env.NAD_NATIVE_THREADS = '2';
 const { isa, problem } = nativeAddonStatus();
 const wide = isa === 'avx2' || isa === 'avx512';
-
-function randomValues(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string, tol: number): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 1e-3;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  assert.ok(worst / scale <= tol, `${what}: max error ${worst.toExponential(2)} relative to ${scale.toExponential(2)} (tolerance ${tol})`);
-}
 
 describe('Winograd scratch limit', () => {
   it('keeps half the stack on wasm and the portable addon, and lifts it for the wide addon at its vector width', () => {

@@ -9,38 +9,17 @@ import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormRel
 import { registerWasmBackend, switchBackend } from '../../src/engine/backend';
 import { sgdUpdate } from '../../src/engine/kernels';
 import { relaxedSimdActive } from '../../src/engine/kernels/simd';
+import { assertClose, randomValues } from '../fixtures/compare';
 
 type Backend = 'cpu' | 'wasm' | 'native';
 // The backend whose kernels are under test: wasm, or native (NAD_TEST_KERNEL_BACKEND, see ops-native.test.ts).
 const KERNELS: Backend = process.env.NAD_TEST_KERNEL_BACKEND === 'native' ? 'native' : 'wasm';
 const BACKENDS: Backend[] = ['cpu', KERNELS];
 
-/** Deterministic values in [-1, 1). */
-function randomValues(n: number, seed: number): Float32Array {
-  const out = new Float32Array(n);
-  let s = seed >>> 0 || 1;
-  for (let i = 0; i < n; i++) {
-    s ^= s << 13;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    out[i] = ((s >>> 0) / 2 ** 32) * 2 - 1;
-  }
-  return out;
-}
-
 /** Runs fn on a backend and returns the values of its outputs as plain arrays. */
 async function on(backend: Backend, fn: () => tf.Tensor[]): Promise<Float32Array[]> {
   await tf.setBackend(backend);
   return tf.tidy(() => fn().map((t) => t.dataSync() as Float32Array));
-}
-
-function assertClose(actual: Float32Array, expected: Float32Array, what: string, tol = 2e-6): void {
-  assert.equal(actual.length, expected.length, `${what}: length`);
-  let scale = 1e-3;
-  for (const v of expected) scale = Math.max(scale, Math.abs(v));
-  let worst = 0;
-  for (let i = 0; i < actual.length; i++) worst = Math.max(worst, Math.abs(actual[i] - expected[i]));
-  assert.ok(worst / scale <= tol, `${what}: max error ${worst.toExponential(2)} relative to ${scale.toExponential(2)} (tolerance ${tol})`);
 }
 
 interface ConvCase {
