@@ -31,12 +31,19 @@ function attackTable(r: BenchResult): string {
 function unitTable(r: BenchResult, title: string, column: string, rows: readonly string[]): string {
   const torch = r.pytorch && 'torch' in r.pytorch ? `PyTorch ${r.pytorch.torch}, ${r.pytorch.threads} threads` : 'PyTorch';
   return [
-    `${title} units on ${r.backend ?? '-'} vs ${torch} (median of timed calls; ratio = this engine's speed / PyTorch's, > 1 is faster)`,
+    `${title} units on ${r.backend ?? '-'} vs ${torch}, ${cpuLine(r)} (median of timed calls; ratio = this engine's speed / PyTorch's, > 1 is faster)`,
     '',
     `| ${column} | unit | this engine | PyTorch | ratio |`,
     '|---|---|---:|---:|---:|',
     ...rows,
   ].join('\n');
+}
+
+/** "2 cores of AMD EPYC (avx, avx2, fma)": every figure is only meaningful beside its CPU. */
+function cpuLine(r: BenchResult): string {
+  const { cpus, cpuModel, vectorFlags } = r.machine;
+  const flags = vectorFlags && vectorFlags.length > 0 ? ` (${vectorFlags.join(', ')})` : '';
+  return cpuModel ? `${cpus} cores of ${cpuModel}${flags}` : `${cpus} cores`;
 }
 
 function nadTable(r: BenchResult): string {
@@ -53,7 +60,7 @@ function nadTable(r: BenchResult): string {
   const ratio = r.ratioToPytorch === null ? '' : `\nbest tfjs backend / PyTorch: ${f(r.ratioToPytorch, 2)}x`;
   return (
     [
-      `NAD training step (WRN-16-1, batch 64) and inference (batch 256), ${r.machine.cpus} cores, Node ${r.machine.node}, tfjs ${r.machine.tfjs}`,
+      `NAD training step (WRN-16-1, batch 64) and inference (batch 256), ${cpuLine(r)}, Node ${r.machine.node}, tfjs ${r.machine.tfjs}`,
       '',
       '| engine | NAD step img/s | inference img/s |',
       '|---|---:|---:|',

@@ -31,6 +31,7 @@ import {
 import { ATTACK_SIZES, ATTACK_UNIT_NAMES, benchAttacks, type AttackEngineResult, type AttackUnitName } from './bench-attacks';
 import { InputError } from './types';
 import { nativeAddonInfo } from './kernels/native-addon-info';
+import { cpuFacts } from './machine';
 import type { NativeAddonProvenance } from '../shared/provenance';
 
 export { BENCH_SPEC };
@@ -121,7 +122,14 @@ export interface BenchResult {
   readonly defenses: readonly DefenseBenchRow[];
   /** The attack table (empty unless 'attacks' or 'all' ran). */
   readonly attacks: readonly AttackBenchRow[];
-  readonly machine: { readonly cpus: number; readonly node: string; readonly tfjs: string };
+  /** Cores, Node and tfjs versions, and the CPU with its vector extensions (figures depend on them). */
+  readonly machine: {
+    readonly cpus: number;
+    readonly node: string;
+    readonly tfjs: string;
+    readonly cpuModel?: string;
+    readonly vectorFlags?: readonly string[];
+  };
 }
 
 const BETAS = [500, 1000, 1000];
@@ -383,6 +391,6 @@ export async function runBenchmark(opts: BenchOptions = {}): Promise<BenchResult
     parts,
     defenses: [...nadRow, ...defenseRows(engineDefenses, pytorch)],
     attacks: attackRows(engineAttacks, pytorch),
-    machine: { cpus: availableCores(), node: process.version, tfjs: tf.version_core },
+    machine: { cpus: availableCores(), node: process.version, tfjs: tf.version_core, ...cpuFacts() },
   };
 }

@@ -4,6 +4,7 @@
 import { existsSync, lstatSync, readdirSync, readFileSync, rmSync, statfsSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
 import os from 'node:os';
+import { cpuFacts } from '../engine/machine';
 import { isAlive, MODEL_FILES, readRunEvents, RunHandle, RunStore, type RunSummary } from './run-store';
 import { findLocks, RUN_LOCK, type StaleLock } from './run-lock';
 
@@ -268,38 +269,11 @@ export interface MachineFacts {
   readonly vectorFlags: readonly string[];
 }
 
-const VECTOR_FLAGS = [
-  'sse4_1',
-  'sse4_2',
-  'avx',
-  'avx2',
-  'fma',
-  'avx512f',
-  'avx512bw',
-  'avx512_vnni',
-  'avx512_bf16',
-  'amx_tile',
-  'asimd',
-  'sve',
-];
-
 export function machineFacts(): MachineFacts {
   const cpus = os.cpus();
-  let cpuModel = cpus[0]?.model.trim() || 'unknown';
-  let flags: string[] = [];
-  if (process.platform === 'linux') {
-    try {
-      const info = readFileSync('/proc/cpuinfo', 'utf8');
-      cpuModel = /^model name\s*:\s*(.+)$/m.exec(info)?.[1].trim() ?? cpuModel;
-      // x86 says "flags", ARM says "Features".
-      const line = /^(?:flags|Features)\s*:\s*(.+)$/m.exec(info)?.[1].split(/\s+/) ?? [];
-      flags = VECTOR_FLAGS.filter((f) => line.includes(f));
-    } catch {
-      // no /proc: keep os.cpus()'s model
-    }
-  }
+  const { cpuModel, vectorFlags } = cpuFacts();
   const cores = typeof os.availableParallelism === 'function' ? os.availableParallelism() : cpus.length;
-  return { node: process.versions.node, platform: `${process.platform}-${process.arch}`, cpuModel, cores, vectorFlags: flags };
+  return { node: process.versions.node, platform: `${process.platform}-${process.arch}`, cpuModel, cores, vectorFlags };
 }
 
 /** Whether the report has problems that are still there (damaged, dead or leftover files, low disk). */

@@ -131,9 +131,11 @@ describe('defense table', () => {
       parts: 'defenses',
       defenses: defenseRows(engine, pytorch),
       attacks: [],
-      machine: { cpus: 2, node: 'v20', tfjs: '4' },
+      machine: { cpus: 2, node: 'v20', tfjs: '4', cpuModel: 'AMD EPYC', vectorFlags: ['avx', 'avx2', 'fma'] },
     };
     const text = formatBench(r);
+    // Figures mean little without the CPU: its model and vector extensions head the table.
+    assert.match(text, /^Defense units on wasm vs .*, 2 cores of AMD EPYC \(avx, avx2, fma\) \(median/);
     assert.match(text, /\| defense \| unit \| this engine \| PyTorch \| ratio \|/);
     assert.match(text, /\| finetune \| u1 \| 200 \| 400 \| 0\.50x \|/);
     assert.match(text, /\| clp \| u2 \| 0\.200 s \| 0\.0500 s \| 0\.25x \|/);
