@@ -43,6 +43,7 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .channel_sum_squares = channel_sum_squares,
     .channel_sum_squares_grad = channel_sum_squares_grad,
     .bn_running_update = bn_running_update,
+    .bn_eval_input_grad = bn_eval_input_grad,
     .vector_width = VW,
     .warp = warp_images,
     .warp_lanes = WV,

@@ -30,6 +30,7 @@ typedef struct {
   void (*channel_sum_squares)(const float*, int, int, float*);
   void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
   void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
+  void (*bn_eval_input_grad)(const float*, const float*, const float*, int, int, int, float*);
   int vector_width;
   // WaNet's warp (warp.c): images, count, bytes per image, channels, taps' offsets and weights (4 per pixel,
   // checked by the caller), scratch of bytes per image x warp_lanes doubles

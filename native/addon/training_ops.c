@@ -57,6 +57,26 @@ static void bn_running_update(const float* mean, const float* var, const float* 
   }
 }
 
+// dx = (dy * step(y)) * scale[c] with relu, else dy * scale[c]: the input gradient of an evaluation-mode batch norm
+// (+ ReLU) whose output is y, as ops/batchnorm.ts's tfjs ops compute it (tf.step: 1 above 0, 0 at or below, NaN for
+// NaN). Attacks and trigger searches take input gradients through frozen models (CL's PGD, Neural Cleanse): three
+// passes of stock kernels per layer there, one here.
+static void bn_eval_input_grad(const float* dy, const float* y, const float* scale, int rows, int c, int relu, float* dx) {
+  for (long r = 0; r < rows; r++) {
+    const float* g = dy + r * c;
+    float* o = dx + r * c;
+    if (relu) {
+      const float* yr = y + r * c;
+      for (int k = 0; k < c; k++) {
+        const float s = yr[k] > 0.f ? 1.f : (yr[k] != yr[k] ? yr[k] : 0.f);
+        o[k] = (g[k] * s) * scale[k];
+      }
+    } else {
+      for (int k = 0; k < c; k++) o[k] = g[k] * scale[k];
+    }
+  }
+}
+
 #ifndef __clang__
 #pragma GCC pop_options
 #endif

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { switchBackend } from '../../src/engine/backend';
-import { batchNormRunningUpdate, channelSumSquares, channelSumSquaresGrad } from '../../src/engine/kernels';
+import { batchNormEvalInputGrad, batchNormRunningUpdate, channelSumSquares, channelSumSquaresGrad } from '../../src/engine/kernels';
+import { batchNormEval, batchNormReluEval } from '../../src/engine/ops';
 import { attentionLoss, attentionMap } from '../../src/engine/attention';
 import { ParamSet } from '../../src/engine/models/params';
 import { nativeAddonStatus } from '../fixtures/native-addon';
@@ -62,6 +63,41 @@ describe(`native-only kernels (${problem ? 'addon not loaded' : isa})`, { skip: 
     const native = await on('native', run);
     assert.deepEqual(native, reference);
     assert.ok(reference[1].every((a) => a > 0));
+  });
+
+  it('batchNormEvalInputGrad equals (dy * step(y)) * scale and dy * scale exactly, NaN and -0 included', async () => {
+    const run = () => {
+      const y = values(2 * 9 * 7 * 16, 11);
+      y[5] = 0;
+      y[6] = NaN;
+      y[7] = -0;
+      const dy = values(y.length, 12);
+      dy[8] = -0;
+      const args = [tf.tensor4d(dy, [2, 9, 7, 16]), tf.tensor4d(y, [2, 9, 7, 16]), tf.tensor1d(values(16, 13))] as const;
+      return [batchNormEvalInputGrad(...args, true), batchNormEvalInputGrad(...args, false)];
+    };
+    const reference = await on('cpu', run);
+    const native = await on('native', run);
+    assert.deepEqual(native, reference);
+    assert.ok(Number.isNaN(native[0][6]), 'NaN in y gives NaN, as tf.step');
+  });
+
+  it('input gradients through evaluation-mode batch norm (+ ReLU) agree with the cpu backend', async () => {
+    const run = () =>
+      [true, false].map((relu) => {
+        const p = { gamma: tf.tensor1d(values(16, 21)), beta: tf.tensor1d(values(16, 22)), eps: 1e-5 };
+        const mean = tf.tensor1d(values(16, 23));
+        const variance = tf.tensor1d(values(16, 24).map((v) => Math.abs(v) + 0.5));
+        const f = (x: tf.Tensor) => tf.sum(tf.mul((relu ? batchNormReluEval : batchNormEval)(x as tf.Tensor4D, p, mean, variance), 3));
+        return tf.grad(f)(tf.tensor4d(values(3 * 5 * 4 * 16, 25), [3, 5, 4, 16]));
+      });
+    const reference = await on('cpu', run);
+    const native = await on('native', run);
+    assert.deepEqual(native, reference);
+    assert.ok(reference[0].some((v) => v === 0) && reference[1].every((v) => v !== 0), 'the ReLU masked some, the plain one none');
+    const { kernelNames } = await tf.profile(() => void tf.tidy(() => void run()));
+    assert.ok(kernelNames.includes('NadBnEvalInputGrad'), `the native kernel ran (kernels: ${kernelNames.join(', ')})`);
+    assert.ok(!kernelNames.includes('Step'), 'and no tf.step');
   });
 
   it('the attention loss and its gradient agree with the cpu backend', async () => {

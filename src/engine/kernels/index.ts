@@ -2,7 +2,7 @@
 // tensorflow backends (and on wasm when NAD_STOCK_KERNELS=1, to measure or to compare).
 // None of these records gradients: they are meant for custom ops' forward and backward passes.
 import * as tf from '@tensorflow/tfjs-core';
-import { nativeIsa } from './native-addon';
+import { loadNativeAddon, nativeIsa } from './native-addon';
 import { KERNEL_BACKENDS, registerSimdKernels, STACK_BYTES } from './simd';
 
 tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
@@ -298,4 +298,15 @@ export function batchNormRunningUpdate(
       variance: tf.add(tf.mul(variance, 1 - momentum), tf.mul(unbiased, momentum)) as tf.Tensor1D,
     };
   });
+}
+
+/**
+ * The input gradient of an evaluation-mode batch norm (+ ReLU) with output y and per-channel scale gamma / sqrt(var + eps):
+ * (dy * step(y)) * scale, or dy * scale. One kernel on the native backend (the same float32 operations), three tfjs
+ * kernels elsewhere. Input gradients through frozen models (CL's PGD, Neural Cleanse's trigger) take this path.
+ */
+export function batchNormEvalInputGrad(dy: tf.Tensor4D, y: tf.Tensor4D, scale: tf.Tensor1D, relu: boolean): tf.Tensor4D {
+  if (nativeOpsActive() && dy.dtype === 'float32' && loadNativeAddon().bn_eval_input_grad)
+    return run('NadBnEvalInputGrad', [dy, y, scale], { relu: relu ? 1 : 0 })[0] as tf.Tensor4D;
+  return tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(y)) : dy, scale));
 }

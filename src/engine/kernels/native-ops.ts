@@ -57,4 +57,13 @@ export function registerNativeOps(): void {
     (k, p, [m, v, bm, bv], [mOut, vOut], a) =>
       k.bn_running_update(p(m), p(v), p(bm), p(bv), m.shape[0], 1 - a.momentum, a.momentum, a.unbias, p(mOut), p(vOut)),
   );
+  // inputs dy [..., c], y [..., c] (the batch norm's output), scale [c]; attr relu -> dx [..., c]
+  defineNative(
+    'NadBnEvalInputGrad',
+    ([dy]) => [dy.shape],
+    (k, p, [dy, y, scale], [dx], a) => {
+      if (!k.bn_eval_input_grad) throw new Error('NAD kernels: this native addon predates bn_eval_input_grad');
+      k.bn_eval_input_grad(p(dy), p(y), p(scale), rows(dy), channels(dy), a.relu, p(dx));
+    },
+  );
 }

@@ -150,6 +150,11 @@ export interface NativeKernelAddon extends SharedKernelCalls {
     varOut: Ptr,
   ): void;
   /**
+   * dx = (dy * step(y)) * scale[c] (relu 1) or dy * scale[c]: an evaluation-mode batch norm's input gradient (native-ops.ts).
+   * Missing from addons built before it.
+   */
+  bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
+  /**
    * WaNet's warp on JS arrays (not the heap): the first `count` uint8 HWC images of `images` (offsets.length / 4 pixels
    * of `channels` values each) warped in place with a warp plan's taps, byte for byte triggers/warp-plan.ts's JS path.
    * Missing from addons built before it (NAD_NATIVE_ADDON may name one).

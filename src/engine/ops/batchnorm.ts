@@ -4,7 +4,7 @@
 // (one SIMD kernel on wasm, see native/batchnorm.c) and per-channel algebra stays per-channel.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
-import { batchNormBackward, batchNormForward, batchNormInference } from '../kernels';
+import { batchNormBackward, batchNormEvalInputGrad, batchNormForward, batchNormInference } from '../kernels';
 
 export interface BatchNormParams {
   readonly gamma: tf.Tensor1D;
@@ -67,17 +67,19 @@ function evaluate(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, 
       save([x, out, gamma, runningMean, runningVar]);
       return [out];
     },
-    // Rarely needed (a frozen-statistics finetune, input gradients), so plain tfjs ops.
+    // Input gradients through frozen models (CL's PGD, Neural Cleanse, ANP) need dx: one kernel on native. The
+    // other gradients (a frozen-statistics finetune) are plain tfjs ops; each thunk makes its own masked dy (tfjs runs
+    // each thunk in a tidy, and dx alone should not pay for it).
     backward: ([dy], [xs, ys, g0, mean, variance]) => {
-      const g = relu ? tf.mul(dy, tf.step(ys)) : dy;
+      const masked = () => (relu ? tf.mul(dy, tf.step(ys)) : dy);
       const invStd = tf.rsqrt(tf.add(variance, eps));
-      const scale = tf.mul(g0, invStd);
+      const scale = tf.mul(g0, invStd) as tf.Tensor1D;
       return {
-        x: () => tf.mul(g, scale),
-        gamma: () => tf.sum(tf.mul(g, tf.mul(tf.sub(xs, mean), invStd)), [0, 1, 2]),
-        beta: () => tf.sum(g, [0, 1, 2]),
-        runningMean: () => tf.neg(tf.mul(tf.sum(g, [0, 1, 2]), scale)),
-        runningVar: () => tf.mul(tf.sum(tf.mul(g, tf.sub(xs, mean)), [0, 1, 2]), tf.mul(g0, tf.mul(tf.pow(invStd, 3), -0.5))),
+        x: () => batchNormEvalInputGrad(dy as tf.Tensor4D, ys as tf.Tensor4D, scale, relu),
+        gamma: () => tf.sum(tf.mul(masked(), tf.mul(tf.sub(xs, mean), invStd)), [0, 1, 2]),
+        beta: () => tf.sum(masked(), [0, 1, 2]),
+        runningMean: () => tf.neg(tf.mul(tf.sum(masked(), [0, 1, 2]), scale)),
+        runningVar: () => tf.mul(tf.sum(tf.mul(masked(), tf.sub(xs, mean)), [0, 1, 2]), tf.mul(g0, tf.mul(tf.pow(invStd, 3), -0.5))),
       };
     },
   });
