@@ -10,9 +10,9 @@
 #include "../conv_grad.c"
 #include "../layout.c"
 #include "../optim.c"
+#include "../training_ops.c"
 #include "../winograd.c"
 #include "winograd_wide.c"
-#include "training_ops.c"
 #include "warp.c"
 #include "kernels.h"
 

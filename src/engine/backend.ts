@@ -10,7 +10,6 @@ import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { KERNEL_BACKENDS, prepareSimdKernels, registerSimdKernels, relaxedSimdActive, simdKernelThreads } from './kernels/simd';
 import { loadNativeAddon, nativeIsa } from './kernels/native-addon';
 import { registerNativeConv2D } from './kernels/native-conv';
-import { registerNativeOps } from './kernels/native-ops';
 import { dirname, join } from 'node:path';
 import os from 'node:os';
 
@@ -136,7 +135,6 @@ function registerNativeBackend(): void {
   for (const k of tf.getKernelsForBackend('wasm'))
     if (!tf.getKernel(k.kernelName, 'native')) tf.registerKernel({ ...k, backendName: 'native' });
   registerNativeConv2D();
-  registerNativeOps();
 }
 
 let wasmRegistered: Promise<string | undefined> | undefined;

@@ -262,23 +262,21 @@ export function phaseFilters3x3(flipped: tf.Tensor4D): [tf.Tensor4D, tf.Tensor4D
   return out as [tf.Tensor4D, tf.Tensor4D, tf.Tensor4D, tf.Tensor4D];
 }
 
-const nativeOpsActive = () => tf.getBackend() === 'native' && simdKernelsActive();
-
-/** tf.sum(tf.square(x), -1): one kernel on the native backend (float32 squares summed in double, as the cpu backend sums). */
+/** tf.sum(tf.square(x), -1): one kernel on wasm and native (float32 squares summed in double, as the cpu backend sums). */
 export function channelSumSquares(x: tf.Tensor): tf.Tensor {
-  if (nativeOpsActive() && x.dtype === 'float32') return run('NadChannelSumSquares', [x])[0];
+  if (simdKernelsActive() && x.dtype === 'float32') return run('NadChannelSumSquares', [x])[0];
   return tf.tidy(() => tf.sum(tf.square(x), -1));
 }
 
 /** (x * 2) * g[..., None], the input gradient of channelSumSquares for an upstream gradient g. */
 export function channelSumSquaresGrad(x: tf.Tensor, g: tf.Tensor): tf.Tensor {
-  if (nativeOpsActive() && x.dtype === 'float32') return run('NadChannelSumSquaresGrad', [x, g])[0];
+  if (simdKernelsActive() && x.dtype === 'float32') return run('NadChannelSumSquaresGrad', [x, g])[0];
   return tf.tidy(() => tf.mul(tf.mul(x, 2), tf.expandDims(g, -1)));
 }
 
 /**
  * PyTorch's running statistics after a training-mode batch norm: mean * (1 - momentum) + batchMean * momentum,
- * and the same for the variance with batchVar * unbias (n / (n - 1)). One kernel on the native backend.
+ * and the same for the variance with batchVar * unbias (n / (n - 1)). One kernel on wasm and native.
  */
 export function batchNormRunningUpdate(
   mean: tf.Tensor1D,
@@ -287,7 +285,7 @@ export function batchNormRunningUpdate(
   momentum: number,
   unbias: number,
 ): { mean: tf.Tensor1D; variance: tf.Tensor1D } {
-  if (nativeOpsActive()) {
+  if (simdKernelsActive()) {
     const [m, v] = run('NadBnRunningUpdate', [mean, variance, batch.mean, batch.variance], { momentum, unbias });
     return { mean: m as tf.Tensor1D, variance: v as tf.Tensor1D };
   }
@@ -302,11 +300,11 @@ export function batchNormRunningUpdate(
 
 /**
  * The input gradient of an evaluation-mode batch norm (+ ReLU) with output y and per-channel scale gamma / sqrt(var + eps):
- * (dy * step(y)) * scale, or dy * scale. One kernel on the native backend (the same float32 operations), three tfjs
+ * (dy * step(y)) * scale, or dy * scale. One kernel on wasm and native (the same float32 operations), three tfjs
  * kernels elsewhere. Input gradients through frozen models (CL's PGD, Neural Cleanse's trigger) take this path.
  */
 export function batchNormEvalInputGrad(dy: tf.Tensor4D, y: tf.Tensor4D, scale: tf.Tensor1D, relu: boolean): tf.Tensor4D {
-  if (nativeOpsActive() && dy.dtype === 'float32' && loadNativeAddon().bn_eval_input_grad)
+  if (simdKernelsActive() && dy.dtype === 'float32' && (tf.getBackend() !== 'native' || loadNativeAddon().bn_eval_input_grad))
     return run('NadBnEvalInputGrad', [dy, y, scale], { relu: relu ? 1 : 0 })[0] as tf.Tensor4D;
   return tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(y)) : dy, scale));
 }

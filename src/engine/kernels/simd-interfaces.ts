@@ -87,6 +87,29 @@ export interface KernelExports {
     pOut: Ptr,
     bufOut: Ptr,
   ): void;
+  // native/training_ops.c: one kernel for several tfjs ops each, the same float32 arithmetic.
+  /** out[r] = sum over c of x[r, c]^2, for rows of c channels. */
+  channel_sum_squares(x: Ptr, rows: number, c: number, out: Ptr): void;
+  /** out[r, c] = (x[r, c] * 2) * g[r]. */
+  channel_sum_squares_grad(x: Ptr, g: Ptr, rows: number, c: number, out: Ptr): void;
+  /** mean' = mean * keep + batchMean * momentum; var' = var * keep + (batchVar * unbias) * momentum. */
+  bn_running_update(
+    mean: Ptr,
+    variance: Ptr,
+    batchMean: Ptr,
+    batchVar: Ptr,
+    c: number,
+    keep: number,
+    momentum: number,
+    unbias: number,
+    meanOut: Ptr,
+    varOut: Ptr,
+  ): void;
+  /**
+   * dx = (dy * step(y)) * scale[c] (relu 1) or dy * scale[c]: an evaluation-mode batch norm's input gradient.
+   * Missing from addons built before it.
+   */
+  bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm we use (its typings live in a package we load lazily). */
@@ -132,28 +155,6 @@ export interface NativeKernelAddon extends SharedKernelCalls {
   ): void;
   /** conv_filter_grad's arguments, then 1 to use Winograd where it applies (3x3, stride 1, pad 1); threaded, chunked sums. */
   conv_filter_grad(...args: [...Parameters<KernelExports['conv_filter_grad']>, winograd: number]): void;
-  /** out[r] = sum over c of x[r, c]^2, for rows of c channels (native-ops.ts). */
-  channel_sum_squares(x: Ptr, rows: number, c: number, out: Ptr): void;
-  /** out[r, c] = (x[r, c] * 2) * g[r]. */
-  channel_sum_squares_grad(x: Ptr, g: Ptr, rows: number, c: number, out: Ptr): void;
-  /** mean' = mean * keep + batchMean * momentum; var' = var * keep + (batchVar * unbias) * momentum. */
-  bn_running_update(
-    mean: Ptr,
-    variance: Ptr,
-    batchMean: Ptr,
-    batchVar: Ptr,
-    c: number,
-    keep: number,
-    momentum: number,
-    unbias: number,
-    meanOut: Ptr,
-    varOut: Ptr,
-  ): void;
-  /**
-   * dx = (dy * step(y)) * scale[c] (relu 1) or dy * scale[c]: an evaluation-mode batch norm's input gradient (native-ops.ts).
-   * Missing from addons built before it.
-   */
-  bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
   /**
    * WaNet's warp on JS arrays (not the heap): the first `count` uint8 HWC images of `images` (offsets.length / 4 pixels
    * of `channels` values each) warped in place with a warp plan's taps, byte for byte triggers/warp-plan.ts's JS path.

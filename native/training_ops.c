@@ -1,8 +1,10 @@
-// Small training-step operations that tfjs runs as several generic kernels each (native addon only;
-// included by kernels.c): the attention map's sum of squares over channels and its input gradient, and
-// batch norm's running-statistics update. Each gives what the tfjs ops it replaces give on the cpu backend,
+// Small training-step operations that tfjs runs as several generic kernels each: the attention map's sum of
+// squares over channels and its input gradient, batch norm's running-statistics update, and an evaluation-mode
+// batch norm's input gradient. Each gives what the tfjs ops it replaces give on the cpu backend,
 // bit for bit (the same float32 operations in the same order, no fused multiply-adds: contraction is off
 // below; the channel sums in double, as that backend sums).
+#include "common.h"
+
 #ifdef __clang__
 #pragma clang fp contract(off)
 #else
@@ -12,7 +14,8 @@
 
 // out[r] = sum over c of x[r, c]^2 (tf.sum(tf.square(x), -1)) for rows of c channels: float32 squares summed in
 // order in double, as tfjs's cpu backend sums, and rounded once. Four rows at a time, for four independent chains.
-static void channel_sum_squares(const float* x, int rows, int c, float* out) {
+EXPORT(channel_sum_squares)
+void channel_sum_squares(const float* x, int rows, int c, float* out) {
   long r = 0;
   for (; r + 4 <= rows; r += 4) {
     const float* xr = x + r * c;
@@ -35,7 +38,8 @@ static void channel_sum_squares(const float* x, int rows, int c, float* out) {
 }
 
 // out[r, c] = (x[r, c] * 2) * g[r]: the gradient of channel_sum_squares times g (tf.mul(tf.mul(x, 2), g[..., None])).
-static void channel_sum_squares_grad(const float* x, const float* g, int rows, int c, float* out) {
+EXPORT(channel_sum_squares_grad)
+void channel_sum_squares_grad(const float* x, const float* g, int rows, int c, float* out) {
   for (long r = 0; r < rows; r++) {
     const float* xr = x + r * c;
     float* o = out + r * c;
@@ -46,7 +50,8 @@ static void channel_sum_squares_grad(const float* x, const float* g, int rows, i
 
 // PyTorch's running statistics after a training-mode batch norm, as ParamSet.applyBatchNorm's tfjs ops:
 // mean' = mean * keep + batch_mean * momentum, var' = var * keep + (batch_var * unbias) * momentum.
-static void bn_running_update(const float* mean, const float* var, const float* batch_mean, const float* batch_var, int c, float keep,
+EXPORT(bn_running_update)
+void bn_running_update(const float* mean, const float* var, const float* batch_mean, const float* batch_var, int c, float keep,
                               float momentum, float unbias, float* mean_out, float* var_out) {
   for (int k = 0; k < c; k++) {
     const float a = mean[k] * keep, b = batch_mean[k] * momentum;
@@ -61,7 +66,8 @@ static void bn_running_update(const float* mean, const float* var, const float* 
 // (+ ReLU) whose output is y, as ops/batchnorm.ts's tfjs ops compute it (tf.step: 1 above 0, 0 at or below, NaN for
 // NaN). Attacks and trigger searches take input gradients through frozen models (CL's PGD, Neural Cleanse): three
 // passes of stock kernels per layer there, one here.
-static void bn_eval_input_grad(const float* dy, const float* y, const float* scale, int rows, int c, int relu, float* dx) {
+EXPORT(bn_eval_input_grad)
+void bn_eval_input_grad(const float* dy, const float* y, const float* scale, int rows, int c, int relu, float* dx) {
   for (long r = 0; r < rows; r++) {
     const float* g = dy + r * c;
     float* o = dx + r * c;
