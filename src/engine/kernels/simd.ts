@@ -8,6 +8,7 @@ import v8 from 'node:v8';
 import { KERNELS_WASM_PLAIN, KERNELS_WASM_PLAIN_RELAXED, KERNELS_WASM_SHARED, KERNELS_WASM_SHARED_RELAXED } from './simd-binary';
 import { HelperPool } from './helper';
 import { loadNativeAddon } from './native-addon';
+import { type Attrs, channels, registerTrainingOps, rows } from './simd-training-ops';
 import type { KernelExports, NativeKernelAddon, Ptr, SharedKernelCalls, WasmBackendView } from './simd-interfaces';
 
 // Kernels keep their scratch on the stack: per-channel accumulators, and Winograd's transformed
@@ -140,7 +141,6 @@ const SPLIT_MIN_MACS = 1 << 20;
 // For measurements: NAD_DIRECT_FILTER_GRAD=1 keeps the direct filter gradient for 3x3 convolutions.
 const DIRECT_FILTER_GRAD = process.env.NAD_DIRECT_FILTER_GRAD === '1';
 
-type Attrs = Record<string, number>;
 type Body = (
   l: Loaded,
   ptr: (t: tf.TensorInfo) => Ptr,
@@ -166,14 +166,6 @@ function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Att
       },
     });
   }
-}
-
-function channels(t: tf.TensorInfo): number {
-  return t.shape[t.shape.length - 1];
-}
-
-function rows(t: tf.TensorInfo): number {
-  return t.shape.slice(0, -1).reduce((p, d) => p * d, 1);
 }
 
 let registered = false;
@@ -271,34 +263,7 @@ export function registerSimdKernels(): void {
         p(bufOut),
       ),
   );
-  // native/training_ops.c. input x [..., c] -> [...]: sum of squares over the last axis
-  define(
-    'NadChannelSumSquares',
-    ([x]) => [x.shape.slice(0, -1)],
-    ({ k }, p, [x], [out]) => k.channel_sum_squares(p(x), rows(x), channels(x), p(out)),
-  );
-  // inputs x [..., c], g [...] -> 2 x g (broadcast over c)
-  define(
-    'NadChannelSumSquaresGrad',
-    ([x]) => [x.shape],
-    ({ k }, p, [x, g], [out]) => k.channel_sum_squares_grad(p(x), p(g), rows(x), channels(x), p(out)),
-  );
-  // inputs running mean, running variance, batch mean, batch variance [c]; attrs momentum, unbias -> new mean, new variance
-  define(
-    'NadBnRunningUpdate',
-    ([m]) => [m.shape, m.shape],
-    ({ k }, p, [m, v, bm, bv], [mOut, vOut], a) =>
-      k.bn_running_update(p(m), p(v), p(bm), p(bv), m.shape[0], 1 - a.momentum, a.momentum, a.unbias, p(mOut), p(vOut)),
-  );
-  // inputs dy [..., c], y [..., c] (the batch norm's output), scale [c]; attr relu -> dx [..., c]
-  define(
-    'NadBnEvalInputGrad',
-    ([dy]) => [dy.shape],
-    ({ k }, p, [dy, y, scale], [dx], a) => {
-      if (!k.bn_eval_input_grad) throw new Error('NAD kernels: this native addon predates bn_eval_input_grad');
-      k.bn_eval_input_grad(p(dy), p(y), p(scale), rows(dy), channels(dy), a.relu, p(dx));
-    },
-  );
+  registerTrainingOps((name, shapes, body) => define(name, shapes, ({ k }, p, ins, outs, a) => body(k, p, ins, outs, a)));
   // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
   define(
     'NadConvFilterGrad',
