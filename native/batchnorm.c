@@ -80,6 +80,14 @@ void bn_forward(const float* x, int m, int c, const float* gamma, const float* b
   normalize(x, m, c, mean, scale, beta, relu, y);
 }
 
+// bn_forward's statistics without its output: mean, biased variance and 1/sqrt(var + eps) per channel, for a
+// training-mode batch norm that a kernel applies as it reads x (conv3x3_winograd_bn).
+EXPORT(bn_stats)
+void bn_stats(const float* x, int m, int c, float eps, float* mean, float* var, float* inv_std) {
+  moments(x, m, c, mean, var);
+  for (int ch = 0; ch < c; ch++) inv_std[ch] = 1.f / __builtin_sqrtf(var[ch] + eps);
+}
+
 // Evaluation-mode batch norm (+ optional ReLU) with given statistics.
 EXPORT(bn_eval)
 void bn_eval(const float* x, int m, int c, const float* mean, const float* var, const float* gamma, const float* beta, float eps,
@@ -89,13 +97,33 @@ void bn_eval(const float* x, int m, int c, const float* mean, const float* var, 
   normalize(x, m, c, mean, scale, beta, relu, y);
 }
 
+// The ReLU's mask for 4 channels at element i: y > 0 from the forward output y, or (from_x) the same test on
+// (x - mean) * scale + beta recomputed with normalize's arithmetic (max(v, 0) > 0 exactly when v > 0; NaN in neither).
+static inline __attribute__((always_inline)) v128_t relu_mask(int from_x, const float* x, const float* y, long i, const float* mean,
+                                                              const float* scale, const float* beta, int ch) {
+  const v128_t zero = wasm_f32x4_splat(0.f);
+  if (!from_x) return wasm_f32x4_gt(wasm_v128_load(y + i), zero);
+  const v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + i), wasm_v128_load(mean + ch)), wasm_v128_load(scale + ch)),
+                                  wasm_v128_load(beta + ch));
+  return wasm_f32x4_gt(v, zero);
+}
+
+static inline __attribute__((always_inline)) int relu_pass(int from_x, const float* x, const float* y, long i, const float* mean,
+                                                           const float* scale, const float* beta, int ch) {
+  if (!from_x) return y[i] > 0.f;
+  const float v = (x[i] - mean[ch]) * scale[ch] + beta[ch];
+  return v > 0.f;
+}
+
 // Backward of bn_forward. g = dy, masked by y > 0 when relu (y = the forward output). With
 // xc = x - mean, M = m:  dbeta = sum g,  dgamma = inv_std * sum g*xc,
 // dx = a*g + b*xc + k,  a = gamma*inv_std,  b = -a*inv_std^2*sum(g*xc)/M + 2*dvar/M,  k = -a*sum(g)/M + dmean/M
-// (dmean, dvar: gradients reaching the returned statistics, usually zero).
-EXPORT(bn_backward)
-void bn_backward(const float* dy, const float* x, const float* y, int m, int c, int relu, const float* mean, const float* inv_std,
-                 const float* gamma, const float* dmean, const float* dvar, float* dx, float* dgamma, float* dbeta) {
+// (dmean, dvar: gradients reaching the returned statistics, usually zero). from_x: the mask comes from x, scale
+// and beta (relu_mask) instead of y; the arithmetic is otherwise the same.
+static inline __attribute__((always_inline)) void bn_backward_impl(int from_x, const float* dy, const float* x, const float* y, int m, int c,
+                                                                   int relu, const float* mean, const float* inv_std, const float* gamma,
+                                                                   const float* scale, const float* beta, const float* dmean,
+                                                                   const float* dvar, float* dx, float* dgamma, float* dbeta) {
   double sg[c], sgx[c];
   for (int ch = 0; ch < c; ch++) sg[ch] = 0, sgx[ch] = 0;
   const v128_t zero = wasm_f32x4_splat(0.f);
@@ -108,7 +136,7 @@ void bn_backward(const float* dy, const float* x, const float* y, int m, int c, 
       for (int r = r0; r < r1; r++) {
         const long i = (long)r * c + ch;
         v128_t g = wasm_v128_load(dy + i);
-        if (relu) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + i), zero));
+        if (relu) g = wasm_v128_and(g, relu_mask(from_x, x, y, i, mean, scale, beta, ch));
         s1 = wasm_f32x4_add(s1, g);
         s2 = wasm_f32x4_add(s2, wasm_f32x4_mul(g, wasm_f32x4_sub(wasm_v128_load(x + i), mu)));
       }
@@ -119,7 +147,7 @@ void bn_backward(const float* dy, const float* x, const float* y, int m, int c, 
       float s1 = 0.f, s2 = 0.f;
       for (int r = r0; r < r1; r++) {
         const long i = (long)r * c + ch;
-        const float g = relu && !(y[i] > 0.f) ? 0.f : dy[i];
+        const float g = relu && !relu_pass(from_x, x, y, i, mean, scale, beta, ch) ? 0.f : dy[i];
         s1 += g;
         s2 += g * (x[i] - mean[ch]);
       }
@@ -142,7 +170,7 @@ void bn_backward(const float* dy, const float* x, const float* y, int m, int c, 
     for (; ch + 4 <= c; ch += 4) {
       const long i = base + ch;
       v128_t g = wasm_v128_load(dy + i);
-      if (relu) g = wasm_v128_and(g, wasm_f32x4_gt(wasm_v128_load(y + i), zero));
+      if (relu) g = wasm_v128_and(g, relu_mask(from_x, x, y, i, mean, scale, beta, ch));
       const v128_t xc = wasm_f32x4_sub(wasm_v128_load(x + i), wasm_v128_load(mean + ch));
       const v128_t v = wasm_f32x4_add(wasm_f32x4_add(wasm_f32x4_mul(g, wasm_v128_load(a + ch)), wasm_f32x4_mul(xc, wasm_v128_load(b + ch))),
                                       wasm_v128_load(k + ch));
@@ -150,8 +178,25 @@ void bn_backward(const float* dy, const float* x, const float* y, int m, int c, 
     }
     for (; ch < c; ch++) {
       const long i = base + ch;
-      const float g = relu && !(y[i] > 0.f) ? 0.f : dy[i];
+      const float g = relu && !relu_pass(from_x, x, y, i, mean, scale, beta, ch) ? 0.f : dy[i];
       dx[i] = g * a[ch] + (x[i] - mean[ch]) * b[ch] + k[ch];
     }
   }
+}
+
+EXPORT(bn_backward)
+void bn_backward(const float* dy, const float* x, const float* y, int m, int c, int relu, const float* mean, const float* inv_std,
+                 const float* gamma, const float* dmean, const float* dvar, float* dx, float* dgamma, float* dbeta) {
+  bn_backward_impl(0, dy, x, y, m, c, relu, mean, inv_std, gamma, 0, 0, dmean, dvar, dx, dgamma, dbeta);
+}
+
+// bn_backward (relu) for a batch norm + ReLU whose output was never stored (conv3x3_winograd_bn made it as it read x):
+// da, the gradient reaching the activation, is masked by the ReLU recomputed from x (the forward's arithmetic, with
+// scale = gamma * inv_std as bn_forward has it), so dx, dgamma and dbeta are bn_backward's bit for bit.
+EXPORT(bn_relu_backward_x)
+void bn_relu_backward_x(const float* da, const float* x, int m, int c, const float* mean, const float* inv_std, const float* gamma,
+                        const float* beta, const float* dmean, const float* dvar, float* dx, float* dgamma, float* dbeta) {
+  float scale[c];
+  for (int ch = 0; ch < c; ch++) scale[ch] = gamma[ch] * inv_std[ch];
+  bn_backward_impl(1, da, x, 0, m, c, 1, mean, inv_std, gamma, scale, beta, dmean, dvar, dx, dgamma, dbeta);
 }

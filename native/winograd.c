@@ -215,16 +215,8 @@ static void w4_output(const float* m, int h, int w, int co, int th, int tw, int 
   }
 }
 
-// With `mean` (else 0), relu(batch norm(x)) in evaluation mode is what gets convolved (see Prologue).
-EXPORT(conv3x3_winograd)
-void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean, const float* var,
-                      const float* gamma, const float* beta, float eps) {
-  float scale[ci];
-  Prologue pro = {0, 0, 0};
-  if (mean) {
-    for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
-    pro = (Prologue){mean, scale, beta};
-  }
+// The convolution of x, or of relu(batch norm(x)) as `pro` gives it (see Prologue).
+static void w4_conv(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, Prologue pro) {
   float u[36 * ci * co];
   w4_filter(f, ci, co, u);
   float v[36 * W4_T * ci], m[36 * W4_T * co];
@@ -235,6 +227,35 @@ void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* 
     w4_gemm(v, u, nt, ci, co, m);
     w4_output(m, h, w, co, th, tw, t0, nt, y);
   }
+}
+
+// With `mean` (else 0), relu(batch norm(x)) in evaluation mode is what gets convolved (see Prologue).
+EXPORT(conv3x3_winograd)
+void conv3x3_winograd(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean, const float* var,
+                      const float* gamma, const float* beta, float eps) {
+  float scale[ci];
+  Prologue pro = {0, 0, 0};
+  if (mean) {
+    for (int c = 0; c < ci; c++) scale[c] = gamma[c] / __builtin_sqrtf(var[c] + eps);
+    pro = (Prologue){mean, scale, beta};
+  }
+  w4_conv(x, n, h, w, ci, f, co, y, pro);
+}
+
+// scale[c] = gamma[c] * inv_std[c]: a training-mode batch norm's scale, as bn_forward computes it, so that the
+// Prologue gives bn_forward's relu'd output bit for bit (the batch's mean and inv_std from bn_stats).
+static void bn_train_scale(const float* inv_std, const float* gamma, int ci, float* scale) {
+  for (int c = 0; c < ci; c++) scale[c] = gamma[c] * inv_std[c];
+}
+
+// conv3x3_winograd of relu(batch norm(x)) in training mode (the batch's statistics, bn_stats): the activation
+// is made while the input tiles are read and never written out.
+EXPORT(conv3x3_winograd_bn)
+void conv3x3_winograd_bn(const float* x, int n, int h, int w, int ci, const float* f, int co, float* y, const float* mean,
+                         const float* inv_std, const float* gamma, const float* beta) {
+  float scale[ci];
+  bn_train_scale(inv_std, gamma, ci, scale);
+  w4_conv(x, n, h, w, ci, f, co, y, (Prologue){mean, scale, beta});
 }
 
 // Filter gradient by F(4x4, 3x3): dL/dg = G^T [sum over tiles (B^T d B) . (A dY A^T)] G. Same
@@ -288,10 +309,8 @@ static void w4_gemm_at(const float* v, const float* dd, int nt, int ci, int co, 
   }
 }
 
-EXPORT(conv_filter_grad_winograd)
-void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
-                                int s, int p, float* out) {
-  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+// The filter gradient with the input x, or relu(batch norm(x)) as `pro` gives it; adds to out.
+static void w4_filter_grad(const float* x, const float* dy, int n, int h, int w, int ci, int co, Prologue pro, float* out) {
   const long plane = (long)ci * co;
   float m[36 * plane];
   __builtin_memset(m, 0, sizeof(m));
@@ -299,7 +318,7 @@ void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, in
   const int th = (h + 3) / 4, tw = (w + 3) / 4, tiles = n * th * tw;
   for (int t0 = 0; t0 < tiles; t0 += W4_T) {
     const int nt = min_i(W4_T, tiles - t0);
-    w4_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, v);
+    w4_input(x, h, w, ci, th, tw, t0, nt, pro, v);
     w4_dy(dy, h, w, co, th, tw, t0, nt, dd);
     w4_gemm_at(v, dd, nt, ci, co, m);
   }
@@ -320,4 +339,24 @@ void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, in
       }
     }
   }
+}
+
+EXPORT(conv_filter_grad_winograd)
+void conv_filter_grad_winograd(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
+                                int s, int p, float* out) {
+  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+  w4_filter_grad(x, dy, n, h, w, ci, co, (Prologue){0, 0, 0}, out);
+}
+
+// conv_filter_grad_winograd where the convolution's input was relu(batch norm(x)) in training mode (conv3x3_winograd_bn):
+// the activation is recomputed from x as the tiles are read. The same 14 arguments first (the callers' chunking), then
+// the batch norm's.
+EXPORT(conv_filter_grad_winograd_bn)
+void conv_filter_grad_winograd_bn(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh, int kw,
+                                   int s, int p, float* out, const float* mean, const float* inv_std, const float* gamma,
+                                   const float* beta) {
+  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+  float scale[ci];
+  bn_train_scale(inv_std, gamma, ci, scale);
+  w4_filter_grad(x, dy, n, h, w, ci, co, (Prologue){mean, scale, beta}, out);
 }

@@ -23,6 +23,7 @@ typedef struct Job {
   void (*run)(const struct Job*, int start, int count);
   const double* a;  // the call's arguments
   float* parts;     // filter gradients: one partial sum per chunk; Winograd: the transformed filter
+  const float* scale;  // a filter gradient through a training-mode batch norm + ReLU: its scale (else NULL)
   long part_size;
   int images, chunk;
   atomic_int next;
@@ -100,7 +101,7 @@ static void run_job(Job* j, int parallel) {
 
 // ---- arguments ----
 
-#define MAX_ARGS 16
+#define MAX_ARGS 20
 static napi_value undefined(napi_env env) {
   napi_value u;
   napi_get_undefined(env, &u);
@@ -153,6 +154,9 @@ WRAP(channel_sum_squares, 4, K->channel_sum_squares(P(0), I(1), I(2), P(3)))
 WRAP(channel_sum_squares_grad, 5, K->channel_sum_squares_grad(P(0), P(1), I(2), I(3), P(4)))
 WRAP(bn_running_update, 10, K->bn_running_update(P(0), P(1), P(2), P(3), I(4), F(5), F(6), F(7), P(8), P(9)))
 WRAP(bn_eval_input_grad, 7, K->bn_eval_input_grad(P(0), P(1), P(2), I(3), I(4), I(5), P(6)))
+WRAP(bn_stats, 7, K->bn_stats(P(0), I(1), I(2), F(3), P(4), P(5), P(6)))
+WRAP(bn_relu_backward_x, 13,
+     K->bn_relu_backward_x(P(0), P(1), I(2), I(3), P(4), P(5), P(6), P(7), P(8), P(9), P(10), P(11), P(12)))
 
 // Big enough to be worth waking the other threads (~1 M multiply-adds), as the wasm path decides.
 #define SPLIT_MIN_MACS (1L << 20)
@@ -166,9 +170,11 @@ static void winograd_chunk(const Job* j, int start, int count) {
   K->conv3x3_winograd(P(0) + start * in, count, I(2), I(3), I(4), j->parts, I(6), P(7) + start * out, P(8), scale, P(11));
 }
 
-static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
+// train: conv3x3_winograd_bn(x, n, h, w, ci, filter, co, y, mean, invStd, gamma, beta), a training-mode batch norm
+// (the batch's mean and inv_std from bn_stats) whose scale is gamma * invStd; the chunks are winograd_chunk's.
+static napi_value conv3x3_job(napi_env env, napi_callback_info info, int train) {
   double a[MAX_ARGS];
-  if (!read_args(env, info, 13, a)) return NULL;
+  if (!read_args(env, info, train ? 12 : 13, a)) return NULL;
   const int n = I(1), ci = I(4), co = I(6);
   if (co % 8 || (ci % 4 && a[8] != 0)) {
     napi_throw_range_error(env, NULL, "nad kernels: conv3x3_winograd needs co % 8 == 0, and ci % 4 == 0 with a batch norm");
@@ -181,7 +187,7 @@ static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
     return NULL;
   }
   K->winograd_filter(P(5), ci, co, u);
-  if (a[8] != 0) K->winograd_bn_scale(P(9), P(10), F(12), ci, u + size);
+  if (a[8] != 0) train ? K->bn_train_scale(P(9), P(10), ci, u + size) : K->winograd_bn_scale(P(9), P(10), F(12), ci, u + size);
   // Chunks of at least one block of tiles (winograd_wide.c's WT, 16): every block reads all of U, which for 512
   // channels (37.7 MB) is the cost; at 4x4 a chunk of n / 16 images was 4 tiles, 4x the reads of U.
   const int per_image = ((I(2) + 3) / 4) * ((I(3) + 3) / 4), whole_block = (16 + per_image - 1) / per_image;
@@ -191,6 +197,9 @@ static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) {
   free(u);
   return undefined(env);
 }
+
+static napi_value js_conv3x3_winograd(napi_env env, napi_callback_info info) { return conv3x3_job(env, info, 0); }
+static napi_value js_conv3x3_winograd_bn(napi_env env, napi_callback_info info) { return conv3x3_job(env, info, 1); }
 
 // Filter gradients (x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out, winograd): fixed chunks of
 // FILTER_GRAD_CHUNK images, each written into its own part, the parts summed in order, so that the
@@ -202,28 +211,44 @@ static void filter_grad_chunk(const Job* j, int start, int count) {
   const double* a = j->a;
   const long in = (long)I(3) * I(4) * I(5), out = (long)I(6) * I(7) * I(8);
   float* part = j->parts + (start / j->chunk) * j->part_size;
+  if (j->scale) {
+    K->conv_filter_grad_winograd_bn(P(0) + start * in, P(1) + start * out, count, I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11),
+                                    I(12), part, P(14), j->scale, P(17));
+    return;
+  }
   (use_winograd_grad(a) ? K->conv_filter_grad_winograd : K->conv_filter_grad)(
       P(0) + start * in, P(1) + start * out, count, I(3), I(4), I(5), I(6), I(7), I(8), I(9), I(10), I(11), I(12), part);
 }
 
-static napi_value js_conv_filter_grad(napi_env env, napi_callback_info info) {
+// train: conv_filter_grad_bn(the 14 arguments, mean, invStd, gamma, beta), the filter gradient of conv3x3_winograd_bn
+// (Winograd only: 3x3, stride 1, pad 1, ci % 4 == 0), the batch norm's scale computed once for all chunks.
+static napi_value filter_grad_job(napi_env env, napi_callback_info info, int train) {
   double a[MAX_ARGS];
   // The kernel's 14 arguments, then whether 3x3/stride 1/pad 1 (with ci % 4 == 0) may use Winograd.
-  if (!read_args(env, info, 15, a)) return NULL;
+  if (!read_args(env, info, train ? 18 : 15, a)) return NULL;
+  if (train && (I(9) != 3 || I(10) != 3 || I(11) != 1 || I(12) != 1 || I(5) % 4 || I(8) % 8)) {
+    napi_throw_range_error(env, NULL, "nad kernels: conv_filter_grad_bn needs 3x3, stride 1, pad 1, ci % 4 == 0, co % 8 == 0");
+    return NULL;
+  }
   const int n = I(2);
   const long size = (long)I(9) * I(10) * I(5) * I(8);
   const int count = (n + FILTER_GRAD_CHUNK - 1) / FILTER_GRAD_CHUNK;
-  float* parts = malloc((size_t)count * size * sizeof(float));  // the kernels write their part whole
+  float* parts = malloc(((size_t)count * size + (train ? I(5) : 0)) * sizeof(float));  // the kernels write their part whole
   if (!parts) {
     napi_throw_error(env, NULL, "nad kernels: out of memory");
     return NULL;
   }
-  Job j = {.run = filter_grad_chunk, .a = a, .parts = parts, .part_size = size, .images = n, .chunk = FILTER_GRAD_CHUNK};
+  float* scale = train ? parts + (size_t)count * size : NULL;
+  if (train) K->bn_train_scale(P(15), P(16), I(5), scale);
+  Job j = {.run = filter_grad_chunk, .a = a, .parts = parts, .scale = scale, .part_size = size, .images = n, .chunk = FILTER_GRAD_CHUNK};
   run_job(&j, count > 1 && (long)n * I(6) * I(7) * I(5) * I(8) * I(9) * I(10) >= SPLIT_MIN_MACS);
   K->sum_parts(parts, count, (int)size, P(13));
   free(parts);
   return undefined(env);
 }
+
+static napi_value js_conv_filter_grad(napi_env env, napi_callback_info info) { return filter_grad_job(env, info, 0); }
+static napi_value js_conv_filter_grad_bn(napi_env env, napi_callback_info info) { return filter_grad_job(env, info, 1); }
 
 // conv2d(x, n, h, w, ci, filter, kh, kw, co, stride, padTop, padLeft, ho, wo, y): images shared between threads.
 static void conv2d_chunk(const Job* j, int start, int count) {
@@ -353,7 +378,8 @@ static napi_value init(napi_env env, napi_value exports) {
 #define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}
       FN(bn_forward), FN(bn_eval), FN(bn_backward), FN(swap_batch_channels), FN(batch_to_inner), FN(dilate), FN(flip_filter),
       FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d), FN(warp),
-      FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update), FN(bn_eval_input_grad),
+      FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update), FN(bn_eval_input_grad), FN(bn_stats),
+      FN(bn_relu_backward_x), FN(conv3x3_winograd_bn), FN(conv_filter_grad_bn),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

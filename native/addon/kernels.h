@@ -19,10 +19,15 @@ typedef struct {
   // x, dy, n, h, w, ci, ho, wo, co, kh, kw, stride, pad, out (written; native/*.c's versions add to it)
   void (*conv_filter_grad)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
   void (*conv_filter_grad_winograd)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*);
+  // ... with a training-mode batch norm + ReLU on x made as it is read: then mean, scale (bn_train_scale), beta
+  void (*conv_filter_grad_winograd_bn)(const float*, const float*, int, int, int, int, int, int, int, int, int, int, int, float*,
+                                       const float*, const float*, const float*);
   // 3x3 Winograd convolution: U = winograd_filter(filter, ci, co) once per call (36 * ceil4(ci) * co floats), then
   // x, n, h, w, ci, U, co, y, and for a batch norm + ReLU in front mean, scale (winograd_bn_scale), beta (else 0)
   void (*winograd_filter)(const float*, int, int, float*);
   void (*winograd_bn_scale)(const float*, const float*, float, int, float*);
+  // training mode: scale = gamma * inv_std (inv_std, gamma, ci, scale), for conv3x3_winograd and the filter gradient
+  void (*bn_train_scale)(const float*, const float*, int, float*);
   void (*conv3x3_winograd)(const float*, int, int, int, int, const float*, int, float*, const float*, const float*, const float*);
   // x, n, h, w, ci, filter, kh, kw, co, stride, pad top, pad left, ho, wo, y (co % vector_width == 0)
   void (*conv2d)(const float*, int, int, int, int, const float*, int, int, int, int, int, int, int, int, float*);
@@ -31,6 +36,11 @@ typedef struct {
   void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
   void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
   void (*bn_eval_input_grad)(const float*, const float*, const float*, int, int, int, float*);
+  // batchnorm.c, the fused training path: x, m, c, eps, mean, var, inv_std; da, x, m, c, mean, inv_std, gamma, beta, dmean,
+  // dvar, dx, dgamma, dbeta
+  void (*bn_stats)(const float*, int, int, float, float*, float*, float*);
+  void (*bn_relu_backward_x)(const float*, const float*, int, int, const float*, const float*, const float*, const float*, const float*,
+                             const float*, float*, float*, float*);
   int vector_width;
   // WaNet's warp (warp.c): images, count, bytes per image, channels, taps' offsets and weights (4 per pixel,
   // checked by the caller), scratch of bytes per image x warp_lanes doubles

@@ -306,11 +306,11 @@ static void ww_dy(const float* dy, int h, int w, int co, int th, int tw, int t0,
 // Writes out (9 x ci x co), where winograd.c's version adds to it: the first block's GEMM starts from zero instead
 // of a zeroed M, and G^T M G is stored. The same sums in the same order (0 + x is x, but for a -0 that would have
 // become +0: the addon's in-order sum of the parts starts from +0, so it comes out the same).
-static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh,
-                                           int kw, int s, int p, float* out) {
+// With `pro` (mean, scale, beta), the input is relu(batch norm(x)) made as the tiles are read (see Prologue).
+static void filter_grad_wide(const float* x, const float* dy, int n, int h, int w, int ci, int co, Prologue pro, float* out) {
   if (VW == 4 || ci % VW || co % VW) {
     __builtin_memset(out, 0, sizeof(float) * 9 * ci * co);
-    conv_filter_grad_winograd(x, dy, n, h, w, ci, ho, wo, co, kh, kw, s, p, out);
+    w4_filter_grad(x, dy, n, h, w, ci, co, pro, out);
     return;
   }
   const long plane = (long)ci * co;
@@ -325,7 +325,7 @@ static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int 
   for (int t0 = 0; t0 < tiles; t0 += wtg) {
     const int nt = min_i(wtg, tiles - t0);
     const long pv = (long)nt * ci + PLANE_PAD, pd = (long)nt * co + PLANE_PAD;
-    ww_input(x, h, w, ci, th, tw, t0, nt, (Prologue){0, 0, 0}, pv, v);
+    ww_input(x, h, w, ci, th, tw, t0, nt, pro, pv, v);
     ww_dy(dy, h, w, co, th, tw, t0, nt, pd, dd);
     // M[xi] (ci x co) (+)= V[xi]^T (ci x nt) * D[xi] (nt x co)
     for (int xi = 0; xi < 36; xi++) gemm(v + xi * pv, 1, ci, dd + xi * pd, co, ci, co, nt, m + (long)xi * plane, co, t0 > 0);
@@ -344,6 +344,20 @@ static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int 
       for (int j = 0; j < 3; j++) st(out + (long)(i * 3 + j) * plane + q, o3[j]);
     }
   }
+}
+
+static void conv_filter_grad_winograd_wide(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh,
+                                           int kw, int s, int p, float* out) {
+  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+  filter_grad_wide(x, dy, n, h, w, ci, co, (Prologue){0, 0, 0}, out);
+}
+
+// The filter gradient of conv3x3_winograd_bn (training-mode batch norm + ReLU in front): the 14 arguments, then the
+// batch mean, scale (bn_train_scale: gamma * inv_std) and beta; ci % 4 == 0.
+static void conv_filter_grad_winograd_bn_wide(const float* x, const float* dy, int n, int h, int w, int ci, int ho, int wo, int co, int kh,
+                                              int kw, int s, int p, float* out, const float* mean, const float* scale, const float* beta) {
+  (void)ho, (void)wo, (void)kh, (void)kw, (void)s, (void)p;
+  filter_grad_wide(x, dy, n, h, w, ci, co, (Prologue){mean, scale, beta}, out);
 }
 
 // out = parts[0] + parts[1] + ... as layout.c's sum_parts adds them (each element from +0, over the parts in
