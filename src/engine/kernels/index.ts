@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadNativeAddon, nativeIsa } from './native-addon';
 import { KERNEL_BACKENDS, registerSimdKernels, STACK_BYTES } from './simd';
+import { DIRECT_FILTER_GRAD } from './simd-conv';
 
 tf.env().registerFlag('NAD_STOCK_KERNELS', () => process.env.NAD_STOCK_KERNELS === '1');
 // For measurements: NAD_WIDE_KERNELS=0 keeps the stack limit on the native addon's AVX2/AVX-512 kernels too.
@@ -307,4 +308,74 @@ export function batchNormEvalInputGrad(dy: tf.Tensor4D, y: tf.Tensor4D, scale: t
   if (simdKernelsActive() && dy.dtype === 'float32' && (tf.getBackend() !== 'native' || loadNativeAddon().bn_eval_input_grad))
     return run('NadBnEvalInputGrad', [dy, y, scale], { relu: relu ? 1 : 0 })[0] as tf.Tensor4D;
   return tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(y)) : dy, scale));
+}
+
+/** A training-mode batch norm + ReLU fused into a 3x3 convolution's input: the batch's statistics, the parameters. */
+export interface TrainBatchNorm {
+  readonly mean: tf.Tensor1D;
+  readonly invStd: tf.Tensor1D;
+  readonly gamma: tf.Tensor1D;
+  readonly beta: tf.Tensor1D;
+}
+
+const fusedTrainKernels = (): boolean => simdKernelsActive() && (tf.getBackend() !== 'native' || !!loadNativeAddon().conv_filter_grad_bn);
+
+/**
+ * Whether the fused training kernels take relu(batch norm(x [n, h, w, ci])) into a filter [3, 3, ci, co] (stride 1,
+ * pad 1) here: wasm, or native with an addon that has them, on the shapes where the separate ops' convolution and
+ * filter gradient are Winograd's too (so that both paths sum the same products in the same order).
+ */
+export function fusedBnConvTrainApplies(x: tf.Tensor4D, filter: tf.Tensor4D): boolean {
+  const [kh, kw, ci, co] = filter.shape;
+  const shapes = kh === 3 && kw === 3 && x.shape[3] === ci && ci % 4 === 0 && co % 8 === 0 && x.dtype === 'float32';
+  return shapes && !DIRECT_FILTER_GRAD && fusedTrainKernels() && scratchFits(ci, co);
+}
+
+/** batchNormForward's statistics (mean, biased variance, 1 / sqrt(var + eps)) without its output. */
+export function batchNormStats(x: tf.Tensor4D, eps: number): { mean: tf.Tensor1D; variance: tf.Tensor1D; invStd: tf.Tensor1D } {
+  if (fusedTrainKernels()) {
+    const [mean, variance, invStd] = run('NadBatchNormStats', [x], { eps }) as tf.Tensor1D[];
+    return { mean, variance, invStd };
+  }
+  return tf.tidy(() => {
+    const m = tf.moments(x, [0, 1, 2]);
+    return { mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D, invStd: tf.rsqrt(tf.add(m.variance, eps)) as tf.Tensor1D };
+  });
+}
+
+const bnRelu = (x: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D =>
+  tf.relu(tf.add(tf.mul(tf.sub(x, bn.mean), tf.mul(bn.gamma, bn.invStd)), bn.beta)) as tf.Tensor4D;
+
+/** conv2d(relu((x - mean) * (gamma * invStd) + beta), filter, 1, 1), the activation made as the kernel reads x. */
+export function conv3x3WinogradBnTrain(x: tf.Tensor4D, filter: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D {
+  if (fusedBnConvTrainApplies(x, filter))
+    return run('NadConv3x3WinogradBn', [x, filter, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
+  return tf.tidy(() => tf.conv2d(bnRelu(x, bn), filter, 1, 'same'));
+}
+
+/** The filter gradient of conv3x3WinogradBnTrain for the output gradient dy, the activation recomputed from x. */
+export function convFilterGradBnTrain(x: tf.Tensor4D, dy: tf.Tensor4D, filter: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D {
+  if (fusedBnConvTrainApplies(x, filter))
+    return run('NadConvFilterGradBn', [x, dy, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
+  return tf.tidy(() => tf.grad((f) => tf.sum(tf.mul(tf.conv2d(bnRelu(x, bn), f as tf.Tensor4D, 1, 'same'), dy)))(filter) as tf.Tensor4D);
+}
+
+/**
+ * batchNormBackward (relu) for a batch norm + ReLU whose output was never stored: da is the gradient reaching the
+ * activation, whose ReLU mask is recomputed from x with the forward's arithmetic. dMean, dVar as there.
+ */
+export function bnReluBackwardX(
+  da: tf.Tensor4D,
+  x: tf.Tensor4D,
+  bn: TrainBatchNorm,
+  d: { dMean: tf.Tensor1D; dVar: tf.Tensor1D },
+): BatchNormGradients {
+  if (fusedTrainKernels()) {
+    const [dx, dGamma, dBeta] = run('NadBnReluBackwardX', [da, x, bn.mean, bn.invStd, bn.gamma, bn.beta, d.dMean, d.dVar]);
+    return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
+  }
+  const y = bnRelu(x, bn);
+  const grads = batchNormBackward(da, x, y, true, { ...bn, ...d });
+  y.dispose();
+  return grads;
 }

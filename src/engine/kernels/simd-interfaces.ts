@@ -56,6 +56,10 @@ export interface KernelExports {
     out: Ptr,
   ): void;
   conv_filter_grad_winograd: KernelExports['conv_filter_grad'];
+  /** The Winograd filter gradient where the input was relu(batch norm(x)) (training mode), recomputed from x: the 14, then its pointers. */
+  conv_filter_grad_winograd_bn(
+    ...args: [...Parameters<KernelExports['conv_filter_grad']>, mean: Ptr, invStd: Ptr, gamma: Ptr, beta: Ptr]
+  ): void;
   conv3x3_winograd(
     x: Ptr,
     n: number,
@@ -110,6 +114,41 @@ export interface KernelExports {
    * Missing from addons built before it.
    */
   bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
+  // The fused training path (batch norm + ReLU + 3x3 convolution, ops/conv.ts's bnReluConv3x3Train); missing from
+  // addons built before it.
+  /** bn_forward's mean, biased variance and invStd = 1 / sqrt(var + eps), without its output. */
+  bn_stats?(x: Ptr, m: number, c: number, eps: number, mean: Ptr, variance: Ptr, invStd: Ptr): void;
+  /** conv3x3_winograd of relu((x - mean) * (gamma * invStd) + beta), made as the input tiles are read. */
+  conv3x3_winograd_bn?(
+    x: Ptr,
+    n: number,
+    h: number,
+    w: number,
+    ci: number,
+    filter: Ptr,
+    co: number,
+    y: Ptr,
+    mean: Ptr,
+    invStd: Ptr,
+    gamma: Ptr,
+    beta: Ptr,
+  ): void;
+  /** bn_backward (relu) of that activation's gradient da, the ReLU mask recomputed from x. */
+  bn_relu_backward_x?(
+    da: Ptr,
+    x: Ptr,
+    m: number,
+    c: number,
+    mean: Ptr,
+    invStd: Ptr,
+    gamma: Ptr,
+    beta: Ptr,
+    dMean: Ptr,
+    dVar: Ptr,
+    dx: Ptr,
+    dGamma: Ptr,
+    dBeta: Ptr,
+  ): void;
 }
 
 /** The parts of tfjs-backend-wasm's BackendWasm we use (its typings live in a package we load lazily). */
@@ -120,7 +159,10 @@ export interface WasmBackendView {
 }
 
 /** The kernels both the wasm module and the native addon export, with the same arguments. */
-export type SharedKernelCalls = Omit<KernelExports, '__stack_pointer' | 'conv_filter_grad' | 'conv_filter_grad_winograd' | 'sum_parts'>;
+export type SharedKernelCalls = Omit<
+  KernelExports,
+  '__stack_pointer' | 'conv_filter_grad' | 'conv_filter_grad_winograd' | 'conv_filter_grad_winograd_bn' | 'sum_parts'
+>;
 
 /**
  * The native addon (native/addon/addon.c): the same kernels on the same heap (pointers are byte offsets
@@ -155,6 +197,8 @@ export interface NativeKernelAddon extends SharedKernelCalls {
   ): void;
   /** conv_filter_grad's arguments, then 1 to use Winograd where it applies (3x3, stride 1, pad 1); threaded, chunked sums. */
   conv_filter_grad(...args: [...Parameters<KernelExports['conv_filter_grad']>, winograd: number]): void;
+  /** conv_filter_grad_winograd_bn's arguments, threaded and chunked as conv_filter_grad. Missing from addons built before it. */
+  conv_filter_grad_bn?(...args: Parameters<KernelExports['conv_filter_grad_winograd_bn']>): void;
   /**
    * WaNet's warp on JS arrays (not the heap): the first `count` uint8 HWC images of `images` (offsets.length / 4 pixels
    * of `channels` values each) warped in place with a warp plan's taps, byte for byte triggers/warp-plan.ts's JS path.

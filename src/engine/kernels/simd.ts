@@ -9,23 +9,12 @@ import { KERNELS_WASM_PLAIN, KERNELS_WASM_PLAIN_RELAXED, KERNELS_WASM_SHARED, KE
 import { HelperPool } from './helper';
 import { loadNativeAddon } from './native-addon';
 import { type Attrs, channels, registerTrainingOps, rows } from './simd-training-ops';
-import type { KernelExports, NativeKernelAddon, Ptr, SharedKernelCalls, WasmBackendView } from './simd-interfaces';
+import { type Body, type Loaded, registerConvKernels, SPLIT_FUNCTIONS } from './simd-conv';
+import type { KernelExports, NativeKernelAddon, WasmBackendView } from './simd-interfaces';
 
 // Kernels keep their scratch on the stack: per-channel accumulators, and Winograd's transformed
 // filter and tile blocks (see winogradStackBytes).
 export const STACK_BYTES = 4 * 1024 * 1024;
-
-interface Loaded {
-  /** The kernels both builds have; `wasm` or `native` is set, by backend. */
-  readonly k: SharedKernelCalls;
-  readonly wasm?: KernelExports;
-  readonly native?: NativeKernelAddon;
-  readonly memory: WebAssembly.Memory;
-  helper?: HelperPool;
-  /** native: the buffer the addon was last pointed at, and its threads. */
-  heapBuffer?: ArrayBufferLike;
-  nativeThreads?: number;
-}
 
 const loaded = new WeakMap<object, Loaded>();
 
@@ -100,13 +89,6 @@ export function nativeKernelsOn(b: WasmBackendView): NativeKernelAddon {
   return native;
 }
 
-function wasmKernels(l: Loaded): KernelExports {
-  if (!l.wasm) throw new Error('NAD kernels: the wasm module is not loaded');
-  return l.wasm;
-}
-
-const SPLIT_FUNCTIONS = ['conv3x3_winograd', 'conv_filter_grad', 'conv_filter_grad_winograd'] as const;
-
 /**
  * Loads the kernels into the current wasm backend and, when its heap is shared (the threaded build),
  * starts threads - 1 helpers that share the big kernels with the main thread. Without this call kernels
@@ -135,20 +117,6 @@ export function simdKernelThreads(): number {
 
 /** The backends our kernels are registered for: tfjs-wasm with the wasm module, and with the native addon. */
 export const KERNEL_BACKENDS = ['wasm', 'native'] as const;
-
-// Split only work big enough to be worth a hand-off (~10 us): here ~1 M multiply-adds.
-const SPLIT_MIN_MACS = 1 << 20;
-// For measurements: NAD_DIRECT_FILTER_GRAD=1 keeps the direct filter gradient for 3x3 convolutions.
-const DIRECT_FILTER_GRAD = process.env.NAD_DIRECT_FILTER_GRAD === '1';
-
-type Body = (
-  l: Loaded,
-  ptr: (t: tf.TensorInfo) => Ptr,
-  inputs: tf.TensorInfo[],
-  outputs: tf.TensorInfo[],
-  attrs: Attrs,
-  b: WasmBackendView,
-) => void;
 
 function define(name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: Body): void {
   for (const backendName of KERNEL_BACKENDS) {
@@ -211,6 +179,25 @@ export function registerSimdKernels(): void {
     ({ k }, p, [dy, x, y, mean, is, g, dm, dv], [dx, dg, db], a) =>
       k.bn_backward(p(dy), p(x), p(y), rows(dy), channels(dy), a.relu, p(mean), p(is), p(g), p(dm), p(dv), p(dx), p(dg), p(db)),
   );
+  // The fused training path (bnReluConv3x3Train): input x; attr eps -> mean, variance, invStd (bn_forward's, without y)
+  define(
+    'NadBatchNormStats',
+    ([x]) => [vec(x), vec(x), vec(x)],
+    ({ k }, p, [x], [mean, v, is], a) => {
+      if (!k.bn_stats) throw new Error('NAD kernels: this native addon predates bn_stats');
+      k.bn_stats(p(x), rows(x), channels(x), a.eps, p(mean), p(v), p(is));
+    },
+  );
+  // inputs da (the gradient reaching relu(batch norm(x))), x, mean, invStd, gamma, beta, dMean, dVar -> dx, dGamma, dBeta:
+  // NadBatchNormBackward (relu) with the mask recomputed from x
+  define(
+    'NadBnReluBackwardX',
+    ([da]) => [da.shape, vec(da), vec(da)],
+    ({ k }, p, [da, x, mean, is, g, be, dm, dv], [dx, dg, db]) => {
+      if (!k.bn_relu_backward_x) throw new Error('NAD kernels: this native addon predates bn_relu_backward_x');
+      k.bn_relu_backward_x(p(da), p(x), rows(x), channels(x), p(mean), p(is), p(g), p(be), p(dm), p(dv), p(dx), p(dg), p(db));
+    },
+  );
   define(
     'NadSwapBatchChannels',
     ([x]) => [[x.shape[3], x.shape[1], x.shape[2], x.shape[0]]],
@@ -264,103 +251,5 @@ export function registerSimdKernels(): void {
       ),
   );
   registerTrainingOps((name, shapes, body) => define(name, shapes, ({ k }, p, ins, outs, a) => body(k, p, ins, outs, a)));
-  // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
-  define(
-    'NadConvFilterGrad',
-    ([x, dy], a) => [[a.kh, a.kw, x.shape[3], dy.shape[3]]],
-    (l, p, [x, dy], [out], a, b) => {
-      const [n, h, w, ci] = x.shape;
-      const [, ho, wo, co] = dy.shape;
-      if (l.native) {
-        // The addon chunks, threads and sums in order itself (the same chunks as below).
-        l.native.conv_filter_grad(p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, p(out), DIRECT_FILTER_GRAD ? 0 : 1);
-        return;
-      }
-      const k = wasmKernels(l);
-      // 3x3/stride 1/pad 1 (most of a ResNet) by Winograd, the rest directly; callers check co % 8.
-      const wino = a.kh === 3 && a.kw === 3 && a.stride === 1 && a.pad === 1 && ci % 4 === 0 && !DIRECT_FILTER_GRAD;
-      const name = wino ? 'conv_filter_grad_winograd' : 'conv_filter_grad';
-      const size = a.kh * a.kw * ci * co;
-      // Fixed chunks of images, each summed into its own zeroed part, the parts then added in order:
-      // the result does not depend on which thread took which chunk, nor on the thread count.
-      const chunk = FILTER_GRAD_CHUNK;
-      const count = Math.ceil(n / chunk);
-      const parts = b.wasm._malloc(count * size * 4);
-      new Float32Array(l.memory.buffer, parts, count * size).fill(0);
-      type Args = Parameters<KernelExports['conv_filter_grad']>;
-      const args: Args = [p(x), p(dy), n, h, w, ci, ho, wo, co, a.kh, a.kw, a.stride, a.pad, parts];
-      const perImage = [
-        [0, h * w * ci * 4],
-        [1, ho * wo * co * 4],
-      ] as const;
-      if (l.helper && count > 1 && n * ho * wo * ci * co * a.kh * a.kw >= SPLIT_MIN_MACS) {
-        l.helper.runBatch({ fn: name, args, countArg: 2, perImage, perChunk: [[13, size * 4]], images: n, chunk }, (...c) =>
-          k[name](...(c as Args)),
-        );
-      } else {
-        for (let c = 0; c < count; c++) {
-          const start = c * chunk;
-          k[name](
-            args[0] + start * perImage[0][1],
-            args[1] + start * perImage[1][1],
-            Math.min(chunk, n - start),
-            h,
-            w,
-            ci,
-            ho,
-            wo,
-            co,
-            a.kh,
-            a.kw,
-            a.stride,
-            a.pad,
-            parts + c * size * 4,
-          );
-        }
-      }
-      k.sum_parts(parts, count, size, p(out));
-      b.wasm._free(parts);
-    },
-  );
-  // inputs x [n, h, w, ci], filter [3, 3, ci, co] -> y [n, h, w, co] (stride 1, pad 1); images shared between threads
-  // ... or inputs x, filter, mean, variance, gamma, beta; attr eps: conv of relu(batch norm(x)), evaluation mode
-  define(
-    'NadConv3x3Winograd',
-    ([x, f]) => [[x.shape[0], x.shape[1], x.shape[2], f.shape[3]]],
-    (l, p, [x, f, mean, v, g, be], [y], a) => {
-      const [n, h, w, ci] = x.shape;
-      const co = f.shape[3];
-      const bn = mean ? [p(mean), p(v), p(g), p(be), a.eps] : [0, 0, 0, 0, 0];
-      const args = [p(x), n, h, w, ci, p(f), co, p(y), ...bn] as Parameters<KernelExports['conv3x3_winograd']>;
-      const fn = 'conv3x3_winograd';
-      // The addon shares the images between its own threads.
-      if (l.native) return l.native[fn](...args);
-      if (!l.helper || n < 2 || n * h * w * ci * co * 4 < SPLIT_MIN_MACS) {
-        l.k[fn](...args);
-        return;
-      }
-      l.helper.runBatch(
-        {
-          fn,
-          args,
-          countArg: 1,
-          perImage: [
-            [0, h * w * ci * 4],
-            [7, h * w * co * 4],
-          ],
-          images: n,
-          chunk: chunkFor(n),
-        },
-        (...c) => l.k[fn](...(c as typeof args)),
-      );
-    },
-  );
-}
-
-// Images per filter-gradient chunk: fixed (not derived from the thread count) for reproducible sums.
-const FILTER_GRAD_CHUNK = 8;
-
-/** Images per claimed chunk: about 8 chunks per thread, so that a slowed thread costs little. */
-function chunkFor(images: number): number {
-  return Math.max(1, Math.ceil(images / 16));
+  registerConvKernels(define);
 }

@@ -11,7 +11,7 @@ import {
   batchNormReluTrain,
   batchNormTrain,
   bnReluConv3x3Eval,
-  conv2d,
+  bnReluConv3x3Train,
   type BatchNormParams,
 } from '../ops';
 
@@ -103,24 +103,21 @@ export class ParamSet {
     const { p, rm, rv } = this.batchNormParams(name);
     if (!training) return (relu ? batchNormReluEval : batchNormEval)(x, p, rm, rv);
     const { y, mean, variance } = (relu ? batchNormReluTrain : batchNormTrain)(x, p);
-    const n = x.shape[0] * x.shape[1] * x.shape[2];
-    tf.tidy(() => {
-      // Not on the loss's path, so no gradient flows here. PyTorch stores the unbiased variance.
-      const next = batchNormRunningUpdate(rm, rv, { mean, variance }, BN_MOMENTUM, n / Math.max(n - 1, 1));
-      rm.assign(next.mean);
-      rv.assign(next.variance);
-    });
+    updateRunning(rm, rv, x, mean, variance);
     return y;
   }
 
   /**
-   * conv2d(relu(batch norm `name`(x)), filter, stride 1, pad 1). In evaluation mode one fused kernel
-   * where it applies (see bnReluConv3x3Eval); in training mode the separate ops, with gradients.
+   * conv2d(relu(batch norm `name`(x)), filter, stride 1, pad 1). One fused kernel where it applies: in evaluation
+   * mode bnReluConv3x3Eval; in training mode bnReluConv3x3Train (with gradients, and the running statistics updated
+   * as applyBatchNorm does), which runs the separate ops elsewhere.
    */
   bnReluConv3x3(name: string, x: tf.Tensor4D, filter: tf.Tensor4D, training: boolean): tf.Tensor4D {
-    if (training) return conv2d(this.applyBatchNorm(name, x, true, true), filter, 1, 1);
     const { p, rm, rv } = this.batchNormParams(name);
-    return bnReluConv3x3Eval(x, p, rm, rv, filter);
+    if (!training) return bnReluConv3x3Eval(x, p, rm, rv, filter);
+    const { y, mean, variance } = bnReluConv3x3Train(x, p, filter);
+    updateRunning(rm, rv, x, mean, variance);
+    return y;
   }
 
   private batchNormParams(name: string): { p: BatchNormParams; rm: tf.Variable<tf.Rank.R1>; rv: tf.Variable<tf.Rank.R1> } {
@@ -192,6 +189,17 @@ export class ParamSet {
 }
 
 let uid = 0;
+
+/** PyTorch's running statistics after a training-mode batch norm of x (NadBnRunningUpdate on wasm and native). */
+function updateRunning(rm: tf.Variable, rv: tf.Variable, x: tf.Tensor4D, mean: tf.Tensor1D, variance: tf.Tensor1D): void {
+  const n = x.shape[0] * x.shape[1] * x.shape[2];
+  tf.tidy(() => {
+    // Not on the loss's path, so no gradient flows here. PyTorch stores the unbiased variance.
+    const next = batchNormRunningUpdate(rm as tf.Tensor1D, rv as tf.Tensor1D, { mean, variance }, BN_MOMENTUM, n / Math.max(n - 1, 1));
+    rm.assign(next.mean);
+    rv.assign(next.variance);
+  });
+}
 
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   return a.length === b.length && a.every((v, i) => v === b[i]);

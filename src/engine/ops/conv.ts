@@ -5,9 +5,15 @@
 // and tensorflow the same rewrites run with stock kernels; tests check all against tfjs's gradients.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
-import { batchNormReluEval, type BatchNormParams } from './batchnorm';
+import { batchNormReluEval, batchNormReluTrain, type BatchNormParams } from './batchnorm';
 import {
+  batchNormStats,
+  bnReluBackwardX,
   conv3x3Winograd,
+  conv3x3WinogradBnTrain,
+  convFilterGradBnTrain,
+  fusedBnConvTrainApplies,
+  type TrainBatchNorm,
   convFilterGrad,
   simdKernelsActive,
   dilate,
@@ -53,6 +59,54 @@ export function bnReluConv3x3Eval(
 ): tf.Tensor4D {
   const fused = conv3x3Winograd(x, filter, { mean: runningMean, variance: runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
   return fused ?? tf.tidy(() => conv2d(batchNormReluEval(x, p, runningMean, runningVar), filter, 1, 1));
+}
+
+/** bnReluConv3x3Train's outputs: the convolution, and the batch's statistics (for the running ones). */
+export interface BnReluConvTrainResult {
+  readonly y: tf.Tensor4D;
+  readonly mean: tf.Tensor1D;
+  /** Biased, as batchNormTrain's. */
+  readonly variance: tf.Tensor1D;
+}
+
+/**
+ * conv2d(relu(batch norm(x)), filter, 1, 1) in training mode (the batch's statistics), with gradients to x, gamma,
+ * beta and the filter (and through the returned statistics), and the activation never stored: on wasm and native the
+ * convolution applies the batch norm and ReLU as it reads x (bn_stats, then conv3x3_winograd_bn); backward, the
+ * filter gradient recomputes the activation from x (conv_filter_grad_winograd_bn) and the batch norm's backward
+ * recomputes its ReLU mask (bn_relu_backward_x) from the gradient reaching it, the unfused path's input gradient.
+ * The same float operations in the same order as batchNormReluTrain then conv2d, which it runs where the kernels do not
+ * apply (other backends, other shapes) or with NAD_FUSED_TRAIN=0 (to measure).
+ */
+export function bnReluConv3x3Train(x: tf.Tensor4D, p: BatchNormParams, filter: tf.Tensor4D): BnReluConvTrainResult {
+  if (process.env.NAD_FUSED_TRAIN === '0' || !fusedBnConvTrainApplies(x, filter)) {
+    const bn = batchNormReluTrain(x, p);
+    return { y: conv2d(bn.y, filter, 1, 1), mean: bn.mean, variance: bn.variance };
+  }
+  const { gamma, beta, eps } = p;
+  const [y, mean, variance] = runDifferentiable({
+    inputs: { x, gamma, beta, filter },
+    forward: (save) => {
+      const s = batchNormStats(x, eps);
+      save([x, filter, s.mean, s.invStd, gamma, beta]);
+      return [conv3x3WinogradBnTrain(x, filter, { mean: s.mean, invStd: s.invStd, gamma, beta }), s.mean, s.variance];
+    },
+    backward: ([dy, dMean, dVar], [xs, fs, m, invStd, g, b]) => {
+      const bn = { mean: m, invStd, gamma: g, beta: b } as TrainBatchNorm;
+      const [x4, dy4, f4] = [xs as tf.Tensor4D, dy as tf.Tensor4D, fs as tf.Tensor4D];
+      // The gradient reaching the activation, as conv2d's backward makes it; tensors made here live until the backward ends.
+      const da = conv2dInputGrad(dy4, f4, x4.shape, 1, 1);
+      const grads = bnReluBackwardX(da, x4, bn, { dMean: dMean as tf.Tensor1D, dVar: dVar as tf.Tensor1D });
+      da.dispose();
+      return {
+        x: () => grads.dx,
+        gamma: () => grads.dGamma,
+        beta: () => grads.dBeta,
+        filter: () => convFilterGradBnTrain(x4, dy4, f4, bn),
+      };
+    },
+  });
+  return { y: y as tf.Tensor4D, mean: mean as tf.Tensor1D, variance: variance as tf.Tensor1D };
 }
 
 /**
