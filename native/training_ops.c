@@ -83,6 +83,14 @@ void bn_eval_input_grad(const float* dy, const float* y, const float* scale, int
   }
 }
 
+// out[i] = (x[i] > 0) - (x[i] < 0): torch.sign's +1, -1 or 0 (0 for NaN), as ops/sign.ts's exactSign compares and
+// subtracts (tfjs-wasm's Sign returns 0 below FLT_EPSILON). Signed-gradient steps (CL's PGD, ANP's perturbation) take
+// it once per step: five stock kernels and four temporaries there, one pass here.
+EXPORT(sign_exact)
+void sign_exact(const float* x, int n, float* out) {
+  for (int i = 0; i < n; i++) out[i] = (float)(x[i] > 0.f) - (float)(x[i] < 0.f);
+}
+
 #ifndef __clang__
 #pragma GCC pop_options
 #endif

@@ -36,6 +36,8 @@ typedef struct {
   void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
   void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
   void (*bn_eval_input_grad)(const float*, const float*, const float*, int, int, int, float*);
+  // x, n, out
+  void (*sign_exact)(const float*, int, float*);
   // batchnorm.c, the fused training path: x, m, c, eps, mean, var, inv_std; da, x, m, c, mean, inv_std, gamma, beta, dmean,
   // dvar, dx, dgamma, dbeta
   void (*bn_stats)(const float*, int, int, float, float*, float*, float*);

@@ -1,6 +1,6 @@
 // The small training-step kernels (native/training_ops.c), on wasm and on the native addon, against the tfjs
 // ops they replace on the cpu backend: the attention map's sum of squares over channels and its gradient,
-// batch norm's running-statistics update and an evaluation-mode batch norm's input gradient, bit for bit
+// batch norm's running-statistics update, an evaluation-mode batch norm's input gradient and torch.sign, bit for bit
 // (the same float32 operations in the same order); then the attention loss, a training-mode batch norm and
 // input gradients through them. The native run skips, saying why, where the addon does not load.
 import { describe, it, before } from 'node:test';
@@ -9,7 +9,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { switchBackend } from '../../src/engine/backend';
 import { batchNormEvalInputGrad, batchNormRunningUpdate, channelSumSquares, channelSumSquaresGrad } from '../../src/engine/kernels';
-import { batchNormEval, batchNormReluEval } from '../../src/engine/ops';
+import { batchNormEval, batchNormReluEval, exactSign } from '../../src/engine/ops';
 import { attentionLoss, attentionMap } from '../../src/engine/attention';
 import { ParamSet } from '../../src/engine/models/params';
 import { nativeAddonStatus } from '../fixtures/native-addon';
@@ -85,6 +85,19 @@ for (const kernels of ['wasm', 'native'] as const) {
         const native = await on(kernels, run);
         assert.deepEqual(native, reference);
         assert.ok(Number.isNaN(native[0][6]), 'NaN in y gives NaN, as tf.step');
+      });
+
+      it('exactSign is one kernel and equals the comparisons on cpu: tiny values, 0, -0, NaN and infinities included', async () => {
+        const x = values(3 * 5 * 7 * 11, 14);
+        [x[0], x[1], x[2], x[3], x[4], x[5], x[6]] = [0, -0, NaN, 1e-9, -1e-9, Infinity, -Infinity];
+        const run = () => [exactSign(tf.tensor4d(x, [3, 5, 7, 11])), exactSign(tf.tensor1d(x.subarray(0, 5)))];
+        const reference = await on('cpu', run);
+        const native = await on(kernels, run);
+        assert.deepEqual(native, reference);
+        assert.deepEqual([...native[0].subarray(0, 7)], [0, 0, 0, 1, -1, 1, -1]);
+        const profile = await tf.profile(() => tf.dispose(run()));
+        const names = profile.kernels.map((k) => k.name);
+        assert.ok(names.includes('NadSignExact') && !names.includes('Greater'), names.join(', '));
       });
 
       it('input gradients through evaluation-mode batch norm (+ ReLU) agree with the cpu backend', async () => {

@@ -310,6 +310,13 @@ export function batchNormEvalInputGrad(dy: tf.Tensor4D, y: tf.Tensor4D, scale: t
   return tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(y)) : dy, scale));
 }
 
+/** (x > 0) - (x < 0) of a float32 tensor in one kernel where ours run (undefined elsewhere: the caller compares). */
+export function signExact(x: tf.Tensor): tf.Tensor | undefined {
+  if (simdKernelsActive() && x.dtype === 'float32' && (tf.getBackend() !== 'native' || loadNativeAddon().sign_exact))
+    return run('NadSignExact', [x])[0];
+  return undefined;
+}
+
 /** A training-mode batch norm + ReLU fused into a 3x3 convolution's input: the batch's statistics, the parameters. */
 export interface TrainBatchNorm {
   readonly mean: tf.Tensor1D;

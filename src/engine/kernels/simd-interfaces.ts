@@ -114,6 +114,8 @@ export interface KernelExports {
    * Missing from addons built before it.
    */
   bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
+  /** out = (x > 0) - (x < 0), 0 for NaN (ops/sign.ts's exactSign). Missing from addons built before it. */
+  sign_exact?(x: Ptr, n: number, out: Ptr): void;
   // The fused training path (batch norm + ReLU + 3x3 convolution, ops/conv.ts's bnReluConv3x3Train); missing from
   // addons built before it.
   /** bn_forward's mean, biased variance and invStd = 1 / sqrt(var + eps), without its output. */

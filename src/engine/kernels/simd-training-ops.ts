@@ -52,4 +52,17 @@ export function registerTrainingOps(define: DefineShared): void {
       k.bn_eval_input_grad(p(dy), p(y), p(scale), rows(dy), channels(dy), a.relu, p(dx));
     },
   );
+  // input x (any shape) -> (x > 0) - (x < 0)
+  define(
+    'NadSignExact',
+    ([x]) => [x.shape],
+    (k, p, [x], [out]) => {
+      if (!k.sign_exact) throw new Error('NAD kernels: this native addon predates sign_exact');
+      k.sign_exact(
+        p(x),
+        x.shape.reduce((s, d) => s * d, 1),
+        p(out),
+      );
+    },
+  );
 }
