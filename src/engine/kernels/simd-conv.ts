@@ -1,9 +1,8 @@
 // The convolution kernels (native/winograd.c, conv_grad.c; in the addon its threaded entries), registered by
 // simd.ts for both kernel backends: the 3x3 Winograd convolution and the filter gradient, each also with a
 // training-mode batch norm + ReLU applied to its input as it is read (bnReluConv3x3Train in ops/conv.ts).
-import type * as tf from '@tensorflow/tfjs-core';
 import type { HelperPool } from './helper';
-import type { Attrs } from './simd-training-ops';
+import type { BodyArgs, DefineKernel } from './simd-training-ops';
 import type { KernelExports, NativeKernelAddon, Ptr, SharedKernelCalls, WasmBackendView } from './simd-interfaces';
 
 export interface Loaded {
@@ -18,15 +17,8 @@ export interface Loaded {
   nativeThreads?: number;
 }
 
-export type Body = (
-  l: Loaded,
-  ptr: (t: tf.TensorInfo) => Ptr,
-  inputs: tf.TensorInfo[],
-  outputs: tf.TensorInfo[],
-  attrs: Attrs,
-  b: WasmBackendView,
-) => void;
-export type Define = (name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: Body) => void;
+/** A kernel body given the loaded kernels and the backend too. */
+export type Body = (l: Loaded, ...args: [...BodyArgs, b: WasmBackendView]) => void;
 
 /** The kernels the wasm helper threads run (chunks of images). */
 export const SPLIT_FUNCTIONS = [
@@ -106,7 +98,7 @@ function winogradSplit(l: Loaded, fn: 'conv3x3_winograd' | 'conv3x3_winograd_bn'
   l.helper.runBatch({ fn, args, countArg: 1, perImage, images: n, chunk: chunkFor(n) }, (...c) => call(c));
 }
 
-export function registerConvKernels(define: Define): void {
+export function registerConvKernels(define: DefineKernel<Body>): void {
   // inputs x, dy; attrs kh, kw, stride, pad -> dW [kh, kw, ci, co]
   define(
     'NadConvFilterGrad',

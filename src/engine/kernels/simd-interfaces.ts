@@ -4,6 +4,9 @@ import type * as tf from '@tensorflow/tfjs-core';
 
 export type Ptr = number;
 
+/** A 3x3, stride 1, pad 1 convolution's first arguments: x [n, h, w, ci], filter [3, 3, ci, co], y [n, h, w, co]. */
+type Conv3x3Args = [x: Ptr, n: number, h: number, w: number, ci: number, filter: Ptr, co: number, y: Ptr];
+
 export interface KernelExports {
   readonly __stack_pointer: WebAssembly.Global;
   bn_forward(
@@ -60,21 +63,8 @@ export interface KernelExports {
   conv_filter_grad_winograd_bn(
     ...args: [...Parameters<KernelExports['conv_filter_grad']>, mean: Ptr, invStd: Ptr, gamma: Ptr, beta: Ptr]
   ): void;
-  conv3x3_winograd(
-    x: Ptr,
-    n: number,
-    h: number,
-    w: number,
-    ci: number,
-    filter: Ptr,
-    co: number,
-    y: Ptr,
-    mean: Ptr,
-    variance: Ptr,
-    gamma: Ptr,
-    beta: Ptr,
-    eps: number,
-  ): void;
+  /** With mean 0 no batch norm; else conv of relu(batch norm(x)) with these running statistics (evaluation mode). */
+  conv3x3_winograd(...args: [...Conv3x3Args, mean: Ptr, variance: Ptr, gamma: Ptr, beta: Ptr, eps: number]): void;
   flip_filter(f: Ptr, kh: number, kw: number, ci: number, co: number, out: Ptr): void;
   interleave2(p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr, n: number, h: number, w: number, c: number, out: Ptr): void;
   phase_filters3x3(f: Ptr, co: number, ci: number, p00: Ptr, p01: Ptr, p10: Ptr, p11: Ptr): void;
@@ -121,20 +111,7 @@ export interface KernelExports {
   /** bn_forward's mean, biased variance and invStd = 1 / sqrt(var + eps), without its output. */
   bn_stats?(x: Ptr, m: number, c: number, eps: number, mean: Ptr, variance: Ptr, invStd: Ptr): void;
   /** conv3x3_winograd of relu((x - mean) * (gamma * invStd) + beta), made as the input tiles are read. */
-  conv3x3_winograd_bn?(
-    x: Ptr,
-    n: number,
-    h: number,
-    w: number,
-    ci: number,
-    filter: Ptr,
-    co: number,
-    y: Ptr,
-    mean: Ptr,
-    invStd: Ptr,
-    gamma: Ptr,
-    beta: Ptr,
-  ): void;
+  conv3x3_winograd_bn?(...args: [...Conv3x3Args, mean: Ptr, invStd: Ptr, gamma: Ptr, beta: Ptr]): void;
   /** bn_backward (relu) of that activation's gradient da, the ReLU mask recomputed from x. */
   bn_relu_backward_x?(
     da: Ptr,

@@ -1,19 +1,16 @@
 // The training-step kernels of native/training_ops.c (attention sum of squares and its gradient, batch
-// norm running statistics, the input gradient through a frozen batch norm), registered by simd.ts for
+// norm running statistics, the input gradient through a frozen batch norm, torch.sign), registered by simd.ts for
 // both kernel backends.
 import type * as tf from '@tensorflow/tfjs-core';
 import type { Ptr, SharedKernelCalls } from './simd-interfaces';
 
 export type Attrs = Record<string, number>;
+/** What every kernel body gets after its kernels: tensors' heap offsets, the inputs, the outputs made, the attributes. */
+export type BodyArgs = [ptr: (t: tf.TensorInfo) => Ptr, inputs: tf.TensorInfo[], outputs: tf.TensorInfo[], attrs: Attrs];
+/** Registers a kernel for both kernel backends: its outputs' shapes, and a body. */
+export type DefineKernel<B> = (name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: B) => void;
 /** A kernel body that needs only the calls both builds share. */
-export type SharedBody = (
-  k: SharedKernelCalls,
-  ptr: (t: tf.TensorInfo) => Ptr,
-  inputs: tf.TensorInfo[],
-  outputs: tf.TensorInfo[],
-  attrs: Attrs,
-) => void;
-export type DefineShared = (name: string, outputShapes: (inputs: tf.TensorInfo[], attrs: Attrs) => number[][], body: SharedBody) => void;
+export type SharedBody = (k: SharedKernelCalls, ...args: BodyArgs) => void;
 
 export function channels(t: tf.TensorInfo): number {
   return t.shape[t.shape.length - 1];
@@ -23,7 +20,7 @@ export function rows(t: tf.TensorInfo): number {
   return t.shape.slice(0, -1).reduce((p, d) => p * d, 1);
 }
 
-export function registerTrainingOps(define: DefineShared): void {
+export function registerTrainingOps(define: DefineKernel<SharedBody>): void {
   // native/training_ops.c. input x [..., c] -> [...]: sum of squares over the last axis
   define(
     'NadChannelSumSquares',
