@@ -338,33 +338,23 @@ export function fusedBnConvTrainApplies(x: tf.Tensor4D, filter: tf.Tensor4D): bo
   return shapes && !DIRECT_FILTER_GRAD && fusedTrainKernels() && scratchFits(ci, co);
 }
 
+// The four below are the fused training kernels alone: their one caller (ops/conv.ts's bnReluConv3x3Train) runs
+// them only where fusedBnConvTrainApplies, and the separate ops elsewhere.
+
 /** batchNormForward's statistics (mean, biased variance, 1 / sqrt(var + eps)) without its output. */
 export function batchNormStats(x: tf.Tensor4D, eps: number): { mean: tf.Tensor1D; variance: tf.Tensor1D; invStd: tf.Tensor1D } {
-  if (fusedTrainKernels()) {
-    const [mean, variance, invStd] = run('NadBatchNormStats', [x], { eps }) as tf.Tensor1D[];
-    return { mean, variance, invStd };
-  }
-  return tf.tidy(() => {
-    const m = tf.moments(x, [0, 1, 2]);
-    return { mean: m.mean as tf.Tensor1D, variance: m.variance as tf.Tensor1D, invStd: tf.rsqrt(tf.add(m.variance, eps)) as tf.Tensor1D };
-  });
+  const [mean, variance, invStd] = run('NadBatchNormStats', [x], { eps }) as tf.Tensor1D[];
+  return { mean, variance, invStd };
 }
-
-const bnRelu = (x: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D =>
-  tf.relu(tf.add(tf.mul(tf.sub(x, bn.mean), tf.mul(bn.gamma, bn.invStd)), bn.beta)) as tf.Tensor4D;
 
 /** conv2d(relu((x - mean) * (gamma * invStd) + beta), filter, 1, 1), the activation made as the kernel reads x. */
 export function conv3x3WinogradBnTrain(x: tf.Tensor4D, filter: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D {
-  if (fusedBnConvTrainApplies(x, filter))
-    return run('NadConv3x3WinogradBn', [x, filter, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
-  return tf.tidy(() => tf.conv2d(bnRelu(x, bn), filter, 1, 'same'));
+  return run('NadConv3x3WinogradBn', [x, filter, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
 }
 
 /** The filter gradient of conv3x3WinogradBnTrain for the output gradient dy, the activation recomputed from x. */
-export function convFilterGradBnTrain(x: tf.Tensor4D, dy: tf.Tensor4D, filter: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D {
-  if (fusedBnConvTrainApplies(x, filter))
-    return run('NadConvFilterGradBn', [x, dy, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
-  return tf.tidy(() => tf.grad((f) => tf.sum(tf.mul(tf.conv2d(bnRelu(x, bn), f as tf.Tensor4D, 1, 'same'), dy)))(filter) as tf.Tensor4D);
+export function convFilterGradBnTrain(x: tf.Tensor4D, dy: tf.Tensor4D, bn: TrainBatchNorm): tf.Tensor4D {
+  return run('NadConvFilterGradBn', [x, dy, bn.mean, bn.invStd, bn.gamma, bn.beta])[0] as tf.Tensor4D;
 }
 
 /**
@@ -377,12 +367,6 @@ export function bnReluBackwardX(
   bn: TrainBatchNorm,
   d: { dMean: tf.Tensor1D; dVar: tf.Tensor1D },
 ): BatchNormGradients {
-  if (fusedTrainKernels()) {
-    const [dx, dGamma, dBeta] = run('NadBnReluBackwardX', [da, x, bn.mean, bn.invStd, bn.gamma, bn.beta, d.dMean, d.dVar]);
-    return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
-  }
-  const y = bnRelu(x, bn);
-  const grads = batchNormBackward(da, x, y, true, { ...bn, ...d });
-  y.dispose();
-  return grads;
+  const [dx, dGamma, dBeta] = run('NadBnReluBackwardX', [da, x, bn.mean, bn.invStd, bn.gamma, bn.beta, d.dMean, d.dVar]);
+  return { dx: dx as tf.Tensor4D, dGamma: dGamma as tf.Tensor1D, dBeta: dBeta as tf.Tensor1D };
 }

@@ -102,7 +102,7 @@ export function bnReluConv3x3Train(x: tf.Tensor4D, p: BatchNormParams, filter: t
         x: () => grads.dx,
         gamma: () => grads.dGamma,
         beta: () => grads.dBeta,
-        filter: () => convFilterGradBnTrain(x4, dy4, f4, bn),
+        filter: () => convFilterGradBnTrain(x4, dy4, bn),
       };
     },
   });
