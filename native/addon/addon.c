@@ -261,8 +261,9 @@ static void conv2d_chunk(const Job* j, int start, int count) {
 static napi_value js_conv2d(napi_env env, napi_callback_info info) {
   double a[MAX_ARGS];
   if (!read_args(env, info, 15, a)) return NULL;
-  if (I(8) % K->vector_width) {
-    napi_throw_range_error(env, NULL, "nad kernels: conv2d needs output channels in multiples of the vector width (convVectorWidth)");
+  if (I(8) % K->vector_width && (I(8) > K->vector_width || I(9) != 1)) {
+    napi_throw_range_error(env, NULL,
+                           "nad kernels: conv2d needs output channels in multiples of the vector width (convVectorWidth), or fewer at stride 1");
     return NULL;
   }
   const int n = I(1);
@@ -368,12 +369,15 @@ static const NadKernels* pick(void) {
 
 static napi_value init(napi_env env, napi_value exports) {
   K = pick();
-  napi_value isa, width;
+  napi_value isa, width, narrow;
   napi_create_string_utf8(env, K->isa, NAPI_AUTO_LENGTH, &isa);
   napi_create_int32(env, K->vector_width, &width);
+  napi_get_boolean(env, 1, &narrow);
   napi_property_descriptor props[] = {
       {"isa", NULL, NULL, NULL, NULL, isa, napi_enumerable, NULL},
       {"convVectorWidth", NULL, NULL, NULL, NULL, width, napi_enumerable, NULL},
+      // conv2d also takes fewer output channels than convVectorWidth at stride 1 (absent in older builds)
+      {"conv2dNarrow", NULL, NULL, NULL, NULL, narrow, napi_enumerable, NULL},
       {"heap", NULL, js_heap, NULL, NULL, NULL, napi_default, NULL},
       {"setThreads", NULL, js_set_threads, NULL, NULL, NULL, napi_default, NULL},
 #define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}

@@ -13,6 +13,7 @@
 #include "../training_ops.c"
 #include "../winograd.c"
 #include "winograd_wide.c"
+#include "conv_narrow.c"
 #include "warp.c"
 #include "kernels.h"
 
@@ -41,7 +42,7 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .winograd_bn_scale = winograd_bn_scale,
     .bn_train_scale = bn_train_scale,
     .conv3x3_winograd = conv3x3_winograd_pre,
-    .conv2d = conv2d_direct,
+    .conv2d = conv2d_any,
     .channel_sum_squares = channel_sum_squares,
     .channel_sum_squares_grad = channel_sum_squares_grad,
     .bn_running_update = bn_running_update,

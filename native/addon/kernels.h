@@ -29,7 +29,7 @@ typedef struct {
   // training mode: scale = gamma * inv_std (inv_std, gamma, ci, scale), for conv3x3_winograd and the filter gradient
   void (*bn_train_scale)(const float*, const float*, int, float*);
   void (*conv3x3_winograd)(const float*, int, int, int, int, const float*, int, float*, const float*, const float*, const float*);
-  // x, n, h, w, ci, filter, kh, kw, co, stride, pad top, pad left, ho, wo, y (co % vector_width == 0)
+  // x, n, h, w, ci, filter, kh, kw, co, stride, pad top, pad left, ho, wo, y (co % vector_width == 0, or co < vector_width at stride 1)
   void (*conv2d)(const float*, int, int, int, int, const float*, int, int, int, int, int, int, int, int, float*);
   // training_ops.c: x, rows, c, out; x, g, rows, c, out; mean, var, batch mean, batch var, c, keep, momentum, unbias, outs
   void (*channel_sum_squares)(const float*, int, int, float*);

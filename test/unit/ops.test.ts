@@ -8,6 +8,7 @@ import '@tensorflow/tfjs-backend-cpu';
 import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/engine/ops';
 import { registerWasmBackend, switchBackend } from '../../src/engine/backend';
 import { sgdUpdate } from '../../src/engine/kernels';
+import { loadNativeAddon } from '../../src/engine/kernels/native-addon';
 import { relaxedSimdActive } from '../../src/engine/kernels/simd';
 import { assertClose, randomValues } from '../fixtures/compare';
 
@@ -69,6 +70,11 @@ const CONV_CASES: ConvCase[] = [
   { n: 2, h: 9, w: 7, ci: 3, co: 8, k: 3, stride: 1, pad: 1 },
   { n: 10, h: 12, w: 12, ci: 3, co: 16, k: 3, stride: 1, pad: 1 },
   { n: 2, h: 6, w: 7, ci: 5, co: 16, k: 3, stride: 1, pad: 1 },
+  // Output channels not a multiple of 8 (the native addon's Winograd rounds them up and copies co out): the input
+  // gradient of an RGB layer (16 -> 3), threaded; its forward (3 -> 3); a 5-channel tail.
+  { n: 10, h: 12, w: 12, ci: 16, co: 3, k: 3, stride: 1, pad: 1 },
+  { n: 2, h: 9, w: 6, ci: 3, co: 3, k: 3, stride: 1, pad: 1 },
+  { n: 3, h: 5, w: 8, ci: 8, co: 13, k: 3, stride: 1, pad: 1 },
 ];
 
 describe('ops', () => {
@@ -119,6 +125,25 @@ describe('ops', () => {
       }
     });
   }
+
+  it("conv2d 16 -> 3 (the RGB layer's input gradient): exactly 0 on a zero neighbourhood, each image as if alone", async () => {
+    // PGD takes the sign of this gradient: a pixel whose gradient is 0 must stay 0 (torch.sign), not become +-1e-9 as
+    // through a Winograd transform, and the attack's batch size must not move any pixel (attack-cl.test.ts).
+    if (KERNELS === 'native') assert.equal(loadNativeAddon().conv2dNarrow, true, 'the addon takes 3 output channels');
+    await tf.setBackend(KERNELS);
+    const [h, w] = [12, 20];
+    const xv = randomValues(5 * h * w * 16, 8).map((v, q) => (Math.floor(q / (w * 16)) % h < 6 ? 0 : v)); // top half zero
+    const fv = randomValues(9 * 16 * 3, 9);
+    const [all, one] = tf.tidy(() => {
+      const x = tf.tensor4d(xv, [5, h, w, 16]);
+      const f = tf.tensor4d(fv, [3, 3, 16, 3]);
+      return [conv2d(x, f, 1, 1).dataSync(), conv2d(tf.slice(x, [3, 0, 0, 0], [1, h, w, 16]), f, 1, 1).dataSync()];
+    });
+    const size = h * w * 3;
+    assert.deepEqual(all.subarray(3 * size, 4 * size), one, 'image 3 alone');
+    for (let img = 0; img < 5; img++)
+      for (let q = 0; q < 5 * w * 3; q++) assert.equal(all[img * size + q], 0, `image ${img} value ${q} (rows 0-4 see only zeros)`);
+  });
 
   it('conv2d skips the input gradient when only the filter needs one', async () => {
     await tf.setBackend(KERNELS);

@@ -1,8 +1,9 @@
 // The native backend's Conv2D: the convolutions our Winograd kernel does not take (strided, 1x1, the
 // 3-colour input layer, the phases of the stride-2 input gradient) by the addon's direct convolution
-// at the CPU's vector width, instead of tfjs-wasm's XNNPACK (128-bit). Cases it does not cover (NCHW,
-// dilation, unequal strides, output channels not a multiple of the vector width, the portable build)
-// run tfjs-wasm's own Conv2D, as on wasm.
+// at the CPU's vector width, instead of tfjs-wasm's XNNPACK (128-bit), and those with fewer output channels
+// than the vector width at stride 1 (the input layer's input gradient, 3 channels out) by its row vectors. Cases it does
+// not cover (NCHW, dilation, unequal strides, other output channel counts, the portable build) run
+// tfjs-wasm's own Conv2D, as on wasm.
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeKernelsOn } from './simd';
 import type { WasmBackendView } from './simd-interfaces';
@@ -44,7 +45,8 @@ export function registerNativeConv2D(): void {
         info.dilationHeight === 1 &&
         info.dilationWidth === 1 &&
         info.strideHeight === info.strideWidth &&
-        info.outChannels % addon.convVectorWidth === 0 &&
+        (info.outChannels % addon.convVectorWidth === 0 ||
+          (info.outChannels < addon.convVectorWidth && info.strideHeight === 1 && addon.conv2dNarrow === true)) &&
         x.dtype === 'float32' &&
         filter.dtype === 'float32';
       if (!direct) return stock.kernelFunc(args);

@@ -154,8 +154,10 @@ export interface NativeKernelAddon extends SharedKernelCalls {
   heap(bytes: Uint8Array): void;
   /** Threads for the convolutions (including the caller); returns how many run. */
   setThreads(n: number): number;
-  /** Output channels conv2d needs in multiples of (16 with AVX-512, 8 with AVX2, 4 portable). */
+  /** Output channels conv2d needs in multiples of (16 with AVX-512, 8 with AVX2, 4 portable), unless conv2dNarrow. */
   readonly convVectorWidth: number;
+  /** conv2d also takes fewer output channels than convVectorWidth at stride 1 (absent in builds before it). */
+  readonly conv2dNarrow?: boolean;
   /** Direct convolution, NHWC x [n, h, w, ci], HWIO filter [kh, kw, ci, co], explicit top/left padding, y [n, ho, wo, co]; threaded. */
   conv2d(
     x: Ptr,
