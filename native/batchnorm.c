@@ -200,3 +200,34 @@ void bn_relu_backward_x(const float* da, const float* x, int m, int c, const flo
   for (int ch = 0; ch < c; ch++) scale[ch] = gamma[ch] * inv_std[ch];
   bn_backward_impl(1, da, x, 0, m, c, 1, mean, inv_std, gamma, scale, beta, dmean, dvar, dx, dgamma, dbeta);
 }
+
+// bn_eval_input_grad (relu) for an evaluation-mode batch norm + ReLU whose output was never stored (conv3x3_winograd
+// with a batch norm made it as it read x: ops/conv.ts's bnReluConv3x3EvalGrad): da, the gradient reaching the
+// activation, times step(v) with v = (x - mean) * scale + beta as bn_eval computes it (scale = gamma / sqrt(var + eps),
+// as bn_eval and winograd_bn_scale have it; 1 above 0, 0 at or below, NaN for NaN, as tf.step), times gscale[c] (the
+// backward's gamma * rsqrt(var + eps), ops/batchnorm.ts's): bn_eval_input_grad's dx without y.
+EXPORT(bn_eval_relu_grad_x)
+void bn_eval_relu_grad_x(const float* da, const float* x, const float* mean, const float* var, const float* gamma, const float* beta,
+                         float eps, const float* gscale, int rows, int c, float* dx) {
+  float scale[c];
+  for (int ch = 0; ch < c; ch++) scale[ch] = gamma[ch] / __builtin_sqrtf(var[ch] + eps);
+  for (long r = 0; r < rows; r++) {
+    const long base = r * c;
+    int ch = 0;
+    for (; ch + 4 <= c; ch += 4) {
+      const long i = base + ch;
+      const v128_t v = wasm_f32x4_add(wasm_f32x4_mul(wasm_f32x4_sub(wasm_v128_load(x + i), wasm_v128_load(mean + ch)), wasm_v128_load(scale + ch)),
+                                      wasm_v128_load(beta + ch));
+      // step(v): 1.0 where v > 0, v itself where it is NaN (v != v), else 0
+      const v128_t s = wasm_v128_or(wasm_v128_and(wasm_f32x4_gt(v, wasm_f32x4_splat(0.f)), wasm_f32x4_splat(1.f)),
+                                    wasm_v128_and(wasm_f32x4_ne(v, v), v));
+      wasm_v128_store(dx + i, wasm_f32x4_mul(wasm_f32x4_mul(wasm_v128_load(da + i), s), wasm_v128_load(gscale + ch)));
+    }
+    for (; ch < c; ch++) {
+      const long i = base + ch;
+      const float v = (x[i] - mean[ch]) * scale[ch] + beta[ch];
+      const float s = v > 0.f ? 1.f : (v != v ? v : 0.f);
+      dx[i] = (da[i] * s) * gscale[ch];
+    }
+  }
+}

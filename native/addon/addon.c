@@ -154,6 +154,7 @@ WRAP(channel_sum_squares, 4, K->channel_sum_squares(P(0), I(1), I(2), P(3)))
 WRAP(channel_sum_squares_grad, 5, K->channel_sum_squares_grad(P(0), P(1), I(2), I(3), P(4)))
 WRAP(bn_running_update, 10, K->bn_running_update(P(0), P(1), P(2), P(3), I(4), F(5), F(6), F(7), P(8), P(9)))
 WRAP(bn_eval_input_grad, 7, K->bn_eval_input_grad(P(0), P(1), P(2), I(3), I(4), I(5), P(6)))
+WRAP(bn_eval_relu_grad_x, 11, K->bn_eval_relu_grad_x(P(0), P(1), P(2), P(3), P(4), P(5), F(6), P(7), I(8), I(9), P(10)))
 WRAP(sign_exact, 3, K->sign_exact(P(0), I(1), P(2)))
 WRAP(bn_stats, 7, K->bn_stats(P(0), I(1), I(2), F(3), P(4), P(5), P(6)))
 WRAP(bn_relu_backward_x, 13,
@@ -383,7 +384,7 @@ static napi_value init(napi_env env, napi_value exports) {
 #define FN(name) {#name, NULL, js_##name, NULL, NULL, NULL, napi_default, NULL}
       FN(bn_forward), FN(bn_eval), FN(bn_backward), FN(swap_batch_channels), FN(batch_to_inner), FN(dilate), FN(flip_filter),
       FN(interleave2), FN(phase_filters3x3), FN(sgd_update), FN(conv3x3_winograd), FN(conv_filter_grad), FN(conv2d), FN(warp),
-      FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update), FN(bn_eval_input_grad), FN(bn_stats),
+      FN(channel_sum_squares), FN(channel_sum_squares_grad), FN(bn_running_update), FN(bn_eval_input_grad), FN(bn_eval_relu_grad_x), FN(bn_stats),
       FN(bn_relu_backward_x), FN(conv3x3_winograd_bn), FN(conv_filter_grad_bn), FN(sign_exact),
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -47,6 +47,7 @@ const NadKernels CAT(nad_kernels_, NAD_ISA) = {
     .channel_sum_squares_grad = channel_sum_squares_grad,
     .bn_running_update = bn_running_update,
     .bn_eval_input_grad = bn_eval_input_grad,
+    .bn_eval_relu_grad_x = bn_eval_relu_grad_x,
     .sign_exact = sign_exact,
     .bn_stats = bn_stats,
     .bn_relu_backward_x = bn_relu_backward_x,

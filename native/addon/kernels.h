@@ -36,6 +36,9 @@ typedef struct {
   void (*channel_sum_squares_grad)(const float*, const float*, int, int, float*);
   void (*bn_running_update)(const float*, const float*, const float*, const float*, int, float, float, float, float*, float*);
   void (*bn_eval_input_grad)(const float*, const float*, const float*, int, int, int, float*);
+  // da, x, mean, var, gamma, beta, eps, gscale, rows, c, dx
+  void (*bn_eval_relu_grad_x)(const float*, const float*, const float*, const float*, const float*, const float*, float, const float*, int,
+                              int, float*);
   // x, n, out
   void (*sign_exact)(const float*, int, float*);
   // batchnorm.c, the fused training path: x, m, c, eps, mean, var, inv_std; da, x, m, c, mean, inv_std, gamma, beta, dmean,

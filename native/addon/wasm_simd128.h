@@ -19,6 +19,8 @@ static inline v128_t wasm_f32x4_mul(v128_t a, v128_t b) { return _mm_mul_ps(a, b
 static inline v128_t wasm_f32x4_max(v128_t a, v128_t b) { return _mm_max_ps(a, b); }
 static inline v128_t wasm_f32x4_gt(v128_t a, v128_t b) { return _mm_cmpgt_ps(a, b); }
 static inline v128_t wasm_v128_and(v128_t a, v128_t b) { return _mm_and_ps(a, b); }
+static inline v128_t wasm_f32x4_ne(v128_t a, v128_t b) { return _mm_cmpneq_ps(a, b); }
+static inline v128_t wasm_v128_or(v128_t a, v128_t b) { return _mm_or_ps(a, b); }
 #define wasm_f32x4_extract_lane(v, i) ((v)[i])
 #else
 typedef float v128_t __attribute__((vector_size(16), aligned(4)));
@@ -40,5 +42,7 @@ static inline v128_t wasm_f32x4_max(v128_t a, v128_t b) {
 }
 static inline v128_t wasm_f32x4_gt(v128_t a, v128_t b) { return (v128_t)(a > b); }
 static inline v128_t wasm_v128_and(v128_t a, v128_t b) { return (v128_t)((nad_i32x4)a & (nad_i32x4)b); }
+static inline v128_t wasm_f32x4_ne(v128_t a, v128_t b) { return (v128_t)(a != b); }
+static inline v128_t wasm_v128_or(v128_t a, v128_t b) { return (v128_t)((nad_i32x4)a | (nad_i32x4)b); }
 #define wasm_f32x4_extract_lane(v, i) ((v)[i])
 #endif

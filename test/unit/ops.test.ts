@@ -5,7 +5,15 @@ import { describe, it, before } from 'node:test';
 import assert from 'node:assert/strict';
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
-import { conv2d, batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval, bnReluConv3x3Eval } from '../../src/engine/ops';
+import {
+  conv2d,
+  batchNormTrain,
+  batchNormEval,
+  batchNormReluTrain,
+  batchNormReluEval,
+  bnReluConv3x3Eval,
+  bnReluConv3x3EvalGrad,
+} from '../../src/engine/ops';
 import { registerWasmBackend, switchBackend } from '../../src/engine/backend';
 import { sgdUpdate } from '../../src/engine/kernels';
 import { loadNativeAddon } from '../../src/engine/kernels/native-addon';
@@ -244,6 +252,49 @@ describe('ops', () => {
       });
       assert.deepEqual(fused, separate, b);
     }
+  });
+
+  it("bnReluConv3x3EvalGrad: the separate ops' values and gradients (x, gamma, beta, running statistics, filter)", async () => {
+    const run = (fused: boolean) => () => {
+      const x = tf.tensor4d(randomValues(3 * 9 * 10 * 8, 31), [3, 9, 10, 8]);
+      const f = tf.tensor4d(randomValues(9 * 8 * 16, 32), [3, 3, 8, 16]);
+      const gamma = tf.tensor1d(randomValues(8, 33).map((v) => v + 1.2));
+      const beta = tf.tensor1d(randomValues(8, 34));
+      const mean = tf.tensor1d(randomValues(8, 35));
+      const variance = tf.tensor1d(randomValues(8, 36).map((v) => v + 1.1));
+      const r = tf.tensor4d(randomValues(3 * 9 * 10 * 16, 37), [3, 9, 10, 16]);
+      const op = (xs: tf.Tensor, g: tf.Tensor, b: tf.Tensor, m: tf.Tensor, v: tf.Tensor, w: tf.Tensor) => {
+        const p = { gamma: g as tf.Tensor1D, beta: b as tf.Tensor1D, eps: 1e-5 };
+        const [x4, m1, v1, w4] = [xs as tf.Tensor4D, m as tf.Tensor1D, v as tf.Tensor1D, w as tf.Tensor4D];
+        return fused ? bnReluConv3x3EvalGrad(x4, p, m1, v1, w4) : conv2d(batchNormReluEval(x4, p, m1, v1), w4, 1, 1);
+      };
+      const inputs = [x, gamma, beta, mean, variance, f];
+      const y = op(x, gamma, beta, mean, variance, f);
+      const grads = tf.grads((...a: tf.Tensor[]) => tf.sum(tf.mul(op(a[0], a[1], a[2], a[3], a[4], a[5]), r)))(inputs);
+      return [y, ...grads];
+    };
+    const expected = await on('cpu', run(false));
+    const names = ['y', 'dx', 'dGamma', 'dBeta', 'dMean', 'dVar', 'dW'];
+    for (const b of BACKENDS) {
+      const got = await on(b, run(true));
+      // The separate ops on the same backend as the yardstick for the per-channel sums (dVar sums 270 products per
+      // channel of the Winograd-rounded gradient, whose cancellations the unfused path has as well).
+      const separate = b === 'cpu' ? expected : await on(b, run(false));
+      names.forEach((name, i) => {
+        assertClose(got[i], expected[i], `${b} ${name}`, b === 'cpu' ? 2e-6 : name === 'dVar' ? 5e-5 : 1e-5);
+        assertClose(got[i], separate[i], `${b} ${name} against the separate ops there`, b === 'cpu' ? 2e-6 : 1e-5);
+      });
+    }
+    // Where ours run, dx took the kernel with the ReLU mask from x (relu(bn(x)) never stored).
+    await tf.setBackend(KERNELS);
+    const x = tf.variable(tf.tensor4d(randomValues(2 * 8 * 8 * 8, 38), [2, 8, 8, 8]));
+    const p = { gamma: tf.ones([8]) as tf.Tensor1D, beta: tf.zeros([8]) as tf.Tensor1D, eps: 1e-5 };
+    const stats = [tf.zeros([8]) as tf.Tensor1D, tf.ones([8]) as tf.Tensor1D] as const;
+    const f = tf.tensor4d(randomValues(9 * 8 * 8, 39), [3, 3, 8, 8]);
+    const prof = await tf.profile(() => tf.grad((a: tf.Tensor) => tf.sum(bnReluConv3x3EvalGrad(a as tf.Tensor4D, p, ...stats, f)))(x));
+    const ran = prof.kernels.map((k) => k.name);
+    tf.dispose([x, p.gamma, p.beta, ...stats, f, prof.result as tf.Tensor]);
+    assert.ok(ran.includes('NadBnEvalReluGradX') && !ran.includes('NadBatchNormEval'), ran.join(', '));
   });
 
   it('gives the same results with the SIMD kernels switched off (NAD_STOCK_KERNELS)', async () => {

@@ -185,13 +185,17 @@ export function convFilterGrad(
  * than direct methods), or undefined where it does not apply and callers use tf.conv2d.
  */
 export function conv3x3Winograd(x: tf.Tensor4D, filter: tf.Tensor4D, bn?: EvalBatchNorm): tf.Tensor4D | undefined {
-  const [kh, kw, ci, co] = filter.shape;
-  // The native addon also takes other input channel counts (an RGB input layer) without a batch norm in front.
-  const anyChannels = tf.getBackend() === 'native' && !bn;
-  if (!simdKernelsActive() || kh !== 3 || kw !== 3 || (ci % 4 !== 0 && !anyChannels) || co % 8 !== 0) return undefined;
-  if (!scratchFits(ci, co)) return undefined;
+  if (!conv3x3WinogradApplies(filter, !!bn)) return undefined;
   if (!bn) return run('NadConv3x3Winograd', [x, filter])[0] as tf.Tensor4D;
   return run('NadConv3x3Winograd', [x, filter, bn.mean, bn.variance, bn.gamma, bn.beta], { eps: bn.eps })[0] as tf.Tensor4D;
+}
+
+/** Whether conv3x3Winograd takes this filter [3, 3, ci, co] (withBn: with an evaluation-mode batch norm in front). */
+export function conv3x3WinogradApplies(filter: tf.Tensor4D, withBn: boolean): boolean {
+  const [kh, kw, ci, co] = filter.shape;
+  // The native addon also takes other input channel counts (an RGB input layer) without a batch norm in front.
+  const anyChannels = tf.getBackend() === 'native' && !withBn;
+  return simdKernelsActive() && kh === 3 && kw === 3 && (ci % 4 === 0 || anyChannels) && co % 8 === 0 && scratchFits(ci, co);
 }
 
 /** An evaluation-mode batch norm (running statistics) followed by ReLU, fused into a convolution's input. */
@@ -309,6 +313,25 @@ export function batchNormEvalInputGrad(dy: tf.Tensor4D, y: tf.Tensor4D, scale: t
     return run('NadBnEvalInputGrad', [dy, y, scale], { relu: relu ? 1 : 0 })[0] as tf.Tensor4D;
   return tf.tidy(() => tf.mul(relu ? tf.mul(dy, tf.step(y)) : dy, scale));
 }
+
+/**
+ * batchNormEvalInputGrad (relu) for a batch norm + ReLU whose output y was never stored: the mask recomputed from x with
+ * the forward's arithmetic (bn's mean, variance, gamma, beta, eps), `scale` the backward's. One kernel where ours run
+ * (undefined elsewhere: the caller recomputes y).
+ */
+export function batchNormEvalReluGradFromX(
+  da: tf.Tensor4D,
+  x: tf.Tensor4D,
+  bn: EvalBatchNorm,
+  scale: tf.Tensor1D,
+): tf.Tensor4D | undefined {
+  if (!batchNormEvalReluGradFromXApplies() || da.dtype !== 'float32') return undefined;
+  return run('NadBnEvalReluGradX', [da, x, bn.mean, bn.variance, bn.gamma, bn.beta, scale], { eps: bn.eps })[0] as tf.Tensor4D;
+}
+
+/** Whether batchNormEvalReluGradFromX's kernel runs here (ours active; on native, an addon that has it). */
+export const batchNormEvalReluGradFromXApplies = (): boolean =>
+  simdKernelsActive() && (tf.getBackend() !== 'native' || !!loadNativeAddon().bn_eval_relu_grad_x);
 
 /** (x > 0) - (x < 0) of a float32 tensor in one kernel where ours run (undefined elsewhere: the caller compares). */
 export function signExact(x: tf.Tensor): tf.Tensor | undefined {

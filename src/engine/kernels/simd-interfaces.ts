@@ -104,6 +104,23 @@ export interface KernelExports {
    * Missing from addons built before it.
    */
   bn_eval_input_grad?(dy: Ptr, y: Ptr, scale: Ptr, rows: number, c: number, relu: number, dx: Ptr): void;
+  /**
+   * bn_eval_input_grad (relu) with the ReLU's mask recomputed from x (the output was never stored): mean, variance,
+   * gamma, beta, eps as the forward's batch norm, gScale the backward's scale. Missing from addons built before it.
+   */
+  bn_eval_relu_grad_x?(
+    da: Ptr,
+    x: Ptr,
+    mean: Ptr,
+    variance: Ptr,
+    gamma: Ptr,
+    beta: Ptr,
+    eps: number,
+    gScale: Ptr,
+    rows: number,
+    c: number,
+    dx: Ptr,
+  ): void;
   /** out = (x > 0) - (x < 0), 0 for NaN (ops/sign.ts's exactSign). Missing from addons built before it. */
   sign_exact?(x: Ptr, n: number, out: Ptr): void;
   // The fused training path (batch norm + ReLU + 3x3 convolution, ops/conv.ts's bnReluConv3x3Train); missing from

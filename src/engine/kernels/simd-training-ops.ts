@@ -49,6 +49,15 @@ export function registerTrainingOps(define: DefineKernel<SharedBody>): void {
       k.bn_eval_input_grad(p(dy), p(y), p(scale), rows(dy), channels(dy), a.relu, p(dx));
     },
   );
+  // inputs da, x, mean, variance, gamma, beta, gScale; attr eps -> dx: NadBnEvalInputGrad (relu) with the mask from x
+  define(
+    'NadBnEvalReluGradX',
+    ([da]) => [da.shape],
+    (k, p, [da, x, mean, v, g, be, gs], [dx], a) => {
+      if (!k.bn_eval_relu_grad_x) throw new Error('NAD kernels: this native addon predates bn_eval_relu_grad_x');
+      k.bn_eval_relu_grad_x(p(da), p(x), p(mean), p(v), p(g), p(be), a.eps, p(gs), rows(da), channels(da), p(dx));
+    },
+  );
   // input x (any shape) -> (x > 0) - (x < 0)
   define(
     'NadSignExact',

@@ -209,10 +209,17 @@ export function differentiableFeatures(model: Model, x: tf.Tensor4D): tf.Tensor2
       const cout = widths[g + 1];
       const stride = j === 0 ? (g === 0 ? 1 : 2) : 1;
       const prefix = `block${g + 1}.layer.${j}`;
-      const a = p.applyBatchNorm(`${prefix}.bn1`, h, false, true);
-      let out = conv2d(a, w(`${prefix}.conv1.weight`), stride, 1);
-      const shortcut = cin === cout ? h : conv2d(a, w(`${prefix}.convShortcut.weight`), stride, 0);
-      out = conv2d(p.applyBatchNorm(`${prefix}.bn2`, out, false, true), w(`${prefix}.conv2.weight`), 1, 1);
+      let out: tf.Tensor4D, shortcut: tf.Tensor4D;
+      if (cin === cout && stride === 1) {
+        // bn1's activation feeds conv1 alone: fused (never stored), as bn2's always is.
+        out = p.bnReluConv3x3Grad(`${prefix}.bn1`, h, w(`${prefix}.conv1.weight`));
+        shortcut = h;
+      } else {
+        const a = p.applyBatchNorm(`${prefix}.bn1`, h, false, true);
+        out = conv2d(a, w(`${prefix}.conv1.weight`), stride, 1);
+        shortcut = cin === cout ? h : conv2d(a, w(`${prefix}.convShortcut.weight`), stride, 0);
+      }
+      out = p.bnReluConv3x3Grad(`${prefix}.bn2`, out, w(`${prefix}.conv2.weight`));
       h = tf.add(out, shortcut);
     }
   }

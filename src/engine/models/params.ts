@@ -11,6 +11,7 @@ import {
   batchNormReluTrain,
   batchNormTrain,
   bnReluConv3x3Eval,
+  bnReluConv3x3EvalGrad,
   bnReluConv3x3Train,
   type BatchNormParams,
 } from '../ops';
@@ -118,6 +119,12 @@ export class ParamSet {
     const { y, mean, variance } = bnReluConv3x3Train(x, p, filter);
     updateRunning(rm, rv, x, mean, variance);
     return y;
+  }
+
+  /** bnReluConv3x3 in evaluation mode with gradients (bnReluConv3x3EvalGrad): models' differentiableFeatures. */
+  bnReluConv3x3Grad(name: string, x: tf.Tensor4D, filter: tf.Tensor4D): tf.Tensor4D {
+    const { p, rm, rv } = this.batchNormParams(name);
+    return bnReluConv3x3EvalGrad(x, p, rm, rv, filter);
   }
 
   private batchNormParams(name: string): { p: BatchNormParams; rm: tf.Variable<tf.Rank.R1>; rv: tf.Variable<tf.Rank.R1> } {

@@ -7,9 +7,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
 import { batchNormReluEval, batchNormReluTrain, type BatchNormParams } from './batchnorm';
 import {
+  batchNormEvalInputGrad,
+  batchNormEvalReluGradFromX,
+  batchNormEvalReluGradFromXApplies,
+  batchNormInference,
   batchNormStats,
   bnReluBackwardX,
   conv3x3Winograd,
+  conv3x3WinogradApplies,
+  type EvalBatchNorm,
   conv3x3WinogradBnTrain,
   convFilterGradBnTrain,
   fusedBnConvTrainApplies,
@@ -59,6 +65,53 @@ export function bnReluConv3x3Eval(
 ): tf.Tensor4D {
   const fused = conv3x3Winograd(x, filter, { mean: runningMean, variance: runningVar, gamma: p.gamma, beta: p.beta, eps: p.eps });
   return fused ?? tf.tidy(() => conv2d(batchNormReluEval(x, p, runningMean, runningVar), filter, 1, 1));
+}
+
+/**
+ * bnReluConv3x3Eval with gradients, for input gradients through frozen models (CL's PGD, Neural Cleanse's trigger,
+ * Trojan's and I-BAU's perturbations: models' differentiableFeatures): forward the same fused kernel, so relu(batch
+ * norm(x)) is never stored; backward the convolution's input gradient, then the batch norm's with the ReLU mask
+ * recomputed from x (NadBnEvalReluGradX). Gradients to gamma, beta, the running statistics and the filter recompute
+ * the activation with plain ops, only when asked for. Where the kernels do not apply (or NAD_FUSED_EVAL_GRAD=0):
+ * batchNormReluEval, then conv2d.
+ */
+export function bnReluConv3x3EvalGrad(
+  x: tf.Tensor4D,
+  p: BatchNormParams,
+  runningMean: tf.Tensor1D,
+  runningVar: tf.Tensor1D,
+  filter: tf.Tensor4D,
+): tf.Tensor4D {
+  const fused = process.env.NAD_FUSED_EVAL_GRAD !== '0'; // 0: the separate ops, to measure
+  if (!fused || !conv3x3WinogradApplies(filter, true) || !batchNormEvalReluGradFromXApplies() || x.dtype !== 'float32')
+    return conv2d(batchNormReluEval(x, p, runningMean, runningVar), filter, 1, 1);
+  const { gamma, beta, eps } = p;
+  const [y] = runDifferentiable({
+    inputs: { x, gamma, beta, runningMean, runningVar, filter },
+    forward: (save) => {
+      save([x, filter, gamma, beta, runningMean, runningVar]);
+      return [conv3x3Winograd(x, filter, { mean: runningMean, variance: runningVar, gamma, beta, eps }) as tf.Tensor4D];
+    },
+    backward: ([dy], [xs, fs, g, b, mean, variance]) => {
+      const [x4, dy4] = [xs as tf.Tensor4D, dy as tf.Tensor4D];
+      const bn = { mean, variance, gamma: g, beta: b, eps } as EvalBatchNorm;
+      // As ops/batchnorm.ts's evaluation-mode backward, with da (the gradient reaching the activation) for dy.
+      const da = conv2dInputGrad(dy4, fs as tf.Tensor4D, x4.shape, 1, 1);
+      const invStd = tf.rsqrt(tf.add(variance, eps));
+      const scale = tf.mul(g, invStd) as tf.Tensor1D;
+      const act = () => batchNormInference(x4, bn.mean, bn.variance, bn.gamma, bn.beta, eps, true);
+      const masked = () => tf.mul(da, tf.step(act()));
+      return {
+        x: () => batchNormEvalReluGradFromX(da, x4, bn, scale) ?? batchNormEvalInputGrad(da, act(), scale, true),
+        gamma: () => tf.sum(tf.mul(masked(), tf.mul(tf.sub(x4, mean), invStd)), [0, 1, 2]),
+        beta: () => tf.sum(masked(), [0, 1, 2]),
+        runningMean: () => tf.neg(tf.mul(tf.sum(masked(), [0, 1, 2]), scale)),
+        runningVar: () => tf.mul(tf.sum(tf.mul(masked(), tf.sub(x4, mean)), [0, 1, 2]), tf.mul(g, tf.mul(tf.pow(invStd, 3), -0.5))),
+        filter: () => conv2dFilterGrad(act(), dy4, 3, 3, 1, 1),
+      };
+    },
+  });
+  return y as tf.Tensor4D;
 }
 
 /** bnReluConv3x3Train's outputs: the convolution, and the batch's statistics (for the running ones). */

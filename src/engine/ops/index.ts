@@ -4,7 +4,7 @@
 // The models' other ops (relu, add, matMul, ...) need tfjs's stock gradients registered.
 import '@tensorflow/tfjs-core/dist/register_all_gradients';
 
-export { conv2d, bnReluConv3x3Eval, bnReluConv3x3Train } from './conv';
+export { conv2d, bnReluConv3x3Eval, bnReluConv3x3EvalGrad, bnReluConv3x3Train } from './conv';
 export type { BnReluConvTrainResult } from './conv';
 export { exactSign } from './sign';
 export { batchNormTrain, batchNormEval, batchNormReluTrain, batchNormReluEval } from './batchnorm';
