@@ -1,9 +1,9 @@
 // The native backend's Conv2D: the convolutions our Winograd kernel does not take (strided, 1x1, the
 // 3-colour input layer, the phases of the stride-2 input gradient) by the addon's direct convolution
-// at the CPU's vector width, instead of tfjs-wasm's XNNPACK (128-bit), and those with fewer output channels
-// than the vector width at stride 1 (the input layer's input gradient, 3 channels out) by its row vectors. Cases it does
-// not cover (NCHW, dilation, unequal strides, other output channel counts, the portable build) run
-// tfjs-wasm's own Conv2D, as on wasm.
+// at the CPU's vector width, instead of tfjs-wasm's XNNPACK (128-bit), and those with fewer output
+// channels than the vector width at stride 1 (the input layer's input gradient, 3 channels out) by its
+// row vectors (conv_narrow.c). Cases it does not cover (NCHW, dilation, unequal strides, other output
+// channel counts, the portable build) run tfjs-wasm's own Conv2D, as on wasm.
 import * as tf from '@tensorflow/tfjs-core';
 import { nativeKernelsOn } from './simd';
 import type { WasmBackendView } from './simd-interfaces';
