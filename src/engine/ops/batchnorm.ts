@@ -57,6 +57,27 @@ export function batchNormReluTrain(x: tf.Tensor4D, p: BatchNormParams): BatchNor
   return train(x, p, true);
 }
 
+/**
+ * The parameter gradients of an evaluation-mode batch norm (+ ReLU): `masked` makes the gradient reaching its output,
+ * ReLU-masked (each thunk makes its own: tfjs runs each in a tidy), for x, the saved input, and the running mean and
+ * variance; invStd = rsqrt(variance + eps), scale = gamma * invStd.
+ */
+export function evalBatchNormParamGrads(
+  masked: () => tf.Tensor,
+  x: tf.Tensor,
+  mean: tf.Tensor,
+  gamma: tf.Tensor,
+  invStd: tf.Tensor,
+  scale: tf.Tensor,
+): Record<'gamma' | 'beta' | 'runningMean' | 'runningVar', () => tf.Tensor> {
+  return {
+    gamma: () => tf.sum(tf.mul(masked(), tf.mul(tf.sub(x, mean), invStd)), [0, 1, 2]),
+    beta: () => tf.sum(masked(), [0, 1, 2]),
+    runningMean: () => tf.neg(tf.mul(tf.sum(masked(), [0, 1, 2]), scale)),
+    runningVar: () => tf.mul(tf.sum(tf.mul(masked(), tf.sub(x, mean)), [0, 1, 2]), tf.mul(gamma, tf.mul(tf.pow(invStd, 3), -0.5))),
+  };
+}
+
 function evaluate(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, runningVar: tf.Tensor1D, relu: boolean): tf.Tensor4D {
   const { gamma, beta, eps } = p;
   const [y] = runDifferentiable({
@@ -76,10 +97,7 @@ function evaluate(x: tf.Tensor4D, p: BatchNormParams, runningMean: tf.Tensor1D, 
       const scale = tf.mul(g0, invStd) as tf.Tensor1D;
       return {
         x: () => batchNormEvalInputGrad(dy as tf.Tensor4D, ys as tf.Tensor4D, scale, relu),
-        gamma: () => tf.sum(tf.mul(masked(), tf.mul(tf.sub(xs, mean), invStd)), [0, 1, 2]),
-        beta: () => tf.sum(masked(), [0, 1, 2]),
-        runningMean: () => tf.neg(tf.mul(tf.sum(masked(), [0, 1, 2]), scale)),
-        runningVar: () => tf.mul(tf.sum(tf.mul(masked(), tf.sub(xs, mean)), [0, 1, 2]), tf.mul(g0, tf.mul(tf.pow(invStd, 3), -0.5))),
+        ...evalBatchNormParamGrads(masked, xs, mean, g0, invStd, scale),
       };
     },
   });

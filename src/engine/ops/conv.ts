@@ -5,9 +5,8 @@
 // and tensorflow the same rewrites run with stock kernels; tests check all against tfjs's gradients.
 import * as tf from '@tensorflow/tfjs-core';
 import { runDifferentiable } from './differentiable';
-import { batchNormReluEval, batchNormReluTrain, type BatchNormParams } from './batchnorm';
+import { batchNormReluEval, batchNormReluTrain, evalBatchNormParamGrads, type BatchNormParams } from './batchnorm';
 import {
-  batchNormEvalInputGrad,
   batchNormEvalReluGradFromX,
   batchNormEvalReluGradFromXApplies,
   batchNormInference,
@@ -100,13 +99,10 @@ export function bnReluConv3x3EvalGrad(
       const invStd = tf.rsqrt(tf.add(variance, eps));
       const scale = tf.mul(g, invStd) as tf.Tensor1D;
       const act = () => batchNormInference(x4, bn.mean, bn.variance, bn.gamma, bn.beta, eps, true);
-      const masked = () => tf.mul(da, tf.step(act()));
       return {
-        x: () => batchNormEvalReluGradFromX(da, x4, bn, scale) ?? batchNormEvalInputGrad(da, act(), scale, true),
-        gamma: () => tf.sum(tf.mul(masked(), tf.mul(tf.sub(x4, mean), invStd)), [0, 1, 2]),
-        beta: () => tf.sum(masked(), [0, 1, 2]),
-        runningMean: () => tf.neg(tf.mul(tf.sum(masked(), [0, 1, 2]), scale)),
-        runningVar: () => tf.mul(tf.sum(tf.mul(masked(), tf.sub(x4, mean)), [0, 1, 2]), tf.mul(g, tf.mul(tf.pow(invStd, 3), -0.5))),
+        // The kernel applies here (checked above, float32), so it returns the gradient.
+        x: () => batchNormEvalReluGradFromX(da, x4, bn, scale) as tf.Tensor4D,
+        ...evalBatchNormParamGrads(() => tf.mul(da, tf.step(act())), x4, mean, g, invStd, scale),
         filter: () => conv2dFilterGrad(act(), dy4, 3, 3, 1, 1),
       };
     },
